@@ -1,0 +1,169 @@
+"""The database tables: the ledger that makes faxd crash-safe.
+
+Each row exists *before* the remote side effect it guards (STYLE.md §6): an
+``InboundFax`` row before ``getfax``, its ``Delivery`` rows before any action
+and before ``delfax``, an ``OutboundJob`` in state ``submitting`` before
+``sendfax``.  After a crash the daemon reads these rows and resumes.
+
+Times we make are aware UTC (:class:`UTCDateTime`); times FAXAGE reports
+(``recvdate``, ``starttime``, ``sendtime``) are kept as the naive wall-clock
+values FAXAGE wrote, because the documents do not say which zone they are in.
+The schema is created by Alembic (``alembic/versions``), never by
+``create_all`` outside tests.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from faxd.store.states import DeliveryState, FaxState, JobState
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as naive UTC; returns them aware again."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("UTCDateTime needs an aware datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class InboundFax(Base):
+    """One fax received on the FAXAGE account, from listing to deletion."""
+
+    __tablename__ = "inbound_faxes"
+    __table_args__ = (UniqueConstraint("account", "recvid", name="uq_inbound_account_recvid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account: Mapped[str] = mapped_column(String(200))  # "username@company"
+    recvid: Mapped[int] = mapped_column(Integer)
+    recvdate: Mapped[datetime] = mapped_column(DateTime)  # FAXAGE wall clock
+    starttime: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    cid: Mapped[str] = mapped_column(String(40), default="")  # normalised; "" = unavailable
+    dnis: Mapped[str] = mapped_column(String(40), default="")  # normalised, 10 digits
+    server_filename: Mapped[str | None] = mapped_column(String(255), nullable=True)  # sanitised
+    pagecount: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    state: Mapped[str] = mapped_column(String(20), default=FaxState.LISTED.value, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    route: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+    spool_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    kind: Mapped[str | None] = mapped_column(String(8), nullable=True)  # "pdf" | "tiff"
+    size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    listed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, onupdate=_now)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    deliveries: Mapped[list[Delivery]] = relationship(
+        back_populates="fax", order_by="Delivery.action_index", cascade="all, delete-orphan"
+    )
+
+
+class Delivery(Base):
+    """One action of a fax's route; its success is recorded on its own."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("fax_id", "route", "action_index", name="uq_delivery_fax_route_action"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fax_id: Mapped[int] = mapped_column(ForeignKey("inbound_faxes.id"), index=True)
+    route: Mapped[str] = mapped_column(String(200))
+    action_index: Mapped[int] = mapped_column(Integer)
+    action_type: Mapped[str] = mapped_column(String(20))  # folder | print | email | command
+    target: Mapped[str] = mapped_column(Text, default="")  # path / printer / addresses / argv
+    state: Mapped[str] = mapped_column(String(20), default=DeliveryState.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)  # lp job id, SMTP answer, path
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    fax: Mapped[InboundFax] = relationship(back_populates="deliveries")
+
+
+class PollCursor(Base):
+    """Where inbound polling stands for one account."""
+
+    __tablename__ = "poll_cursor"
+
+    account: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_recvid: Mapped[int] = mapped_column(Integer, default=0)
+    last_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_poll_outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_sweep_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    paused_reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # set on ERR02
+
+
+class OutboundJob(Base):
+    """One file dropped in the outbox (or given to `faxd send`), sent as one fax."""
+
+    __tablename__ = "outbound_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[str] = mapped_column(String(20), default=JobState.QUEUED.value, index=True)
+    faxno: Mapped[str] = mapped_column(String(20))
+    recipname: Mapped[str] = mapped_column(String(64), default="")
+    source_name: Mapped[str] = mapped_column(Text)  # file name as the user dropped it
+    source_relpath: Mapped[str] = mapped_column(Text, default="")  # relative to hot folder
+    spool_path: Mapped[str] = mapped_column(Text)  # where the file waits while in flight
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, onupdate=_now)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    resends: Mapped[int] = mapped_column(Integer, default=0)  # resends after a lost answer
+
+    faxage_jobid: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    shortstatus: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    longstatus: Mapped[str | None] = mapped_column(Text, nullable=True)
+    commid: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    pages: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    xmitpages: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    xmittime: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    csid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    final_path: Mapped[str | None] = mapped_column(Text, nullable=True)  # in sent/ or failed/
+    cleared: Mapped[int] = mapped_column(Integer, default=0)  # 1 once `clear` succeeded

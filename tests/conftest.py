@@ -1,0 +1,121 @@
+"""Fixtures shared by the whole suite: real servers on loopback and a real database.
+
+- ``sim``: the FAXAGE simulator (a real HTTP server on 127.0.0.1, random port).
+- ``client``: a :class:`faxd.faxage.client.FaxageClient` pointed at ``sim``, with short
+  timeouts and no sleeping between retries.
+- ``smtp_server``: an aiosmtpd server on loopback that keeps every message it accepts.
+- ``db``: a SQLite file in a temp dir, migrated to head with Alembic.
+
+Fixtures that only one area needs live in that area's ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from faxd.redact import forget_secrets
+
+SIM_USER = "acme"
+SIM_COMPANY = "12345"
+SIM_PASSWORD = "s3cr3t-Pa55word-x9"
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_secrets() -> Iterator[None]:
+    yield
+    forget_secrets()
+
+
+@pytest.fixture
+def sim() -> Iterator[Any]:
+    from faxd.sim import FaxageSimulator
+
+    with FaxageSimulator(SIM_USER, SIM_COMPANY, SIM_PASSWORD) as server:
+        yield server
+
+
+@pytest.fixture
+def client(sim: Any) -> Iterator[Any]:
+    from faxd.faxage.client import FaxageClient
+
+    c = FaxageClient(
+        SIM_USER,
+        SIM_COMPANY,
+        SIM_PASSWORD,
+        base_url=sim.base_url,
+        timeout=2.0,
+        retries=3,
+        backoff=0.0,
+        sleep=lambda _s: None,
+    )
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@dataclass
+class SmtpCapture:
+    """What the loopback SMTP server received."""
+
+    host: str
+    port: int
+    messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)
+    controller: Any = None
+
+    def parsed(self) -> list[Message]:
+        return [message_from_bytes(raw) for _from, _to, raw in self.messages]
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        capture = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                capture.messages.append(
+                    (envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
+                )
+                return "250 2.0.0 Ok: queued as FAXD%d" % len(capture.messages)
+
+        self.controller = Controller(Handler(), hostname=self.host, port=self.port)
+        self.controller.start()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpCapture]:
+    capture = SmtpCapture("127.0.0.1", free_port())
+    capture.start()
+    try:
+        yield capture
+    finally:
+        capture.stop()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Any:
+    from faxd.store.db import Database
+
+    database = Database(f"sqlite:///{tmp_path / 'faxd.db'}")
+    database.upgrade()
+    yield database
+    database.engine.dispose()
