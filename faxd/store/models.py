@@ -8,7 +8,7 @@ and before ``delfax``, an ``OutboundJob`` in state ``submitting`` before
 Times we make are aware UTC (:class:`UTCDateTime`); times FAXAGE reports
 (``recvdate``, ``starttime``, ``sendtime``) are kept as the naive wall-clock
 values FAXAGE wrote, because the documents do not say which zone they are in.
-The schema is created by Alembic (``alembic/versions``), never by
+The schema is created by Alembic (``faxd/store/migrations/versions``), never by
 ``create_all`` outside tests.
 """
 

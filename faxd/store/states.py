@@ -104,6 +104,6 @@ def advance(row: _HasState, new: S) -> None:
     else:
         current = JobState(row.state)
         table = JOB_TRANSITIONS
-    if current != new and new not in table[current]:  # type: ignore[index,operator]
+    if current != new and new not in table[current]:  # type: ignore[index]
         raise IllegalTransition(f"{type(row).__name__}: {current.value} -> {new.value}")
     row.state = new.value

@@ -1,0 +1,1 @@
+../faxd/store/migrations/script.py.mako
