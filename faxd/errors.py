@@ -65,9 +65,15 @@ class ProviderError(FaxdError):
 
 
 class TransientError(ProviderError):
-    """A fault that may clear by itself; retry with backoff."""
+    """A fault that may clear by itself; retry with backoff.
+
+    ``sent`` is False only when the request certainly never reached the server
+    (the connection was refused or never established), which is the one case in
+    which a ``sendfax`` may be posted again without reconciling first.
+    """
 
     transient = True
+    sent: bool = True
 
 
 class DownloadError(TransientError):

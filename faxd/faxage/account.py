@@ -1,0 +1,110 @@
+"""FAXAGE's account operations: the numbers on the account, CDRs, provisioning.
+
+Inbound and outbound fax flows never call these; ``faxd faxage ...`` does.
+They are a mixin of :class:`faxd.faxage.client.FaxageClient` so the client
+module keeps to the fax operations and its retry policy, while callers still
+see one client with one method per FAXAGE operation.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from faxd.errors import PermanentError
+from faxd.faxage import wire
+from faxd.faxage.records import CdrRecord, NpaNxx
+from faxd.phone import normalize_number
+
+__all__ = ["FAX_PATH", "AccountOperations", "Timestamp", "normalize_did"]
+
+FAX_PATH = "httpsfax.php"
+CDR_PATH = "getcdr.php"
+PROVISION_PATH = "provision.php"
+
+Timestamp = datetime | str | None
+
+
+def normalize_did(did: str, operation: str) -> str:
+    """``did`` as the 10 digits FAXAGE wants, or a PermanentError saying how to write it."""
+    try:
+        return normalize_number(did)
+    except ValueError as exc:
+        raise PermanentError(str(exc), operation=operation) from None
+
+
+class AccountOperations:
+    """disabledid, enabledid, portable, listlines, getcdr and provision.php."""
+
+    def _text(
+        self, operation: str, fields: dict[str, wire.FormValue], *, path: str = FAX_PATH
+    ) -> str:
+        """POST ``fields`` for ``operation`` and return the answer (the client implements it)."""
+        raise NotImplementedError
+
+    def disabledid(self, did: str) -> None:
+        """Busy out ``did`` so no fax can come in on it."""
+        number = normalize_did(did, "disabledid")
+        wire.parse_disabled(self._text("disabledid", {"didnumber": number}), number)
+
+    def enabledid(self, did: str) -> None:
+        """Let faxes come in on ``did`` again."""
+        number = normalize_did(did, "enabledid")
+        wire.parse_enabled(self._text("enabledid", {"didnumber": number}), number)
+
+    def portable(self, did: str) -> bool:
+        """Whether ``did`` lies in a rate center FAXAGE serves."""
+        number = normalize_did(did, "portable")
+        return wire.parse_portable(self._text("portable", {"didnumber": number}))
+
+    def listlines(self) -> list[str]:
+        """The numbers on this account."""
+        return wire.parse_number_list(self._text("listlines", {}), "listlines")
+
+    def getcdr(
+        self,
+        *,
+        begin: Timestamp = None,
+        end: Timestamp = None,
+        nuidgt: int | None = None,
+        nuidshow: bool = False,
+        didnumber: str | None = None,
+    ) -> list[CdrRecord]:
+        """Call detail records between ``begin`` and ``end``, or after ``nuidgt``."""
+        if nuidgt is None and (begin is None or end is None):
+            raise PermanentError(
+                "getcdr needs both begin and end, or nuidgt (FAXAGE returns nothing otherwise)",
+                operation="getcdr",
+            )
+        fields: dict[str, wire.FormValue] = {
+            "begin": begin,
+            "end": end,
+            "nuidshow": nuidshow,
+            "nuidgt": nuidgt,
+            "didnumber": normalize_did(didnumber, "getcdr") if didnumber else None,
+        }
+        return wire.parse_cdr(self._text("getcdr", fields, path=CDR_PATH), nuidshow=nuidshow)
+
+    def listac(self) -> list[str]:
+        """Area codes with numbers available to provision."""
+        return wire.parse_listac(self._text("listac", {}, path=PROVISION_PATH))
+
+    def listnpanxx(self, ac: str | None = None) -> list[NpaNxx]:
+        """Localities (NPANXX) with numbers available, optionally in area code ``ac``."""
+        return wire.parse_listnpanxx(self._text("listnpanxx", {"ac": ac}, path=PROVISION_PATH))
+
+    def listdids(self, ac: str | None = None, npanxx: str | None = None) -> list[str]:
+        """Numbers available to provision (``npanxx`` wins over ``ac``)."""
+        text = self._text("listdids", {"ac": ac, "npanxx": npanxx}, path=PROVISION_PATH)
+        return wire.parse_number_list(text, "listdids")
+
+    def provdid(self, did: str) -> None:
+        """Add ``did`` to this account."""
+        number = normalize_did(did, "provdid")
+        text = self._text("provdid", {"didnumber": number}, path=PROVISION_PATH)
+        wire.parse_provisioned(text, number)
+
+    def deprovdid(self, did: str) -> None:
+        """Remove ``did`` from this account."""
+        number = normalize_did(did, "deprovdid")
+        text = self._text("deprovdid", {"didnumber": number}, path=PROVISION_PATH)
+        wire.parse_deprovisioned(text, number)

@@ -1,0 +1,427 @@
+"""One method per FAXAGE operation, with the retry policy around them.
+
+The rest of faxd talks to FAXAGE only through :class:`FaxageClient`.  Each
+method builds the documented POST fields (:func:`faxd.faxage.wire.build_form`),
+sends them through a transport (:mod:`faxd.faxage.transport`) and parses the
+answer into records (:mod:`faxd.faxage.wire`).  Transient faults are retried
+with exponential backoff and jitter; permanent ones are raised at once.
+
+``sendfax`` is the exception to the retry rule (DESIGN invariant 5): it is
+posted again only when the previous POST certainly never left this machine.
+Any other doubt becomes :class:`~faxd.errors.OutcomeUnknownError`, and the
+caller reconciles with ``status`` instead of risking a second fax.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+import structlog
+
+from faxd.errors import OutcomeUnknownError, PermanentError, ProviderError
+from faxd.faxage import wire
+from faxd.faxage.account import (
+    CDR_PATH,
+    FAX_PATH,
+    AccountOperations,
+    Timestamp,
+    normalize_did,
+)
+from faxd.faxage.records import DownloadResult, ListfaxResult, StatusRecord
+from faxd.faxage.transport import Form, RequestsTransport, Transport, was_sent
+from faxd.phone import normalize_number
+from faxd.redact import register_secret
+
+__all__ = ["FaxFile", "FaxageClient"]
+
+log = structlog.get_logger(__name__)
+
+_T = TypeVar("_T")
+_jitter_source = random.SystemRandom()
+
+
+@dataclass(frozen=True)
+class FaxFile:
+    """A file to fax: a name FAXAGE reads the type from, and its content.
+
+    ``FaxFile(name, path)`` reads ``path`` when the fax is sent;
+    ``FaxFile.from_bytes(name, data)`` carries the bytes itself.
+    """
+
+    name: str
+    path: Path | None = None
+    data: bytes | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if (self.path is None) == (self.data is None):
+            raise ValueError("FaxFile needs exactly one of path or data")
+
+    @classmethod
+    def from_bytes(cls, name: str, data: bytes) -> FaxFile:
+        """A file whose content is already in memory."""
+        return cls(name=name, data=data)
+
+    def read(self) -> bytes:
+        """The file's bytes (read from disk now if it has a path)."""
+        if self.data is not None:
+            return self.data
+        assert self.path is not None
+        return self.path.read_bytes()
+
+
+class FaxageClient(AccountOperations):
+    """A FAXAGE account: ``username`` at ``company``, reached at ``base_url``."""
+
+    def __init__(
+        self,
+        username: str,
+        company: str,
+        password: str,
+        *,
+        base_url: str = "https://api.faxage.com",
+        timeout: float = 60.0,
+        transport: Transport | None = None,
+        retries: int = 3,
+        backoff: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        register_secret(password)
+        self.username = username
+        self.company = company
+        self.base_url = base_url
+        self.retries = max(0, retries)
+        self.backoff = backoff
+        self._password = password
+        self._sleep = sleep
+        self.transport: Transport = transport or RequestsTransport(base_url, timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"FaxageClient({self.username!r}, {self.company!r}, base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self.transport.close()
+
+    def __enter__(self) -> FaxageClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _form(self, operation: str | None, fields: dict[str, wire.FormValue]) -> Form:
+        base: dict[str, wire.FormValue] = {
+            "username": self.username,
+            "company": self.company,
+            "password": self._password,
+        }
+        if operation is not None:
+            base["operation"] = operation
+        return wire.build_form({**base, **fields})
+
+    def _delay(self, attempt: int) -> float:
+        """Exponential backoff with full-range jitter: base * 2^attempt * [0.5, 1.5)."""
+        return float(self.backoff * 2.0**attempt * (0.5 + _jitter_source.random()))
+
+    def _retrying(self, operation: str, call: Callable[[], _T]) -> _T:
+        attempt = 0
+        while True:
+            try:
+                return call()
+            except ProviderError as exc:
+                if not exc.transient or attempt >= self.retries:
+                    raise
+                delay = self._delay(attempt)
+                log.warning(
+                    "faxage.retry",
+                    operation=operation,
+                    attempt=attempt + 1,
+                    error=type(exc).__name__,
+                    code=exc.code,
+                    detail=exc.message,
+                    delay=round(delay, 2),
+                )
+                self._sleep(delay)
+                attempt += 1
+
+    def _text(
+        self, operation: str, fields: dict[str, wire.FormValue], *, path: str = FAX_PATH
+    ) -> str:
+        """POST ``fields`` with the credentials, retrying transient faults; the answer."""
+        form = self._form(None if path == CDR_PATH else operation, fields)
+        return self._retrying(
+            operation, lambda: self.transport.post_text(path, form, operation=operation)
+        )
+
+    def _download(
+        self,
+        operation: str,
+        fields: dict[str, wire.FormValue],
+        dest: Path,
+        expect: tuple[str, ...],
+    ) -> DownloadResult:
+        form = self._form(operation, fields)
+        result = self._retrying(
+            operation,
+            lambda: self.transport.download(
+                FAX_PATH, form, dest, operation=operation, expect=expect
+            ),
+        )
+        log.info(
+            "faxage.downloaded",
+            operation=operation,
+            size=result.size,
+            kind=result.kind,
+            sha256=result.sha256,
+        )
+        return result
+
+    # ------------------------------------------------------------------ sending
+
+    def sendfax(
+        self,
+        faxno: str,
+        recipname: str,
+        files: Sequence[FaxFile],
+        *,
+        tagname: str | None = None,
+        tagnumber: str | None = None,
+        em_notify: bool = False,
+        url_notify: str | None = None,
+        resolution: int | None = None,
+        contrastalgo: int | None = None,
+        priority: str | None = None,
+    ) -> int:
+        """Send ``files`` (standard mode, base64) to ``faxno``; return the job id."""
+        if not files:
+            raise PermanentError("no files given to fax", operation="sendfax")
+        for item in files:
+            ext = item.name.rsplit(".", 1)[-1].lower() if "." in item.name else ""
+            if ext not in wire.SEND_EXTENSIONS:
+                raise PermanentError(
+                    f"{item.name!r}: FAXAGE cannot fax .{ext or '(none)'} files; use one of "
+                    + ", ".join(sorted(wire.SEND_EXTENSIONS)),
+                    operation="sendfax",
+                )
+        fields = self._send_head(faxno, recipname)
+        fields["faxfilenames"] = [item.name for item in files]
+        fields["faxfiledata"] = [base64.b64encode(item.read()).decode("ascii") for item in files]
+        fields.update(
+            _send_options(
+                tagname, tagnumber, em_notify, url_notify, resolution, contrastalgo, priority
+            )
+        )
+        return self._post_sendfax(fields)
+
+    def sendfax_urls(
+        self,
+        faxno: str,
+        recipname: str,
+        urls: Sequence[str],
+        *,
+        url_types: Sequence[str] | None = None,
+        async_: bool = False,
+        tagname: str | None = None,
+        tagnumber: str | None = None,
+        em_notify: bool = False,
+        url_notify: str | None = None,
+        resolution: int | None = None,
+        contrastalgo: int | None = None,
+        priority: str | None = None,
+    ) -> int:
+        """Have FAXAGE fetch ``urls`` and fax them (URL mode); return the job id.
+
+        One URL is sent as ``faxurl``, several as ``faxurls[]`` (with
+        ``faxurltypes[]`` when given, one extension per URL).
+        """
+        if not urls:
+            raise PermanentError("no URLs given to fax", operation="sendfax")
+        if url_types is not None and len(url_types) != len(urls):
+            raise PermanentError(
+                f"{len(url_types)} url_types for {len(urls)} URLs; give one type per URL",
+                operation="sendfax",
+            )
+        fields = self._send_head(faxno, recipname)
+        if len(urls) == 1 and url_types is None:
+            fields["faxurl"] = urls[0]
+        else:
+            fields["faxurls"] = list(urls)
+            fields["faxurltypes"] = list(url_types) if url_types is not None else None
+        fields["async"] = async_
+        fields.update(
+            _send_options(
+                tagname, tagnumber, em_notify, url_notify, resolution, contrastalgo, priority
+            )
+        )
+        return self._post_sendfax(fields)
+
+    @staticmethod
+    def _send_head(faxno: str, recipname: str) -> dict[str, wire.FormValue]:
+        try:
+            number = normalize_number(faxno)
+        except ValueError as exc:
+            raise PermanentError(str(exc), operation="sendfax") from None
+        return {"recipname": recipname[:32], "faxno": number}
+
+    def _post_sendfax(self, fields: dict[str, wire.FormValue]) -> int:
+        """POST once; again only if the POST certainly never left (or FAXAGE said ERR01)."""
+        form = self._form("sendfax", fields)
+        attempt = 0
+        while True:
+            try:
+                text = self.transport.post_text(FAX_PATH, form, operation="sendfax")
+                jobid = wire.parse_jobid(text)
+            except ProviderError as exc:
+                unsent = exc.transient and (not was_sent(exc) or exc.code == "ERR01")
+                if unsent and attempt < self.retries:
+                    delay = self._delay(attempt)
+                    log.warning(
+                        "faxage.sendfax_retry",
+                        attempt=attempt + 1,
+                        detail=exc.message,
+                        delay=round(delay, 2),
+                    )
+                    self._sleep(delay)
+                    attempt += 1
+                    continue
+                if exc.transient and exc.code is None and was_sent(exc):
+                    raise OutcomeUnknownError(
+                        f"{exc.message}; the fax may or may not have been queued, "
+                        "faxd reconciles with status before sending again",
+                        operation="sendfax",
+                    ) from exc
+                raise
+            log.info("faxage.sent", job_id=jobid, faxno=fields.get("faxno"))
+            return jobid
+
+    def status(
+        self,
+        jobids: Sequence[int] | None = None,
+        *,
+        pagecount: bool = True,
+        csid: bool = True,
+        xmitpages: bool = True,
+        showlogin: bool = False,
+        useronly: bool = False,
+        extqueue: bool = False,
+        begin: Timestamp = None,
+        end: Timestamp = None,
+    ) -> list[StatusRecord]:
+        """Status of the given jobs (all jobs when ``None``); ``[]`` when there are none."""
+        if jobids is not None and len(jobids) == 0:
+            return []
+        fields: dict[str, wire.FormValue] = {}
+        if jobids is not None and len(jobids) == 1:
+            fields["jobid"] = int(jobids[0])
+        elif jobids is not None:
+            fields["jobids"] = [int(j) for j in jobids]
+        fields.update(
+            pagecount=pagecount,
+            useronly=useronly,
+            extqueue=extqueue,
+            csid=csid,
+            showlogin=showlogin,
+            xmitpages=xmitpages,
+            begin=begin,
+            end=end,
+        )
+        text = self._text("status", fields)
+        result = wire.parse_status_result(
+            text, csid=csid, showlogin=showlogin, xmitpages=xmitpages, pagecount=pagecount
+        )
+        for bad in result.malformed:
+            log.warning(
+                "faxage.status_line_unreadable", lineno=bad.lineno, reason=bad.reason, line=bad.text
+            )
+        return list(result.records)
+
+    def dlstatus(self, jobid: int, dest: Path, *, viewtype: str = "pdf") -> DownloadResult:
+        """Download the image of a sent fax as ``viewtype`` (``pdf`` or ``tiff``)."""
+        kind = "tiff" if viewtype in ("tif", "tiff") else "pdf"
+        return self._download("dlstatus", {"jobid": jobid, "viewtype": kind}, dest, (kind,))
+
+    def dltrans(self, jobid: int, dest: Path) -> DownloadResult:
+        """Download the transmittal page (always a PDF) of a sent fax."""
+        return self._download("dltrans", {"jobid": jobid}, dest, ("pdf",))
+
+    def clear(self, jobid: int) -> None:
+        """Delete the status record of a finished job."""
+        wire.parse_cleared(self._text("clear", {"jobid": jobid}), jobid)
+
+    def stopfax(self, jobid: int) -> None:
+        """Cancel a job that is still queued."""
+        wire.parse_stopped(self._text("stopfax", {"jobid": jobid}), jobid)
+
+    # ------------------------------------------------------------------ receiving
+
+    def listfax(
+        self,
+        *,
+        idgt: int | None = None,
+        idasc: bool = True,
+        begin: Timestamp = None,
+        useronly: bool = False,
+        didnumber: str | None = None,
+    ) -> ListfaxResult:
+        """Faxes waiting on FAXAGE (with the fixed column set starttime, filename, pagecount)."""
+        fields: dict[str, wire.FormValue] = {
+            "useronly": useronly,
+            "idasc": idasc,
+            "filename": True,
+            "starttime": True,
+            "begin": begin,
+            "idgt": idgt,
+            "pagecount": True,
+            "didnumber": normalize_did(didnumber, "listfax") if didnumber else None,
+        }
+        text = self._text("listfax", fields)
+        return wire.parse_listfax(text, starttime=True, filename=True, pagecount=True)
+
+    def getfax(self, recvid: int, dest: Path) -> DownloadResult:
+        """Download received fax ``recvid`` to ``dest`` (verified, fsync'd)."""
+        return self._download("getfax", {"faxid": recvid}, dest, ("pdf", "tiff"))
+
+    def delfax(self, recvid: int) -> None:
+        """Delete received fax ``recvid`` on FAXAGE."""
+        wire.parse_deleted(self._text("delfax", {"faxid": recvid}), recvid)
+
+
+def _send_options(
+    tagname: str | None,
+    tagnumber: str | None,
+    em_notify: bool,
+    url_notify: str | None,
+    resolution: int | None,
+    contrastalgo: int | None,
+    priority: str | None,
+) -> dict[str, wire.FormValue]:
+    if priority is not None and priority not in ("high", "low"):
+        raise PermanentError(f"priority {priority!r} must be 'high' or 'low'", operation="sendfax")
+    if resolution is not None and resolution not in (1, 2):
+        raise PermanentError(
+            f"resolution {resolution!r} must be 1 (fine) or 2 (hyperfine)", operation="sendfax"
+        )
+    if contrastalgo is not None and contrastalgo not in (1, 2):
+        raise PermanentError(f"contrastalgo {contrastalgo!r} must be 1 or 2", operation="sendfax")
+    return {
+        "tagname": tagname,
+        "tagnumber": tagnumber[:14] if tagnumber else None,
+        "em_notify": em_notify,
+        "url_notify": url_notify,
+        "resolution": resolution,
+        "contrastalgo": contrastalgo,
+        "priority": priority,
+    }

@@ -1,0 +1,378 @@
+"""HTTP to FAXAGE and nothing else: POST a form, get text or a verified file.
+
+This is the only module that sees ``requests``: its exceptions and HTTP status
+codes become :mod:`faxd.errors` classes in one function,
+:func:`map_request_errors`, so retry logic elsewhere reads types, not messages.
+Downloads stream to disk in chunks and are checked (no ``ERRnn:`` body, length
+equal to Content-Length, PDF/TIFF magic, sha256, fsync) before anyone trusts
+them; a download that fails any check leaves no file behind.
+
+Each thread gets its own pooled ``requests.Session`` (sessions are not
+documented as thread-safe), all closed together by :meth:`close`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator
+from pathlib import Path
+from typing import Protocol
+
+import requests
+import structlog
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from faxd.errors import DownloadError, PermanentError, ProviderError, TransientError
+from faxd.faxage import wire
+from faxd.faxage.records import DownloadResult
+from faxd.redact import summarize_body
+
+__all__ = [
+    "DownloadResult",
+    "RequestsTransport",
+    "Transport",
+    "map_request_errors",
+    "mark_unsent",
+    "was_sent",
+]
+
+log = structlog.get_logger(__name__)
+
+Form = list[tuple[str, str]]
+
+_CHUNK = 64 * 1024
+_ERROR_PEEK = 64 * 1024  # how much of an ERR body a download reads to report it
+USER_AGENT = "faxd/0.1 (+https://github.com/faxd)"
+
+
+class Transport(Protocol):
+    """What :class:`faxd.faxage.client.FaxageClient` needs from HTTP (tests pass fakes)."""
+
+    def post_text(self, path: str, form: Form, *, operation: str) -> str: ...
+
+    def download(
+        self,
+        path: str,
+        form: Form,
+        dest: Path,
+        *,
+        operation: str,
+        expect: Collection[str] = ("pdf", "tiff"),
+    ) -> DownloadResult: ...
+
+    def close(self) -> None: ...
+
+
+def mark_unsent(exc: TransientError) -> TransientError:
+    """Mark ``exc`` as raised before any byte of the request left this machine."""
+    exc.sent = False
+    return exc
+
+
+def was_sent(exc: BaseException) -> bool:
+    """Whether the request behind ``exc`` may have reached the server (default: yes)."""
+    return not isinstance(exc, TransientError) or exc.sent
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """True when urllib3 failed to open the connection, so nothing was sent."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, NewConnectionError)
+
+
+def _status_error(response: requests.Response, operation: str) -> ProviderError:
+    status = response.status_code
+    body = summarize_body(response.content[:2048], limit=120)
+    detail = f"HTTP {status} from {response.url}" + (f": {body!r}" if body else "")
+    if status >= 500 or status in (408, 425, 429):
+        return TransientError(
+            f"{detail}; FAXAGE is having trouble, faxd retries later", operation=operation
+        )
+    if 300 <= status < 400:
+        where = response.headers.get("Location", "?")
+        return PermanentError(
+            f"{detail} redirects to {where}; set base_url in [faxage] to the final address",
+            operation=operation,
+        )
+    return PermanentError(
+        f"{detail}; check base_url in [faxage] (FAXAGE answers every request with 200)",
+        operation=operation,
+    )
+
+
+@contextlib.contextmanager
+def map_request_errors(operation: str) -> Iterator[None]:
+    """Turn ``requests`` exceptions and non-200 statuses into :mod:`faxd.errors`.
+
+    The one place that knows ``requests``.  Inside the block, a non-200 answer
+    is signalled by raising ``requests.HTTPError`` with the response attached.
+    A connection that was never opened (refused, connect timeout, DNS) becomes
+    a :class:`TransientError` marked unsent (see :func:`was_sent`), which is
+    the only fault after which a sendfax may be posted again.
+    """
+    try:
+        yield
+    except requests.HTTPError as exc:
+        if exc.response is None:
+            raise TransientError(f"HTTP error: {exc}", operation=operation) from None
+        raise _status_error(exc.response, operation) from None
+    except (
+        requests.exceptions.InvalidURL,
+        requests.exceptions.MissingSchema,
+        requests.exceptions.InvalidSchema,
+    ) as exc:
+        raise PermanentError(
+            f"bad FAXAGE address ({exc}); fix base_url in [faxage]", operation=operation
+        ) from None
+    except requests.exceptions.SSLError as exc:
+        raise mark_unsent(
+            TransientError(
+                f"TLS handshake with FAXAGE failed ({type(exc).__name__}); check the system "
+                "clock and CA certificates",
+                operation=operation,
+            )
+        ) from None
+    except requests.ConnectionError as exc:
+        if _never_connected(exc):
+            raise mark_unsent(
+                TransientError(
+                    f"could not connect to FAXAGE ({type(exc).__name__}); check the network, "
+                    "faxd retries later",
+                    operation=operation,
+                )
+            ) from None
+        raise TransientError(
+            f"connection to FAXAGE broke after the request was sent ({type(exc).__name__})",
+            operation=operation,
+        ) from None
+    except requests.Timeout as exc:
+        raise TransientError(
+            f"FAXAGE did not answer in time ({type(exc).__name__})", operation=operation
+        ) from None
+    except requests.RequestException as exc:
+        raise TransientError(
+            f"talking to FAXAGE failed ({type(exc).__name__})", operation=operation
+        ) from None
+
+
+class RequestsTransport:
+    """POSTs to ``base_url/<path>`` with one pooled session per thread."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        download_deadline: float = 900.0,
+        pool_size: int = 4,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.connect_timeout = min(connect_timeout, timeout)
+        self.download_deadline = download_deadline
+        self.pool_size = pool_size
+        self._monotonic = monotonic
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"RequestsTransport({self.base_url!r})"
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.pool_size, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.headers["User-Agent"] = USER_AGENT
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def _url(self, path: str) -> str:
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def post_text(self, path: str, form: Form, *, operation: str) -> str:
+        """POST ``form`` and return the answer text; ``ERRnn:`` answers raise."""
+        with map_request_errors(operation):
+            response = self._session().post(
+                self._url(path),
+                data=form,
+                timeout=(self.connect_timeout, self.timeout),
+                allow_redirects=False,
+            )
+            if response.status_code != 200:
+                raise requests.HTTPError(response=response)
+            content = response.content
+        try:
+            text = content.decode("utf-8")
+        except UnicodeDecodeError:
+            text = content.decode("latin-1")
+        wire.raise_for_error(text, operation)
+        return text
+
+    def download(
+        self,
+        path: str,
+        form: Form,
+        dest: Path,
+        *,
+        operation: str,
+        expect: Collection[str] = ("pdf", "tiff"),
+    ) -> DownloadResult:
+        """Stream a binary answer to ``dest`` and verify it; no file is left on failure."""
+        deadline = self._monotonic() + self.download_deadline
+        try:
+            with map_request_errors(operation):
+                response = self._session().post(
+                    self._url(path),
+                    data=form,
+                    stream=True,
+                    allow_redirects=False,
+                    timeout=(self.connect_timeout, self.timeout),
+                    headers={"Accept-Encoding": "identity"},
+                )
+            try:
+                return self._receive(response, dest, operation, expect, deadline)
+            finally:
+                response.close()
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
+
+    def _receive(
+        self,
+        response: requests.Response,
+        dest: Path,
+        operation: str,
+        expect: Collection[str],
+        deadline: float,
+    ) -> DownloadResult:
+        with map_request_errors(operation):
+            if response.status_code != 200:
+                # Keep only a bounded excerpt of an error page for the message.
+                response._content = response.raw.read(2048, decode_content=True)
+                raise requests.HTTPError(response=response)
+        chunks = self._chunks(response, operation, deadline)
+        head = b""
+        for chunk in chunks:
+            head += chunk
+            if len(head) >= 8:
+                break
+        if wire.error_code(head) is not None:
+            while len(head) < _ERROR_PEEK:
+                chunk = next(chunks, b"")
+                if not chunk:
+                    break
+                head += chunk
+            wire.raise_for_error(head[:_ERROR_PEEK], operation)
+        kind = wire.sniff_kind(head)
+        if kind is None or kind not in expect:
+            raise DownloadError(
+                f"answer is not a {' or '.join(k.upper() for k in sorted(expect))} file "
+                f"(starts {summarize_body(head[:16], limit=40)!r}, "
+                f"Content-Type {response.headers.get('Content-Type', '?')})",
+                operation=operation,
+            )
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with open(dest, "wb") as out:
+                for chunk in _prepend(head, chunks):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as exc:
+            raise DownloadError(
+                f"could not write {dest} ({exc.strerror or exc}); check the spool directory",
+                operation=operation,
+            ) from None
+        self._check_length(response, size, operation)
+        _fsync_dir(dest.parent)
+        return DownloadResult(
+            path=dest,
+            size=size,
+            sha256=digest.hexdigest(),
+            kind=kind,
+            server_filename=wire.filename_from_content_disposition(
+                response.headers.get("Content-Disposition")
+            ),
+        )
+
+    def _chunks(
+        self, response: requests.Response, operation: str, deadline: float
+    ) -> Iterator[bytes]:
+        """The body in chunks; a broken stream or the overall deadline is a DownloadError."""
+        try:
+            with map_request_errors(operation):
+                for chunk in response.iter_content(_CHUNK):
+                    if self._monotonic() > deadline:
+                        raise DownloadError(
+                            f"download took longer than {self.download_deadline:.0f} s; "
+                            "faxd retries later",
+                            operation=operation,
+                        )
+                    if chunk:
+                        yield chunk
+        except DownloadError:
+            raise
+        except TransientError as exc:
+            raise DownloadError(f"body broke off: {exc.message}", operation=operation) from None
+
+    @staticmethod
+    def _check_length(response: requests.Response, size: int, operation: str) -> None:
+        declared = response.headers.get("Content-Length")
+        if declared is None:
+            return
+        encoding = response.headers.get("Content-Encoding", "identity").lower()
+        received = size if encoding in ("", "identity") else int(response.raw.tell())
+        if not declared.strip().isdigit() or int(declared) != received:
+            raise DownloadError(
+                f"received {received} bytes but Content-Length said {declared[:20]}; "
+                "faxd retries later",
+                operation=operation,
+            )
+
+    def close(self) -> None:
+        """Close every thread's session and its pooled connections."""
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+        self._local = threading.local()
+
+
+def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if head:
+        yield head
+    yield from rest
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the new directory entry durable (best effort where unsupported)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

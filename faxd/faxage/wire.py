@@ -1,0 +1,485 @@
+"""FAXAGE's wire format: form fields out, answer text in. Pure, no I/O.
+
+FAXAGE answers every request with HTTP 200 and a short text body: a record per
+line with tab- (or comma-) separated fields, a one-word success (``Deleted``,
+``Enabled``), or an error of the form ``ERRnn: reason``.  This module is the
+only place in faxd that reads that text, so that the quirks (columns that
+shift with the flags sent, empty fields that are real fields, ``ERR11`` that
+means "nothing", ``ERR08`` that echoes the password back) are handled once and
+tested against the documents' own examples without a server.
+
+Errors: :func:`raise_for_error` turns an ``ERRnn:`` answer into the class from
+:mod:`faxd.errors` that :data:`ERROR_KINDS` (and, where one endpoint gives a
+code another meaning, :data:`OPERATION_ERROR_KINDS`) names for it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+
+from faxd.errors import (
+    AuthError,
+    NotFoundError,
+    OutcomeUnknownError,
+    PermanentError,
+    ProviderError,
+    TransientError,
+)
+from faxd.faxage.fields import (
+    int_field,
+    numbered_lines,
+    optional_int_field,
+    tab_records,
+    timestamp_field,
+)
+from faxd.faxage.files import (
+    SEND_EXTENSIONS,
+    filename_from_content_disposition,
+    safe_filename,
+    sniff_kind,
+)
+from faxd.faxage.records import (
+    CdrRecord,
+    ListfaxRecord,
+    ListfaxResult,
+    MalformedLine,
+    NpaNxx,
+    StatusRecord,
+    StatusResult,
+)
+from faxd.phone import normalize_caller_id, normalize_number
+from faxd.redact import summarize_body
+
+__all__ = [
+    "ERROR_KINDS",
+    "OPERATION_ERROR_KINDS",
+    "SEND_EXTENSIONS",
+    "CdrRecord",
+    "ListfaxRecord",
+    "ListfaxResult",
+    "MalformedLine",
+    "NpaNxx",
+    "StatusRecord",
+    "StatusResult",
+    "build_form",
+    "error_code",
+    "filename_from_content_disposition",
+    "format_timestamp",
+    "parse_cdr",
+    "parse_cleared",
+    "parse_deleted",
+    "parse_deprovisioned",
+    "parse_disabled",
+    "parse_enabled",
+    "parse_jobid",
+    "parse_listac",
+    "parse_listfax",
+    "parse_listnpanxx",
+    "parse_number_list",
+    "parse_portable",
+    "parse_provisioned",
+    "parse_status",
+    "parse_status_result",
+    "parse_stopped",
+    "raise_for_error",
+    "safe_filename",
+    "sniff_kind",
+]
+
+# --------------------------------------------------------------------------- errors
+
+#: What each ``ERRnn`` code means on ``httpsfax.php`` (the common case).
+ERROR_KINDS: dict[str, type[ProviderError]] = {
+    "ERR01": TransientError,  # database connection failed
+    "ERR02": AuthError,  # login incorrect
+    "ERR03": PermanentError,  # sendfax: no files to fax
+    "ERR04": PermanentError,  # sendfax: fax number invalid
+    "ERR05": PermanentError,  # sendfax: number blocked
+    "ERR06": NotFoundError,  # job id not found (dlstatus, dltrans)
+    "ERR07": NotFoundError,  # clear: job not found or still pending
+    "ERR08": PermanentError,  # unknown operation or bad POST (echoes the POST)
+    "ERR11": PermanentError,  # listfax: nothing to list (an empty result there)
+    "ERR12": NotFoundError,  # getfax: fax id not found
+    "ERR13": TransientError,  # getfax: file could not be opened
+    "ERR14": NotFoundError,  # delfax: fax id not found
+    "ERR15": TransientError,  # sendfax: job not inserted (see the override)
+    "ERR16": PermanentError,  # invalid DID number
+    "ERR17": NotFoundError,  # DID not found or not yours
+    "ERR18": PermanentError,  # stopfax: no jobid
+    "ERR19": NotFoundError,  # stopfax: job not found
+    "ERR20": PermanentError,  # stopfax: not in queue
+    "ERR21": PermanentError,  # stopfax: not on the fax server
+    "ERR22": PermanentError,  # stopfax: in transmission
+    "ERR23": PermanentError,  # stopfax: failed to stop
+    "ERR24": TransientError,  # dlstatus/dltrans: not yet converted
+    "ERR25": PermanentError,  # dlstatus/dltrans: file does not exist
+}
+
+#: Where an operation gives a code another meaning.  ``None`` means the code is
+#: an empty answer there, not an error.
+OPERATION_ERROR_KINDS: dict[tuple[str, str], type[ProviderError] | None] = {
+    ("listfax", "ERR11"): None,  # no incoming faxes
+    ("status", "ERR06"): None,  # no jobs to display
+    # A job that "was not properly inserted" may still exist: reconcile, never resend.
+    ("sendfax", "ERR15"): OutcomeUnknownError,
+    # provision.php numbers its errors on its own.
+    ("listac", "ERR03"): PermanentError,  # unknown operation
+    ("listnpanxx", "ERR03"): PermanentError,
+    ("listdids", "ERR03"): PermanentError,
+    ("provdid", "ERR03"): PermanentError,
+    ("deprovdid", "ERR03"): PermanentError,
+    ("provdid", "ERR04"): PermanentError,  # invalid DID number
+    ("deprovdid", "ERR04"): PermanentError,
+    ("provdid", "ERR05"): PermanentError,  # DID not available
+    ("deprovdid", "ERR05"): NotFoundError,  # DID not on your account
+}
+
+#: What a person can do about each kind of error.
+_HINTS: dict[type[ProviderError], str] = {
+    AuthError: "check username, company and password in the [faxage] section of the config, "
+    "and that the FAXAGE account is not disabled",
+    TransientError: "FAXAGE reported an internal fault; faxd retries later",
+    NotFoundError: "the fax, job or number is not (or no longer) on the FAXAGE account",
+    PermanentError: "retrying the same request cannot help; check the values sent",
+    OutcomeUnknownError: "the fax may or may not have been queued; faxd reconciles with status",
+}
+
+_ERR = re.compile(rb"\A\s*(ERR\d{2})\b")
+
+
+def error_code(body: str | bytes) -> str | None:
+    """The ``ERRnn`` code an answer starts with, or ``None``."""
+    head = body[:64].encode("latin-1", "replace") if isinstance(body, str) else body[:64]
+    match = _ERR.match(head)
+    return match.group(1).decode("ascii") if match else None
+
+
+def raise_for_error(body: str | bytes, operation: str) -> None:
+    """Raise the :mod:`faxd.errors` class for an ``ERRnn:`` answer.
+
+    Returns quietly for any other answer, and for a code that ``operation``
+    uses to say "nothing" (``ERR11`` from listfax, ``ERR06`` from status).
+    The message carries the redacted, truncated body and what to do.
+    """
+    code = error_code(body)
+    if code is None:
+        return
+    kind: type[ProviderError] | None
+    if (operation, code) in OPERATION_ERROR_KINDS:
+        kind = OPERATION_ERROR_KINDS[(operation, code)]
+        if kind is None:
+            return
+    else:
+        kind = ERROR_KINDS.get(code, PermanentError)
+    hint = next(text for cls, text in _HINTS.items() if issubclass(kind, cls))
+    if code not in ERROR_KINDS:
+        hint = f"{code} is not in the FAXAGE documents; {hint}"
+    message = f"FAXAGE answered {summarize_body(body)!r}; {hint}"
+    raise kind(message, operation=operation, code=code)
+
+
+def _is_empty_answer(text: str, operation: str) -> bool:
+    code = error_code(text)
+    return code is not None and OPERATION_ERROR_KINDS.get((operation, code), 0) is None
+
+
+# --------------------------------------------------------------------------- form
+
+FormValue = str | int | bool | datetime | date | Sequence[str | int] | None
+
+
+def format_timestamp(value: datetime | date | str) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` as FAXAGE wants it (a string passes through)."""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.strftime("%Y-%m-%d 00:00:00")
+    return value
+
+
+def build_form(
+    fields: Mapping[str, FormValue] | Iterable[tuple[str, FormValue]],
+) -> list[tuple[str, str]]:
+    """POST fields as ordered pairs for ``requests``' ``data=``.
+
+    ``None`` and ``False`` are dropped (FAXAGE flags mean "set" by being
+    present), ``True`` becomes ``"1"``, a list becomes ``name[]`` repeated,
+    timestamps are formatted.  ``requests`` form-encodes the pairs, so a
+    base64 ``+`` arrives as ``+``.
+    """
+    items = fields.items() if isinstance(fields, Mapping) else fields
+    form: list[tuple[str, str]] = []
+    for name, value in items:
+        if value is None or value is False:
+            continue
+        if value is True:
+            form.append((name, "1"))
+        elif isinstance(value, datetime | date):
+            form.append((name, format_timestamp(value)))
+        elif isinstance(value, str | int):
+            form.append((name, str(value)))
+        else:
+            key = name if name.endswith("[]") else f"{name}[]"
+            form.extend((key, str(item)) for item in value)
+    return form
+
+
+# --------------------------------------------------------------------------- listfax
+
+
+def parse_listfax(text: str, *, starttime: bool, filename: bool, pagecount: bool) -> ListfaxResult:
+    """Parse a listfax answer; ``ERR11`` is empty and a bad line is reported, not fatal.
+
+    Layout (2009 document, pagecount from 2014):
+    ``<recvid><tab><recvdate>(<tab><starttime>)<tab><CID><tab><DNIS>(<tab><filename>)(<tab><pagecount>)``
+    """
+    raise_for_error(text, "listfax")
+    if _is_empty_answer(text, "listfax"):
+        return ListfaxResult(records=(), malformed=())
+    records, malformed = tab_records(
+        text,
+        4 + starttime + filename + pagecount,
+        lambda fields: _listfax_record(fields, starttime, filename, pagecount),
+    )
+    return ListfaxResult(records=records, malformed=malformed)
+
+
+def _listfax_record(
+    fields: list[str], starttime: bool, filename: bool, pagecount: bool
+) -> ListfaxRecord:
+    values = iter(fields)
+    recvid = int_field(next(values), "recvid")
+    recvdate = timestamp_field(next(values), "recvdate")
+    if recvdate is None:
+        raise ValueError("recvdate is empty")
+    start = timestamp_field(next(values), "starttime") if starttime else None
+    cid = normalize_caller_id(next(values))
+    dnis = normalize_caller_id(next(values))
+    name = safe_filename(next(values)) if filename else None
+    pages = optional_int_field(next(values), "pagecount") if pagecount else None
+    return ListfaxRecord(recvid, recvdate, start, cid, dnis, name, pages)
+
+
+# --------------------------------------------------------------------------- status
+
+
+def parse_status_result(
+    text: str, *, csid: bool, showlogin: bool, xmitpages: bool, pagecount: bool
+) -> StatusResult:
+    """Parse a status answer keeping the lines that could not be read.
+
+    Layout: ``<jobid><tab><commid><tab><destname><tab><destnum><tab><shortstatus>
+    <tab><longstatus><tab><sendtime><tab><completetime><tab><xmittime>`` then, each
+    only when its flag was sent, csid, login, xmitpages, and pagecount last.
+    ``ERR06`` (no jobs) is empty.
+    """
+    raise_for_error(text, "status")
+    if _is_empty_answer(text, "status"):
+        return StatusResult(records=(), malformed=())
+    records, malformed = tab_records(
+        text,
+        9 + csid + showlogin + xmitpages + pagecount,
+        lambda fields: _status_record(fields, csid, showlogin, xmitpages, pagecount),
+    )
+    return StatusResult(records=records, malformed=malformed)
+
+
+def parse_status(
+    text: str, *, csid: bool, showlogin: bool, xmitpages: bool, pagecount: bool
+) -> list[StatusRecord]:
+    """The status records of an answer (unreadable lines are left out; ``ERR06`` is ``[]``)."""
+    result = parse_status_result(
+        text, csid=csid, showlogin=showlogin, xmitpages=xmitpages, pagecount=pagecount
+    )
+    return list(result.records)
+
+
+def _status_record(
+    fields: list[str], csid: bool, showlogin: bool, xmitpages: bool, pagecount: bool
+) -> StatusRecord:
+    jobid, commid, destname, destnum, short, long_, sent, done, xmittime, *rest = fields
+    extra = iter(rest)
+    return StatusRecord(
+        jobid=int_field(jobid, "jobid"),
+        commid=commid.strip(),
+        destname=destname,
+        destnum=normalize_caller_id(destnum),
+        shortstatus=short.strip().lower(),
+        longstatus=long_,
+        sendtime=timestamp_field(sent, "sendtime"),
+        completetime=timestamp_field(done, "completetime"),
+        xmittime=xmittime.strip(),
+        csid=next(extra) if csid else None,
+        login=next(extra) if showlogin else None,
+        xmitpages=optional_int_field(next(extra), "xmitpages") if xmitpages else None,
+        pagecount=optional_int_field(next(extra), "pagecount") if pagecount else None,
+    )
+
+
+# --------------------------------------------------------------------------- one-liners
+
+
+def _one_line(text: str, operation: str) -> str:
+    raise_for_error(text, operation)
+    return text.strip()
+
+
+def _unexpected(text: str, operation: str, wanted: str) -> TransientError:
+    return TransientError(
+        f"unexpected answer {summarize_body(text, limit=120)!r} (wanted {wanted}); "
+        "faxd retries later — if this persists the FAXAGE API may have changed",
+        operation=operation,
+    )
+
+
+def parse_jobid(text: str) -> int:
+    """The job id of a sendfax answer ``JOBID: n``.
+
+    Anything else that is not an ``ERRnn`` answer leaves the outcome unknown:
+    the job may exist, so the caller must reconcile rather than resend.
+    """
+    line = _one_line(text, "sendfax")
+    match = re.fullmatch(r"JOBID:\s*(\d+)", line)
+    if not match:
+        raise OutcomeUnknownError(
+            f"answer without a JOBID: {summarize_body(text, limit=120)!r}; "
+            "the fax may or may not have been queued, faxd reconciles with status",
+            operation="sendfax",
+        )
+    return int(match.group(1))
+
+
+def _parse_ack(text: str, operation: str, word: str, ident: int | str | None) -> None:
+    """Accept ``<word>``, ``<id> <word>`` or ``<word> <id>`` (2009 and 2014 forms)."""
+    line = _one_line(text, operation)
+    match = re.fullmatch(
+        rf"(?:(?P<before>\S+)\s+)?{word}(?:\s+(?P<after>\S+))?", line, flags=re.IGNORECASE
+    )
+    if not match:
+        raise _unexpected(text, operation, f"'{word}'")
+    echoed = match.group("before") or match.group("after")
+    if ident is not None and echoed is not None and echoed != str(ident):
+        raise _unexpected(text, operation, f"'{word}' for {ident}")
+
+
+def parse_deleted(text: str, faxid: int | None = None) -> None:
+    """Check a delfax answer: ``<faxid> Deleted`` (or just ``Deleted``)."""
+    _parse_ack(text, "delfax", "Deleted", faxid)
+
+
+def parse_cleared(text: str, jobid: int | None = None) -> None:
+    """Check a clear answer: ``<jobid> cleared``."""
+    _parse_ack(text, "clear", "cleared", jobid)
+
+
+def parse_stopped(text: str, jobid: int | None = None) -> None:
+    """Check a stopfax answer: ``<jobid> stopped``."""
+    _parse_ack(text, "stopfax", "stopped", jobid)
+
+
+def parse_enabled(text: str, did: str | None = None) -> None:
+    """Check an enabledid answer: ``Enabled <didnumber>`` (or just ``Enabled``)."""
+    _parse_ack(text, "enabledid", "Enabled", did)
+
+
+def parse_disabled(text: str, did: str | None = None) -> None:
+    """Check a disabledid answer: ``Disabled <didnumber>`` (or just ``Disabled``)."""
+    _parse_ack(text, "disabledid", "Disabled", did)
+
+
+def parse_provisioned(text: str, did: str | None = None) -> None:
+    """Check a provdid answer: ``<didnumber> provisioned``."""
+    _parse_ack(text, "provdid", "provisioned", did)
+
+
+def parse_deprovisioned(text: str, did: str | None = None) -> None:
+    """Check a deprovdid answer: ``<didnumber> deprovisioned``."""
+    _parse_ack(text, "deprovdid", "deprovisioned", did)
+
+
+def parse_portable(text: str) -> bool:
+    """A portable answer: ``1`` portable, ``0`` not."""
+    line = _one_line(text, "portable")
+    if line not in ("0", "1"):
+        raise _unexpected(text, "portable", "'0' or '1'")
+    return line == "1"
+
+
+# --------------------------------------------------------------------------- lists
+
+
+def parse_number_list(text: str, operation: str = "listlines") -> list[str]:
+    """Newline-separated 10-digit numbers (listlines, listdids), normalised."""
+    raise_for_error(text, operation)
+    numbers: list[str] = []
+    for lineno, line in numbered_lines(text):
+        try:
+            numbers.append(normalize_number(line))
+        except ValueError:
+            raise PermanentError(
+                f"line {lineno} {summarize_body(line, limit=60)!r} is not a phone number",
+                operation=operation,
+            ) from None
+    return numbers
+
+
+def parse_listac(text: str) -> list[str]:
+    """Newline-separated area codes with numbers available."""
+    raise_for_error(text, "listac")
+    codes = [line.strip() for _lineno, line in numbered_lines(text)]
+    bad = [code for code in codes if not (len(code) == 3 and code.isdigit())]
+    if bad:
+        raise PermanentError(
+            f"{summarize_body(bad[0], limit=40)!r} is not an area code", operation="listac"
+        )
+    return codes
+
+
+def parse_listnpanxx(text: str) -> list[NpaNxx]:
+    """``<npanxx><tab><rcname><tab><rcstate>`` lines; empty when nothing is available."""
+    raise_for_error(text, "listnpanxx")
+    found: list[NpaNxx] = []
+    for lineno, line in numbered_lines(text):
+        fields = line.split("\t")
+        if len(fields) != 3 or not (len(fields[0]) == 6 and fields[0].isdigit()):
+            raise PermanentError(
+                f"line {lineno} {summarize_body(line, limit=60)!r} is not "
+                "<npanxx><tab><rcname><tab><rcstate>",
+                operation="listnpanxx",
+            )
+        found.append(NpaNxx(fields[0], fields[1], fields[2]))
+    return found
+
+
+def parse_cdr(text: str, *, nuidshow: bool) -> list[CdrRecord]:
+    """``[nuid,]calldate,direction,src,dst,duration`` lines from getcdr.php."""
+    raise_for_error(text, "getcdr")
+    expected = 5 + nuidshow
+    records: list[CdrRecord] = []
+    for lineno, line in numbered_lines(text):
+        fields = line.split(",")
+        try:
+            if len(fields) != expected:
+                raise ValueError(f"expected {expected} comma-separated fields, got {len(fields)}")
+            nuid = int_field(fields.pop(0), "nuid") if nuidshow else None
+            calldate, direction, src, dst, duration = fields
+            when = timestamp_field(calldate, "calldate")
+            if when is None:
+                raise ValueError("calldate is empty")
+            records.append(
+                CdrRecord(
+                    calldate=when,
+                    direction=direction.strip().upper(),
+                    src=normalize_caller_id(src),
+                    dst=normalize_caller_id(dst),
+                    duration=int_field(duration, "duration"),
+                    nuid=nuid,
+                )
+            )
+        except ValueError as exc:
+            raise PermanentError(
+                f"line {lineno} {summarize_body(line, limit=80)!r}: {exc}", operation="getcdr"
+            ) from None
+    return records
