@@ -1,0 +1,294 @@
+"""Turn the TOML config file into a :class:`~faxd.config.model.Config`, or say what is wrong.
+
+Everything the daemon and the CLI do starts here, so the loader is strict: an
+unknown key is an error (a typo must not silently fall back to a default), and
+all problems are collected and raised together as one
+:class:`~faxd.errors.ConfigError` whose ``problems`` each name file and key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+
+from faxd.config.model import (
+    Config,
+    DatabaseSettings,
+    FaxageSettings,
+    InboundSettings,
+    OutboundSettings,
+    SmtpSettings,
+)
+from faxd.config.reader import Problems, Table, suggest
+from faxd.config.routes import read_routes
+from faxd.config.secrets import FAXAGE_PASSWORD, SMTP_PASSWORD, resolve_password
+from faxd.errors import ConfigError
+from faxd.phone import normalize_number
+from faxd.redact import register_secret
+
+DEFAULT_CONFIG_PATH = Path("/etc/faxd/faxd.toml")
+SECTIONS = ("faxage", "database", "inbound", "routes", "smtp", "outbound")
+RESOLUTIONS = {"standard": None, "fine": 1, "superfine": 2}
+_URL_PASSWORD = re.compile(r"^([a-z0-9+.-]+://[^:/@]*:)([^@]*)(@)", re.IGNORECASE)
+
+
+def config_path(path: Path | str | None = None, env: Mapping[str, str] = os.environ) -> Path:
+    """The file to read: ``path``, else ``$FAXD_CONFIG``, else ``/etc/faxd/faxd.toml``."""
+    chosen = Path(path) if path else Path(env.get("FAXD_CONFIG") or DEFAULT_CONFIG_PATH)
+    return chosen.absolute()
+
+
+def load_config(path: Path | str | None = None, *, env: Mapping[str, str] = os.environ) -> Config:
+    """Read, check and resolve the config file; raise ConfigError listing every problem."""
+    file = config_path(path, env)
+    document = _read_document(file)
+    problems = Problems(file)
+    config = _build(document, file, problems, env)
+    if problems.items or config is None:
+        count = len(problems.items)
+        summary = f"{file}: {count} problem{'s' if count != 1 else ''} in the config file"
+        raise ConfigError(summary + ":\n  " + "\n  ".join(problems.items), problems=problems.items)
+    return config
+
+
+def _read_document(file: Path) -> dict[str, object]:
+    def fail(message: str) -> ConfigError:
+        return ConfigError(message, problems=[message])
+
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise fail(
+            f"{file}: config file not found; pass --config PATH, set FAXD_CONFIG, or copy "
+            f"config/faxd.toml from the faxd sources to {DEFAULT_CONFIG_PATH} and edit it"
+        ) from None
+    except PermissionError:
+        raise fail(
+            f"{file}: cannot read the config file (permission denied); run faxd as a user "
+            "that may read it, e.g. the faxd user"
+        ) from None
+    except OSError as exc:
+        raise fail(f"{file}: cannot read the config file: {exc.strerror or exc}") from None
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise fail(f"{file}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise fail(f"{file}: TOML syntax error: {exc}") from None
+
+
+def _build(
+    document: dict[str, object], file: Path, problems: Problems, env: Mapping[str, str]
+) -> Config | None:
+    base = file.parent
+    top = Table(document, "", problems, base)
+    for name in document:
+        if name not in SECTIONS:
+            problems.add(f"[{name}]", "unknown section" + suggest(name, SECTIONS))
+    faxage = _faxage(top.table("faxage"), problems, file, env)
+    database = _database(top.table("database"), base)
+    inbound = _inbound(top.table("inbound"), base)
+    smtp = _smtp(top.table("smtp"), file, env)
+    routes = read_routes(document.get("routes"), problems, base, have_smtp=smtp is not None)
+    if inbound.enabled and not routes:
+        problems.add(
+            "routes",
+            "no [[routes]]: every fax would be held; add at least a default "
+            'route, e.g. [[routes]] name = "default" with a folder action',
+        )
+    outbound = _outbound(top.table("outbound"), base, inbound)
+    if inbound.spool_dir == outbound.spool_dir:
+        problems.add(
+            "[outbound] spool_dir",
+            f"is the same folder as [inbound] spool_dir "
+            f"({inbound.spool_dir}); give each its own folder",
+        )
+    if faxage is None:
+        return None
+    return Config(
+        path=file,
+        faxage=faxage,
+        database=database,
+        inbound=inbound,
+        routes=routes,
+        smtp=smtp,
+        outbound=outbound,
+    )
+
+
+def _faxage(
+    table: Table | None, problems: Problems, file: Path, env: Mapping[str, str]
+) -> FaxageSettings | None:
+    if table is None:
+        problems.add(
+            "[faxage]",
+            "missing section; add [faxage] with username, company and "
+            "password_file (your FAXAGE API login)",
+        )
+        return None
+    username = table.text("username", required=True, hint="your FAXAGE API user name")
+    company = table.raw("company")
+    if isinstance(company, int) and not isinstance(company, bool):
+        company = str(company)
+    elif company is None or isinstance(company, str):
+        company = table.text("company", required=True, hint="your FAXAGE company ID")
+    else:
+        table.problem("company", 'must be your FAXAGE company ID, e.g. "12345"')
+        company = None
+    known_problems = len(problems.items)
+    secret = resolve_password(table, FAXAGE_PASSWORD, env, file)
+    if secret is None and len(problems.items) == known_problems:
+        table.problem(
+            "",
+            'no password given; set password_file = "/etc/faxd/faxage-password", or '
+            "password, or the environment variable FAXD_FAXAGE_PASSWORD, or "
+            "LoadCredential=faxage-password in the systemd unit",
+        )
+    base_url = (table.text("base_url") or "https://api.faxage.com").rstrip("/")
+    if not base_url.startswith(("https://", "http://")):
+        table.problem("base_url", f"{base_url!r} must start with https://")
+    timeout = table.duration("timeout", 60.0)
+    table.finish()
+    if username is None or company is None or secret is None:
+        return None
+    return FaxageSettings(
+        username=username,
+        company=company,
+        password=secret.value,
+        base_url=base_url,
+        timeout=timeout,
+        password_source=secret.source,
+    )
+
+
+def _database(table: Table | None, base: Path) -> DatabaseSettings:
+    if table is None:
+        return DatabaseSettings()
+    url = table.text("url") or DatabaseSettings.url
+    table.finish()
+    match = _URL_PASSWORD.match(url)
+    if match:
+        register_secret(match.group(2))
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rest = url[len("sqlite:///") :]
+        if rest and not rest.startswith(":memory:") and not rest.startswith("file:"):
+            url = f"sqlite:///{base / rest}"
+    return DatabaseSettings(url=url)
+
+
+def _inbound(table: Table | None, base: Path) -> InboundSettings:
+    if table is None:
+        return InboundSettings()
+    d = InboundSettings()
+    settings = InboundSettings(
+        enabled=table.boolean("enabled", d.enabled),
+        poll_interval=table.duration("poll_interval", d.poll_interval),
+        sweep_interval=table.duration("sweep_interval", d.sweep_interval),
+        spool_dir=table.path("spool_dir", d.spool_dir) or d.spool_dir,
+        delete_after_delivery=table.boolean("delete_after_delivery", d.delete_after_delivery),
+        max_attempts=table.integer("max_attempts", d.max_attempts, minimum=1),
+        backoff_base=table.duration("backoff_base", d.backoff_base),
+        backoff_max=table.duration("backoff_max", d.backoff_max),
+        concurrency=table.integer("concurrency", d.concurrency, minimum=1, maximum=32),
+    )
+    if settings.backoff_max < settings.backoff_base:
+        table.problem(
+            "backoff_max",
+            f"({settings.backoff_max:g}) is below backoff_base "
+            f"({settings.backoff_base:g}); make it at least as large",
+        )
+    table.finish()
+    return settings
+
+
+def _smtp(table: Table | None, file: Path, env: Mapping[str, str]) -> SmtpSettings | None:
+    if table is None:
+        return None
+    host = table.text("host", required=True, hint='the mail server, e.g. "localhost"')
+    security = table.choice("security", ("none", "starttls", "tls"), "none") or "none"
+    port = table.integer("port", 465 if security == "tls" else 25, minimum=1, maximum=65535)
+    username = table.text("username")
+    secret = resolve_password(table, SMTP_PASSWORD, env, file) if username else None
+    if not username and (table.has("password") or table.has("password_file")):
+        table.raw("password")
+        table.raw("password_file")
+        table.problem("username", "missing; a password is set, so give the login user name too")
+    if username and secret is None:
+        table.problem(
+            "",
+            f"username {username!r} is set but no password is given; set password_file, "
+            "or FAXD_SMTP_PASSWORD, or LoadCredential=smtp-password",
+        )
+    from_addr = table.text(
+        "from", required=True, hint='the sender address, e.g. "faxd@example.com"'
+    )
+    if from_addr is not None and "@" not in from_addr:
+        table.problem("from", f"{from_addr!r} is not an email address")
+    timeout = table.duration("timeout", 30.0)
+    table.finish()
+    return SmtpSettings(
+        host=host or "localhost",
+        port=port,
+        security=security,
+        username=username,
+        password=secret.value if secret else None,
+        from_addr=from_addr or "faxd@localhost",
+        timeout=timeout,
+        password_source=secret.source if secret else "",
+    )
+
+
+def _outbound(table: Table | None, base: Path, inbound: InboundSettings) -> OutboundSettings:
+    spool_default = inbound.spool_dir.parent / "outbound"
+    if table is None:
+        return OutboundSettings(enabled=False, spool_dir=spool_default)
+    d = OutboundSettings()
+    enabled = table.boolean("enabled", True)
+    folders = {
+        name: table.path(name, required=enabled) or getattr(d, name)
+        for name in ("hot_folder", "sent_folder", "failed_folder")
+    }
+    seen: dict[Path, str] = {}
+    for name, folder in folders.items():
+        if table.has(name) and folder in seen:
+            table.problem(name, f"is the same folder as {seen[folder]}; use separate folders")
+        seen.setdefault(folder, name)
+    resolution = table.choice("resolution", tuple(RESOLUTIONS), None)
+    settings = OutboundSettings(
+        enabled=enabled,
+        **folders,
+        spool_dir=table.path("spool_dir", spool_default) or spool_default,
+        settle_seconds=table.duration("settle_seconds", d.settle_seconds),
+        status_interval=table.duration("status_interval", d.status_interval),
+        poll_seconds=table.optional_duration("poll_seconds"),
+        rescan_interval=table.duration("rescan_interval", d.rescan_interval),
+        max_attempts=table.integer("max_attempts", d.max_attempts, minimum=1),
+        clear_after_status=table.boolean("clear_after_status", d.clear_after_status),
+        tagname=table.text("tagname"),
+        tagnumber=_tagnumber(table),
+        resolution=RESOLUTIONS[resolution] if resolution else None,
+        priority=table.choice("priority", ("high", "low"), None),
+    )
+    table.finish()
+    return settings
+
+
+def _tagnumber(table: Table) -> str | None:
+    """The header number in FAXAGE's 1.XXX.XXX.XXXX form."""
+    text = table.text("tagnumber")
+    if text is None:
+        return None
+    try:
+        number = normalize_number(text)
+    except ValueError as exc:
+        table.problem("tagnumber", str(exc))
+        return None
+    return f"1.{number[:3]}.{number[3:6]}.{number[6:]}"
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password in it replaced by ``***``."""
+    return _URL_PASSWORD.sub(r"\1***\3", url)

@@ -1,0 +1,172 @@
+"""The resolved configuration: frozen dataclasses every other module reads.
+
+:func:`faxd.config.load_config` builds these from the TOML file with every path
+absolute, every number normalised and every password resolved; code that uses
+them never looks at the file again.  Defaults here match the file's defaults, so
+tests can build settings directly.  Passwords are excluded from ``repr``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from faxd.hours import Hours
+
+DEFAULT_EMAIL_SUBJECT = "Fax from {cid} ({pages} pages)"
+DEFAULT_EMAIL_BODY = (
+    "A fax arrived on {dnis} from {cid}.\n"
+    "\n"
+    "Pages:     {pages}\n"
+    "Received:  {received}\n"
+    "Route:     {route}\n"
+    "FAXAGE id: {recvid}\n"
+)
+ATTACHED_NOTE = "\nThe fax is attached ({ext}).\n"
+
+
+@dataclass(frozen=True)
+class FaxageSettings:
+    """The FAXAGE account faxd logs in with."""
+
+    username: str
+    company: str
+    password: str = field(repr=False)
+    base_url: str = "https://api.faxage.com"
+    timeout: float = 60.0
+    #: Where the password came from, for ``faxd check-config`` (never the password).
+    password_source: str = ""
+
+    @property
+    def account(self) -> str:
+        """``username@company``, as logs and the CLI name the account."""
+        return f"{self.username}@{self.company}"
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Where faxd keeps its state (an SQLAlchemy URL)."""
+
+    url: str = "sqlite:////var/lib/faxd/faxd.db"
+
+
+@dataclass(frozen=True)
+class InboundSettings:
+    """How received faxes are polled, retried and cleaned up."""
+
+    enabled: bool = True
+    poll_interval: float = 60.0
+    sweep_interval: float = 3600.0
+    spool_dir: Path = Path("/var/lib/faxd/spool")
+    delete_after_delivery: bool = True
+    max_attempts: int = 10
+    backoff_base: float = 30.0
+    backoff_max: float = 3600.0
+    concurrency: int = 4
+
+
+@dataclass(frozen=True)
+class FolderSpec:
+    """Write the fax to a path rendered from a template (absolute after loading)."""
+
+    type: ClassVar[str] = "folder"
+    path: str
+
+
+@dataclass(frozen=True)
+class PrintSpec:
+    """Print the fax with ``lp`` (or a compatible ``command``); ``printer=""`` is lp's default."""
+
+    type: ClassVar[str] = "print"
+    printer: str
+    options: tuple[str, ...] = ()
+    copies: int = 1
+    command: str = "lp"
+
+
+@dataclass(frozen=True)
+class EmailSpec:
+    """Mail the fax (attached unless ``attach`` is false) through ``[smtp]``."""
+
+    type: ClassVar[str] = "email"
+    to: tuple[str, ...]
+    subject: str = DEFAULT_EMAIL_SUBJECT
+    body: str = DEFAULT_EMAIL_BODY + ATTACHED_NOTE
+    attach: bool = True
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """Run a program for the fax; it succeeds when the program exits 0."""
+
+    type: ClassVar[str] = "command"
+    argv: tuple[str, ...]
+    timeout: float = 60.0
+
+
+ActionSpec = FolderSpec | PrintSpec | EmailSpec | CommandSpec
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """One ``[[routes]]`` entry; every match key given must match, first route wins."""
+
+    name: str
+    dnis: tuple[str, ...] = ()
+    cid: tuple[str, ...] = ()
+    hours: Hours | None = None
+    actions: tuple[ActionSpec, ...] = ()
+
+    @property
+    def is_default(self) -> bool:
+        """A route without match keys takes every fax no earlier route took."""
+        return not self.dnis and not self.cid and self.hours is None
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """The mail server email actions send through."""
+
+    host: str = "localhost"
+    port: int = 25
+    security: str = "none"  # none | starttls | tls
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    from_addr: str = "faxd@localhost"
+    timeout: float = 30.0
+    password_source: str = ""
+
+
+@dataclass(frozen=True)
+class OutboundSettings:
+    """The hot folder and how its files are sent and followed."""
+
+    enabled: bool = True
+    hot_folder: Path = Path("/srv/fax/outbox")
+    sent_folder: Path = Path("/srv/fax/sent")
+    failed_folder: Path = Path("/srv/fax/failed")
+    spool_dir: Path = Path("/var/lib/faxd/outbound")
+    settle_seconds: float = 2.0
+    status_interval: float = 60.0
+    poll_seconds: float | None = None  # None: inotify; a number: the polling observer
+    rescan_interval: float = 300.0
+    max_attempts: int = 10
+    clear_after_status: bool = False
+    tagname: str | None = None
+    tagnumber: str | None = None  # 1.XXX.XXX.XXXX, as FAXAGE wants it
+    resolution: int | None = None  # None: account default; 1 fine; 2 superfine
+    priority: str | None = None  # None | "high" | "low"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything faxd was told, resolved from one file."""
+
+    path: Path
+    faxage: FaxageSettings
+    database: DatabaseSettings
+    inbound: InboundSettings
+    routes: tuple[RouteSpec, ...]
+    smtp: SmtpSettings | None
+    outbound: OutboundSettings

@@ -1,0 +1,266 @@
+"""Reading ``[[routes]]`` and their actions from the config file.
+
+Routes decide where every received fax goes, so the loader checks here what it
+can before the first fax arrives: numbers that are not numbers, hours that do not
+parse, template fields that do not exist, an email action with no mail server, a
+default route that would hide the routes after it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from faxd.config.model import (
+    ATTACHED_NOTE,
+    DEFAULT_EMAIL_BODY,
+    DEFAULT_EMAIL_SUBJECT,
+    ActionSpec,
+    CommandSpec,
+    EmailSpec,
+    FolderSpec,
+    PrintSpec,
+    RouteSpec,
+)
+from faxd.config.reader import Problems, Table, describe, resolve_path, suggest
+from faxd.hours import Hours
+from faxd.phone import UNKNOWN_CALLER_IDS, normalize_number
+from faxd.templates import template_problems
+
+ACTION_TYPES = ("folder", "print", "email", "command")
+
+
+def read_routes(
+    raw: Any, problems: Problems, base: Path, *, have_smtp: bool
+) -> tuple[RouteSpec, ...]:
+    """Every ``[[routes]]`` entry, in order; problems go to ``problems``."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        problems.add("routes", "must be written as [[routes]] tables")
+        return ()
+    routes = [
+        _read_route(Table(item, f"routes[{i}]", problems, base), have_smtp)
+        for i, item in enumerate(raw)
+    ]
+    _check_names(routes, problems)
+    _check_defaults(routes, problems)
+    return tuple(routes)
+
+
+def _read_route(table: Table, have_smtp: bool) -> RouteSpec:
+    name = table.text(
+        "name",
+        required=True,
+        hint='give the route a name = "sales"; it is stored with each fax it takes',
+    )
+    if name is not None and not name.isprintable():
+        table.problem("name", "must not contain control characters")
+    dnis = _numbers(table, "dnis", caller_id=False)
+    cid = _numbers(table, "cid", caller_id=True)
+    hours: Hours | None = None
+    spec = table.text("hours")
+    if spec is not None:
+        try:
+            hours = Hours.parse(spec)
+        except ValueError as exc:
+            table.problem("hours", str(exc))
+    actions = _read_actions(table, have_smtp)
+    table.finish()
+    return RouteSpec(
+        name=(name or table.where).strip(),
+        dnis=dnis,
+        cid=cid,
+        hours=hours,
+        actions=actions,
+    )
+
+
+def _numbers(table: Table, key: str, *, caller_id: bool) -> tuple[str, ...]:
+    """Match numbers as stored: 10 digits; for ``cid``, "Unavailable" etc. is ``""``."""
+    found: list[str] = []
+    for index, text in enumerate(table.text_list(key, allow_int=True) or []):
+        if caller_id and text.strip().lower() in UNKNOWN_CALLER_IDS:
+            number = ""
+        else:
+            try:
+                number = normalize_number(text)
+            except ValueError as exc:
+                table.problem(f"{key}[{index}]", str(exc))
+                continue
+        if number not in found:
+            found.append(number)
+    return tuple(found)
+
+
+def _read_actions(route: Table, have_smtp: bool) -> tuple[ActionSpec, ...]:
+    raw = route.raw("actions")
+    if raw is None or raw == []:
+        route.problem(
+            "actions",
+            "missing; give the route at least one action, e.g. "
+            'actions = [{ type = "folder", path = "/srv/fax/{recvid}.{ext}" }]',
+        )
+        return ()
+    if not isinstance(raw, list):
+        raw = [raw]
+    actions: list[ActionSpec] = []
+    for index, item in enumerate(raw):
+        where = route.key(f"actions[{index}]")
+        if not isinstance(item, dict):
+            route.problems.add(
+                where, f'must be a table like {{ type = "folder", ... }}, not {describe(item)}'
+            )
+            continue
+        table = Table(item, where, route.problems, route.base)
+        action = _read_action(table, have_smtp)
+        table.finish(extra_known=("type",))
+        if action is not None:
+            actions.append(action)
+    return tuple(actions)
+
+
+def _read_action(table: Table, have_smtp: bool) -> ActionSpec | None:
+    kind = table.text("type", required=True, hint=f"one of {' | '.join(ACTION_TYPES)}")
+    if kind is None:
+        return None
+    reader = _READERS.get(kind)
+    if reader is None:
+        table.problem(
+            "type",
+            f"{kind!r} is not one of {' | '.join(ACTION_TYPES)}" + suggest(kind, ACTION_TYPES),
+        )
+        return None
+    if kind == "email" and not have_smtp:
+        table.problem("", "an email action needs an [smtp] section (host, from); add one")
+    return reader(table)
+
+
+def _template(table: Table, key: str, default: str | None, *, path: bool = False) -> str | None:
+    value = table.text(key, required=default is None)
+    if value is None:
+        return default
+    for problem in template_problems(value, path=path):
+        table.problem(key, problem)
+    return value
+
+
+def _folder(table: Table) -> FolderSpec | None:
+    template = _template(table, "path", None, path=True)
+    if template is None:
+        return None
+    if template.endswith("/"):
+        table.problem("path", "names a folder; end it with a file name, e.g. {recvid}.{ext}")
+    if not template.startswith(("/", "~")):
+        base = str(table.base).replace("{", "{{").replace("}", "}}")
+        template = f"{base.rstrip('/')}/{template}"
+    elif template.startswith("~"):
+        template = str(Path(template).expanduser())
+    return FolderSpec(path=template)
+
+
+def _print(table: Table) -> PrintSpec | None:
+    # No printer: lp's default destination (`lpstat -d`).
+    printer = table.text("printer") or ""
+    if printer and (printer.startswith("-") or any(ch.isspace() or ch in "/#" for ch in printer)):
+        table.problem(
+            "printer",
+            f"{printer!r} is not a printer name (no spaces, /, # "
+            "or leading -); `lpstat -p` lists them",
+        )
+    options = table.text_list("options") or []
+    for index, option in enumerate(options):
+        if option.startswith("-") or not option.strip():
+            table.problem(
+                f"options[{index}]",
+                f"{option!r} is not an lp option; "
+                'write name=value, e.g. "sides=two-sided-long-edge"',
+            )
+    copies = table.integer("copies", 1, minimum=1, maximum=99)
+    command = table.text("command") or "lp"
+    if "/" in command and not command.startswith("/"):
+        command = str(resolve_path(command, table.base))
+    return PrintSpec(printer=printer, options=tuple(options), copies=copies, command=command)
+
+
+def _email(table: Table) -> EmailSpec | None:
+    to = table.text_list("to")
+    if not to:
+        table.problem("to", 'missing; give the addresses, e.g. to = ["sales@example.com"]')
+    for index, address in enumerate(to or []):
+        if "@" not in address or any(ch.isspace() or ch in ",;<>" for ch in address):
+            table.problem(f"to[{index}]", f"{address!r} is not one email address")
+    attach = table.boolean("attach", True)
+    subject = _template(table, "subject", DEFAULT_EMAIL_SUBJECT)
+    body = _template(table, "body", DEFAULT_EMAIL_BODY + (ATTACHED_NOTE if attach else ""))
+    if not to or subject is None or body is None:
+        return None
+    return EmailSpec(to=tuple(to), subject=subject, body=body, attach=attach)
+
+
+def _command(table: Table) -> CommandSpec | None:
+    raw = table.raw("argv")
+    argv: list[str] | None = None
+    if isinstance(raw, str):
+        try:
+            argv = shlex.split(raw)
+        except ValueError as exc:
+            table.problem("argv", f"cannot split {raw!r} into words ({exc}); use a list")
+    else:
+        argv = table.text_list("argv")
+    if argv is not None and not argv:
+        table.problem("argv", "is empty; name the program to run")
+    if raw is None:
+        table.problem("argv", 'missing; e.g. argv = ["/usr/local/bin/fax-hook", "--fast"]')
+    timeout = table.duration("timeout", 60.0)
+    if not argv:
+        return None
+    if "/" in argv[0] and not argv[0].startswith("/"):
+        argv[0] = str(resolve_path(argv[0], table.base))
+    return CommandSpec(argv=tuple(argv), timeout=timeout)
+
+
+_READERS: dict[str, Callable[[Table], ActionSpec | None]] = {
+    "folder": _folder,
+    "print": _print,
+    "email": _email,
+    "command": _command,
+}
+
+
+def _check_names(routes: list[RouteSpec], problems: Problems) -> None:
+    seen: dict[str, int] = {}
+    for index, route in enumerate(routes):
+        key = route.name.casefold()
+        if key in seen:
+            problems.add(
+                f"routes[{index}].name",
+                f"{route.name!r} is also the name of "
+                f"routes[{seen[key]}]; give each route its own name",
+            )
+        else:
+            seen[key] = index
+
+
+def _check_defaults(routes: list[RouteSpec], problems: Problems) -> None:
+    defaults = [i for i, route in enumerate(routes) if route.is_default]
+    if len(defaults) > 1:
+        listed = ", ".join(f"routes[{i}] ({routes[i].name!r})" for i in defaults)
+        problems.add(
+            "routes",
+            f"more than one default route (no dnis, cid or hours): {listed}; "
+            "keep one and give the others match keys",
+        )
+    elif defaults and defaults[0] != len(routes) - 1:
+        first = defaults[0]
+        later = ", ".join(
+            f"routes[{i}] ({routes[i].name!r})" for i in range(first + 1, len(routes))
+        )
+        problems.add(
+            f"routes[{first}]",
+            f"{routes[first].name!r} is the default route (no dnis, "
+            f"cid or hours) so it takes every fax; {later} could never match; "
+            "move the default route last",
+        )

@@ -1,0 +1,141 @@
+"""Where the FAXAGE and SMTP passwords come from, and the file-mode checks on them.
+
+A password may sit in the config file, in a ``password_file``, in an environment
+variable, or in a systemd credential (``LoadCredential=``).  The first one found
+wins, in that order.  Like ssh with a private key, faxd refuses a file holding a
+password that group or others can read, and says which ``chmod`` fixes it.
+Every password found is registered with :func:`faxd.redact.register_secret`
+before anything else can print it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from faxd.config.reader import Table
+from faxd.redact import register_secret
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A resolved password and a description of where it came from."""
+
+    value: str = field(repr=False)
+    source: str
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    """The names one password is looked up under."""
+
+    env_var: str  # FAXD_FAXAGE_PASSWORD
+    credential: str  # faxage-password, a file in $CREDENTIALS_DIRECTORY
+
+
+FAXAGE_PASSWORD = SecretSource("FAXD_FAXAGE_PASSWORD", "faxage-password")
+SMTP_PASSWORD = SecretSource("FAXD_SMTP_PASSWORD", "smtp-password")
+
+
+def file_mode(path: Path) -> int | None:
+    """The permission bits of ``path``, or None when it cannot be stat'ed."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return None
+
+
+def check_private_file(table: Table, key: str, file: Path, what: str) -> None:
+    """Refuse ``file`` (holding a password) when group or others may read it.
+
+    ``key`` is ``""`` for the config file itself (the password is inline) and
+    ``"password_file"`` for a password file.
+    """
+    mode = file_mode(file)
+    if mode is not None and mode & 0o077:
+        table.problem(
+            key,
+            f"{what} {file} holds a password but group/others can read it (mode {mode:04o}); "
+            f"run `chmod 600 {file}` (owned by the user faxd runs as)"
+            + ("" if key else ", or move the password to a password_file"),
+        )
+
+
+def resolve_password(
+    table: Table, source: SecretSource, env: Mapping[str, str], config_file: Path
+) -> Secret | None:
+    """The first password found for ``table`` (``[faxage]`` or ``[smtp]``), or None.
+
+    Problems (unreadable or world-readable files, empty passwords) go to the
+    table's problem list; the password itself never appears in a message.
+    """
+    secret = _find(table, source, env, config_file)
+    if secret is not None:
+        register_secret(secret.value)
+    return secret
+
+
+def _find(
+    table: Table, source: SecretSource, env: Mapping[str, str], config_file: Path
+) -> Secret | None:
+    inline = table.raw("password")
+    password_file = table.path("password_file")
+    if inline is not None:
+        if not isinstance(inline, str) or not inline:
+            table.problem("", "the password key must be non-empty text in quotes")
+            return None
+        check_private_file(table, "", config_file, "the config file")
+        return Secret(inline, f"password in {config_file}")
+    if password_file is not None:
+        value = _read_secret_file(table, "password_file", password_file, check_mode=True)
+        return None if value is None else Secret(value, f"password_file {password_file}")
+    from_env = env.get(source.env_var, "")
+    if from_env:
+        return Secret(from_env, f"environment variable {source.env_var}")
+    credentials = env.get("CREDENTIALS_DIRECTORY", "")
+    if credentials:
+        path = Path(credentials) / source.credential
+        if path.exists():
+            value = _read_secret_file(table, "", path, check_mode=False)
+            return (
+                None if value is None else Secret(value, f"systemd credential {source.credential}")
+            )
+    return None
+
+
+def _read_secret_file(table: Table, key: str, path: Path, *, check_mode: bool) -> str | None:
+    """The file's text minus one trailing newline, or None after recording a problem."""
+    if check_mode:
+        check_private_file(table, key, path, "password_file")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        table.problem(key, f"{path} does not exist; create it (chmod 600) or fix the path")
+        return None
+    except PermissionError:
+        table.problem(
+            key, f"cannot read {path}: permission denied; let the user faxd runs as read it"
+        )
+        return None
+    except OSError as exc:
+        table.problem(key, f"cannot read {path}: {exc.strerror or exc}")
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        table.problem(key, f"{path} is not UTF-8 text")
+        return None
+    if text.endswith("\r\n"):
+        text = text[:-2]
+    elif text.endswith("\n"):
+        text = text[:-1]
+    if not text:
+        table.problem(key, f"{path} is empty; put the password in it (one line)")
+        return None
+    if "\n" in text or "\r" in text:
+        table.problem(key, f"{path} holds more than one line; put only the password in it")
+        return None
+    return text
