@@ -1,0 +1,241 @@
+"""Deliver a fax by writing it into a folder, atomically and idempotently.
+
+DESIGN invariants 1 and 2 rest on this module: a fax counts as delivered to a
+folder only once its bytes are on disk under their final name, and delivering
+the same fax again after a crash must land on the same path with the same
+bytes, never beside it as ``name (1).pdf``.  So:
+
+1. The path comes from the route's template (:func:`faxd.templates.render_path`
+   makes every value safe for a file name) and must stay inside the template's
+   fixed root, the folder written before the first ``{``.
+2. A file already at the path with the same sha256 means "already delivered".
+   A different file there is never overwritten.
+3. Otherwise the spool file is copied to a hidden temporary name in the target
+   folder, fsync'd, hard-linked to the final name (a link never replaces an
+   existing file; file systems without hard links fall back to a rename after
+   an existence check), and the folder is fsync'd.
+"""
+
+from __future__ import annotations
+
+import errno
+import glob
+import hashlib
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+import structlog
+
+from faxd.actions.base import Deliverable
+from faxd.config import FolderSpec
+from faxd.errors import DeliveryError
+from faxd.templates import render_path
+
+log = structlog.get_logger(__name__)
+
+_CHUNK = 1024 * 1024
+_TEMP_MARK = ".faxd-tmp-"
+# Errors from os.link that mean "this file system has no hard links".
+_NO_HARD_LINKS = frozenset(
+    {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+)
+
+
+def template_root(template: str) -> Path:
+    """The fixed folder a path template writes under: its text before the first ``{``,
+    cut back to the last ``/``.  ``/srv/fax/{dnis}/fax-{recvid}.pdf`` -> ``/srv/fax``.
+    """
+    prefix = template.split("{", 1)[0]
+    cut = prefix.rfind("/")
+    if cut < 0:
+        return Path(".")
+    return Path(prefix[:cut] or "/")
+
+
+class FolderAction:
+    """Write the fax to the path its route's template names."""
+
+    type = "folder"
+
+    def __init__(self, spec: FolderSpec) -> None:
+        self.template = spec.path
+        self.root = template_root(spec.path)
+
+    @property
+    def target(self) -> str:
+        return f"folder {self.template}"
+
+    def deliver(self, item: Deliverable) -> str:
+        """Place the fax at its final path; return that path."""
+        final = self.final_path(item)
+        folder = final.parent
+        try:
+            state = _existing(final, item.sha256)
+            if state == "absent":
+                _make_folders(folder)
+                temp = _write_temp(item, folder, final.name)
+                try:
+                    placed = _place_no_clobber(temp, final)
+                    # If something appeared there meanwhile, judge it like any other.
+                    state = "same" if placed else _existing(final, item.sha256)
+                finally:
+                    temp.unlink(missing_ok=True)
+            if state == "same":
+                # Also when it was there already: a crash may have come before this fsync.
+                _fsync_dir(folder)
+        except DeliveryError:
+            raise
+        except OSError as exc:
+            raise DeliveryError(_os_error_message(exc, final), transient=True) from exc
+        if state == "different":
+            raise DeliveryError(
+                f"a different file is already at {final}; move it away or change the folder "
+                f"template {self.template!r} so each fax gets its own name (e.g. with "
+                "{recvid})",
+                transient=False,
+            )
+        _sweep_temps(folder, final.name)
+        return str(final)
+
+    def final_path(self, item: Deliverable) -> Path:
+        """The rendered path for ``item``; refuses one that leaves the template's root."""
+        try:
+            rendered = Path(render_path(self.template, item.template_fields()))
+            root = self.root.resolve()
+            resolved = rendered.resolve()
+        except (ValueError, OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+            raise DeliveryError(
+                f"cannot use the folder template {self.template!r} of route {item.route!r}: "
+                f"{exc}; fix the template or the folders it names",
+                transient=False,
+            ) from exc
+        if resolved == root or not resolved.is_relative_to(root):
+            raise DeliveryError(
+                f"the folder template {self.template!r} of route {item.route!r} gave "
+                f"{str(rendered)!r}, which is outside {str(root)!r} (a symlink may point "
+                "elsewhere); fix the template or the folder",
+                transient=False,
+            )
+        return rendered.absolute()
+
+
+def _existing(final: Path, sha256: str) -> Literal["absent", "same", "different"]:
+    """What is at ``final`` now: nothing, these very bytes, or something else."""
+    if not os.path.lexists(final):
+        return "absent"
+    if final.is_file() and _sha256_of(final) == sha256.lower():
+        return "same"
+    return "different"
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _make_folders(folder: Path) -> None:
+    """Create ``folder`` and its missing parents, fsyncing each new entry's parent."""
+    missing: list[Path] = []
+    current = folder
+    while not current.exists() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except FileExistsError:
+            if not path.is_dir():
+                raise
+        _fsync_dir(path.parent)
+
+
+def _write_temp(item: Deliverable, folder: Path, name: str) -> Path:
+    """Copy the spool file to a fresh hidden name in ``folder``, checked and fsync'd."""
+    temp = folder / f".{name[:200]}{_TEMP_MARK}{secrets.token_hex(6)}"
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        src = item.path.open("rb")
+    except OSError as exc:
+        raise DeliveryError(
+            f"cannot read the spool file {item.path}: {exc.strerror or exc}; fetch the fax again",
+            transient=False,
+        ) from exc
+    try:
+        with src, temp.open("xb") as dst:
+            while chunk := src.read(_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+        if digest.hexdigest() != item.sha256.lower() or size != item.size:
+            raise DeliveryError(
+                f"the spool file {item.path} ({size} bytes) no longer matches what was "
+                f"downloaded ({item.size} bytes, sha256 {item.sha256[:12]}...); it was "
+                "changed after download, so fetch the fax again",
+                transient=False,
+            )
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return temp
+
+
+def _place_no_clobber(temp: Path, final: Path) -> bool:
+    """Give ``temp``'s file the name ``final`` unless something is there; True if placed."""
+    try:
+        os.link(temp, final)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+    # No hard links here (FAT, some network shares): a rename after a check.
+    if os.path.lexists(final):
+        return False
+    os.rename(temp, final)
+    return True
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the folder's entries (a new name, a removed temp) durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _sweep_temps(folder: Path, name: str) -> None:
+    """Remove temporaries a crashed earlier attempt left for this name."""
+    pattern = glob.escape(f".{name[:200]}{_TEMP_MARK}") + "*"
+    for stale in folder.glob(pattern):
+        try:
+            stale.unlink()
+            log.info("removed stale temporary file", path=str(stale))
+        except OSError as exc:
+            log.warning("cannot remove stale temporary file", path=str(stale), error=str(exc))
+
+
+def _os_error_message(exc: OSError, final: Path) -> str:
+    folder = final.parent
+    if isinstance(exc, PermissionError):
+        return (
+            f"cannot write {final}: permission denied on {exc.filename or folder}; let the "
+            f"user faxd runs as (uid {os.geteuid()}) write to {folder} or change the "
+            "folder action's path"
+        )
+    if exc.errno == errno.ENOSPC:
+        return f"cannot write {final}: no space left on the disk holding {folder}"
+    where = exc.filename or final
+    return f"cannot write {final}: {exc.strerror or exc} ({where})"

@@ -1,0 +1,148 @@
+"""The command action, running real scripts written into tmp_path."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from faxd.actions.base import Deliverable
+from faxd.actions.command import CommandAction
+from faxd.config import CommandSpec
+from faxd.errors import ConfigError, DeliveryError
+
+MakeItem = Callable[..., Deliverable]
+
+_RECORDER = """#!{python}
+import json, os, sys
+record = {{
+    "argv": sys.argv[1:],
+    "cwd": os.getcwd(),
+    "env": {{k: v for k, v in os.environ.items() if k.startswith(("FAXD_", "OFFICE_"))}},
+}}
+with open({out!r}, "w") as f:
+    json.dump(record, f)
+"""
+
+
+def write_script(path: Path, text: str) -> str:
+    path.write_text(text)
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> tuple[str, Path]:
+    out = tmp_path / "record.json"
+    script = write_script(
+        tmp_path / "record", _RECORDER.format(python=sys.executable, out=str(out))
+    )
+    return script, out
+
+
+def test_program_gets_the_fax_in_env_cwd_and_last_argument(
+    recorder: tuple[str, Path], make_item: MakeItem
+) -> None:
+    """FAXD_* describe the fax, cwd is the spool folder, the path is appended to argv."""
+    script, out = recorder
+    item = make_item(recvid=4711, dnis="3035550101", cid="", pages=None, route="night")
+    action = CommandAction(CommandSpec(argv=(script, "--mode", "ocr")), env={"OFFICE_X": "1"})
+
+    assert action.deliver(item) == "exit 0"
+
+    record = json.loads(out.read_text())
+    assert record["argv"] == ["--mode", "ocr", str(item.path)]
+    assert record["cwd"] == str(item.path.parent)
+    assert record["env"] == {
+        "OFFICE_X": "1",
+        "FAXD_FILE": str(item.path),
+        "FAXD_RECVID": "4711",
+        "FAXD_DNIS": "3035550101",
+        "FAXD_CID": "",
+        "FAXD_PAGES": "",
+        "FAXD_RECEIVED": "2024-03-04T09:15:30",
+        "FAXD_ROUTE": "night",
+        "FAXD_SHA256": item.sha256,
+        "FAXD_KIND": "pdf",
+    }
+
+
+def test_file_placeholder_puts_the_path_where_asked(
+    recorder: tuple[str, Path], make_item: MakeItem
+) -> None:
+    """An argv item that is exactly {file} is replaced, and nothing is appended."""
+    script, out = recorder
+    item = make_item()
+    CommandAction(CommandSpec(argv=(script, "{file}", "--done"))).deliver(item)
+    assert json.loads(out.read_text())["argv"] == [str(item.path), "--done"]
+
+
+def test_hostile_caller_id_never_becomes_an_argument(
+    recorder: tuple[str, Path], make_item: MakeItem
+) -> None:
+    """Fax values travel in the environment only; argv is exactly the configured one."""
+    script, out = recorder
+    item = make_item(cid="; rm -rf / $(reboot)")
+    CommandAction(CommandSpec(argv=(script,))).deliver(item)
+    record = json.loads(out.read_text())
+    assert record["argv"] == [str(item.path)]
+    assert record["env"]["FAXD_CID"] == "; rm -rf / $(reboot)"
+
+
+def test_nonzero_exit_reports_code_and_last_stderr_line(
+    tmp_path: Path, make_item: MakeItem
+) -> None:
+    """A failing program is a transient error with its exit code and last stderr line."""
+    script = write_script(
+        tmp_path / "fail",
+        "#!/bin/sh\necho 'starting upload' >&2\necho 'upload: server said 503' >&2\nexit 3\n",
+    )
+    with pytest.raises(DeliveryError) as caught:
+        CommandAction(CommandSpec(argv=(script,))).deliver(make_item())
+    message = str(caught.value)
+    assert "exit code 3" in message
+    assert message.endswith("upload: server said 503")
+    assert caught.value.transient is True
+
+
+def test_slow_program_and_its_children_are_killed(tmp_path: Path, make_item: MakeItem) -> None:
+    """A program past its timeout is killed with its children; the error is transient."""
+    marker = tmp_path / "child-survived"
+    script = write_script(
+        tmp_path / "slow",
+        f"#!/bin/sh\n(sleep 1; touch '{marker}') &\nsleep 30\n",
+    )
+    action = CommandAction(CommandSpec(argv=(script,), timeout=0.5))
+    with pytest.raises(DeliveryError, match=r"did not finish within 0\.5 s") as caught:
+        action.deliver(make_item())
+    assert caught.value.transient is True
+    time.sleep(1.5)  # long enough for a surviving child to leave its marker
+    assert not marker.exists()
+
+
+def test_missing_program_is_a_permanent_error(tmp_path: Path, make_item: MakeItem) -> None:
+    """A program that does not exist is named; retrying cannot help."""
+    missing = str(tmp_path / "no-such-tool")
+    with pytest.raises(DeliveryError, match="no-such-tool") as caught:
+        CommandAction(CommandSpec(argv=(missing,))).deliver(make_item())
+    assert caught.value.transient is False
+
+
+def test_non_executable_program_is_a_permanent_error(tmp_path: Path, make_item: MakeItem) -> None:
+    """A script without the execute bit is reported as not runnable."""
+    script = tmp_path / "plain"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o644)
+    with pytest.raises(DeliveryError, match="permission denied") as caught:
+        CommandAction(CommandSpec(argv=(str(script),))).deliver(make_item())
+    assert caught.value.transient is False
+
+
+def test_empty_argv_is_a_config_error() -> None:
+    """A command action must name a program."""
+    with pytest.raises(ConfigError, match="argv"):
+        CommandAction(CommandSpec(argv=()))
