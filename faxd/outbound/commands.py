@@ -1,0 +1,151 @@
+"""What ``faxd send``, ``faxd jobs``, ``faxd retry`` and ``faxd cancel`` do to jobs.
+
+These run in the CLI process, possibly while the daemon runs: they only touch
+the database and the spool/failed folders, through the same intake path and
+state machine the daemon uses, so a job queued here is picked up by the
+daemon's next submit pass.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import select
+
+from faxd.clock import system_clock
+from faxd.config import OutboundSettings
+from faxd.errors import FaxdError, IntakeError, NotFoundError, PermanentError
+from faxd.outbound import files, naming
+from faxd.outbound.intake import Intake, fail_job_file, inspect_file
+from faxd.outbound.protocols import OutboundClient
+from faxd.phone import normalize_number
+from faxd.store.db import Database
+from faxd.store.models import OutboundJob
+from faxd.store.states import JobState, advance
+
+
+def queue_files(
+    paths: Sequence[Path],
+    faxno: str,
+    name: str | None,
+    *,
+    config: OutboundSettings,
+    db: Database,
+) -> list[int]:
+    """Queue one job per file for ``faxno`` (``faxd send``); the files are copied, not moved.
+
+    Every file is checked before any is queued, so a bad one queues nothing.
+    Raises :class:`IntakeError` naming the problem.
+    """
+    try:
+        number = normalize_number(faxno)
+    except ValueError as exc:
+        raise IntakeError(str(exc)) from None
+    # A link named on the command line is the user's own choice: read what it points to.
+    resolved = [Path(path).resolve() for path in paths]
+    for path in resolved:
+        naming.check_extension(path.name)
+        inspect_file(path)
+    intake = Intake(config, db, clock=system_clock)
+    return [intake.queue_copy(path, number, name or "") for path in resolved]
+
+
+def list_jobs(db: Database, state: str | JobState | None = None) -> list[OutboundJob]:
+    """Jobs in id order, optionally only those in ``state``."""
+    query = select(OutboundJob).order_by(OutboundJob.id)
+    if state is not None:
+        try:
+            wanted = JobState(state)
+        except ValueError:
+            names = ", ".join(s.value for s in JobState)
+            raise FaxdError(f"unknown job state {state!r}; use one of: {names}") from None
+        query = query.where(OutboundJob.state == wanted.value)
+    with db.session() as session:
+        return list(session.scalars(query).all())
+
+
+def retry_job(db: Database, job_id: int) -> OutboundJob:
+    """Put a failed or cancelled job back in the queue, its file back in the spool."""
+    with db.session() as session:
+        job = _get(session.get(OutboundJob, job_id), job_id)
+        if job.state not in (JobState.FAILED.value, JobState.CANCELLED.value):
+            raise FaxdError(
+                f"job {job_id} is {job.state}; only failed or cancelled jobs can be retried"
+            )
+        spool = Path(job.spool_path)
+        if not os.path.lexists(spool):
+            kept = Path(job.final_path) if job.final_path else None
+            if kept is None or not os.path.lexists(kept):
+                raise FaxdError(
+                    f"job {job_id}: its file is no longer in the failed folder ({kept}); "
+                    "drop the document in the outbox again instead"
+                )
+            spool.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(kept, spool)  # the file first: a crash leaves it in the spool
+            files.fsync_dir(spool.parent)
+            files.reason_path(kept).unlink(missing_ok=True)
+        advance(job, JobState.QUEUED)
+        job.attempts = 0
+        job.resends = 0
+        job.next_attempt_at = None
+        job.last_error = None
+        job.faxage_jobid = None
+        job.submitted_at = None
+        job.shortstatus = None
+        job.longstatus = None
+        job.completed_at = None
+        job.final_path = None
+        job.cleared = 0
+        return job
+
+
+def cancel_job(
+    db: Database,
+    client: OutboundClient,
+    job_id: int,
+    *,
+    config: OutboundSettings | None = None,
+) -> OutboundJob:
+    """Cancel a job: locally when queued, with ``stopfax`` when submitted.
+
+    With ``config`` the file moves to the failed folder with a reason beside
+    it; without, it stays in the spool (``faxd retry`` revives it either way).
+    """
+    with db.session() as session:
+        found = _get(session.get(OutboundJob, job_id), job_id)
+        state, faxage_jobid = found.state, found.faxage_jobid
+    if state == JobState.SUBMITTED.value and faxage_jobid is not None:
+        # Outside any transaction: the daemon keeps writing while FAXAGE answers.
+        try:
+            client.stopfax(faxage_jobid)
+        except NotFoundError as exc:
+            raise FaxdError(f"job {job_id} cannot be cancelled: {exc.message}") from None
+        except PermanentError as exc:
+            raise FaxdError(
+                f"job {job_id} cannot be cancelled any more (FAXAGE: {exc.message}); "
+                "it may already be transmitting"
+            ) from None
+    elif state != JobState.QUEUED.value:
+        raise FaxdError(f"job {job_id} is {state}; only queued or submitted jobs can be cancelled")
+    with db.session() as session:
+        job = _get(session.get(OutboundJob, job_id), job_id)
+        if job.state != state:
+            raise FaxdError(f"job {job_id} changed to {job.state} meanwhile; look again")
+        advance(job, JobState.CANCELLED)
+        job.completed_at = system_clock()
+        job.last_error = "cancelled with faxd cancel"
+        if config is not None:
+            dest = fail_job_file(
+                job, config, "cancelled with faxd cancel; run faxd retry to send it after all"
+            )
+            if dest is not None:
+                job.final_path = str(dest)
+        return job
+
+
+def _get(job: OutboundJob | None, job_id: int) -> OutboundJob:
+    if job is None:
+        raise FaxdError(f"there is no outbound job {job_id}; faxd jobs lists them")
+    return job

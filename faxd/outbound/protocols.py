@@ -1,0 +1,42 @@
+"""The slice of the FAXAGE client the outbound half uses, as a Protocol.
+
+The submitter, follow-up and CLI helpers take any object with these methods:
+the real :class:`faxd.faxage.client.FaxageClient` in production and in the
+integration tests (against the simulator), a small fake in unit tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from faxd.faxage.records import StatusRecord
+
+
+class OutboundClient(Protocol):
+    """``sendfax`` / ``status`` / ``clear`` / ``stopfax`` as the outbound half calls them."""
+
+    def sendfax(
+        self,
+        faxno: str,
+        recipname: str,
+        files: Sequence[Any],
+        *,
+        tagname: str | None = ...,
+        tagnumber: str | None = ...,
+        resolution: Any = ...,
+        priority: Any = ...,
+    ) -> int: ...
+
+    def status(
+        self,
+        jobids: Sequence[int] | None = ...,
+        *,
+        pagecount: bool = ...,
+        csid: bool = ...,
+        xmitpages: bool = ...,
+    ) -> list[StatusRecord]: ...
+
+    def clear(self, jobid: int) -> None: ...
+
+    def stopfax(self, jobid: int) -> None: ...

@@ -1,0 +1,197 @@
+"""The outbound half as one object the daemon starts, schedules and stops.
+
+``Outbound`` wires the pieces together: the watcher feeds paths into a queue;
+one worker thread of ours drains it into the :class:`FileStabilityTracker`,
+hands settled files to :class:`Intake`, asks for a full rescan every
+``rescan_interval`` and restarts a dead observer.  The daemon's scheduler
+calls :meth:`submit_pending` and :meth:`follow_up`; ``--once`` calls
+:meth:`run_once`.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import stat
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from faxd.clock import Clock, system_clock
+from faxd.config import OutboundSettings
+from faxd.outbound.commands import cancel_job, list_jobs, queue_files, retry_job
+from faxd.outbound.follow import FollowUp
+from faxd.outbound.intake import Intake
+from faxd.outbound.naming import is_ignored_path
+from faxd.outbound.protocols import OutboundClient
+from faxd.outbound.submitter import Submitter
+from faxd.outbound.tracker import FileStabilityTracker
+from faxd.outbound.watcher import RESCAN, HotFolderWatcher
+from faxd.store.db import Database
+
+__all__ = ["Outbound", "cancel_job", "list_jobs", "queue_files", "retry_job"]
+
+log = structlog.get_logger(__name__)
+
+
+class Outbound:
+    """Hot folder -> jobs -> sendfax -> status -> sent/failed."""
+
+    def __init__(
+        self,
+        config: OutboundSettings,
+        db: Database,
+        client: OutboundClient,
+        *,
+        clock: Clock = system_clock,
+        tick_seconds: float = 0.2,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.clock = clock
+        self.tick_seconds = tick_seconds
+        self.hot_folder = Path(config.hot_folder)
+        self.intake = Intake(config, db, clock=clock)
+        self.submitter = Submitter(config, db, client, clock=clock, intake=self.intake)
+        self.follow = FollowUp(config, db, client, clock=clock)
+        self.tracker = FileStabilityTracker(config.settle_seconds, clock=clock)
+        self._paths: queue.Queue[Path] = queue.Queue()
+        self._excluded = tuple(
+            Path(p) for p in (config.sent_folder, config.failed_folder, config.spool_dir)
+        )
+        self.watcher = HotFolderWatcher(
+            self.hot_folder, self._paths, poll_seconds=config.poll_seconds, exclude=self._excluded
+        )
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._pass_lock = threading.Lock()  # submit and follow-up passes never overlap
+
+    # -- life cycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Finish interrupted moves, start watching, and scan what is already there."""
+        for folder in (self.hot_folder, *self._excluded):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.intake.reconcile()  # before the scan, so a half-moved file is not taken twice
+        self._stop.clear()
+        self.watcher.start()  # before the scan, so a file dropped meanwhile is seen
+        self._paths.put(RESCAN)
+        self._worker = threading.Thread(target=self._work, name="faxd-outbox", daemon=True)
+        self._worker.start()
+
+    def stop(self) -> None:
+        """Stop the watcher and the worker (the file in hand is finished first)."""
+        self._stop.set()
+        self.watcher.stop()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.join(timeout=30)
+
+    def is_healthy(self) -> bool:
+        """Whether the observer and our worker thread are both alive."""
+        worker = self._worker
+        return worker is not None and worker.is_alive() and self.watcher.is_alive()
+
+    def rescan(self) -> None:
+        """Ask the worker to scan the whole hot folder (also done every rescan_interval)."""
+        self._paths.put(RESCAN)
+
+    # -- passes the daemon schedules -------------------------------------------------
+
+    def submit_pending(self) -> int:
+        """Reconcile jobs left ``submitting``, then post the queued ones."""
+        with self._pass_lock:
+            self.submitter.reconcile()
+            return self.submitter.submit_pending()
+
+    def follow_up(self) -> int:
+        """One ``status`` call for every submitted job; file the finished ones."""
+        with self._pass_lock:
+            return self.follow.follow_up()
+
+    def run_once(self, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        """One pass of everything without threads (``faxd run --once``).
+
+        Scans the hot folder, waits ``settle_seconds``, takes the files that did
+        not change meanwhile, then submits and follows up.
+        """
+        self.intake.reconcile()
+        for path in self.watcher.scan():
+            self.tracker.observe(path)
+        if len(self.tracker):
+            sleep(self.config.settle_seconds)
+        self._take_due()
+        self.submit_pending()
+        self.follow_up()
+
+    # -- the worker ------------------------------------------------------------------
+
+    def _work(self) -> None:
+        last_scan = self.clock()
+        while not self._stop.is_set():
+            try:
+                self._drain()
+                self._take_due()
+                now = self.clock()
+                if (now - last_scan).total_seconds() >= self.config.rescan_interval:
+                    last_scan = now
+                    self._paths.put(RESCAN)
+                self.watcher.restart_if_dead()
+            except Exception:  # the worker must outlive any single bad file or fault
+                log.exception("outbound.worker_error")
+                self._stop.wait(1.0)
+
+    def _drain(self) -> None:
+        """Feed queued paths to the tracker; wait up to one tick for the first."""
+        try:
+            item = self._paths.get(timeout=self.tick_seconds)
+        except queue.Empty:
+            return
+        batch: dict[Path, None] = {}  # ordered and without repeats
+        while True:
+            batch[item] = None
+            try:
+                item = self._paths.get_nowait()
+            except queue.Empty:
+                break
+        rescan = RESCAN in batch
+        batch.pop(RESCAN, None)
+        for path in batch:
+            self._note(path)
+        if rescan:
+            found = 0
+            for path in self.watcher.scan():
+                if path not in self.tracker:
+                    self.tracker.observe(path)
+                    found += 1
+            log.debug("outbound.rescanned", new_candidates=found)
+
+    def _note(self, path: Path) -> None:
+        if not path.is_relative_to(self.hot_folder) or path == self.hot_folder:
+            return
+        if any(path.is_relative_to(folder) for folder in self._excluded):
+            return
+        if is_ignored_path(path.relative_to(self.hot_folder)):
+            return
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            self.tracker.forget(path)
+            return
+        except OSError:
+            mode = stat.S_IFREG
+        if stat.S_ISDIR(mode):
+            for inner in self.watcher.scan(path):  # a folder moved in brings files, no events
+                self.tracker.observe(inner)
+        else:
+            self.tracker.observe(path)
+
+    def _take_due(self) -> None:
+        for path in self.tracker.due():
+            try:
+                self.intake.take(path)
+            except Exception:
+                log.exception("outbound.intake_error", path=str(path))

@@ -1,0 +1,55 @@
+"""Safe moves: never overwrite, never follow a link, reasons are one line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from faxd.outbound.files import candidate_names, move_no_clobber, reason_path, write_reason
+
+
+def test_candidate_names_add_the_tag_before_the_extension() -> None:
+    """A clash is resolved by adding the tag (the job id), then a counter."""
+    names = candidate_names("3035551212 - Acme.pdf", "42")
+    assert names[:3] == [
+        "3035551212 - Acme.pdf",
+        "3035551212 - Acme-42.pdf",
+        "3035551212 - Acme-42-2.pdf",
+    ]
+    assert candidate_names("README", "7")[:2] == ["README", "README-7"]
+
+
+def test_move_never_overwrites(tmp_path: Path) -> None:
+    """An existing file of the same name is kept; the moved one gets the tag."""
+    src = tmp_path / "spool" / "9-a.pdf"
+    src.parent.mkdir()
+    src.write_bytes(b"new")
+    dest_dir = tmp_path / "sent"
+    dest_dir.mkdir()
+    (dest_dir / "a.pdf").write_bytes(b"old")
+    placed = move_no_clobber(src, dest_dir, "a.pdf", tag="9")
+    assert placed == dest_dir / "a-9.pdf"
+    assert placed.read_bytes() == b"new"
+    assert (dest_dir / "a.pdf").read_bytes() == b"old"
+    assert not src.exists()
+
+
+def test_symlink_is_moved_as_a_link(tmp_path: Path) -> None:
+    """Moving a symlink moves the link itself; its target is neither read nor moved."""
+    target = tmp_path / "secret.pdf"
+    target.write_bytes(b"private")
+    link = tmp_path / "outbox" / "3035551212.pdf"
+    link.parent.mkdir()
+    os.symlink(target, link)
+    placed = move_no_clobber(link, tmp_path / "failed", link.name, tag="x")
+    assert placed.is_symlink() and os.readlink(placed) == str(target)
+    assert target.read_bytes() == b"private"
+    assert not os.path.lexists(link)
+
+
+def test_reason_is_one_line(tmp_path: Path) -> None:
+    """Whatever the reason text holds, the .txt beside the file is a single line."""
+    path = reason_path(tmp_path / "a.pdf")
+    write_reason(path, "FAXAGE could not deliver:\nBusy\r\n  try again")
+    assert path.name == "a.pdf.txt"
+    assert path.read_text() == "FAXAGE could not deliver: Busy try again\n"

@@ -1,0 +1,218 @@
+"""Submission decisions by error type, with a fake client passed to the constructor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from faxd.errors import AuthError, OutcomeUnknownError, PermanentError, TransientError
+from faxd.faxage.records import StatusRecord
+from faxd.outbound.service import list_jobs
+from faxd.outbound.submitter import Submitter
+from faxd.store.models import OutboundJob
+from faxd.store.states import JobState
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class FakeClient:
+    """Answers sendfax from a script of results (an int JOBID or an exception)."""
+
+    def __init__(self, *results: int | Exception) -> None:
+        self.results = list(results)
+        self.sent: list[tuple[str, str, list[Any]]] = []
+        self.records: list[StatusRecord] = []
+
+    def sendfax(self, faxno: str, recipname: str, files: Sequence[Any], **_: Any) -> int:
+        self.sent.append((faxno, recipname, list(files)))
+        result = self.results.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def status(self, jobids: Sequence[int] | None = None, **_: Any) -> list[StatusRecord]:
+        return list(self.records)
+
+    def clear(self, jobid: int) -> None:
+        pass
+
+    def stopfax(self, jobid: int) -> None:
+        pass
+
+
+def queue_job(db: Any, folders: Any, clock: FakeClock, faxno: str = "3035551212") -> int:
+    spool = folders.spool / f"{faxno}.pdf"
+    spool.write_bytes(b"%PDF-1.4 queued")
+    with db.session() as session:
+        job = OutboundJob(
+            state=JobState.QUEUED.value,
+            faxno=faxno,
+            source_name=f"{faxno}.pdf",
+            source_relpath=f"{faxno}.pdf",
+            spool_path=str(spool),
+            created_at=clock(),
+            updated_at=clock(),
+        )
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def build(
+    make_settings: Callable[..., Any], db: Any, client: FakeClient, clock: FakeClock
+) -> Submitter:
+    return Submitter(make_settings(max_attempts=3), db, client, clock=clock, backoff_base=10.0)
+
+
+def state_of(db: Any, job_id: int) -> OutboundJob:
+    with db.session() as session:
+        job: OutboundJob | None = session.get(OutboundJob, job_id)
+        assert job is not None
+        return job
+
+
+def test_unsent_transient_fault_requeues_with_backoff(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """A fault before the POST reached FAXAGE puts the job back in the queue, later."""
+    clock = FakeClock()
+    client = FakeClient(TransientError("connection refused", operation="sendfax"), 7001)
+    submitter = build(make_settings, db, client, clock)
+    job_id = queue_job(db, folders, clock)
+    assert submitter.submit_pending() == 0
+    job = state_of(db, job_id)
+    assert job.state == JobState.QUEUED.value
+    assert job.next_attempt_at == clock() + timedelta(seconds=10)
+    assert submitter.submit_pending() == 0  # not due yet: nothing posted
+    assert len(client.sent) == 1
+    clock.now += timedelta(seconds=10)
+    assert submitter.submit_pending() == 1
+    assert state_of(db, job_id).faxage_jobid == 7001
+
+
+def test_transient_faults_give_up_after_max_attempts(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """After max_attempts unsent faults the job fails with a reason file."""
+    clock = FakeClock()
+    client = FakeClient(*[TransientError("ERR01: Database connection failed")] * 3)
+    submitter = build(make_settings, db, client, clock)
+    job_id = queue_job(db, folders, clock)
+    for _ in range(3):
+        submitter.submit_pending()
+        clock.now += timedelta(hours=1)
+    job = state_of(db, job_id)
+    assert job.state == JobState.FAILED.value
+    assert "gave up after 3 attempts" in (folders.failed / "3035551212.pdf.txt").read_text()
+
+
+def test_outcome_unknown_stays_submitting_and_is_not_resent_blindly(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """A lost answer leaves the job submitting; the next pass reconciles, it does not repost."""
+    clock = FakeClock()
+    client = FakeClient(OutcomeUnknownError("read timed out", operation="sendfax"))
+    submitter = build(make_settings, db, client, clock)
+    job_id = queue_job(db, folders, clock)
+    submitter.submit_pending()
+    assert state_of(db, job_id).state == JobState.SUBMITTING.value
+    client.records = [
+        StatusRecord(
+            jobid=9123,
+            commid="1",
+            destname="",
+            destnum="(303)555-1212",
+            shortstatus="pending",
+            longstatus="In Queue",
+            sendtime=(clock() + timedelta(seconds=3)).astimezone().replace(tzinfo=None),
+            completetime=None,
+            xmittime="00:00:00",
+        )
+    ]
+    submitter.reconcile()
+    submitter.submit_pending()
+    job = state_of(db, job_id)
+    assert (job.state, job.faxage_jobid, job.resends) == (JobState.SUBMITTED.value, 9123, 0)
+    assert len(client.sent) == 1
+
+
+def test_record_sent_before_the_job_existed_is_not_a_match(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """A fax to the same number sent an hour before the job was created is someone else's."""
+    clock = FakeClock()
+    client = FakeClient(OutcomeUnknownError("reset", operation="sendfax"), 8000)
+    submitter = build(make_settings, db, client, clock)
+    job_id = queue_job(db, folders, clock)
+    submitter.submit_pending()
+    client.records = [
+        StatusRecord(
+            jobid=5555,
+            commid="1",
+            destname="",
+            destnum="(303)555-1212",
+            shortstatus="success",
+            longstatus="Success",
+            sendtime=(clock() - timedelta(hours=1)).astimezone().replace(tzinfo=None),
+            completetime=None,
+            xmittime="00:00:30",
+        )
+    ]
+    submitter.reconcile()
+    submitter.submit_pending()
+    job = state_of(db, job_id)
+    assert (job.faxage_jobid, job.resends) == (8000, 1)
+
+
+def test_permanent_error_fails_at_once(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """ERR04 is not retried: the job fails with FAXAGE's reason beside the file."""
+    clock = FakeClock()
+    client = FakeClient(PermanentError("ERR04: Fax number appears to be invalid", code="ERR04"))
+    submitter = build(make_settings, db, client, clock)
+    job_id = queue_job(db, folders, clock)
+    submitter.submit_pending()
+    clock.now += timedelta(days=1)
+    submitter.submit_pending()
+    assert len(client.sent) == 1
+    assert state_of(db, job_id).state == JobState.FAILED.value
+    reason = (folders.failed / "3035551212.pdf.txt").read_text()
+    assert "ERR04" in reason and "invalid" in reason
+
+
+def test_login_refused_stops_the_pass(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """ERR02 requeues the job and posts nothing more in that pass."""
+    clock = FakeClock()
+    client = FakeClient(AuthError("ERR02: Login incorrect", code="ERR02"))
+    submitter = build(make_settings, db, client, clock)
+    first = queue_job(db, folders, clock, "3035551212")
+    second = queue_job(db, folders, clock, "3035551213")
+    submitter.submit_pending()
+    assert len(client.sent) == 1
+    assert state_of(db, first).state == JobState.QUEUED.value
+    assert state_of(db, second).state == JobState.QUEUED.value
+
+
+def test_missing_spool_file_fails_the_job(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """A job whose file vanished from the spool fails instead of posting nothing."""
+    clock = FakeClock()
+    client = FakeClient()
+    submitter = build(make_settings, db, client, clock)
+    job_id = queue_job(db, folders, clock)
+    Path(state_of(db, job_id).spool_path).unlink()
+    submitter.submit_pending()
+    assert client.sent == []
+    assert [j.state for j in list_jobs(db)] == [JobState.FAILED.value]

@@ -1,0 +1,159 @@
+"""FileStabilityTracker: a file is due only after it stays unchanged for settle_seconds."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from faxd.outbound.tracker import FileStabilityTracker
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class FakeFiles:
+    """lstat results the test controls: path -> (size, mtime_ns)."""
+
+    def __init__(self) -> None:
+        self.files: dict[Path, tuple[int, int]] = {}
+
+    def __call__(self, path: Path) -> os.stat_result:
+        if path not in self.files:
+            raise FileNotFoundError(path)
+        size, mtime_ns = self.files[path]
+        seconds = mtime_ns // 10**9
+        # (mode, ino, dev, nlink, uid, gid, size, atime, mtime, ctime, then floats, then _ns)
+        fields = (0o100644, 7, 0, 1, 0, 0, size, 0, seconds, 0, 0.0, float(seconds), 0.0)
+        return os.stat_result((*fields, 0, mtime_ns, 0))
+
+
+def make() -> tuple[FileStabilityTracker, FakeClock, FakeFiles]:
+    clock, fs = FakeClock(), FakeFiles()
+    return FileStabilityTracker(2.0, clock=clock, stat_fn=fs), clock, fs
+
+
+def test_unchanged_file_is_due_after_settle_seconds() -> None:
+    """A quiet file becomes due once settle_seconds have passed, not before."""
+    tracker, clock, fs = make()
+    path = Path("/out/3035551212.pdf")
+    fs.files[path] = (100, 1_000_000_000)
+    tracker.observe(path)
+    clock.advance(1.9)
+    assert tracker.due() == []
+    clock.advance(0.1)
+    assert tracker.due() == [path]
+
+
+def test_due_hands_a_path_out_once() -> None:
+    """Once handed out, a path is no longer tracked, so it cannot be taken twice."""
+    tracker, clock, fs = make()
+    path = Path("/out/a.pdf")
+    fs.files[path] = (1, 1_000_000_000)
+    tracker.observe(path)
+    clock.advance(5)
+    assert tracker.due() == [path]
+    clock.advance(5)
+    assert tracker.due() == []
+    assert path not in tracker
+
+
+def test_growing_file_restarts_the_settle_period() -> None:
+    """A file whose size changes between looks is not due until it stops changing."""
+    tracker, clock, fs = make()
+    path = Path("/out/slow.pdf")
+    fs.files[path] = (10, 1_000_000_000)
+    tracker.observe(path)
+    for size in range(20, 200, 10):  # a slow writer: 10 bytes per 1.5 s
+        clock.advance(1.5)
+        fs.files[path] = (size, 1_000_000_000 + size)
+        assert tracker.due() == []
+    clock.advance(1.5)
+    assert tracker.due() == []  # unchanged for 1.5 s only
+    clock.advance(0.5)
+    assert tracker.due() == [path]
+
+
+def test_mtime_change_with_same_size_restarts_settling() -> None:
+    """A rewrite of the same length still counts as a change."""
+    tracker, clock, fs = make()
+    path = Path("/out/a.pdf")
+    fs.files[path] = (10, 1_000_000_000)
+    tracker.observe(path)
+    clock.advance(1.5)
+    fs.files[path] = (10, 2_000_000_000)
+    assert tracker.due() == []
+    clock.advance(1.5)
+    assert tracker.due() == []
+    clock.advance(0.5)
+    assert tracker.due() == [path]
+
+
+def test_new_event_restarts_settling_even_without_visible_change() -> None:
+    """A close event (a scanner closing and reopening) resets the quiet period."""
+    tracker, clock, fs = make()
+    path = Path("/out/scan.pdf")
+    fs.files[path] = (10, 1_000_000_000)
+    tracker.observe(path)
+    clock.advance(1.5)
+    tracker.observe(path)
+    clock.advance(1.5)
+    assert tracker.due() == []
+    clock.advance(0.5)
+    assert tracker.due() == [path]
+
+
+def test_vanished_file_is_dropped() -> None:
+    """A file removed before it settled is forgotten, not handed out."""
+    tracker, clock, fs = make()
+    path = Path("/out/gone.pdf")
+    fs.files[path] = (10, 1)
+    tracker.observe(path)
+    del fs.files[path]
+    clock.advance(10)
+    assert tracker.due() == []
+    assert len(tracker) == 0
+
+
+def test_observe_of_missing_path_tracks_nothing() -> None:
+    """An event for a path that is already gone (moved away) adds nothing."""
+    tracker, _clock, _fs = make()
+    tracker.observe(Path("/out/never.pdf"))
+    assert len(tracker) == 0
+
+
+def test_many_files_come_due_in_order_of_arrival() -> None:
+    """Several settled files are all handed out, in the order they were seen."""
+    tracker, clock, fs = make()
+    paths = [Path(f"/out/{n:010d}.pdf") for n in range(5, 0, -1)]
+    for path in paths:
+        fs.files[path] = (1, 1)
+        tracker.observe(path)
+    clock.advance(2)
+    assert tracker.due() == paths
+
+
+def test_real_file_on_disk(tmp_path: Path) -> None:
+    """With the default lstat, a real file appended to is held back until it settles."""
+    clock = FakeClock()
+    tracker = FileStabilityTracker(2.0, clock=clock)
+    path = tmp_path / "3035551212.pdf"
+    path.write_bytes(b"%PDF-1.4\n")
+    tracker.observe(path)
+    clock.advance(1)
+    with path.open("ab") as out:
+        out.write(b"more bytes")
+    clock.advance(1.5)
+    assert tracker.due() == []
+    clock.advance(2)
+    assert tracker.due() == [path]
