@@ -1,0 +1,127 @@
+"""The spool: where a downloaded fax waits, verified, until it is delivered.
+
+A fax is downloaded to ``<spool_dir>/<recvid>.part``, then fsync'd and
+renamed to ``<recvid>.pdf`` / ``<recvid>.tif`` and the directory fsync'd, so
+after a crash the spool holds either a complete file or a ``.part`` to throw
+away (DESIGN invariants 1, 2).  Names come from the recvid (an integer) only;
+a file name sent by the server is never used as a path (invariant 4).
+
+Each fax has its own files, so several faxes can be spooled at once without
+sharing anything but the directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Container
+from pathlib import Path
+
+#: File extension of each verified kind (``DownloadResult.kind``).
+EXTENSIONS = {"pdf": "pdf", "tiff": "tif"}
+PART_SUFFIX = ".part"
+
+
+class Spool:
+    """The spool directory of the inbound side."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def ensure(self) -> None:
+        """Create the spool directory (and parents) if it is missing."""
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def part_path(self, recvid: int) -> Path:
+        """Where ``getfax`` streams fax ``recvid`` while it downloads."""
+        return self.root / f"{int(recvid)}{PART_SUFFIX}"
+
+    def final_path(self, recvid: int, kind: str) -> Path:
+        """Where the verified file of fax ``recvid`` lives until it is delivered."""
+        return self.root / f"{int(recvid)}.{extension(kind)}"
+
+    def commit(self, part: Path, recvid: int, kind: str) -> Path:
+        """Make a finished download durable under its final name and return that name.
+
+        fsync the data, rename over any older copy, fsync the directory: once
+        this returns, a power cut cannot leave a shorter file under the name.
+        """
+        fsync_file(part)
+        final = self.final_path(recvid, kind)
+        os.replace(part, final)
+        fsync_dir(self.root)
+        return final
+
+    def discard_part(self, recvid: int) -> None:
+        """Remove a leftover partial download of ``recvid``, if any."""
+        self.part_path(recvid).unlink(missing_ok=True)
+
+    def remove(self, path: Path | str | None) -> None:
+        """Remove a spooled file once its fax is finished (missing is fine)."""
+        if path is None:
+            return
+        target = Path(path)
+        if target.parent.resolve() != self.root.resolve():
+            # Only ever delete our own files, whatever a database row says.
+            return
+        target.unlink(missing_ok=True)
+
+    def stale_files(self, keep: Container[int]) -> list[Path]:
+        """Spool files whose recvid is not in ``keep`` (partials and finished faxes)."""
+        if not self.root.is_dir():
+            return []
+        stale: list[Path] = []
+        for entry in sorted(self.root.iterdir()):
+            stem, dot, _suffix = entry.name.partition(".")
+            if not dot or not stem.isdigit() or not entry.is_file():
+                continue
+            if entry.name.endswith(PART_SUFFIX) or int(stem) not in keep:
+                stale.append(entry)
+        return stale
+
+
+def extension(kind: str) -> str:
+    """The file extension for a verified kind: ``pdf`` or ``tif``."""
+    try:
+        return EXTENSIONS[kind]
+    except KeyError:
+        raise ValueError(f"unknown fax file kind {kind!r}; expected pdf or tiff") from None
+
+
+def matches(path: Path, size: int | None, sha256: str | None) -> bool:
+    """Whether ``path`` still holds exactly the bytes recorded (size and sha256)."""
+    if size is None or sha256 is None:
+        return False
+    try:
+        if path.stat().st_size != size:
+            return False
+        return file_sha256(path) == sha256
+    except OSError:
+        return False
+
+
+def file_sha256(path: Path) -> str:
+    """The hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 16), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a file's data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory entry change (a rename or unlink) to disk."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

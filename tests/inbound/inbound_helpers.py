@@ -1,0 +1,303 @@
+"""Small fakes and builders for the inbound pipeline's tests (fixtures: conftest.py).
+
+- ``ManualClock``: a clock tests move by hand (backoff elapses without sleeping).
+- ``FakeInbox``: an in-memory stand-in for the three FAXAGE calls the pipeline
+  makes, passed in through the constructor, for unit tests that need exact
+  control (malformed lines, errors on a given call).
+- ``RecordingAction``: an action that records what it delivered and can be told
+  to fail; ``actions_for`` builds them from ``CommandSpec`` argv names.
+- ``make_config``: a :class:`~faxd.config.Config` built in code for a tmp dir.
+- ``write_config``: a real TOML config file for tests that load one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from faxd.actions.base import Deliverable
+from faxd.config import (
+    ActionSpec,
+    CommandSpec,
+    Config,
+    DatabaseSettings,
+    FaxageSettings,
+    FolderSpec,
+    InboundSettings,
+    OutboundSettings,
+    RouteSpec,
+    SmtpSettings,
+)
+from faxd.errors import DeliveryError, FaxdError
+from faxd.faxage.records import DownloadResult, ListfaxRecord, ListfaxResult, MalformedLine
+from faxd.sim import SimFax
+
+PDF = b"%PDF-1.4\n"
+
+
+@dataclass
+class ManualClock:
+    """A clock that only moves when told to."""
+
+    now: datetime = field(default_factory=lambda: datetime(2024, 3, 4, 10, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class FixedRandom:
+    """A random source that always answers the same fraction."""
+
+    def __init__(self, value: float = 0.5) -> None:
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+
+@dataclass
+class InboxFax:
+    recvid: int
+    dnis: str
+    cid: str = "3035550100"
+    data: bytes = b""
+    deleted: bool = False
+
+
+class FakeInbox:
+    """The listfax/getfax/delfax calls of a FAXAGE account, in memory.
+
+    ``fail[operation]`` holds exceptions to raise, one per call, before the
+    operation runs; ``malformed`` lines are reported with every listing.
+    """
+
+    def __init__(self) -> None:
+        self.faxes: dict[int, InboxFax] = {}
+        self.calls: list[tuple[str, Any]] = []
+        self.fail: dict[str, list[Exception]] = {}
+        self.malformed: list[MalformedLine] = []
+        self.on_delfax: Callable[[int], None] | None = None
+        self._next = 1001
+
+    def add(self, dnis: str, *, cid: str = "3035550100", data: bytes | None = None) -> InboxFax:
+        recvid = self._next
+        self._next += 1
+        fax = InboxFax(recvid, dnis, cid, data or PDF + f"fax {recvid}\n".encode())
+        self.faxes[recvid] = fax
+        return fax
+
+    def _maybe_fail(self, operation: str) -> None:
+        queue = self.fail.get(operation)
+        if queue:
+            raise queue.pop(0)
+
+    def listfax(self, *, idgt: int | None = None, idasc: bool = True) -> ListfaxResult:
+        self.calls.append(("listfax", idgt))
+        self._maybe_fail("listfax")
+        records = tuple(
+            ListfaxRecord(
+                recvid=f.recvid,
+                recvdate=datetime(2024, 3, 4, 9, 0) + timedelta(minutes=f.recvid - 1000),
+                starttime=None,
+                cid=f.cid,
+                dnis=f.dnis,
+                filename=f"fax{f.recvid}.pdf",
+                pagecount=1,
+            )
+            for f in sorted(self.faxes.values(), key=lambda f: f.recvid)
+            if not f.deleted and (idgt is None or f.recvid > idgt)
+        )
+        return ListfaxResult(records, tuple(self.malformed))
+
+    def getfax(self, recvid: int, dest: Path) -> DownloadResult:
+        self.calls.append(("getfax", recvid))
+        self._maybe_fail("getfax")
+        data = self.faxes[recvid].data
+        dest.write_bytes(data)
+        digest = hashlib.sha256(data).hexdigest()
+        return DownloadResult(dest, len(data), digest, "pdf", f"fax{recvid}.pdf")
+
+    def delfax(self, recvid: int) -> None:
+        self.calls.append(("delfax", recvid))
+        self._maybe_fail("delfax")
+        if self.on_delfax is not None:
+            self.on_delfax(recvid)
+        self.faxes[recvid].deleted = True
+
+    def count(self, operation: str) -> int:
+        return sum(1 for op, _ in self.calls if op == operation)
+
+
+@dataclass
+class RecordingAction:
+    """An action that remembers every fax it delivered; ``failures`` are raised first."""
+
+    name: str
+    failures: list[Exception] = field(default_factory=list)
+    delivered: list[tuple[int, bytes]] = field(default_factory=list)
+    before: Callable[[Deliverable], None] | None = None
+
+    type = "command"
+
+    @property
+    def target(self) -> str:
+        return f"recorder {self.name}"
+
+    def deliver(self, item: Deliverable) -> str:
+        if self.before is not None:
+            self.before(item)
+        if self.failures:
+            raise self.failures.pop(0)
+        self.delivered.append((item.facts.recvid, item.path.read_bytes()))
+        return f"{self.name} ok {item.facts.recvid}"
+
+
+class ActionBook:
+    """``actions_for`` for the pipeline: one RecordingAction per CommandSpec argv[0]."""
+
+    def __init__(self) -> None:
+        self.actions: dict[str, RecordingAction] = {}
+
+    def __getitem__(self, name: str) -> RecordingAction:
+        return self.actions.setdefault(name, RecordingAction(name))
+
+    def __call__(self, spec: ActionSpec, *, smtp: SmtpSettings | None) -> RecordingAction:
+        assert isinstance(spec, CommandSpec)
+        return self[spec.argv[0]]
+
+
+def recorder_route(name: str, *actions: str, dnis: tuple[str, ...] = ()) -> RouteSpec:
+    """A route whose actions are recorders named ``actions``."""
+    return RouteSpec(name=name, dnis=dnis, actions=tuple(CommandSpec(argv=(a,)) for a in actions))
+
+
+#: The login of the fake account (the simulator's is taken from its fixture).
+FAKE_FAXAGE = FaxageSettings("acme", "12345", "fake-Pa55word-q7", timeout=2.0)
+
+
+def make_config(
+    tmp_path: Path,
+    routes: tuple[RouteSpec, ...],
+    *,
+    faxage: FaxageSettings = FAKE_FAXAGE,
+    smtp: SmtpSettings | None = None,
+    **inbound: Any,
+) -> Config:
+    """A Config for tests, with the spool and database under ``tmp_path``."""
+    settings = InboundSettings(
+        spool_dir=tmp_path / "spool",
+        poll_interval=60.0,
+        backoff_base=10.0,
+        backoff_max=300.0,
+        max_attempts=4,
+    )
+    return Config(
+        path=tmp_path / "faxd.toml",
+        faxage=faxage,
+        database=DatabaseSettings(url=f"sqlite:///{tmp_path / 'faxd.db'}"),
+        inbound=replace(settings, **inbound),
+        routes=routes,
+        smtp=smtp,
+        outbound=OutboundSettings(enabled=False),
+    )
+
+
+SALES, SUPPORT, MAIN = "3035550101", "3035550102", "3035550103"
+
+
+def sim_settings(sim: Any) -> FaxageSettings:
+    """The simulator's login, as the config would carry it."""
+    return FaxageSettings(sim.username, sim.company, sim.password, base_url=sim.base_url)
+
+
+def office_routes(root: Path) -> tuple[RouteSpec, ...]:
+    """Two routes by number and a default, each writing into its own folder under root."""
+    return (
+        RouteSpec(
+            "sales", dnis=(SALES,), actions=(FolderSpec(f"{root}/sales/{{recvid}}.{{ext}}"),)
+        ),
+        RouteSpec(
+            "support",
+            dnis=(SUPPORT,),
+            actions=(FolderSpec(f"{root}/support/{{received:%Y-%m}}/fax-{{recvid}}.pdf"),),
+        ),
+        RouteSpec("default", actions=(FolderSpec(f"{root}/inbox/{{dnis}}-{{recvid}}.{{ext}}"),)),
+    )
+
+
+def expected_path(root: Path, fax: SimFax) -> Path:
+    """Where the office routes put ``fax`` (the test's own reading of the templates)."""
+    if fax.dnis == SALES:
+        return root / "sales" / f"{fax.recvid}.pdf"
+    if fax.dnis == SUPPORT:
+        return root / "support" / fax.recvdate.strftime("%Y-%m") / f"fax-{fax.recvid}.pdf"
+    return root / "inbox" / f"{fax.dnis}-{fax.recvid}.pdf"
+
+
+def require_delivered(root: Path) -> Any:
+    """A sim delete_check: the fax's file must already hold its bytes when delfax arrives."""
+
+    def check(fax: SimFax) -> str | None:
+        path = expected_path(root, fax)
+        if not path.exists():
+            return f"fax {fax.recvid} deleted before {path} existed"
+        if path.read_bytes() != fax.data:
+            return f"fax {fax.recvid} deleted while {path} held other bytes"
+        return None
+
+    return check
+
+
+def write_config(path: Path, body: str) -> Path:
+    """Write a config file readable only by its owner (it may hold a password)."""
+    path.write_text(body)
+    os.chmod(path, 0o600)
+    return path
+
+
+def events(
+    captured: Sequence[MutableMapping[str, Any]], name: str
+) -> list[MutableMapping[str, Any]]:
+    """The captured log entries with event ``name``."""
+    return [entry for entry in captured if entry.get("event") == name]
+
+
+def fail_transient(message: str = "disk on fire") -> DeliveryError:
+    return DeliveryError(message, transient=True)
+
+
+def fail_permanent(message: str = "target holds other bytes") -> DeliveryError:
+    return DeliveryError(message, transient=False)
+
+
+__all__ = [
+    "FAKE_FAXAGE",
+    "MAIN",
+    "PDF",
+    "SALES",
+    "SUPPORT",
+    "ActionBook",
+    "FakeInbox",
+    "FaxdError",
+    "FixedRandom",
+    "ManualClock",
+    "RecordingAction",
+    "events",
+    "expected_path",
+    "fail_permanent",
+    "fail_transient",
+    "make_config",
+    "office_routes",
+    "recorder_route",
+    "require_delivered",
+    "sim_settings",
+    "write_config",
+]

@@ -1,0 +1,142 @@
+"""Crash safety: a real daemon process killed with SIGKILL again and again.
+
+The simulator runs in this process, so its ``delete_check`` sees every delfax;
+the daemon (``python -m faxd run --config PATH --once``) is a child process
+pointed at ``sim.base_url`` through a real config file, killed at random
+moments while it works and started again each time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from inbound_helpers import MAIN, SALES, SUPPORT, expected_path, require_delivered, write_config
+
+from faxd.config import load_config
+from faxd.store.db import Database
+from faxd.store.models import InboundFax
+
+KILLS = 22
+FAXES = 100
+
+
+def daemon_config(tmp_path: Path, sim: Any) -> Path:
+    root = tmp_path / "fax"
+    return write_config(
+        tmp_path / "faxd.toml",
+        f"""
+[faxage]
+username = "{sim.username}"
+company = "{sim.company}"
+password = "{sim.password}"
+base_url = "{sim.base_url}"
+timeout = 5
+
+[database]
+url = "sqlite:///{tmp_path / "faxd.db"}"
+
+[inbound]
+poll_interval = 1
+spool_dir = "{tmp_path / "spool"}"
+max_attempts = 50
+backoff_base = 0.05
+backoff_max = 0.5
+
+[outbound]
+enabled = false
+
+[[routes]]
+name = "sales"
+dnis = ["{SALES}"]
+actions = [{{ type = "folder", path = "{root}/sales/{{recvid}}.{{ext}}" }}]
+
+[[routes]]
+name = "support"
+dnis = ["{SUPPORT}"]
+actions = [{{ type = "folder", path = "{root}/support/{{received:%Y-%m}}/fax-{{recvid}}.pdf" }}]
+
+[[routes]]
+name = "default"
+actions = [{{ type = "folder", path = "{root}/inbox/{{dnis}}-{{recvid}}.{{ext}}" }}]
+""",
+    )
+
+
+def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAXD_")}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "faxd", "run", "--config", str(config), "--once"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+def wait_for_requests(sim: Any, seen: int, proc: subprocess.Popen[bytes]) -> None:
+    """Until the child has made a request beyond ``seen`` (it is at work) or has exited."""
+    deadline = time.monotonic() + 20
+    while len(sim.requests) <= seen and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path: Path, sim: Any) -> None:
+    """>= 20 SIGKILLs while draining 100 faxes: each fax once in its folder, all deleted."""
+    config_path = daemon_config(tmp_path, sim)
+    load_config(config_path)  # the file the daemon reads is valid
+    root = tmp_path / "fax"
+    log = tmp_path / "daemon.log"
+    sim.latency = 0.02
+    faxes = sim.seed_inbound(FAXES, dnis=(SALES, SUPPORT, MAIN))
+    sim.delete_check = require_delivered(root)
+    rng = random.Random(20240304)
+
+    kills = runs = 0
+    while not all(f.deleted for f in faxes) and runs < 200:
+        runs += 1
+        seen = len(sim.requests)
+        proc = start_daemon(config_path, log)
+        if kills < KILLS:
+            wait_for_requests(sim, seen, proc)
+            time.sleep(rng.uniform(0.0, 0.3))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"daemon run {runs} hung; see {log}")
+
+    assert kills >= 20, f"only {kills} kills landed; the daemon finished too fast"
+    assert sim.violations == []
+    assert all(f.deleted for f in faxes), f"not all deleted after {runs} runs; see {log}"
+
+    delivered = Counter(
+        hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in root.rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    )
+    wanted = Counter(hashlib.sha256(f.data).hexdigest() for f in faxes)
+    assert delivered == wanted  # every fax exactly once, nothing else
+    for fax in faxes:
+        assert expected_path(root, fax).read_bytes() == fax.data
+
+    db = Database(f"sqlite:///{tmp_path / 'faxd.db'}")
+    try:
+        with db.session() as session:
+            assert Counter(r.state for r in session.query(InboundFax)) == {"done": FAXES}
+    finally:
+        db.dispose()

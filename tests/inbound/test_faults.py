@@ -1,0 +1,79 @@
+"""Faults on the wire: every fax is delivered eventually and none deleted before."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from inbound_helpers import (
+    ManualClock,
+    expected_path,
+    make_config,
+    office_routes,
+    require_delivered,
+    sim_settings,
+)
+
+from faxd.faxage.client import FaxageClient
+from faxd.inbound.pipeline import InboundPipeline
+from faxd.store.models import InboundFax
+
+FAULTS = ("http500", "err01", "reset", "slow", "truncate", "err13")
+
+
+@pytest.fixture
+def fast_client(sim: Any) -> Iterator[FaxageClient]:
+    """A client whose read timeout is shorter than the simulator's ``slow`` fault."""
+    sim.slow_seconds = 0.5
+    client = FaxageClient(
+        sim.username,
+        sim.company,
+        sim.password,
+        base_url=sim.base_url,
+        timeout=0.2,
+        retries=2,
+        backoff=0.0,
+        sleep=lambda _s: None,
+    )
+    yield client
+    client.close()
+
+
+def test_faults_on_a_fifth_of_requests_delay_but_never_lose_a_fax(
+    tmp_path: Path, sim: Any, fast_client: FaxageClient, db: Any, clock: ManualClock
+) -> None:
+    """HTTP 500, ERR01, resets, timeouts, truncated downloads and ERR13, each on 20%."""
+    root = tmp_path / "fax"
+    config = make_config(
+        tmp_path,
+        office_routes(root),
+        faxage=sim_settings(sim),
+        max_attempts=100,
+        backoff_base=5.0,
+        backoff_max=60.0,
+    )
+    faxes = sim.seed_inbound(15, dnis=("3035550101", "3035550102", "3035550103"))
+    sim.delete_check = require_delivered(root)
+    for kind in FAULTS:
+        sim.inject(kind, rate=0.2)
+    sim.inject("http500", operation="delfax", rate=0.2, after=True)  # deleted, answer lost
+    pipe = InboundPipeline(fast_client, db, config, clock=clock)
+
+    rounds = 0
+    while not all(f.deleted for f in faxes) and rounds < 80:
+        pipe.poll()
+        if rounds % 5 == 4:
+            pipe.sweep()
+        clock.advance(61)  # past the longest backoff, without sleeping
+        rounds += 1
+
+    fired = {f.kind: f.fired for f in sim.faults.active}
+    assert all(fired[kind] > 0 for kind in FAULTS), fired  # each fault really happened
+    assert sim.violations == []
+    assert all(f.deleted for f in faxes), f"undelivered after {rounds} rounds"
+    for fax in faxes:
+        assert expected_path(root, fax).read_bytes() == fax.data
+    with db.session() as session:
+        assert {row.state for row in session.query(InboundFax)} == {"done"}

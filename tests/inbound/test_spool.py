@@ -1,0 +1,55 @@
+"""Tests of faxd.inbound.spool: durable names from the recvid only, cleanup."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from faxd.inbound.spool import Spool, matches
+
+
+def test_commit_renames_the_part_file_to_the_final_name(tmp_path: Path) -> None:
+    """A finished download ends as <recvid>.<ext> with the same bytes; no .part remains."""
+    spool = Spool(tmp_path / "spool")
+    spool.ensure()
+    part = spool.part_path(42)
+    part.write_bytes(b"II*\x00tiffdata")
+    final = spool.commit(part, 42, "tiff")
+    assert final == tmp_path / "spool" / "42.tif"
+    assert final.read_bytes() == b"II*\x00tiffdata"
+    assert not part.exists()
+
+
+def test_matches_checks_size_and_hash(tmp_path: Path) -> None:
+    """A spool file matches only with the recorded size and sha256."""
+    path = tmp_path / "7.pdf"
+    path.write_bytes(b"%PDF-abc")
+    digest = hashlib.sha256(b"%PDF-abc").hexdigest()
+    assert matches(path, 8, digest)
+    path.write_bytes(b"%PDF-abd")
+    assert not matches(path, 8, digest)
+    assert not matches(tmp_path / "missing.pdf", 8, digest)
+    assert not matches(path, None, None)
+
+
+def test_stale_files_are_partials_and_faxes_not_kept(tmp_path: Path) -> None:
+    """Cleanup picks .part files and finished faxes' files, never foreign files."""
+    spool = Spool(tmp_path)
+    for name in ("1.pdf", "2.part", "3.tif", "notes.txt", "4.pdf"):
+        (tmp_path / name).write_bytes(b"x")
+    stale = {p.name for p in spool.stale_files(keep={1, 2, 4})}
+    assert stale == {"2.part", "3.tif"}
+
+
+def test_remove_refuses_paths_outside_the_spool(tmp_path: Path) -> None:
+    """A row pointing outside the spool never makes faxd delete that file."""
+    spool = Spool(tmp_path / "spool")
+    spool.ensure()
+    outside = tmp_path / "precious.pdf"
+    outside.write_bytes(b"keep me")
+    spool.remove(outside)
+    assert outside.exists()
+    inside = spool.final_path(5, "pdf")
+    inside.write_bytes(b"x")
+    spool.remove(inside)
+    assert not inside.exists()
