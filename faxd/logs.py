@@ -35,7 +35,12 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 from faxd.redact import MASK, redact
 
 #: Third-party loggers that say too much at INFO; they only speak from WARNING.
-NOISY_LOGGERS = ("urllib3", "apscheduler.executors")
+NOISY_LOGGERS = (
+    "urllib3",
+    "apscheduler.executors",
+    "alembic.runtime.plugins",
+    "alembic.runtime.migration",
+)
 
 # Event keys whose value is secret whatever it is.
 _SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token)")

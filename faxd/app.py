@@ -1,0 +1,111 @@
+"""Build faxd's working objects from a :class:`~faxd.config.Config`, in one place.
+
+``faxd run``, ``faxd run --once``, ``faxd demo`` and the operator's commands all
+need the same database, FAXAGE client, inbound pipeline and outbound service,
+built the same way from the same settings.  This is the only module that
+constructs them, so a new setting is wired once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from faxd.clock import Clock, system_clock
+
+if TYPE_CHECKING:
+    from faxd.config import Config, FaxageSettings
+    from faxd.faxage.client import FaxageClient
+    from faxd.inbound.pipeline import InboundPipeline
+    from faxd.outbound.service import Outbound
+    from faxd.store.db import Database
+
+
+def open_database(config: Config, *, upgrade: bool = False, check: bool = True) -> Database:
+    """The configured database, migrated to the newest schema if ``upgrade``.
+
+    Without ``upgrade`` (the operator's commands), a database whose schema is
+    not the newest is refused with what to do, rather than failing later on
+    a missing table.
+    """
+    from faxd.errors import FaxdError
+    from faxd.store.db import Database
+
+    db = Database(config.database.url)
+    if upgrade:
+        db.upgrade()
+    elif check:
+        current, newest = db.current_revision(), db.head_revision()
+        if current != newest:
+            db.dispose()
+            state = f"schema {current}" if current else "no tables yet"
+            raise FaxdError(
+                f"the database {config.database.url.split('///')[-1]} is not ready ({state}, "
+                f"this faxd needs {newest}): run `faxd db upgrade` or start the daemon once"
+            )
+    return db
+
+
+def make_client(settings: FaxageSettings, *, retries: int = 3) -> FaxageClient:
+    """A FAXAGE client for the configured account."""
+    from faxd.faxage.client import FaxageClient
+
+    return FaxageClient(
+        settings.username,
+        settings.company,
+        settings.password,
+        base_url=settings.base_url,
+        timeout=float(settings.timeout),
+        retries=retries,
+    )
+
+
+def make_pipeline(
+    config: Config, db: Database, client: FaxageClient, *, clock: Clock = system_clock
+) -> InboundPipeline | None:
+    """The inbound pipeline, or ``None`` when ``[inbound] enabled = false``."""
+    if not config.inbound.enabled:
+        return None
+    from faxd.inbound.pipeline import InboundPipeline
+
+    return InboundPipeline(client, db, config, clock=clock)
+
+
+def make_outbound(
+    config: Config, db: Database, client: FaxageClient, *, clock: Clock = system_clock
+) -> Outbound | None:
+    """The outbound service, or ``None`` when ``[outbound] enabled = false``."""
+    if not config.outbound.enabled:
+        return None
+    from faxd.outbound.service import Outbound
+
+    return Outbound(config.outbound, db, client, clock=clock)
+
+
+@dataclass
+class App:
+    """Everything one running faxd works with."""
+
+    config: Config
+    db: Database
+    client: FaxageClient
+    pipeline: InboundPipeline | None
+    outbound: Outbound | None
+
+    def close(self) -> None:
+        """Release the HTTP connections and the database pool."""
+        self.client.close()
+        self.db.dispose()
+
+
+def build_app(config: Config, *, clock: Clock = system_clock, upgrade: bool = True) -> App:
+    """Open the database (migrating it) and build the client and both halves."""
+    db = open_database(config, upgrade=upgrade)
+    client = make_client(config.faxage)
+    return App(
+        config=config,
+        db=db,
+        client=client,
+        pipeline=make_pipeline(config, db, client, clock=clock),
+        outbound=make_outbound(config, db, client, clock=clock),
+    )

@@ -1,0 +1,406 @@
+"""The ``faxd`` command: the daemon, the demo and the operator's tools.
+
+This module only parses arguments and dispatches; heavy libraries (SQLAlchemy,
+requests, structlog, APScheduler, watchdog) are imported inside the handlers,
+so ``faxd --help`` answers at once (``bench/startup.py`` measures it).
+
+Exit codes: 0 ok, 1 a runtime failure (FAXAGE unreachable, a job that cannot
+be retried...), 2 bad usage or a bad config.  Expected errors are one line on
+standard error — never a traceback, never a secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from faxd import __version__
+
+if TYPE_CHECKING:
+    from faxd.config import Config
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``faxd`` with ``argv`` (default: the process arguments); returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    from faxd.errors import ConfigError, FaxdError
+
+    try:
+        start_logging(getattr(args, "log_level", "warning"))
+        return handler(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"faxd: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except FaxdError as exc:
+        print(f"faxd: {exc.message}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `faxd inbox | head`
+        return EXIT_OK
+
+
+# -- the parser --------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; each sub-command names its handler."""
+    parser = argparse.ArgumentParser(
+        prog="faxd", description="Fax server daemon for FAXAGE: inbound routing and an outbox."
+    )
+    parser.add_argument("--version", action="version", version=f"faxd {__version__}")
+    _config_option(parser, None)
+    common = argparse.ArgumentParser(add_help=False)
+    _config_option(common, argparse.SUPPRESS)
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    def command(name: str, handler: Handler, text: str, **kw: Any) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=text, description=text, **kw)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("run", _run, "run the daemon (under systemd: Type=notify)")
+    p.set_defaults(log_level="info")
+    p.add_argument("--once", action="store_true", help="one poll and one outbound pass, then exit")
+    command("check-config", _check_config, "check the config file and show what it means")
+    p = command("db", _db_help, "database maintenance")
+    db_sub = p.add_subparsers(metavar="ACTION")
+    up = db_sub.add_parser("upgrade", parents=[common], help="migrate the database schema")
+    up.set_defaults(handler=_db_upgrade, log_level="info")
+
+    p = command("inbox", _inbox, "list received faxes, newest first")
+    p.add_argument("--failed", action="store_true", help="only faxes that gave up")
+    p.add_argument(
+        "--since", type=_date, metavar="DATE", help="received on/after YYYY-MM-DD[ HH:MM]"
+    )
+    p.add_argument("--limit", type=int, default=100, help="show at most N faxes (default 100)")
+    _json_option(p)
+    p = command("jobs", _jobs, "list outbound fax jobs")
+    p.add_argument("--state", help="only jobs in this state (queued, submitted, sent, failed...)")
+    _json_option(p)
+    p = command("retry", _retry, "retry a failed fax (RECVID) or a failed job (--job ID)")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("recvid", nargs="?", type=int, help="the recvid faxd inbox shows")
+    target.add_argument("--job", type=int, metavar="ID", help="the job number faxd jobs shows")
+    p = command("cancel", _cancel, "cancel a queued or submitted outbound job")
+    p.add_argument("job", type=int, metavar="JOB_ID")
+    p = command("send", _send, "queue files to fax (the running daemon sends them)")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument("--to", required=True, metavar="NUMBER", help="fax number, e.g. 3035551212")
+    p.add_argument("--name", help="recipient name on the cover (32 characters at most)")
+    p = command("status", _status, "what the daemon last did and what is pending")
+    _json_option(p)
+
+    p = command("faxage", _faxage_help, "FAXAGE account operations")
+    _add_faxage_commands(p, common)
+
+    p = command("demo", _demo, "see faxd work against a built-in FAXAGE simulator")
+    p.add_argument("--keep", action="store_true", help="run until Ctrl-C instead of stopping")
+    p.add_argument("--seconds", type=float, default=20.0, help="how long to run (default 20)")
+    p.add_argument("--dir", type=Path, help="folder to put the demo in (default: a new temp dir)")
+    return parser
+
+
+def _config_option(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=default,
+        metavar="PATH",
+        help="config file (default: $FAXD_CONFIG or /etc/faxd/faxd.toml)",
+    )
+
+
+def _json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def _date(text: str) -> datetime:
+    for layout in ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S"):
+        try:
+            return datetime.strptime(text, layout)
+        except ValueError:
+            continue
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not a date; write it as 2024-05-01 or '2024-05-01 13:30'"
+    )
+
+
+def _add_faxage_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(metavar="OPERATION")
+
+    def op(name: str, text: str, *dids: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=text, description=text)
+        p.set_defaults(handler=_faxage, operation=name)
+        for did in dids:
+            p.add_argument(did, metavar="NUMBER", help="a fax number, e.g. 3035550101")
+        _json_option(p)
+        return p
+
+    op("listlines", "the numbers on this account")
+    op("disabledid", "busy out a number so no fax can come in on it", "did")
+    op("enabledid", "let faxes come in on a number again", "did")
+    op("portable", "whether a number can be ported to FAXAGE", "did")
+    p = op("getcdr", "call detail records between two dates (or after --nuidgt)")
+    p.add_argument("--begin", type=_date, metavar="DATE")
+    p.add_argument("--end", type=_date, metavar="DATE")
+    p.add_argument("--nuidgt", type=int, metavar="N", help="records after this record id")
+    p.add_argument("--did", metavar="NUMBER", help="only calls to or from this number")
+    op("listac", "area codes with numbers available")
+    op("listnpanxx", "localities with numbers available").add_argument("ac", nargs="?")
+    p = op("listdids", "numbers available to provision")
+    p.add_argument("--ac", metavar="AREACODE")
+    p.add_argument("--npanxx", metavar="NPANXX")
+    op("provdid", "add a number to this account", "did")
+    op("deprovdid", "remove a number from this account", "did")
+
+
+# -- helpers the handlers share ----------------------------------------------------------
+
+
+def load(args: argparse.Namespace) -> Config:
+    """The config named by ``--config`` (or ``$FAXD_CONFIG``, or the default path)."""
+    from faxd.config import load_config
+
+    return load_config(getattr(args, "config", None))
+
+
+def start_logging(level: str = "info") -> None:
+    """Structured, redacted logs on standard error (stdout stays for output)."""
+    from faxd.logs import configure_logging
+
+    configure_logging(level=level)
+
+
+def print_out(text: str) -> None:
+    """Print command output (kept apart so handlers read alike)."""
+    print(text)
+
+
+# -- handlers ----------------------------------------------------------------------------
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load(args)
+    from faxd.daemon import Daemon
+    from faxd.notify import Notifier, watchdog_interval
+
+    daemon = Daemon(config, notifier=Notifier.from_env(), watchdog_seconds=watchdog_interval())
+    return daemon.run_once() if args.once else daemon.run()
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = load(args)
+    from faxd.check_config import render_config
+
+    print_out(render_config(config))
+    return EXIT_OK
+
+
+def _db_help(args: argparse.Namespace) -> int:
+    print("faxd db: say what to do, e.g. `faxd db upgrade`", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from faxd.app import open_database
+
+    db = open_database(load(args), check=False)
+    try:
+        before = db.current_revision()
+        db.upgrade()
+        after = db.current_revision()
+    finally:
+        db.dispose()
+    if before == after:
+        print_out(f"database already at revision {after}")
+    else:
+        print_out(f"database upgraded from {before or 'empty'} to {after}")
+    return EXIT_OK
+
+
+def _inbox(args: argparse.Namespace) -> int:
+    from faxd import tables
+    from faxd.app import open_database
+
+    db = open_database(load(args))
+    try:
+        rows = tables.inbox_rows(db, failed_only=args.failed, since=args.since, limit=args.limit)
+    finally:
+        db.dispose()
+    if args.json:
+        print_out(tables.render_json(rows))
+        return EXIT_OK
+    empty = "no failed faxes" if args.failed else "no faxes recorded yet"
+    notes = [row["last_error"] for row in rows]
+    print_out(tables.render_table(tables.INBOX_COLUMNS, rows, notes=notes, empty=empty))
+    return EXIT_OK
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from faxd import tables
+    from faxd.app import open_database
+    from faxd.outbound.commands import list_jobs
+    from faxd.store.states import JobState
+
+    if args.state is not None and args.state not in {s.value for s in JobState}:
+        names = ", ".join(s.value for s in JobState)
+        print(f"faxd: unknown job state {args.state!r}; use one of: {names}", file=sys.stderr)
+        return EXIT_USAGE
+    db = open_database(load(args))
+    try:
+        rows = [tables.job_row(job) for job in list_jobs(db, args.state)]
+    finally:
+        db.dispose()
+    if args.json:
+        print_out(tables.render_json(rows))
+        return EXIT_OK
+    notes = [row["last_error"] if row["state"] != "sent" else None for row in rows]
+    print_out(tables.render_table(tables.JOB_COLUMNS, rows, notes=notes, empty="no jobs"))
+    return EXIT_OK
+
+
+def _retry(args: argparse.Namespace) -> int:
+    from faxd import app as wiring
+
+    config = load(args)
+    if args.job is not None:
+        from faxd.outbound.commands import retry_job
+
+        db = wiring.open_database(config)
+        try:
+            job = retry_job(db, args.job)
+        finally:
+            db.dispose()
+        print_out(f"job {job.id} queued again; the daemon sends it within seconds")
+        return EXIT_OK
+    wiring.open_database(config).dispose()  # refuses an old schema with what to do
+    built = wiring.build_app(config, upgrade=False)
+    try:
+        if built.pipeline is None:
+            print("faxd: inbound is disabled in the config; nothing to retry", file=sys.stderr)
+            return EXIT_FAILURE
+        state = built.pipeline.retry(args.recvid)
+    finally:
+        built.close()
+    print_out(f"fax {args.recvid} is {state.value} again; the daemon resumes it at its next poll")
+    return EXIT_OK
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from faxd import app as wiring
+    from faxd.outbound.commands import cancel_job
+
+    config = load(args)
+    wiring.open_database(config).dispose()  # refuses an old schema with what to do
+    built = wiring.build_app(config, upgrade=False)
+    try:
+        job = cancel_job(built.db, built.client, args.job, config=config.outbound)
+    finally:
+        built.close()
+    where = f"; the file is in {job.final_path}" if job.final_path else ""
+    print_out(f"job {job.id} cancelled{where}")
+    return EXIT_OK
+
+
+def _send(args: argparse.Namespace) -> int:
+    from faxd.app import open_database
+    from faxd.outbound.commands import queue_files
+    from faxd.phone import format_number, normalize_number
+
+    config = load(args)
+    db = open_database(config)
+    try:
+        ids = queue_files(args.files, args.to, args.name, config=config.outbound, db=db)
+    finally:
+        db.dispose()
+    to = format_number(normalize_number(args.to))
+    for job_id, path in zip(ids, args.files, strict=True):
+        print_out(f"job {job_id}: {path.name} -> {to} queued")
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    from faxd import tables
+    from faxd.app import open_database
+
+    config = load(args)
+    db = open_database(config)
+    try:
+        report = tables.status_report(db, config)
+    finally:
+        db.dispose()
+    if args.json:
+        print_out(tables.render_json(report))
+    else:
+        print_out(tables.render_status(report))
+    return EXIT_OK
+
+
+def _faxage_help(args: argparse.Namespace) -> int:
+    print("faxd faxage: say which operation, e.g. `faxd faxage listlines`", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _faxage(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from faxd import tables
+    from faxd.app import make_client
+    from faxd.phone import format_number
+
+    with make_client(load(args).faxage, retries=1) as client:
+        name, did = str(args.operation), str(getattr(args, "did", None) or "")
+        done = {"disabledid": "disabled", "enabledid": "enabled", "provdid": "added to the account",
+                "deprovdid": "removed from the account"}
+        result: Any
+        if name in done:
+            getattr(client, name)(did)
+            result, text = {"number": did, "done": True}, f"{format_number(did)} {done[name]}"
+        elif name == "portable":
+            ok = client.portable(did)
+            result = {"number": did, "portable": ok}
+            text = f"{format_number(did)} {'can' if ok else 'cannot'} be ported to FAXAGE"
+        elif name == "getcdr":
+            records = client.getcdr(begin=args.begin, end=args.end, nuidgt=args.nuidgt,
+                                    nuidshow=True, didnumber=args.did)
+            result = [dataclasses.asdict(r) for r in records]
+            text = tables.render_table(tables.CDR_COLUMNS, result, empty="no calls")
+        elif name == "listnpanxx":
+            result = [dataclasses.asdict(r) for r in client.listnpanxx(args.ac)]
+            text = tables.render_table(tables.NPANXX_COLUMNS, result, empty="none available")
+        else:
+            if name == "listlines":
+                numbers = client.listlines()
+            elif name == "listac":
+                numbers = client.listac()
+            else:
+                numbers = client.listdids(args.ac, args.npanxx)
+            result = numbers
+            text = "\n".join(numbers) if numbers else "none"
+    print_out(tables.render_json(result) if args.json else text)
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from faxd.demo import run_demo
+
+    return int(run_demo(seconds=None if args.keep else args.seconds, directory=args.dir))
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m faxd` goes through __main__
+    sys.exit(main())

@@ -1,0 +1,385 @@
+"""``faxd run``: the long-running process, readable top to bottom.
+
+:meth:`Daemon.run` starts the pieces, then the main thread only waits on an
+``Event`` that the signal handlers set (rq's worker loop, STYLE.md §5):
+
+- an APScheduler 3 ``BackgroundScheduler`` runs the inbound poll, the sweep,
+  the outbound submit pass and the status follow-up, each ``max_instances=1``
+  and ``coalesce=True``;
+- the outbound service's watcher and worker thread run beside it;
+- a heartbeat thread pings the systemd watchdog while the health check passes.
+
+SIGTERM / SIGINT stop taking new work: the scheduler is shut down without
+waiting, the outbound worker finishes the file in hand, and a job thread still
+inside a download gets a few seconds before the process exits anyway.  Nothing
+is lost by that: the database says where every fax and job stands, and the
+next start resumes there.  Job threads are daemon threads (see
+:class:`DaemonThreadExecutor`) so a slow FAXAGE can never hold the exit past
+systemd's stop timeout.
+
+SIGHUP reloads the config file: routes and intervals change in place; a config
+that does not load is refused, its problems logged, and the old one kept.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import structlog
+from apscheduler.executors.base import BaseExecutor, run_job
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import text
+
+from faxd import app as wiring
+from faxd.clock import Clock, system_clock
+from faxd.config import Config, load_config
+from faxd.errors import ConfigError, FaxdError
+from faxd.notify import Heartbeat, Notifier
+from faxd.tables import job_counts
+
+log = structlog.get_logger(__name__)
+
+#: How long a stop waits for job threads still inside a download or an action.
+STOP_GRACE_SECONDS = 6.0
+#: The outbound submit pass runs at least this often, so a dropped file goes out quickly.
+QUICK_SUBMIT_SECONDS = 3.0
+
+
+class DaemonThreadExecutor(BaseExecutor):  # type: ignore[misc]
+    """Runs each scheduled job in its own daemon thread.
+
+    APScheduler's thread pool uses ``concurrent.futures``, whose threads the
+    interpreter joins at exit, so one slow download would hold up a stop.
+    Daemon threads do not; :meth:`join` gives them a bounded grace period.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._threads: set[threading.Thread] = set()
+        self._threads_lock = threading.Lock()
+
+    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        def target() -> None:
+            try:
+                events = run_job(job, job._jobstore_alias, run_times, self._logger.name)
+            except BaseException as exc:
+                self._run_job_error(job.id, exc, exc.__traceback__)
+            else:
+                self._run_job_success(job.id, events)
+            finally:
+                with self._threads_lock:
+                    self._threads.discard(threading.current_thread())
+
+        thread = threading.Thread(target=target, name=f"faxd-{job.id}", daemon=True)
+        with self._threads_lock:
+            self._threads.add(thread)
+        thread.start()
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for running jobs; ``True`` if all finished."""
+        deadline = time.monotonic() + timeout
+        with self._threads_lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in threads)
+
+
+class Daemon:
+    """One faxd process: build from a config, run until a signal, tear down."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        notifier: Notifier | None = None,
+        watchdog_seconds: float | None = None,
+        clock: Clock = system_clock,
+        loader: Callable[[Path], Config] = load_config,
+    ) -> None:
+        self.config = config
+        self.notifier = notifier or Notifier(None)
+        self.watchdog_seconds = watchdog_seconds
+        self.clock = clock
+        self.loader = loader
+        self.app: wiring.App | None = None
+        self.scheduler: Any = None
+        self.executor = DaemonThreadExecutor()
+        self.heartbeat: Heartbeat | None = None
+        self._stop = threading.Event()  # set by SIGTERM/SIGINT: leave the loop
+        self._wake = threading.Event()  # set by any signal: the loop looks again
+        self._reload = threading.Event()  # set by SIGHUP
+        self._inbound_busy = threading.Lock()  # one poll or sweep at a time
+        self._old_handlers: dict[int, Any] = {}
+        self.last_poll: str = "not polled yet"
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT (or :meth:`request_stop`); returns the exit code."""
+        self._install_signal_handlers()
+        try:
+            self._start()
+            while not self._stop.is_set():
+                self._wake.wait()
+                self._wake.clear()
+                if self._reload.is_set() and not self._stop.is_set():
+                    self._reload.clear()
+                    try:
+                        self.reload()
+                    except Exception:  # a failed reload must not take the daemon down
+                        log.exception("config.reload_failed", hint="fix it and send SIGHUP")
+            log.info("daemon.stopping")
+            self.notifier.stopping()
+        finally:
+            self._teardown()
+            self._restore_signal_handlers()
+        log.info("daemon.stopped")
+        return 0
+
+    def run_once(self) -> int:
+        """One inbound poll (which processes everything due) and one outbound pass.
+
+        Raises :class:`FaxdError` (exit 1) when either half could not do its
+        work, e.g. FAXAGE unreachable; the log lines above it say why.
+        """
+        self.app = wiring.build_app(self.config, clock=self.clock)
+        problems: list[str] = []
+        try:
+            if self.app.pipeline is not None:
+                outcome = self.app.pipeline.poll()
+                log.info("daemon.polled", outcome=outcome.summary())
+                if outcome.errors or outcome.paused:
+                    problems.append(f"inbound: {outcome.summary()}")
+            if self.app.outbound is not None:
+                try:
+                    self.app.outbound.run_once()
+                except FaxdError as exc:
+                    problems.append(f"outbound: {exc.message}")
+        finally:
+            self.app.close()
+        if problems:
+            raise FaxdError("; ".join(problems) + " (the log lines above say why)")
+        return 0
+
+    def request_stop(self) -> None:
+        """Ask the loop to stop (what SIGTERM does); safe from any thread."""
+        self._stop.set()
+        self._wake.set()
+
+    def request_reload(self) -> None:
+        """Ask the loop to reload the config file (what SIGHUP does)."""
+        self._reload.set()
+        self._wake.set()
+
+    # -- start, reload, stop -----------------------------------------------------------
+
+    def _start(self) -> None:
+        self.app = wiring.build_app(self.config, clock=self.clock)  # migrates the database
+        if self.app.outbound is not None:
+            self.app.outbound.start()
+        self.scheduler = BackgroundScheduler(
+            executors={"default": self.executor},
+            job_defaults={"max_instances": 1, "coalesce": True},
+            timezone=UTC,
+        )
+        self._schedule(first_run=True)
+        log.info("daemon.ready", config=str(self.config.path), jobs=self.job_ids())
+        self.notifier.ready(status=self.status_text())  # before any job can send STATUS=
+        self.scheduler.start()
+        if self.watchdog_seconds:  # after READY=1: systemd ignores pings before it
+            self.heartbeat = Heartbeat(self.notifier, self.watchdog_seconds, self.is_healthy)
+            self.heartbeat.start()
+
+    def _schedule(self, *, first_run: bool) -> None:
+        """Add (or replace) the scheduler's jobs with the current config's intervals."""
+        now = datetime.now(UTC)
+        inbound, outbound = self.config.inbound, self.config.outbound
+        wanted: list[tuple[str, Callable[[], None], float]] = []
+        if inbound.enabled:
+            wanted.append(("inbound-poll", self._poll_job, float(inbound.poll_interval)))
+            wanted.append(("inbound-sweep", self._sweep_job, float(inbound.sweep_interval)))
+        if outbound.enabled:
+            quick = min(QUICK_SUBMIT_SECONDS, float(outbound.status_interval))
+            wanted.append(("outbound-submit", self._submit_job, quick))
+            wanted.append(("outbound-follow", self._follow_job, float(outbound.status_interval)))
+        for job in self.scheduler.get_jobs():
+            if job.id not in {name for name, _f, _s in wanted}:
+                job.remove()
+        for name, func, seconds in wanted:
+            first = now if first_run and name != "inbound-sweep" else None
+            self.scheduler.add_job(
+                func,
+                "interval",
+                seconds=seconds,
+                id=name,
+                name=name,
+                replace_existing=True,
+                misfire_grace_time=max(5, int(seconds)),
+                **({"next_run_time": first} if first is not None else {}),
+            )
+
+    def reload(self) -> bool:
+        """Load the config file again and apply it; ``False`` if it was refused."""
+        self.notifier.reloading()
+        path = Path(self.config.path)
+        try:
+            new = self.loader(path)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("config.reload_refused", path=str(path), problem=problem)
+            log.error("config.kept_old", path=str(path), hint="fix the file and send SIGHUP again")
+            self.notifier.ready(status=f"config reload refused ({len(exc.problems)} problems)")
+            return False
+        old, self.config = self.config, new
+        for section in ("faxage", "database"):
+            if getattr(old, section) != getattr(new, section):
+                log.warning("config.needs_restart", section=section, hint="systemctl restart faxd")
+        assert self.app is not None
+        with self._inbound_busy:  # never swap the pipeline under a running poll
+            self.app.config = new
+            self.app.pipeline = wiring.make_pipeline(new, self.app.db, self.app.client)
+        if old.outbound != new.outbound:
+            if self.app.outbound is not None:
+                self.app.outbound.stop()
+            self.app.outbound = wiring.make_outbound(new, self.app.db, self.app.client)
+            if self.app.outbound is not None:
+                self.app.outbound.start()
+        self._schedule(first_run=False)
+        log.info("config.reloaded", path=str(path), routes=[r.name for r in new.routes])
+        self.notifier.ready(status=self.status_text())
+        return True
+
+    def _teardown(self) -> None:
+        """Stop everything started, in reverse order, each step on its own."""
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.app is not None and self.app.pipeline is not None:
+            self.app.pipeline.stop()
+        if self.app is not None and self.app.outbound is not None:
+            self.app.outbound.stop()
+        if not self.executor.join(STOP_GRACE_SECONDS):
+            log.warning("daemon.abandoned_work", hint="resumed from the database at next start")
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        if self.app is not None:
+            self.app.close()
+
+    # -- health and status -------------------------------------------------------------
+
+    def is_healthy(self) -> bool:
+        """Scheduler running, watcher and worker alive, database answering."""
+        scheduler, app = self.scheduler, self.app
+        if scheduler is None or app is None or not scheduler.running:
+            return False
+        thread = getattr(scheduler, "_thread", None)
+        if thread is not None and not thread.is_alive():
+            return False
+        if app.outbound is not None and not app.outbound.is_healthy():
+            return False
+        with app.db.engine.connect() as connection:
+            return connection.execute(text("SELECT 1")).scalar() == 1
+
+    def job_ids(self) -> list[str]:
+        """Names of the scheduled jobs."""
+        return [job.id for job in self.scheduler.get_jobs()] if self.scheduler else []
+
+    def status_text(self) -> str:
+        """The ``STATUS=`` line: last poll's outcome and the outbound backlog."""
+        assert self.app is not None
+        pending = job_counts(self.app.db, active_only=True)
+        return f"{self.last_poll}; {sum(pending.values())} jobs pending"
+
+    # -- the scheduled jobs ------------------------------------------------------------
+
+    def _poll_job(self) -> None:
+        with self._inbound(operation="poll") as pipeline:
+            if pipeline is None:
+                return
+            outcome = pipeline.poll()
+            self.last_poll = (
+                outcome.summary() if outcome.paused
+                else f"polled {outcome.new} new, {outcome.failed} failed"
+            )
+        self._report()
+
+    def _sweep_job(self) -> None:
+        with self._inbound(operation="sweep") as pipeline:
+            if pipeline is not None:
+                pipeline.sweep()
+        self._report()
+
+    def _submit_job(self) -> None:
+        with self._outbound(operation="submit") as outbound:
+            if outbound is not None:
+                outbound.submit_pending()
+
+    def _follow_job(self) -> None:
+        with self._outbound(operation="follow") as outbound:
+            if outbound is not None:
+                outbound.follow_up()
+        self._report()
+
+    @contextmanager
+    def _inbound(self, *, operation: str) -> Iterator[Any]:
+        """The pipeline to work with, or ``None`` if stopping or another pass runs."""
+        if self._stop.is_set() or not self._inbound_busy.acquire(blocking=False):
+            yield None
+            return
+        try:
+            with _logged(operation):
+                yield self.app.pipeline if self.app else None
+        finally:
+            self._inbound_busy.release()
+
+    @contextmanager
+    def _outbound(self, *, operation: str) -> Iterator[Any]:
+        if self._stop.is_set():
+            yield None
+            return
+        with _logged(operation):
+            yield self.app.outbound if self.app else None
+
+    def _report(self) -> None:
+        try:
+            self.notifier.status(self.status_text())
+        except Exception as exc:  # a status line is never worth a failed job
+            log.warning("daemon.status_failed", error=str(exc))
+
+    # -- signals -----------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # e.g. tests driving the loop from a thread: use request_stop()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            self._old_handlers[signum] = signal.signal(signum, self._on_signal)
+
+    def _restore_signal_handlers(self) -> None:
+        for signum, handler in self._old_handlers.items():
+            signal.signal(signum, handler)
+        self._old_handlers.clear()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            self.request_reload()
+        else:
+            self.request_stop()
+
+
+@contextmanager
+def _logged(operation: str) -> Iterator[None]:
+    """Log a scheduled pass's failure without letting it kill the scheduler thread."""
+    try:
+        yield
+    except FaxdError as exc:
+        log.error("daemon.pass_failed", operation=operation, error=exc.message)
+    except Exception:
+        log.exception("daemon.pass_crashed", operation=operation)

@@ -1,0 +1,332 @@
+"""What the operator's commands show: ledger queries and their 80-column rendering.
+
+``faxd inbox``, ``faxd jobs`` and ``faxd status`` read the same database the
+daemon writes (safe while it runs: SQLite in WAL mode lets readers in), and the
+daemon's ``STATUS=`` line uses the same counts, so systemd and the command line
+never disagree.  Every listing is either a table that fits an 80-column
+terminal (long columns are shortened, a fax's last error goes on its own line
+under it) or, with ``--json``, a list of objects for scripts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from faxd.config import Config
+    from faxd.store.db import Database
+    from faxd.store.models import InboundFax, OutboundJob
+
+WIDTH = 80
+
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One table column: the row key, its heading, and how it may be squeezed."""
+
+    key: str
+    header: str
+    right: bool = False
+    shrink: bool = False  # may be shortened (with "…") to fit the width
+
+
+def render_table(
+    columns: Sequence[Column],
+    rows: Sequence[Row],
+    *,
+    notes: Sequence[str | None] = (),
+    width: int = WIDTH,
+    empty: str = "nothing to show",
+) -> str:
+    """Rows as aligned text no wider than ``width``; ``notes[i]`` goes under row i."""
+    if not rows:
+        return empty
+    cells = [[_cell(row.get(col.key)) for col in columns] for row in rows]
+    widths = [max([len(col.header)] + [len(r[i]) for r in cells]) for i, col in enumerate(columns)]
+    excess = sum(widths) + 2 * (len(columns) - 1) - width
+    for i in sorted(range(len(columns)), key=lambda i: -widths[i]):
+        if excess <= 0:
+            break
+        if columns[i].shrink:
+            floor = max(len(columns[i].header), 6)
+            cut = min(excess, widths[i] - floor)
+            if cut > 0:
+                widths[i] -= cut
+                excess -= cut
+    lines = [_line([c.header for c in columns], columns, widths)]
+    for index, row_cells in enumerate(cells):
+        lines.append(_line(row_cells, columns, widths))
+        note = notes[index] if index < len(notes) else None
+        if note:
+            lines.append(_fit("    ! " + " ".join(note.split()), width))
+    return "\n".join(lines)
+
+
+def _line(values: Sequence[str], columns: Sequence[Column], widths: Sequence[int]) -> str:
+    parts = []
+    for value, col, w in zip(values, columns, widths, strict=True):
+        value = _fit(value, w)
+        parts.append(value.rjust(w) if col.right else value.ljust(w))
+    return "  ".join(parts).rstrip()
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return " ".join(str(value).split())
+
+
+def render_json(data: Any) -> str:
+    """``data`` as indented JSON; dates as ISO 8601, paths as strings."""
+    return json.dumps(data, indent=2, default=_json_default, ensure_ascii=False)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot show {type(value).__name__} as JSON")
+
+
+def render_mapping(items: Sequence[tuple[str, Any]]) -> str:
+    """``key: value`` lines with the keys aligned (``faxd status``)."""
+    pad = max((len(k) for k, _v in items), default=0)
+    return "\n".join(f"{k.ljust(pad)}  {_fit(_cell(v), WIDTH - pad - 2)}" for k, v in items)
+
+
+# -- inbound faxes -----------------------------------------------------------------------
+
+INBOX_COLUMNS = (
+    Column("recvid", "RECVID", right=True),
+    Column("received", "RECEIVED"),
+    Column("cid", "FROM", shrink=True),
+    Column("dnis", "TO"),
+    Column("pages", "PG", right=True),
+    Column("route", "ROUTE", shrink=True),
+    Column("state", "STATE"),
+)
+
+
+def inbox_rows(
+    db: Database, *, failed_only: bool = False, since: datetime | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Newest faxes first: what ``faxd inbox`` lists (``since`` is FAXAGE's wall clock)."""
+    from sqlalchemy import select
+
+    from faxd.store.models import InboundFax
+    from faxd.store.states import FaxState
+
+    query = select(InboundFax).order_by(InboundFax.recvid.desc()).limit(limit)
+    if failed_only:
+        query = query.where(InboundFax.state == FaxState.FAILED.value)
+    if since is not None:
+        query = query.where(InboundFax.recvdate >= since)
+    with db.session() as session:
+        return [_fax_row(fax) for fax in session.scalars(query)]
+
+
+def _fax_row(fax: InboundFax) -> dict[str, Any]:
+    return {
+        "recvid": fax.recvid,
+        "received": fax.recvdate,
+        "cid": fax.cid or "unknown",
+        "dnis": fax.dnis,
+        "pages": fax.pagecount,
+        "route": fax.route,
+        "state": fax.state,
+        "attempts": fax.attempts,
+        "next_attempt_at": fax.next_attempt_at,
+        "last_error": fax.last_error,
+        "size": fax.size,
+        "sha256": fax.sha256,
+    }
+
+
+# -- outbound jobs -----------------------------------------------------------------------
+
+JOB_COLUMNS = (
+    Column("id", "JOB", right=True),
+    Column("created", "CREATED"),
+    Column("faxno", "TO"),
+    Column("file", "FILE", shrink=True),
+    Column("state", "STATE"),
+    Column("faxage_jobid", "FAXAGE", right=True),
+    Column("pages", "PG", right=True),
+)
+
+
+def job_row(job: OutboundJob) -> dict[str, Any]:
+    """One outbound job as ``faxd jobs`` shows it."""
+    return {
+        "id": job.id,
+        "created": job.created_at.astimezone() if job.created_at else None,
+        "faxno": job.faxno,
+        "recipname": job.recipname,
+        "file": job.source_relpath or job.source_name,
+        "state": job.state,
+        "faxage_jobid": job.faxage_jobid,
+        "pages": job.pages,
+        "attempts": job.attempts,
+        "shortstatus": job.shortstatus,
+        "longstatus": job.longstatus,
+        "last_error": job.last_error,
+        "final_path": job.final_path,
+    }
+
+
+# -- counts for `faxd status` and the daemon's STATUS= line --------------------------------
+
+
+def fax_counts(db: Database) -> dict[str, int]:
+    """Number of inbound faxes in each state."""
+    from sqlalchemy import func, select
+
+    from faxd.store.models import InboundFax
+
+    query = select(InboundFax.state, func.count()).group_by(InboundFax.state)
+    with db.session() as session:
+        return {state: int(n) for state, n in session.execute(query)}
+
+
+def job_counts(db: Database, *, active_only: bool = False) -> dict[str, int]:
+    """Number of outbound jobs in each state (only unfinished ones if ``active_only``)."""
+    from sqlalchemy import func, select
+
+    from faxd.store.models import OutboundJob
+    from faxd.store.states import JOB_ACTIVE
+
+    query = select(OutboundJob.state, func.count()).group_by(OutboundJob.state)
+    if active_only:
+        query = query.where(OutboundJob.state.in_([s.value for s in JOB_ACTIVE]))
+    with db.session() as session:
+        return {state: int(n) for state, n in session.execute(query)}
+
+
+def cursor_row(db: Database, account: str) -> dict[str, Any]:
+    """Where polling stands for ``account`` (empty values before the first poll)."""
+    from faxd.store.models import PollCursor
+
+    with db.session() as session:
+        cursor = session.get(PollCursor, account)
+        if cursor is None:
+            return {"last_recvid": None, "last_poll_at": None, "last_poll_outcome": None,
+                    "last_sweep_at": None, "paused_reason": None}
+        return {
+            "last_recvid": cursor.last_recvid,
+            "last_poll_at": cursor.last_poll_at,
+            "last_poll_outcome": cursor.last_poll_outcome,
+            "last_sweep_at": cursor.last_sweep_at,
+            "paused_reason": cursor.paused_reason,
+        }
+
+
+def status_report(db: Database, config: Config) -> dict[str, Any]:
+    """What ``faxd status`` shows: last poll, cursor, counts by state, next runs.
+
+    The next runs are worked out from the last ones and the configured
+    intervals; a time in the past means the daemon is not running (or stuck).
+    """
+    from faxd.store.states import JOB_ACTIVE
+
+    cursor = cursor_row(db, config.faxage.account)
+    jobs = job_counts(db)
+    active = {s.value for s in JOB_ACTIVE}
+
+    def after(then: datetime | None, seconds: float) -> datetime | None:
+        return then + timedelta(seconds=seconds) if then is not None else None
+
+    return {
+        "config": str(config.path),
+        "account": config.faxage.account,
+        "schema": {"current": db.current_revision(), "newest": db.head_revision()},
+        "inbound": {
+            "enabled": config.inbound.enabled,
+            **cursor,
+            "next_poll_at": after(cursor["last_poll_at"], config.inbound.poll_interval),
+            "next_sweep_at": after(cursor["last_sweep_at"], config.inbound.sweep_interval),
+            "faxes": fax_counts(db),
+        },
+        "outbound": {
+            "enabled": config.outbound.enabled,
+            "hot_folder": str(config.outbound.hot_folder),
+            "jobs": jobs,
+            "pending": sum(n for state, n in jobs.items() if state in active),
+        },
+    }
+
+
+def render_status(report: Mapping[str, Any], *, now: datetime | None = None) -> str:
+    """``status_report`` as aligned lines a person reads at a glance."""
+    now = now or datetime.now(UTC)
+    inbound, outbound = report["inbound"], report["outbound"]
+
+    def when(value: datetime | None, *, future: bool = False) -> str:
+        if value is None:
+            return "not yet" if future else "never"
+        local = value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        if future and value < now - timedelta(seconds=30):
+            return f"{local} (overdue: is faxd running?)"
+        return local
+
+    def counts(found: Mapping[str, int]) -> str:
+        return ", ".join(f"{n} {state}" for state, n in sorted(found.items())) or "none"
+
+    schema = report["schema"]
+    items: list[tuple[str, Any]] = [
+        ("config", report["config"]),
+        ("account", report["account"]),
+        ("schema", schema["current"] if schema["current"] == schema["newest"]
+         else f"{schema['current']} (newest {schema['newest']}: run faxd db upgrade)"),
+    ]
+    if inbound["enabled"]:
+        items += [
+            ("last poll", when(inbound["last_poll_at"])),
+            ("outcome", inbound["last_poll_outcome"] or "-"),
+            ("cursor", f"recvid {inbound['last_recvid']}" if inbound["last_recvid"] else "-"),
+            ("next poll", when(inbound["next_poll_at"], future=True)),
+            ("last sweep", when(inbound["last_sweep_at"])),
+            ("next sweep", when(inbound["next_sweep_at"], future=True)),
+            ("faxes", counts(inbound["faxes"])),
+        ]
+        if inbound["paused_reason"]:
+            items.append(("PAUSED", inbound["paused_reason"]))
+    else:
+        items.append(("inbound", "disabled"))
+    if outbound["enabled"]:
+        items += [("outbox", outbound["hot_folder"]), ("jobs", counts(outbound["jobs"])),
+                  ("pending", outbound["pending"])]
+    else:
+        items.append(("outbound", "disabled"))
+    return render_mapping(items)
+
+
+# -- FAXAGE account listings --------------------------------------------------------------
+
+CDR_COLUMNS = (
+    Column("calldate", "WHEN"),
+    Column("direction", "DIR"),
+    Column("src", "FROM", shrink=True),
+    Column("dst", "TO", shrink=True),
+    Column("duration", "SECONDS", right=True),
+    Column("nuid", "ID", right=True),
+)
+
+NPANXX_COLUMNS = (
+    Column("npanxx", "NPANXX"),
+    Column("rcname", "RATE CENTER", shrink=True),
+    Column("rcstate", "STATE"),
+)

@@ -1,0 +1,313 @@
+"""`faxd run` as systemd runs it: a subprocess, a notify socket, signals, the simulator."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from faxd.demo import DemoLayout, write_config
+
+ROUTES_A = """
+[[routes]]
+name = "default"
+actions = [{ type = "folder", path = "in-a/{recvid}.{ext}" }]
+"""
+ROUTES_B = ROUTES_A.replace('"default"', '"second"').replace("in-a/", "in-b/")
+
+
+class NotifySocket:
+    """An abstract unix datagram socket standing in for systemd's notify socket."""
+
+    def __init__(self) -> None:
+        self.name = f"@faxd-test-{uuid.uuid4().hex}"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind("\0" + self.name[1:])
+        self.messages: list[str] = []
+
+    def next(self, timeout: float) -> str | None:
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(4096).decode()
+        except TimeoutError:
+            return None
+        self.messages.append(data)
+        return data
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 15.0) -> list[str]:
+        """Datagrams received until one matches ``predicate`` (inclusive)."""
+        got: list[str] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = self.next(max(0.05, deadline - time.monotonic()))
+            if message is None:
+                break
+            got.append(message)
+            if predicate(message):
+                return got
+        raise AssertionError(f"no matching notify message within {timeout}s; got {got}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Faxd:
+    """One `python -m faxd run` subprocess with its logs in files."""
+
+    def __init__(self, config: Path, notify: NotifySocket, watchdog_usec: int = 600_000) -> None:
+        self.log = config.parent / f"stderr-{uuid.uuid4().hex[:6]}.log"
+        env = {
+            **os.environ,
+            "NOTIFY_SOCKET": notify.name,
+            "WATCHDOG_USEC": str(watchdog_usec),
+        }
+        env.pop("FAXD_CONFIG", None)
+        with self.log.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "faxd", "run", "--config", str(config)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def stop(self, timeout: float = 10.0) -> tuple[int, float]:
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout)
+        return code, time.monotonic() - started
+
+    def stderr(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+@pytest.fixture
+def notify() -> Iterator[NotifySocket]:
+    sock = NotifySocket()
+    yield sock
+    sock.close()
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> DemoLayout:
+    return DemoLayout(tmp_path / "site")
+
+
+@pytest.fixture
+def started() -> Iterator[list[Faxd]]:
+    daemons: list[Faxd] = []
+    yield daemons
+    for daemon in daemons:
+        daemon.kill()
+
+
+def configure(layout: DemoLayout, sim: Any, routes: str = ROUTES_A) -> Path:
+    return write_config(
+        layout, base_url=sim.base_url, username=sim.username, company=sim.company,
+        password=sim.password, interval=1.0, routes=routes,
+    )
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.1)
+
+
+def getfax_requested(sim: Any) -> bool:
+    return any(r.operation == "getfax" for r in list(sim.requests))
+
+
+def test_notify_messages_in_order_then_clean_stop(
+    sim: Any, layout: DemoLayout, notify: NotifySocket, started: list[Faxd]
+) -> None:
+    """READY=1 comes first, then STATUS and WATCHDOG=1; SIGTERM gives STOPPING=1 and exit 0."""
+    sim.seed_inbound(3, dnis=("3035550101",))
+    faxd = Faxd(configure(layout, sim), notify)
+    started.append(faxd)
+    first = notify.next(timeout=20)
+    assert first is not None and first.startswith("READY=1\n"), faxd.stderr()
+    assert f"MAINPID={faxd.proc.pid}" in first
+    status = notify.wait_for(lambda m: m.startswith("STATUS=polled 3 new"))[-1]
+    assert status == "STATUS=polled 3 new, 0 failed; 0 jobs pending"
+    notify.wait_for(lambda m: m == "WATCHDOG=1")
+    code, took = faxd.stop()
+    assert code == 0, faxd.stderr()
+    assert took < 10
+    assert "STOPPING=1" in notify.wait_for(lambda m: m == "STOPPING=1", timeout=2)
+    assert sorted(p.name for p in (layout.root / "in-a").iterdir()) == sorted(
+        f"{f.recvid}.pdf" for f in sim.faxes.values()
+    )
+
+
+@pytest.mark.slow
+def test_watchdog_keeps_pinging_during_slow_download(
+    sim: Any, layout: DemoLayout, notify: NotifySocket, started: list[Faxd]
+) -> None:
+    """WATCHDOG=1 keeps coming every WATCHDOG_USEC/2 while getfax hangs on a slow FAXAGE."""
+    sim.slow_seconds = 8.0
+    sim.inject("slow", operation="getfax", times=1)
+    (fax,) = sim.seed_inbound(1, dnis=("3035550101",))
+    faxd = Faxd(configure(layout, sim), notify, watchdog_usec=400_000)
+    started.append(faxd)
+    notify.wait_for(lambda m: m.startswith("READY=1"), timeout=20)
+    wait_until(lambda: getfax_requested(sim))
+    window_end = time.monotonic() + 2.5
+    pings = 0
+    while time.monotonic() < window_end:
+        message = notify.next(timeout=max(0.05, window_end - time.monotonic()))
+        pings += message == "WATCHDOG=1"
+    assert not (layout.root / "in-a" / f"{fax.recvid}.pdf").exists()  # still downloading
+    assert pings >= 5  # one every 0.2 s
+    code, _took = faxd.stop()
+    assert code == 0
+
+
+@pytest.mark.slow
+def test_sigterm_during_download_exits_zero_and_next_start_resumes(
+    sim: Any, layout: DemoLayout, notify: NotifySocket, started: list[Faxd]
+) -> None:
+    """SIGTERM mid-download exits 0 within 10 s; the next run delivers the fax from the DB."""
+    sim.slow_seconds = 60.0
+    sim.inject("slow", operation="getfax", times=1)
+    faxes = sim.seed_inbound(2, dnis=("3035550101",))
+    config = configure(layout, sim)
+    faxd = Faxd(config, notify)
+    started.append(faxd)
+    notify.wait_for(lambda m: m.startswith("READY=1"), timeout=20)
+    wait_until(lambda: getfax_requested(sim))
+    code, took = faxd.stop()
+    assert code == 0, faxd.stderr()
+    assert took < 10
+    assert not (layout.root / "in-a").exists() or not any((layout.root / "in-a").iterdir())
+    assert not any(f.deleted for f in sim.faxes.values())
+
+    sim.clear_faults()
+    once = subprocess.run(
+        [sys.executable, "-m", "faxd", "run", "--once", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert once.returncode == 0, once.stderr
+    for fax in faxes:
+        assert (layout.root / "in-a" / f"{fax.recvid}.pdf").read_bytes() == fax.data
+        assert sim.faxes[fax.recvid].deleted
+
+
+def test_sighup_reload_applies_new_routes(
+    sim: Any, layout: DemoLayout, notify: NotifySocket, started: list[Faxd]
+) -> None:
+    """After SIGHUP with a good new config, the next fax follows the new route."""
+    (first,) = sim.seed_inbound(1, dnis=("3035550101",))
+    config = configure(layout, sim)
+    faxd = Faxd(config, notify)
+    started.append(faxd)
+    wait_until(lambda: (layout.root / "in-a" / f"{first.recvid}.pdf").exists())
+    configure(layout, sim, routes=ROUTES_B)
+    faxd.signal(signal.SIGHUP)
+    notify.wait_for(lambda m: m.startswith("RELOADING=1"))
+    notify.wait_for(lambda m: m.startswith("READY=1"))
+    second = sim.add_fax("3035550101")
+    wait_until(lambda: (layout.root / "in-b" / f"{second.recvid}.pdf").exists())
+    assert not (layout.root / "in-a" / f"{second.recvid}.pdf").exists()
+    code, _took = faxd.stop()
+    assert code == 0
+    assert "config.reloaded" in faxd.stderr()
+
+
+def test_sighup_with_bad_config_keeps_the_old_one(
+    sim: Any, layout: DemoLayout, notify: NotifySocket, started: list[Faxd]
+) -> None:
+    """A config that does not load is refused with its problem logged; the old routes stay."""
+    config = configure(layout, sim)
+    faxd = Faxd(config, notify)
+    started.append(faxd)
+    notify.wait_for(lambda m: m.startswith("READY=1"), timeout=20)
+    good = config.read_text()
+    config.write_text(good.replace("[inbound]", "[inbound]\npoll_intervall = 5"))
+    faxd.signal(signal.SIGHUP)
+    refused = notify.wait_for(lambda m: m.startswith("READY=1"))
+    assert "STATUS=config reload refused (1 problems)" in refused[-1]
+    fax = sim.add_fax("3035550101")
+    wait_until(lambda: (layout.root / "in-a" / f"{fax.recvid}.pdf").exists())
+    code, _took = faxd.stop()
+    assert code == 0
+    log = faxd.stderr()
+    assert "config.reload_refused" in log and "poll_intervall" in log
+    assert sim.password not in log
+
+
+def test_run_once_polls_delivers_and_submits(sim: Any, layout: DemoLayout) -> None:
+    """`faxd run --once` delivers every waiting fax and submits the files in the outbox."""
+    faxes = sim.seed_inbound(2, dnis=("3035550101",))
+    config = configure(layout, sim)
+    layout.outbox.mkdir(parents=True)
+    from faxd.sim.documents import make_pdf
+
+    (layout.outbox / "3035551212.pdf").write_bytes(make_pdf("hello"))
+    done = subprocess.run(
+        [sys.executable, "-m", "faxd", "run", "--once", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert {p.name for p in (layout.root / "in-a").iterdir()} == {
+        f"{f.recvid}.pdf" for f in faxes
+    }
+    assert [job.faxno for job in sim.jobs.values()] == ["3035551212"]
+
+
+def test_run_once_with_faxage_unreachable_exits_1(tmp_path: Path) -> None:
+    """An unreachable FAXAGE is a runtime failure: exit 1 and one clear line, no traceback."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    layout = DemoLayout(tmp_path / "site")
+    config = write_config(layout, base_url=f"http://127.0.0.1:{port}", routes=ROUTES_A)
+    config.write_text(config.read_text().replace("[outbound]", "[outbound]\nenabled = false"))
+    done = subprocess.run(
+        [sys.executable, "-m", "faxd", "run", "--once", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("faxd: inbound: ") and "Traceback" not in done.stderr
+
+
+def test_health_check_fails_when_a_part_dies(sim: Any, layout: DemoLayout) -> None:
+    """is_healthy() needs the scheduler, the outbox watcher and the database; each can fail it."""
+    import threading
+
+    from faxd.config import load_config
+    from faxd.daemon import Daemon
+
+    daemon = Daemon(load_config(configure(layout, sim)))
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    try:
+        wait_until(lambda: daemon.scheduler is not None and daemon.scheduler.running)
+        assert daemon.is_healthy()
+        assert daemon.app is not None and daemon.app.outbound is not None
+        daemon.app.outbound.watcher.stop()  # the observer thread dies
+        assert not daemon.is_healthy()
+    finally:
+        daemon.request_stop()
+        runner.join(15)
+    assert not runner.is_alive()
+    assert not daemon.is_healthy()  # scheduler shut down
