@@ -89,7 +89,7 @@ class SmtpCapture:
                 capture.messages.append(
                     (envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
                 )
-                return "250 2.0.0 Ok: queued as FAXD%d" % len(capture.messages)
+                return f"250 2.0.0 Ok: queued as FAXD{len(capture.messages)}"
 
         self.controller = Controller(Handler(), hostname=self.host, port=self.port)
         self.controller.start()
