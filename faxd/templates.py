@@ -49,7 +49,8 @@ _LINE_BREAKS = re.compile(r"[\r\n\v\f\x85\u2028\u2029]+")
 def template_problems(template: str, *, path: bool = False) -> list[str]:
     """Everything wrong with ``template``, as messages; ``[]`` when it is fine.
 
-    With ``path=True`` a literal ``..`` component is refused too.
+    With ``path=True`` a literal ``..`` component is refused too, and so is a ``/``
+    inside a field's format spec (it would be replaced, not make a folder).
     """
     if not isinstance(template, str):
         return [f"must be text, not {type(template).__name__}"]
@@ -69,6 +70,11 @@ def template_problems(template: str, *, path: bool = False) -> list[str]:
         problem = _field_problem(name, spec or "", conversion)
         if problem:
             problems.append(problem)
+        elif path and spec and ("/" in spec or "\\" in spec):
+            problems.append(
+                f"field {{{name}:{spec}}}: a '/' in a value becomes '_', so this would not "
+                "make folders; put the '/' in the template, e.g. {received:%Y}/{received:%m}"
+            )
     if path and ".." in literal.replace("\\", "/").split("/"):
         problems.append("a path template must not contain a '..' component")
     if path and "\0" in literal:
@@ -130,8 +136,9 @@ def one_line(text: str) -> str:
 def safe_component(value: str) -> str:
     """``value`` made safe as one file-name component.
 
-    No ``/`` or ``\\``, no NUL or control characters, no ``..``, no leading dot,
-    dash or space, at most :data:`MAX_COMPONENT` characters; empty -> ``unknown``.
+    No ``/`` or ``\\``, no NUL, control or invisible (bidi, zero-width) characters,
+    no ``..``, no leading dot, dash or space, at most :data:`MAX_COMPONENT`
+    characters; empty -> ``unknown``.
     """
     text = _strip_controls(value, keep="")
     text = text.replace("/", "_").replace("\\", "_")
@@ -175,5 +182,12 @@ def _format_value(name: str, value: object, spec: str, received_default: str) ->
     return format(value, spec)
 
 
+#: Unicode categories removed from values: controls, invisible format characters
+#: (bidi overrides, zero-width), surrogates, line and paragraph separators.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
 def _strip_controls(text: str, *, keep: str) -> str:
-    return "".join(ch for ch in text if ch in keep or unicodedata.category(ch) not in ("Cc", "Cs"))
+    return "".join(
+        ch for ch in text if ch in keep or unicodedata.category(ch) not in _HIDDEN_CATEGORIES
+    )

@@ -384,7 +384,11 @@ def test_smtp_password_sources(tmp_path: Path) -> None:
     creds = tmp_path / "creds"
     creds.mkdir()
     (creds / "smtp-password").write_text("smtp-cred\n")
-    text = FAXAGE + DEFAULT_ROUTE + '[smtp]\nhost = "mx"\nusername = "u"\nfrom = "f@example.com"\n'
+    text = (
+        FAXAGE
+        + DEFAULT_ROUTE
+        + '[smtp]\nhost = "mx"\nsecurity = "starttls"\nusername = "u"\nfrom = "f@example.com"\n'
+    )
 
     smtp = load(tmp_path, text, FAXD_SMTP_PASSWORD="smtp-env").smtp
     assert smtp is not None and smtp.password == "smtp-env"
@@ -518,3 +522,71 @@ def test_example_file_holds_no_password() -> None:
     """The shipped example holds no password, so copying it never trips the mode check."""
     text = EXAMPLE.read_text()
     assert not any(line.strip().startswith("password") for line in text.splitlines())
+
+
+@pytest.mark.parametrize("key", ["dnis", "cid"])
+def test_an_empty_match_list_does_not_make_a_catch_all_route(tmp_path: Path, key: str) -> None:
+    """``dnis = []`` is an error naming the key, not a silent default route taking every fax."""
+    text = FAXAGE + DEFAULT_ROUTE.replace('name = "default"', f'name = "sales"\n{key} = []')
+    message = only(problems(tmp_path, text), f"routes[0].{key}")
+    assert "empty" in message and "remove" in message
+
+
+@pytest.mark.parametrize(
+    "sender", ["faxd@example.com\\r\\nBcc: x@evil.example", "faxd", "a@b.c, d@e.f"]
+)
+def test_smtp_from_must_be_one_clean_address(tmp_path: Path, sender: str) -> None:
+    """A From with line breaks, without an @ or with two addresses is refused at load time."""
+    text = FAXAGE + DEFAULT_ROUTE + f'[smtp]\nhost = "localhost"\nfrom = "{sender}"\n'
+    message = only(problems(tmp_path, text), "[smtp] from")
+    assert "one email address" in message
+
+
+def test_smtp_from_may_have_a_display_name(tmp_path: Path) -> None:
+    """``Fax Server <faxd@example.com>`` is a valid sender."""
+    text = FAXAGE + DEFAULT_ROUTE + '[smtp]\nhost = "h"\nfrom = "Fax Server <faxd@example.com>"\n'
+    smtp = load(tmp_path, text).smtp
+    assert smtp is not None and smtp.from_addr == "Fax Server <faxd@example.com>"
+
+
+def test_a_slash_in_a_path_field_format_is_refused(tmp_path: Path) -> None:
+    """``{received:%Y/%m}`` would silently become one folder ``2024_03``; the loader says how."""
+    text = FAXAGE + DEFAULT_ROUTE.replace("{recvid}.{ext}", "{received:%Y/%m}/{recvid}.{ext}")
+    message = only(problems(tmp_path, text), "routes[0].actions[0].path")
+    assert "{received:%Y}/{received:%m}" in message
+
+
+def test_email_to_with_a_control_character_is_refused(tmp_path: Path) -> None:
+    """A recipient holding a NUL (or another control character) is refused at load time."""
+    text = (
+        FAXAGE
+        + DEFAULT_ROUTE.replace(
+            'actions = [{ type = "folder", path = "/srv/fax/{recvid}.{ext}" }]',
+            'actions = [{ type = "email", to = ["ok@example.com", "a@b.example\\u0000"] }]',
+        )
+        + '[smtp]\nhost = "h"\nfrom = "faxd@example.com"\n'
+    )
+    assert "is not one email address" in only(problems(tmp_path, text), "to[1]")
+
+
+def test_smtp_login_without_tls_only_to_this_machine(tmp_path: Path) -> None:
+    """A login with security = "none" to another host is refused (clear-text password)."""
+    smtp = '[smtp]\nhost = "HOST"\nusername = "u"\nfrom = "f@example.com"\n'
+    text = FAXAGE + DEFAULT_ROUTE + smtp
+    message = only(
+        problems(tmp_path, text.replace("HOST", "mail.example.com"), FAXD_SMTP_PASSWORD="pw-x"),
+        "[smtp] security",
+    )
+    assert "clear text" in message and "starttls" in message
+    for host in ("localhost", "127.0.0.1", "::1"):
+        loaded = load(tmp_path, text.replace("HOST", host), FAXD_SMTP_PASSWORD="pw-x").smtp
+        assert loaded is not None and loaded.username == "u"
+
+
+def test_plain_http_base_url_only_to_this_machine(tmp_path: Path) -> None:
+    """http:// would send the FAXAGE password in clear text: allowed only to a local simulator."""
+    text = FAXAGE + 'base_url = "URL"\n' + DEFAULT_ROUTE
+    message = only(problems(tmp_path, text.replace("URL", "http://api.faxage.com")), "base_url")
+    assert "clear text" in message and "https://" in message
+    for url in ("http://127.0.0.1:8025", "http://localhost:8025/", "https://www.faxage.com"):
+        assert load(tmp_path, text.replace("URL", url)).faxage.base_url == url.rstrip("/")

@@ -159,3 +159,9 @@ def test_render_text_keeps_newlines_and_one_line_removes_them() -> None:
     assert one_line(render_text("Fax from {cid}", fields(cid="a\r\nBcc: x@evil"))) == (
         "Fax from a Bcc: x@evil"
     )
+
+
+def test_invisible_format_characters_are_removed_from_path_values() -> None:
+    """Bidi overrides, zero-width and line/paragraph separators cannot hide in a file name."""
+    assert safe_component("12\u202efdp.exe") == "12fdp.exe"
+    assert safe_component("a\u200bb\u2028c\u2029d\ufeff") == "abcd"

@@ -8,7 +8,9 @@ path, the lp job id, the SMTP server's answer).  Failure is always a
 whether to retry with backoff or to stop and show the fax as failed.
 
 The two actions that run programs (print, command) share :func:`run_program`,
-which bounds a child's run time and kills its whole process group on timeout.
+which bounds a child's run time and kills its whole process group on timeout,
+and never hands on the password variables faxd itself may have been given
+(``FAXD_FAXAGE_PASSWORD``, ``FAXD_SMTP_PASSWORD``; DESIGN invariant 6).
 """
 
 from __future__ import annotations
@@ -23,11 +25,15 @@ from pathlib import Path
 from typing import Protocol
 
 from faxd.config import ActionSpec, SmtpSettings
+from faxd.config.secrets import FAXAGE_PASSWORD, SMTP_PASSWORD
 from faxd.errors import ConfigError
 from faxd.routing import FaxFacts
 
 #: File extension for each kind of file a download can be (``sniff_kind``).
 EXTENSIONS: Mapping[str, str] = {"pdf": "pdf", "tiff": "tif", "tif": "tif"}
+
+#: Environment variables that may hold faxd's own passwords: never passed to a child.
+SECRET_ENV_VARS: frozenset[str] = frozenset({FAXAGE_PASSWORD.env_var, SMTP_PASSWORD.env_var})
 
 #: MIME type for each extension.
 MIME_TYPES: Mapping[str, tuple[str, str]] = {
@@ -134,8 +140,9 @@ def run_program(
 
     The child gets its own process group; on timeout the whole group is killed
     (a shell script's children too) and :class:`subprocess.TimeoutExpired` is
-    raised.  ``FileNotFoundError``/``PermissionError`` propagate when the
-    program cannot be started.
+    raised.  ``env`` minus :data:`SECRET_ENV_VARS` is the child's environment.
+    ``FileNotFoundError``/``PermissionError`` propagate when the program cannot
+    be started.
     """
     with subprocess.Popen(
         list(argv),
@@ -143,7 +150,7 @@ def run_program(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=cwd,
-        env=dict(env),
+        env={name: value for name, value in env.items() if name not in SECRET_ENV_VARS},
         text=True,
         errors="replace",
         start_new_session=True,

@@ -7,7 +7,7 @@ bytes, never beside it as ``name (1).pdf``.  So:
 
 1. The path comes from the route's template (:func:`faxd.templates.render_path`
    makes every value safe for a file name) and must stay inside the template's
-   fixed root, the folder written before the first ``{``.
+   fixed root, the folder written before the first field.
 2. A file already at the path with the same sha256 means "already delivered".
    A different file there is never overwritten.
 3. Otherwise the spool file is copied to a hidden temporary name in the target
@@ -24,6 +24,7 @@ import hashlib
 import os
 import secrets
 from pathlib import Path
+from string import Formatter
 from typing import Literal
 
 import structlog
@@ -44,10 +45,18 @@ _NO_HARD_LINKS = frozenset(
 
 
 def template_root(template: str) -> Path:
-    """The fixed folder a path template writes under: its text before the first ``{``,
-    cut back to the last ``/``.  ``/srv/fax/{dnis}/fax-{recvid}.pdf`` -> ``/srv/fax``.
+    """The fixed folder a path template writes under: its literal text before the first
+    field (``{{`` read as ``{``), cut back to the last ``/``.
+    ``/srv/fax/{dnis}/fax-{recvid}.pdf`` -> ``/srv/fax``.
     """
-    prefix = template.split("{", 1)[0]
+    prefix = ""
+    try:
+        for literal, name, _spec, _conversion in Formatter().parse(template):
+            prefix += literal
+            if name is not None:
+                break
+    except ValueError:  # a broken template: render_path refuses it with the reason
+        prefix = template.split("{", 1)[0]
     cut = prefix.rfind("/")
     if cut < 0:
         return Path(".")

@@ -12,7 +12,9 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from email.utils import getaddresses
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from faxd.config.model import (
     Config,
@@ -150,6 +152,12 @@ def _faxage(
     base_url = (table.text("base_url") or "https://api.faxage.com").rstrip("/")
     if not base_url.startswith(("https://", "http://")):
         table.problem("base_url", f"{base_url!r} must start with https://")
+    elif base_url.startswith("http://") and not _is_loopback(_url_host(base_url)):
+        table.problem(
+            "base_url",
+            f"{base_url!r} is plain http, which would send the password in clear text; "
+            "use https:// (plain http is only for a simulator on this machine)",
+        )
     timeout = table.duration("timeout", 60.0)
     table.finish()
     if username is None or company is None or secret is None:
@@ -216,6 +224,13 @@ def _smtp(table: Table | None, file: Path, env: Mapping[str, str]) -> SmtpSettin
         table.raw("password")
         table.raw("password_file")
         table.problem("username", "missing; a password is set, so give the login user name too")
+    if username and security == "none" and not _is_loopback(host or ""):
+        table.problem(
+            "security",
+            f'is "none", so the password for {username!r} would cross the network in clear '
+            'text; set security = "starttls" (port 587) or "tls" (port 465), or relay '
+            "through a mail server on this machine",
+        )
     if username and secret is None:
         table.problem(
             "",
@@ -225,8 +240,12 @@ def _smtp(table: Table | None, file: Path, env: Mapping[str, str]) -> SmtpSettin
     from_addr = table.text(
         "from", required=True, hint='the sender address, e.g. "faxd@example.com"'
     )
-    if from_addr is not None and "@" not in from_addr:
-        table.problem("from", f"{from_addr!r} is not an email address")
+    if from_addr is not None and not _one_address(from_addr):
+        table.problem(
+            "from",
+            f"{from_addr!r} is not one email address; write it like "
+            '"faxd@example.com" or "Fax Server <faxd@example.com>"',
+        )
     timeout = table.duration("timeout", 30.0)
     table.finish()
     return SmtpSettings(
@@ -239,6 +258,32 @@ def _smtp(table: Table | None, file: Path, env: Mapping[str, str]) -> SmtpSettin
         timeout=timeout,
         password_source=secret.source if secret else "",
     )
+
+
+def _url_host(url: str) -> str:
+    """The host part of ``url`` ("" when it cannot be parsed)."""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (clear text never leaves it)."""
+    name = host.strip().strip("[]").lower()
+    return name in ("localhost", "::1") or name.startswith("127.") or name.endswith(".localhost")
+
+
+def _one_address(text: str) -> bool:
+    """Whether ``text`` is a single mailbox (``a@b`` or ``Name <a@b>``), on one line."""
+    if not text.isprintable():  # CR, LF, tab and other controls
+        return False
+    found = getaddresses([text])
+    if len(found) != 1:
+        return False
+    address = found[0][1]
+    local, _at, domain = address.rpartition("@")
+    return bool(local and domain) and not any(ch.isspace() for ch in address)
 
 
 def _outbound(table: Table | None, base: Path, inbound: InboundSettings) -> OutboundSettings:

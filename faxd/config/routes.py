@@ -81,7 +81,14 @@ def _read_route(table: Table, have_smtp: bool) -> RouteSpec:
 def _numbers(table: Table, key: str, *, caller_id: bool) -> tuple[str, ...]:
     """Match numbers as stored: 10 digits; for ``cid``, "Unavailable" etc. is ``""``."""
     found: list[str] = []
-    for index, text in enumerate(table.text_list(key, allow_int=True) or []):
+    given = table.text_list(key, allow_int=True)
+    if given == []:
+        table.problem(
+            key,
+            "is empty, which would make this route take every fax; list the numbers, "
+            f"or remove {key} (a route with no match keys is the default route)",
+        )
+    for index, text in enumerate(given or []):
         if caller_id and text.strip().lower() in UNKNOWN_CALLER_IDS:
             number = ""
         else:
@@ -190,7 +197,11 @@ def _email(table: Table) -> EmailSpec | None:
     if not to:
         table.problem("to", 'missing; give the addresses, e.g. to = ["sales@example.com"]')
     for index, address in enumerate(to or []):
-        if "@" not in address or any(ch.isspace() or ch in ",;<>" for ch in address):
+        if (
+            "@" not in address
+            or not address.isprintable()
+            or any(ch.isspace() or ch in ",;<>" for ch in address)
+        ):
             table.problem(f"to[{index}]", f"{address!r} is not one email address")
     attach = table.boolean("attach", True)
     subject = _template(table, "subject", DEFAULT_EMAIL_SUBJECT)

@@ -71,6 +71,22 @@ def test_program_gets_the_fax_in_env_cwd_and_last_argument(
     }
 
 
+def test_faxd_passwords_in_faxds_environment_do_not_reach_the_program(
+    recorder: tuple[str, Path], make_item: MakeItem
+) -> None:
+    """FAXD_FAXAGE_PASSWORD and FAXD_SMTP_PASSWORD are removed from a child's environment."""
+    script, out = recorder
+    env = {"FAXD_FAXAGE_PASSWORD": "fx-pw-1", "FAXD_SMTP_PASSWORD": "smtp-pw-2", "OFFICE_X": "1"}
+    action = CommandAction(CommandSpec(argv=(script,)), env=env)
+
+    action.deliver(make_item())
+
+    seen = json.loads(out.read_text())["env"]
+    assert seen["OFFICE_X"] == "1"
+    assert "FAXD_FAXAGE_PASSWORD" not in seen
+    assert "FAXD_SMTP_PASSWORD" not in seen
+
+
 def test_file_placeholder_puts_the_path_where_asked(
     recorder: tuple[str, Path], make_item: MakeItem
 ) -> None:

@@ -179,10 +179,12 @@ def test_missing_spool_file_is_a_clear_error(tmp_path: Path, make_item: MakeItem
         ("/srv/fax/inbox/fax-{recvid}.pdf", "/srv/fax/inbox"),
         ("/{recvid}.pdf", "/"),
         ("/srv/fax/all.pdf", "/srv/fax"),
+        ("/home/{{weird}}/fax/{recvid}.pdf", "/home/{weird}/fax"),
+        ("/srv/a{{b/{recvid}.pdf", "/srv/a{b"),
     ],
 )
 def test_template_root_is_the_folder_before_the_first_field(template: str, root: str) -> None:
-    """The fixed root is the template's text before the first ``{``, cut at the last ``/``."""
+    """The fixed root is the template's literal text before its first field, cut at the last /."""
     assert template_root(template) == Path(root)
 
 

@@ -112,3 +112,17 @@ def test_target_names_the_printer() -> None:
     """The human description of the action names its printer."""
     action = PrintAction(PrintSpec(printer="sales-laser"))
     assert (action.type, action.target) == ("print", "printer sales-laser")
+
+
+def test_lp_does_not_get_faxds_passwords(tmp_path: Path, make_item: MakeItem) -> None:
+    """A password faxd got through its environment is not handed on to lp."""
+    script = tmp_path / "lp-env"
+    script.write_text(
+        "#!/bin/sh\n"
+        'echo "request id is p-${FAXD_FAXAGE_PASSWORD:-none}${FAXD_SMTP_PASSWORD:-none}-7"\n'
+    )
+    script.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "FAXD_FAXAGE_PASSWORD": "fx", "FAXD_SMTP_PASSWORD": "sm"}
+    action = PrintAction(PrintSpec(printer="p", command=str(script)), env=env)
+
+    assert action.deliver(make_item()) == "p-nonenone-7"
