@@ -25,7 +25,7 @@ from typing import TypeVar
 
 import structlog
 
-from faxd.errors import OutcomeUnknownError, PermanentError, ProviderError
+from faxd.errors import OutcomeUnknownError, PermanentError, ProviderError, TransientError
 from faxd.faxage import wire
 from faxd.faxage.account import (
     CDR_PATH,
@@ -44,6 +44,12 @@ __all__ = ["FaxFile", "FaxageClient"]
 log = structlog.get_logger(__name__)
 
 _T = TypeVar("_T")
+
+#: Operations whose effect a second POST would report as an error (provdid:
+#: ERR05 "not available", deprovdid: ERR05, stopfax: ERR19/ERR20), so that a
+#: retry after a POST that may have arrived would call a success a failure.
+#: Like sendfax, they are retried only when the POST certainly never arrived.
+_ONCE_ONLY = frozenset({"provdid", "deprovdid", "stopfax"})
 _jitter_source = random.SystemRandom()
 
 
@@ -144,6 +150,12 @@ class FaxageClient(AccountOperations):
             except ProviderError as exc:
                 if not exc.transient or attempt >= self.retries:
                     raise
+                if operation in _ONCE_ONLY and was_sent(exc) and exc.code is None:
+                    raise TransientError(
+                        f"{exc.message}; the {operation} may have taken effect, so faxd did "
+                        "not repeat it: check the account before trying again",
+                        operation=operation,
+                    ) from exc
                 delay = self._delay(attempt)
                 log.warning(
                     "faxage.retry",

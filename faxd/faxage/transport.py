@@ -8,7 +8,8 @@ equal to Content-Length, PDF/TIFF magic, sha256, fsync) before anyone trusts
 them; a download that fails any check leaves no file behind.
 
 Each thread gets its own pooled ``requests.Session`` (sessions are not
-documented as thread-safe), all closed together by :meth:`close`.
+documented as thread-safe); it is closed when its thread ends, and
+:meth:`RequestsTransport.close` closes those still open.
 """
 
 from __future__ import annotations
@@ -16,16 +17,20 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import ssl
 import threading
 import time
+import weakref
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Protocol
 
 import requests
 import structlog
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, NewConnectionError
+from urllib3.util.ssl_match_hostname import CertificateError
 
 from faxd.errors import DownloadError, PermanentError, ProviderError, TransientError
 from faxd.faxage import wire
@@ -89,6 +94,26 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
+def _certificate_rejected(exc: BaseException) -> bool:
+    """True when TLS failed verifying FAXAGE's certificate, i.e. during the handshake.
+
+    Only then is it certain that no byte of the request was sent; requests
+    wraps the ``ssl`` error in urllib3 errors, so follow the chain down.
+    """
+    seen: list[BaseException] = []
+    todo: list[object] = [exc]
+    while todo and len(seen) < 16:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or any(item is s for s in seen):
+            continue
+        if isinstance(item, ssl.SSLCertVerificationError | CertificateError):
+            return True
+        seen.append(item)
+        todo.extend([*item.args[:1], getattr(item, "reason", None), item.__cause__])
+        todo.append(item.__context__)
+    return False
+
+
 def _status_error(response: requests.Response, operation: str) -> ProviderError:
     status = response.status_code
     body = summarize_body(response.content[:2048], limit=120)
@@ -134,12 +159,20 @@ def map_request_errors(operation: str) -> Iterator[None]:
             f"bad FAXAGE address ({exc}); fix base_url in [faxage]", operation=operation
         ) from None
     except requests.exceptions.SSLError as exc:
-        raise mark_unsent(
-            TransientError(
-                f"TLS handshake with FAXAGE failed ({type(exc).__name__}); check the system "
-                "clock and CA certificates",
-                operation=operation,
-            )
+        if _certificate_rejected(exc):
+            raise mark_unsent(
+                TransientError(
+                    "FAXAGE's TLS certificate could not be verified; check the system clock "
+                    "and CA certificates",
+                    operation=operation,
+                )
+            ) from None
+        # Any other TLS fault may come after the request went out (a corrupt
+        # record while reading the answer on a connection that was already
+        # open): not certainly unsent, so sendfax must not be posted again.
+        raise TransientError(
+            f"TLS error talking to FAXAGE ({type(exc).__name__}); faxd retries later",
+            operation=operation,
         ) from None
     except requests.ConnectionError as exc:
         if _never_connected(exc):
@@ -184,24 +217,28 @@ class RequestsTransport:
         self.pool_size = pool_size
         self._monotonic = monotonic
         self._local = threading.local()
-        self._sessions: list[requests.Session] = []
+        self._closers: list[weakref.finalize[[], _ThreadSession]] = []
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"RequestsTransport({self.base_url!r})"
 
     def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
+        """This thread's session, made on first use and closed when the thread ends."""
+        holder: _ThreadSession | None = getattr(self._local, "holder", None)
+        if holder is None:
             session = requests.Session()
             adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.pool_size, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.headers["User-Agent"] = USER_AGENT
-            self._local.session = session
+            holder = _ThreadSession(session)
+            closer = weakref.finalize(holder, session.close)
             with self._lock:
-                self._sessions.append(session)
-        return session
+                self._closers = [c for c in self._closers if c.alive]
+                self._closers.append(closer)
+            self._local.holder = holder
+        return holder.session
 
     def _url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}"
@@ -318,22 +355,28 @@ class RequestsTransport:
     def _chunks(
         self, response: requests.Response, operation: str, deadline: float
     ) -> Iterator[bytes]:
-        """The body in chunks; a broken stream or the overall deadline is a DownloadError."""
+        """The body in chunks; a broken stream or the overall deadline is a DownloadError.
+
+        Each chunk is one read from the socket (``read1``), so a server that
+        trickles a byte at a time cannot hold a chunk, and the download, past
+        the deadline: at most one read timeout more.
+        """
         try:
-            with map_request_errors(operation):
-                for chunk in response.iter_content(_CHUNK):
-                    if self._monotonic() > deadline:
-                        raise DownloadError(
-                            f"download took longer than {self.download_deadline:.0f} s; "
-                            "faxd retries later",
-                            operation=operation,
-                        )
-                    if chunk:
-                        yield chunk
-        except DownloadError:
-            raise
-        except TransientError as exc:
-            raise DownloadError(f"body broke off: {exc.message}", operation=operation) from None
+            while True:
+                if self._monotonic() > deadline:
+                    raise DownloadError(
+                        f"download took longer than {self.download_deadline:.0f} s; "
+                        "faxd retries later",
+                        operation=operation,
+                    )
+                chunk = response.raw.read1(_CHUNK, decode_content=True)
+                if not chunk:
+                    return
+                yield chunk
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise DownloadError(
+                f"body broke off ({type(exc).__name__}); faxd retries later", operation=operation
+            ) from None
 
     @staticmethod
     def _check_length(response: requests.Response, size: int, operation: str) -> None:
@@ -350,12 +393,27 @@ class RequestsTransport:
             )
 
     def close(self) -> None:
-        """Close every thread's session and its pooled connections."""
+        """Close every live thread's session and its pooled connections."""
         with self._lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
+            closers, self._closers = self._closers, []
+        for closer in closers:
+            closer()
         self._local = threading.local()
+
+
+class _ThreadSession:
+    """Holds one thread's session; only that thread's locals refer to it.
+
+    When the thread ends, Python drops its locals, this holder is collected
+    and a finalizer closes the session's pooled connections.  The daemon runs
+    every scheduled job in a fresh thread, so without this each finished job
+    would leave an open keep-alive socket behind until descriptors ran out.
+    """
+
+    __slots__ = ("__weakref__", "session")
+
+    def __init__(self, session: requests.Session) -> None:
+        self.session = session
 
 
 def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

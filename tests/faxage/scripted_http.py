@@ -74,6 +74,33 @@ def reset() -> Action:
     return act
 
 
+def trickle(head: bytes, declared: int, seconds: float) -> Action:
+    """Send ``head``, then one byte every 20 ms for ``seconds``, then hang up.
+
+    Every read returns within any read timeout, yet the body never ends: only
+    an overall deadline stops the download.
+    """
+
+    def act(handler: BaseHTTPRequestHandler, _req: Received) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/octet-stream")
+        handler.send_header("Content-Length", str(declared))
+        handler.end_headers()
+        handler.wfile.write(head)
+        handler.wfile.flush()
+        end = time.monotonic() + seconds
+        try:
+            while time.monotonic() < end:
+                handler.wfile.write(b"x")
+                handler.wfile.flush()
+                time.sleep(0.02)
+        except OSError:
+            pass  # the client gave up, as it should
+        handler.close_connection = True
+
+    return act
+
+
 def stall(seconds: float, then: Action | None = None) -> Action:
     """Wait ``seconds`` before answering (to trip the client's read timeout)."""
 
@@ -92,6 +119,8 @@ class ScriptedServer:
     actions: list[Action] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
+    #: Client connections open right now (keep-alive ones included).
+    open_connections: int = 0
 
     @property
     def base_url(self) -> str:
@@ -105,12 +134,23 @@ class ScriptedServer:
 
     def start(self) -> None:
         script = self
+        lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                with lock:
+                    script.open_connections += 1
+
+            def finish(self) -> None:
+                with lock:
+                    script.open_connections -= 1
+                super().finish()
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))

@@ -368,6 +368,35 @@ def test_permanent_faults_are_not_retried(error: ProviderError) -> None:
     assert len(fake.calls) == 1 and sleeps == []
 
 
+@pytest.mark.parametrize(
+    ("call", "answer"),
+    [
+        (lambda c: c.provdid("3039911234"), "3039911234 provisioned"),
+        (lambda c: c.deprovdid("3039911234"), "3039911234 deprovisioned"),
+        (lambda c: c.stopfax(6), "6 stopped"),
+    ],
+)
+def test_state_changes_are_not_repeated_after_a_post_that_may_have_arrived(
+    call: Callable[[FaxageClient], object], answer: str
+) -> None:
+    """provdid, deprovdid and stopfax are not posted again after a read timeout."""
+    fake = FakeTransport(TransientError("read timed out", operation="x"), answer)
+    with pytest.raises(TransientError, match="may have taken effect"):
+        call(make(fake))
+    assert len(fake.calls) == 1
+
+
+def test_state_changes_are_retried_when_the_post_never_arrived() -> None:
+    """provdid is posted again after a refused connection or an ERR01 answer."""
+    fake = FakeTransport(
+        mark_unsent(TransientError("refused", operation="provdid")),
+        TransientError("ERR01", operation="provdid", code="ERR01"),
+        "3039911234 provisioned",
+    )
+    make(fake).provdid("3039911234")
+    assert len(fake.calls) == 3
+
+
 def test_download_errors_are_retried(tmp_path: Path) -> None:
     """A download that failed verification is tried again."""
     fake = FakeTransport(DownloadError("short body", operation="getfax"), "")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from pathlib import Path
 
 import pytest
-from scripted_http import ScriptedServer, lying_length, reply, reset, stall
+from scripted_http import ScriptedServer, lying_length, reply, reset, stall, trickle
 
 from faxd.errors import (
     DownloadError,
@@ -96,7 +97,7 @@ def test_reset_after_request_is_transient_and_maybe_sent(scripted: ScriptedServe
 
 
 def test_one_session_per_thread(scripted: ScriptedServer) -> None:
-    """Each thread gets its own requests.Session; close() closes them all."""
+    """Each thread gets its own requests.Session, kept while it lives; close() starts afresh."""
     t = transport(scripted)
     sessions: list[object] = []
 
@@ -111,8 +112,30 @@ def test_one_session_per_thread(scripted: ScriptedServer) -> None:
     grab()
     grab()
     assert len({id(s) for s in sessions}) == 4
+    assert sessions[3] is sessions[4]
     t.close()
-    assert t._sessions == []
+    grab()
+    assert sessions[5] is not sessions[4]
+
+
+def test_finished_threads_leave_no_open_connections(scripted: ScriptedServer) -> None:
+    """A session dies with its thread: a job per fresh thread does not pile up sockets."""
+    t = transport(scripted)
+    scripted.default = reply("3035551212\n")
+
+    def job() -> None:
+        t.post_text("httpsfax.php", FORM, operation="listlines")
+
+    for _ in range(8):
+        worker = threading.Thread(target=job)
+        worker.start()
+        worker.join()
+    deadline = time.monotonic() + 5.0
+    while scripted.open_connections > 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(scripted.received) == 8
+    assert scripted.open_connections == 0
+    t.close()
 
 
 # ------------------------------------------------------------------ downloads
@@ -206,6 +229,17 @@ def test_download_overall_deadline(scripted: ScriptedServer, tmp_path: Path) -> 
     dest = tmp_path / "slow.pdf"
     with pytest.raises(DownloadError, match="longer than 15 s"):
         t.download("httpsfax.php", FORM, dest, operation="getfax")
+    assert not dest.exists()
+
+
+def test_download_deadline_stops_a_trickling_body(scripted: ScriptedServer, tmp_path: Path) -> None:
+    """A body that trickles in (each read within the timeout) is cut off at the deadline."""
+    scripted.then(trickle(b"%PDF-1.4\n", declared=10_000_000, seconds=4.0))
+    t = RequestsTransport(scripted.base_url, timeout=1.0, download_deadline=0.3)
+    dest = tmp_path / "slow.pdf"
+    with pytest.raises(DownloadError, match="longer than 0 s"):
+        t.download("httpsfax.php", FORM, dest, operation="getfax")
+    t.close()
     assert not dest.exists()
 
 
