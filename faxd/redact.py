@@ -12,6 +12,7 @@ every thread and every logger, whoever registered it.
 
 from __future__ import annotations
 
+import html
 import re
 import threading
 from urllib.parse import quote, quote_plus
@@ -34,7 +35,7 @@ def register_secret(secret: str | None) -> None:
         # A 1-2 character "secret" would mask random letters everywhere; the
         # field-name rule below still hides it where it is labelled.
         return
-    variants = {secret, quote(secret, safe=""), quote_plus(secret)}
+    variants = {secret, quote(secret, safe=""), quote_plus(secret), html.escape(secret)}
     with _lock:
         _secrets = _secrets | frozenset(v for v in variants if v)
 
@@ -58,10 +59,9 @@ def redact(text: str) -> str:
 
 def summarize_body(body: bytes | str, limit: int = 200) -> str:
     """A short, redacted, printable rendering of a provider's answer body."""
-    if isinstance(body, bytes):
-        text = body[: limit * 4].decode("utf-8", errors="replace")
-    else:
-        text = body[: limit * 4]
+    # Redact before cutting: a cut through a secret would leave its first part
+    # unrecognisable.  Bodies are bounded by the caller (at most a few KiB).
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
     text = redact(text)
     text = "".join(ch if ch.isprintable() else " " for ch in text)
     text = re.sub(r"\s+", " ", text).strip()
