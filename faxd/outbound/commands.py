@@ -82,9 +82,10 @@ def retry_job(db: Database, job_id: int) -> OutboundJob:
                     f"job {job_id}: its file is no longer in the failed folder ({kept}); "
                     "drop the document in the outbox again instead"
                 )
-            spool.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(kept, spool)  # the file first: a crash leaves it in the spool
-            files.fsync_dir(spool.parent)
+            # The file first: a crash leaves it in the spool.  Copied when the
+            # failed folder is on another file system (rename fails with EXDEV).
+            placed = files.move_no_clobber(kept, spool.parent, spool.name, tag=str(job.id))
+            job.spool_path = str(placed)
             files.reason_path(kept).unlink(missing_ok=True)
         advance(job, JobState.QUEUED)
         job.attempts = 0

@@ -113,11 +113,16 @@ def write_reason(path: Path, reason: str) -> None:
     """Write the one-line ``reason`` to ``path`` atomically (replacing an older reason)."""
     line = " ".join(reason.split()) + "\n"
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.faxd-tmp")
-    with open(tmp, "x", encoding="utf-8") as out:
-        out.write(line)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "x", encoding="utf-8") as out:
+            out.write(line)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # no litter in the failed folder
+        raise
     fsync_dir(path.parent)
 
 

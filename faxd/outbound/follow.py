@@ -75,8 +75,16 @@ class FollowUp:
                     continue
                 job_id, faxno = by_jobid[record.jobid]
                 with structlog.contextvars.bound_contextvars(job_id=job_id, faxno=faxno):
-                    if self._apply(job_id, record):
-                        finished += 1
+                    try:
+                        if self._apply(job_id, record):
+                            finished += 1
+                    except OSError as exc:
+                        # Left submitted: the next pass files it; the rest go on now.
+                        log.error(
+                            "outbound.filing_failed",
+                            error=str(exc),
+                            fix="check that faxd can write to the sent and failed folders",
+                        )
         if self.settings.clear_after_status:
             self.clear_finished()
         return finished

@@ -172,7 +172,9 @@ class Intake:
         naming.check_extension(path.name)
         found = inspect_file(path)
         destination = naming.Destination(faxno, recipname[: naming.RECIPIENT_MAX])
-        return self._queue(path.absolute(), None, destination, found, move=False)
+        job_id = self._queue(path.absolute(), None, destination, found, move=False)
+        assert job_id is not None  # a failed copy raises instead
+        return job_id
 
     # -- crash recovery --------------------------------------------------------------
 
@@ -194,9 +196,14 @@ class Intake:
                 return False
             spool = Path(job.spool_path)
             source = self.source_path(job)
-            sha256 = job.sha256
+            sha256, size = job.sha256, job.size
+            # Only a job never claimed can have been cut off before its file reached
+            # the spool; any later state found it there (and follow-up moves it on).
+            resumable = job.state == JobState.QUEUED.value and job.faxage_jobid is None
         if spool.exists():
             return True
+        if not resumable:
+            return False
         tmp = _spool_tmp(spool)
         if tmp.exists() and _sha256_of(tmp) == sha256:
             # The copy finished and the source was removed; only the rename is left.
@@ -204,6 +211,9 @@ class Intake:
             files.fsync_dir(spool.parent)
             return True
         if source is None or not os.path.lexists(source) or os.path.islink(source):
+            return False
+        if not _same_file(source, sha256, size):
+            # A newer document under the same name: it is its own job, never this one's.
             return False
         log.warning("outbound.spool_move_resumed", job_id=job_id, source=str(source))
         self._spool(source, spool, move=source.is_relative_to(self.hot_folder))
@@ -225,7 +235,7 @@ class Intake:
         found: Inspected,
         *,
         move: bool,
-    ) -> int:
+    ) -> int | None:
         now = self.clock()
         with self.db.session() as session:
             job = OutboundJob(
@@ -244,7 +254,21 @@ class Intake:
             session.flush()
             job.spool_path = str(self.spool_dir / f"{job.id}-{path.name}")
             job_id, spool = job.id, Path(job.spool_path)
-        self._spool(path, spool, move=move)
+        try:
+            self._spool(path, spool, move=move)
+        except OSError as exc:
+            # The file provably did not move (no crash): drop the row, or every
+            # rescan would add another job for the same file.
+            self._forget_job(job_id)
+            if not move:
+                raise
+            log.error(
+                "outbound.spool_move_failed",
+                file=path.name,
+                error=str(exc),
+                fix=f"check that faxd can move files from {path.parent} into {self.spool_dir}",
+            )
+            return None
         log.info(
             "outbound.queued",
             job_id=job_id,
@@ -253,6 +277,12 @@ class Intake:
             size=found.size,
         )
         return job_id
+
+    def _forget_job(self, job_id: int) -> None:
+        with self.db.session() as session:
+            job = session.get(OutboundJob, job_id)
+            if job is not None:
+                session.delete(job)
 
     def _spool(self, source: Path, spool: Path, *, move: bool) -> None:
         """Rename (outbox) or copy (`faxd send`) ``source`` to ``spool``.
@@ -294,6 +324,16 @@ def _through_symlink(root: Path, relpath: PurePath) -> bool:
 
 def _spool_tmp(spool: Path) -> Path:
     return spool.with_name(f".{spool.name}.faxd-tmp")
+
+
+def _same_file(path: Path, sha256: str | None, size: int | None) -> bool:
+    """Whether ``path`` holds the bytes a job recorded (by hash, else by size)."""
+    try:
+        if sha256:
+            return _sha256_of(path) == sha256
+        return size is None or os.lstat(path).st_size == size
+    except OSError:
+        return False
 
 
 def _sha256_of(path: Path) -> str:

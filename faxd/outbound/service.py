@@ -36,6 +36,11 @@ __all__ = ["Outbound", "cancel_job", "list_jobs", "queue_files", "retry_job"]
 
 log = structlog.get_logger(__name__)
 
+#: How long an idle worker blocks waiting for an event before it checks the observer.
+IDLE_WAIT_SECONDS = 2.0
+#: Put on the queue to wake the worker (at stop); carries no path.
+_WAKE = Path("\0wake")
+
 
 class Outbound:
     """Hot folder -> jobs -> sendfax -> status -> sent/failed."""
@@ -85,6 +90,7 @@ class Outbound:
     def stop(self) -> None:
         """Stop the watcher and the worker (the file in hand is finished first)."""
         self._stop.set()
+        self._paths.put(_WAKE)  # an idle worker may be blocked on the queue
         self.watcher.stop()
         worker, self._worker = self._worker, None
         if worker is not None:
@@ -145,9 +151,15 @@ class Outbound:
                 self._stop.wait(1.0)
 
     def _drain(self) -> None:
-        """Feed queued paths to the tracker; wait up to one tick for the first."""
+        """Feed queued paths to the tracker; wait for the first.
+
+        The wait is one tick while files are settling, else ``IDLE_WAIT_SECONDS``
+        (the observer liveness check), so an idle daemon costs next to nothing.
+        """
+        settling = len(self.tracker) > 0
+        wait = self.tick_seconds if settling else max(self.tick_seconds, IDLE_WAIT_SECONDS)
         try:
-            item = self._paths.get(timeout=self.tick_seconds)
+            item = self._paths.get(timeout=wait)
         except queue.Empty:
             return
         batch: dict[Path, None] = {}  # ordered and without repeats
@@ -159,6 +171,7 @@ class Outbound:
                 break
         rescan = RESCAN in batch
         batch.pop(RESCAN, None)
+        batch.pop(_WAKE, None)
         for path in batch:
             self._note(path)
         if rescan:

@@ -93,7 +93,20 @@ class Submitter:
 
     def submit(self, job_id: int) -> bool:
         """Claim one queued job, post it, record the outcome. True if FAXAGE took it."""
-        if not self.intake.ensure_spooled(job_id):
+        try:
+            spooled = self.intake.ensure_spooled(job_id)
+        except OSError as exc:
+            # Leave it queued for the next pass; one stuck file must not stop the rest.
+            log.error(
+                "outbound.spool_move_failed",
+                job_id=job_id,
+                error=str(exc),
+                fix=f"check that faxd can write to {self.settings.spool_dir}",
+                retry_in_seconds=self.backoff_max,
+            )
+            self._defer(job_id, f"could not move the file into the spool ({exc.strerror})")
+            return False
+        if not spooled:
             self._fail(job_id, "the file to send is missing from the spool; drop it again")
             return False
         job = self._claim(job_id)
@@ -174,6 +187,14 @@ class Submitter:
             job = session.get(OutboundJob, job_id)
             assert job is not None
             job.last_error = error
+
+    def _defer(self, job_id: int, error: str) -> None:
+        """Keep a queued job queued, not due again for ``backoff_max`` seconds."""
+        with self.db.session() as session:
+            job = session.get(OutboundJob, job_id)
+            assert job is not None
+            job.last_error = error
+            job.next_attempt_at = self.clock() + timedelta(seconds=self.backoff_max)
 
     def _requeue(self, job_id: int, error: str, *, delay: float) -> None:
         with self.db.session() as session:
