@@ -79,7 +79,9 @@ def make_outbound(
         return None
     from faxd.outbound.service import Outbound
 
-    return Outbound(config.outbound, db, client, clock=clock)
+    return Outbound(
+        config.outbound, db, client, clock=clock, sendtime_zone=config.faxage.server_zone
+    )
 
 
 @dataclass

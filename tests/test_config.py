@@ -590,3 +590,21 @@ def test_plain_http_base_url_only_to_this_machine(tmp_path: Path) -> None:
     assert "clear text" in message and "https://" in message
     for url in ("http://127.0.0.1:8025", "http://localhost:8025/", "https://www.faxage.com"):
         assert load(tmp_path, text.replace("URL", url)).faxage.base_url == url.rstrip("/")
+
+
+def test_faxage_timezone_is_checked_and_exposed(tmp_path: Path) -> None:
+    """[faxage] timezone names the zone of FAXAGE's timestamps; a bad name is refused."""
+    from zoneinfo import ZoneInfo
+
+    good = tmp_path / "good.toml"
+    good.write_text(
+        '[faxage]\nusername = "acme"\ncompany = "1"\ntimezone = "America/Denver"\n'
+        '[inbound]\nenabled = false\n[outbound]\nenabled = false\n'
+    )
+    config = load_config(good, env={"FAXD_FAXAGE_PASSWORD": "pw-1234"})
+    assert config.faxage.server_zone == ZoneInfo("America/Denver")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(good.read_text().replace("America/Denver", "Mars/Olympus"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(bad, env={"FAXD_FAXAGE_PASSWORD": "pw-1234"})
+    assert any("timezone" in p and "Mars/Olympus" in p for p in caught.value.problems)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from email.utils import getaddresses
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from faxd.config.model import (
     Config,
@@ -159,6 +160,16 @@ def _faxage(
             "use https:// (plain http is only for a simulator on this machine)",
         )
     timeout = table.duration("timeout", 60.0)
+    zone = table.text("timezone") or ""
+    if zone:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            table.problem(
+                "timezone",
+                f"{zone!r} is not a time zone name; use one like \"America/Denver\" "
+                "(the zone set for your account on FAXAGE)",
+            )
     table.finish()
     if username is None or company is None or secret is None:
         return None
@@ -169,6 +180,7 @@ def _faxage(
         base_url=base_url,
         timeout=timeout,
         password_source=secret.source,
+        timezone=zone,
     )
 
 

@@ -9,8 +9,10 @@ tests can build settings directly.  Passwords are excluded from ``repr``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
 from typing import ClassVar
+from zoneinfo import ZoneInfo
 
 from faxd.hours import Hours
 
@@ -37,6 +39,13 @@ class FaxageSettings:
     timeout: float = 60.0
     #: Where the password came from, for ``faxd check-config`` (never the password).
     password_source: str = ""
+    #: IANA zone FAXAGE writes its naive timestamps in ("" = this machine's zone).
+    timezone: str = ""
+
+    @property
+    def server_zone(self) -> tzinfo | None:
+        """The zone of FAXAGE's timestamps, or ``None`` for this machine's local zone."""
+        return ZoneInfo(self.timezone) if self.timezone else None
 
     @property
     def account(self) -> str:

@@ -16,6 +16,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable
+from datetime import tzinfo
 from pathlib import Path
 
 import structlog
@@ -53,6 +54,7 @@ class Outbound:
         *,
         clock: Clock = system_clock,
         tick_seconds: float = 0.2,
+        sendtime_zone: tzinfo | None = None,
     ) -> None:
         self.config = config
         self.db = db
@@ -60,7 +62,9 @@ class Outbound:
         self.tick_seconds = tick_seconds
         self.hot_folder = Path(config.hot_folder)
         self.intake = Intake(config, db, clock=clock)
-        self.submitter = Submitter(config, db, client, clock=clock, intake=self.intake)
+        self.submitter = Submitter(
+            config, db, client, clock=clock, intake=self.intake, sendtime_zone=sendtime_zone
+        )
         self.follow = FollowUp(config, db, client, clock=clock)
         self.tracker = FileStabilityTracker(config.settle_seconds, clock=clock)
         self._paths: queue.Queue[Path] = queue.Queue()

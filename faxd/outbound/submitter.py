@@ -39,6 +39,8 @@ log = structlog.get_logger(__name__)
 
 #: How far FAXAGE's clock may lag ours when matching a lost answer to a record.
 DEFAULT_CLOCK_SKEW = timedelta(minutes=5)
+#: After FAXAGE refuses the login, how long no job is posted (one log line each time).
+DEFAULT_AUTH_PAUSE = timedelta(minutes=5)
 
 
 class Submitter:
@@ -56,6 +58,7 @@ class Submitter:
         backoff_max: float = 1800.0,
         clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
         sendtime_zone: tzinfo | None = None,
+        auth_pause: timedelta = DEFAULT_AUTH_PAUSE,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -67,12 +70,18 @@ class Submitter:
         self.clock_skew = clock_skew
         #: The zone of FAXAGE's naive ``sendtime`` values; ``None`` = this machine's.
         self.sendtime_zone = sendtime_zone
+        self.auth_pause = auth_pause
+        #: Set when FAXAGE refused the login: no job is posted before then.
+        self.paused_until: datetime | None = None
 
     # -- sending ---------------------------------------------------------------------
 
     def submit_pending(self) -> int:
         """Post every queued job that is due; return how many FAXAGE accepted."""
         now = self.clock()
+        if self.paused_until is not None and now < self.paused_until:
+            return 0  # a refused login is not retried job after job (DESIGN invariant 8)
+        self.paused_until = None
         with self.db.session() as session:
             due = session.scalars(
                 select(OutboundJob.id)
@@ -88,7 +97,10 @@ class Submitter:
                 if self.submit(job_id):
                     accepted += 1
             except AuthError:
-                return accepted  # logged in submit(); do not hammer FAXAGE with a bad login
+                # Logged in submit(). Every job waits, not just this one, so a bad
+                # password costs one request per pause instead of one per job.
+                self.paused_until = self.clock() + self.auth_pause
+                return accepted
         return accepted
 
     def submit(self, job_id: int) -> bool:
@@ -136,6 +148,7 @@ class Submitter:
                     "outbound.login_refused",
                     error=exc.message,
                     fix="check [faxage] username, company and password",
+                    paused_seconds=self.auth_pause.total_seconds(),
                 )
                 raise
             except ProviderError as exc:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from faxd.errors import AuthError, OutcomeUnknownError, PermanentError, TransientError
 from faxd.faxage.records import StatusRecord
@@ -216,3 +217,52 @@ def test_missing_spool_file_fails_the_job(
     submitter.submit_pending()
     assert client.sent == []
     assert [j.state for j in list_jobs(db)] == [JobState.FAILED.value]
+
+
+def test_login_refused_pauses_every_job_not_just_the_one_refused(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """After ERR02 no job is posted until the pause is over, then sending resumes."""
+    clock = FakeClock()
+    client = FakeClient(AuthError("ERR02: Login incorrect", code="ERR02"), 5001)
+    submitter = build(make_settings, db, client, clock)
+    queue_job(db, folders, clock, "3035551212")
+    second = queue_job(db, folders, clock, "3035551213")
+    submitter.submit_pending()
+    for _ in range(10):  # the daemon's quick submit pass runs every few seconds
+        clock.now += timedelta(seconds=3)
+        submitter.submit_pending()
+    assert len(client.sent) == 1
+    clock.now += submitter.auth_pause
+    submitter.submit_pending()
+    assert [faxno for faxno, _name, _files in client.sent] == ["3035551212", "3035551213"]
+    assert state_of(db, second).state == JobState.SUBMITTED.value
+
+
+def _record(sendtime: datetime) -> StatusRecord:
+    return StatusRecord(
+        jobid=777,
+        commid="1",
+        destname="",
+        destnum="(303)555-1212",
+        shortstatus="pending",
+        longstatus="In Queue",
+        sendtime=sendtime,
+        completetime=None,
+        xmittime="00:00:00",
+    )
+
+
+def test_lost_answer_is_matched_in_the_zone_faxage_writes_times_in(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """FAXAGE's naive sendtime is read in the configured zone, not this machine's."""
+    clock = FakeClock()  # the job is created at 15:00 UTC = 08:00 in Denver (MST)
+    job = state_of(db, queue_job(db, folders, clock))
+    denver_wallclock = datetime(2026, 3, 2, 8, 0, 30)
+    in_denver = Submitter(
+        make_settings(), db, FakeClient(), clock=clock, sendtime_zone=ZoneInfo("America/Denver")
+    )
+    in_utc = Submitter(make_settings(), db, FakeClient(), clock=clock, sendtime_zone=UTC)
+    assert in_denver.find_match(job, [_record(denver_wallclock)], set()) is not None
+    assert in_utc.find_match(job, [_record(denver_wallclock)], set()) is None
