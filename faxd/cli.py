@@ -52,6 +52,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # `faxd inbox | head`
         return EXIT_OK
+    except Exception as exc:  # a bug or a broken system: still one line, still redacted
+        from faxd.redact import redact
+
+        detail = " ".join(redact(str(exc)).split())[:300]
+        print(
+            f"faxd: unexpected {type(exc).__name__}: {detail} (check disk space and the "
+            "permissions of the database and fax folders; if that is not it, please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
 
 
 # -- the parser --------------------------------------------------------------------------
@@ -87,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--since", type=_date, metavar="DATE", help="received on/after YYYY-MM-DD[ HH:MM]"
     )
-    p.add_argument("--limit", type=int, default=100, help="show at most N faxes (default 100)")
+    p.add_argument(
+        "--limit", type=_positive, default=100, help="show at most N faxes (default 100)"
+    )
     _json_option(p)
     p = command("jobs", _jobs, "list outbound fax jobs")
     p.add_argument("--state", help="only jobs in this state (queued, submitted, sent, failed...)")
@@ -100,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job", type=int, metavar="JOB_ID")
     p = command("send", _send, "queue files to fax (the running daemon sends them)")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    p.add_argument("--to", required=True, metavar="NUMBER", help="fax number, e.g. 3035551212")
+    p.add_argument(
+        "--to", required=True, type=_number, metavar="NUMBER", help="fax number, e.g. 3035551212"
+    )
     p.add_argument("--name", help="recipient name on the cover (32 characters at most)")
     p = command("status", _status, "what the daemon last did and what is pending")
     _json_option(p)
@@ -140,6 +154,22 @@ def _date(text: str) -> datetime:
     )
 
 
+def _number(text: str) -> str:
+    """A fax number argument, normalised to 10 digits (a bad one is a usage error)."""
+    from faxd.phone import normalize_number
+
+    try:
+        return normalize_number(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
 def _add_faxage_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(metavar="OPERATION")
 
@@ -147,7 +177,7 @@ def _add_faxage_commands(parser: argparse.ArgumentParser, common: argparse.Argum
         p = sub.add_parser(name, parents=[common], help=text, description=text)
         p.set_defaults(handler=_faxage, operation=name)
         for did in dids:
-            p.add_argument(did, metavar="NUMBER", help="a fax number, e.g. 3035550101")
+            p.add_argument(did, type=_number, metavar="NUMBER", help="e.g. 3035550101")
         _json_option(p)
         return p
 
@@ -159,7 +189,7 @@ def _add_faxage_commands(parser: argparse.ArgumentParser, common: argparse.Argum
     p.add_argument("--begin", type=_date, metavar="DATE")
     p.add_argument("--end", type=_date, metavar="DATE")
     p.add_argument("--nuidgt", type=int, metavar="N", help="records after this record id")
-    p.add_argument("--did", metavar="NUMBER", help="only calls to or from this number")
+    p.add_argument("--did", type=_number, metavar="NUMBER", help="only calls on this number")
     op("listac", "area codes with numbers available")
     op("listnpanxx", "localities with numbers available").add_argument("ac", nargs="?")
     p = op("listdids", "numbers available to provision")
@@ -196,10 +226,15 @@ def print_out(text: str) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     config = load(args)
-    from faxd.daemon import Daemon
+    from faxd.daemon import STOP_DEADLINE_SECONDS, Daemon
     from faxd.notify import Notifier, watchdog_interval
 
-    daemon = Daemon(config, notifier=Notifier.from_env(), watchdog_seconds=watchdog_interval())
+    daemon = Daemon(
+        config,
+        notifier=Notifier.from_env(),
+        watchdog_seconds=watchdog_interval(),
+        stop_deadline=STOP_DEADLINE_SECONDS,
+    )
     return daemon.run_once() if args.once else daemon.run()
 
 
@@ -376,6 +411,9 @@ def _faxage(args: argparse.Namespace) -> int:
             result = {"number": did, "portable": ok}
             text = f"{format_number(did)} {'can' if ok else 'cannot'} be ported to FAXAGE"
         elif name == "getcdr":
+            if args.nuidgt is None and (args.begin is None or args.end is None):
+                print("faxd faxage getcdr: give --begin and --end, or --nuidgt", file=sys.stderr)
+                return EXIT_USAGE
             records = client.getcdr(begin=args.begin, end=args.end, nuidgt=args.nuidgt,
                                     nuidshow=True, didnumber=args.did)
             result = [dataclasses.asdict(r) for r in records]

@@ -23,11 +23,13 @@ that does not load is refused, its problems logged, and the old one kept.
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -48,7 +50,11 @@ from faxd.tables import job_counts
 log = structlog.get_logger(__name__)
 
 #: How long a stop waits for job threads still inside a download or an action.
-STOP_GRACE_SECONDS = 6.0
+STOP_GRACE_SECONDS = 5.0
+#: After a stop request, a process that has still not exited is ended this many seconds
+#: later (``faxd run`` only): safe, as the database records every step, and it keeps
+#: the exit inside systemd's stop timeout whatever a thread is stuck in.
+STOP_DEADLINE_SECONDS = 8.0
 #: The outbound submit pass runs at least this often, so a dropped file goes out quickly.
 QUICK_SUBMIT_SECONDS = 3.0
 
@@ -104,12 +110,14 @@ class Daemon:
         watchdog_seconds: float | None = None,
         clock: Clock = system_clock,
         loader: Callable[[Path], Config] = load_config,
+        stop_deadline: float | None = None,
     ) -> None:
         self.config = config
         self.notifier = notifier or Notifier(None)
         self.watchdog_seconds = watchdog_seconds
         self.clock = clock
         self.loader = loader
+        self.stop_deadline = stop_deadline
         self.app: wiring.App | None = None
         self.scheduler: Any = None
         self.executor = DaemonThreadExecutor()
@@ -117,7 +125,11 @@ class Daemon:
         self._stop = threading.Event()  # set by SIGTERM/SIGINT: leave the loop
         self._wake = threading.Event()  # set by any signal: the loop looks again
         self._reload = threading.Event()  # set by SIGHUP
-        self._inbound_busy = threading.Lock()  # one poll or sweep at a time
+        # One inbound pass (poll or sweep) and one outbound pass (submit or follow)
+        # at a time, also across a reload that replaced the objects doing them.
+        self._inbound_busy = threading.Lock()
+        self._outbound_busy = threading.Lock()
+        self._deadline: threading.Timer | None = None
         self._old_handlers: dict[int, Any] = {}
         self.last_poll: str = "not polled yet"
 
@@ -171,7 +183,15 @@ class Daemon:
         return 0
 
     def request_stop(self) -> None:
-        """Ask the loop to stop (what SIGTERM does); safe from any thread."""
+        """Ask the loop to stop (what SIGTERM does); safe from any thread.
+
+        With ``stop_deadline`` set, the first request also arms a timer that
+        ends the process if it is still alive that many seconds later.
+        """
+        if self.stop_deadline is not None and self._deadline is None:
+            self._deadline = threading.Timer(self.stop_deadline, _exit_now)
+            self._deadline.daemon = True
+            self._deadline.start()
         self._stop.set()
         self._wake.set()
 
@@ -184,6 +204,8 @@ class Daemon:
 
     def _start(self) -> None:
         self.app = wiring.build_app(self.config, clock=self.clock)  # migrates the database
+        if self._stop.is_set():  # SIGTERM while migrating: start nothing, just leave
+            return
         if self.app.outbound is not None:
             self.app.outbound.start()
         self.scheduler = BackgroundScheduler(
@@ -244,9 +266,15 @@ class Daemon:
             if getattr(old, section) != getattr(new, section):
                 log.warning("config.needs_restart", section=section, hint="systemctl restart faxd")
         assert self.app is not None
-        with self._inbound_busy:  # never swap the pipeline under a running poll
-            self.app.config = new
-            self.app.pipeline = wiring.make_pipeline(new, self.app.db, self.app.client)
+        # Swap without waiting for a pass in progress (a download may take
+        # minutes, and a SIGTERM must still be served): that pass finishes with
+        # the object it holds, the old pipeline takes no further fax, and the
+        # busy locks keep the next pass from starting before it is over.
+        retired = self.app.pipeline
+        self.app.config = new
+        self.app.pipeline = wiring.make_pipeline(new, self.app.db, self.app.client)
+        if retired is not None:
+            retired.stop()
         if old.outbound != new.outbound:
             if self.app.outbound is not None:
                 self.app.outbound.stop()
@@ -260,6 +288,8 @@ class Daemon:
 
     def _teardown(self) -> None:
         """Stop everything started, in reverse order, each step on its own."""
+        if self.heartbeat is not None:  # first: the parts stopping below are not a failure
+            self.heartbeat.stop()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self.app is not None and self.app.pipeline is not None:
@@ -268,8 +298,6 @@ class Daemon:
             self.app.outbound.stop()
         if not self.executor.join(STOP_GRACE_SECONDS):
             log.warning("daemon.abandoned_work", hint="resumed from the database at next start")
-        if self.heartbeat is not None:
-            self.heartbeat.stop()
         if self.app is not None:
             self.app.close()
 
@@ -330,8 +358,14 @@ class Daemon:
 
     @contextmanager
     def _inbound(self, *, operation: str) -> Iterator[Any]:
-        """The pipeline to work with, or ``None`` if stopping or another pass runs."""
-        if self._stop.is_set() or not self._inbound_busy.acquire(blocking=False):
+        """The pipeline to work with, or ``None`` if stopping.
+
+        A poll that finds another pass running is skipped (the next one is
+        due soon, and that pass processes what is due anyway); a sweep waits
+        for it, as it would otherwise be lost until the next sweep interval.
+        """
+        if not self._acquire(self._inbound_busy, wait=operation != "poll"):
+            log.debug("daemon.pass_skipped", operation=operation)
             yield None
             return
         try:
@@ -342,11 +376,27 @@ class Daemon:
 
     @contextmanager
     def _outbound(self, *, operation: str) -> Iterator[Any]:
-        if self._stop.is_set():
+        """The outbound service, or ``None`` if stopping; passes never overlap."""
+        if not self._acquire(self._outbound_busy, wait=True):
             yield None
             return
-        with _logged(operation):
-            yield self.app.outbound if self.app else None
+        try:
+            with _logged(operation):
+                yield self.app.outbound if self.app else None
+        finally:
+            self._outbound_busy.release()
+
+    def _acquire(self, lock: threading.Lock, *, wait: bool) -> bool:
+        """Take ``lock`` (waiting for it if ``wait``) unless stopping; ``True`` if taken."""
+        while not self._stop.is_set():
+            if lock.acquire(timeout=0.5) if wait else lock.acquire(blocking=False):
+                if self._stop.is_set():  # the stop came while we waited
+                    lock.release()
+                    return False
+                return True
+            if not wait:
+                return False
+        return False
 
     def _report(self) -> None:
         try:
@@ -372,6 +422,15 @@ class Daemon:
             self.request_reload()
         else:
             self.request_stop()
+
+
+def _exit_now() -> None:
+    """The stop deadline passed: leave now; the database says where to resume."""
+    log.warning("daemon.stop_deadline", hint="work in progress is resumed at the next start")
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(0)
 
 
 @contextmanager

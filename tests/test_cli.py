@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ def config(layout: DemoLayout, sim: Any) -> Path:
 
 
 @pytest.fixture
-def seeded(config: Path, sim: Any) -> Database:
+def seeded(config: Path, sim: Any) -> Iterator[Database]:
     """Three faxes (done, failed, listed) and two jobs (sent, failed) for the sim account."""
     from faxd.config import load_config
 
@@ -221,12 +222,14 @@ def test_send_cancel_retry_cycle(
 def test_send_bad_number_is_one_clear_line(
     capsys: pytest.CaptureFixture[str], config: Path, seeded: Database, tmp_path: Path
 ) -> None:
-    """A number that is not 10 digits is refused with a hint, no traceback, exit 1."""
+    """A number that is not 10 digits is a usage error (exit 2) with a hint, no traceback."""
     document = tmp_path / "quote.pdf"
     document.write_bytes(make_pdf("quote"))
-    code, _out, err = run(capsys, "send", str(document), "--to", "555-12", "--config", str(config))
-    assert code == 1
-    assert err.startswith("faxd: ") and "10-digit" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as exited:
+        run(capsys, "send", str(document), "--to", "555-12", "--config", str(config))
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert "--to" in err and "10-digit" in err and "Traceback" not in err
 
 
 def test_retry_failed_fax(
@@ -282,3 +285,46 @@ def test_faxage_unreachable_exits_1_without_secret(
     assert (code, out) == (1, "")
     assert err.strip().splitlines()[-1].startswith("faxd: listlines: ")
     assert "Zq-unique-pw-771" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("faxage", "disabledid", "555"), ("faxage", "getcdr", "--did", "12"),
+     ("inbox", "--limit", "-5")],
+)
+def test_bad_arguments_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], config: Path, argv: tuple[str, ...]
+) -> None:
+    """A malformed number or count on the command line exits 2 before anything is done."""
+    with pytest.raises(SystemExit) as exited:
+        run(capsys, *argv, "--config", str(config))
+    assert exited.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_getcdr_without_a_range_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], config: Path, sim: Any
+) -> None:
+    """getcdr needs --begin and --end or --nuidgt: exit 2, and FAXAGE is not asked."""
+    code, out, err = run(capsys, "faxage", "getcdr", "--config", str(config))
+    assert (code, out) == (2, "")
+    assert "--begin and --end, or --nuidgt" in err
+    assert not any(r.operation == "getcdr" for r in sim.requests)
+    code, out, _err = run(capsys, "faxage", "getcdr", "--nuidgt", "0", "--config", str(config),
+                          "--json")
+    assert code == 0 and isinstance(json.loads(out), list)
+
+
+def test_unexpected_error_is_one_line_without_traceback(
+    capsys: pytest.CaptureFixture[str], layout: DemoLayout, tmp_path: Path
+) -> None:
+    """A database that cannot be opened (a folder in its place): exit 1, one line, no secret."""
+    config = write_config(layout, base_url="http://127.0.0.1:9", password="Zq-unique-pw-772")
+    (tmp_path / "not-a-db").mkdir()
+    config.write_text(config.read_text().replace(
+        f"sqlite:///{layout.root / 'state' / 'faxd.db'}", f"sqlite:///{tmp_path / 'not-a-db'}"
+    ))
+    code, out, err = run(capsys, "inbox", "--config", str(config))
+    assert (code, out) == (1, "")
+    assert err.startswith("faxd: unexpected OperationalError: ") and err.count("\n") == 1
+    assert "Traceback" not in err and "Zq-unique-pw-772" not in err
