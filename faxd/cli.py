@@ -228,6 +228,7 @@ def _run(args: argparse.Namespace) -> int:
     config = load(args)
     from faxd.daemon import STOP_DEADLINE_SECONDS, Daemon
     from faxd.notify import Notifier, watchdog_interval
+    from faxd.runlock import RunLock
 
     daemon = Daemon(
         config,
@@ -235,7 +236,8 @@ def _run(args: argparse.Namespace) -> int:
         watchdog_seconds=watchdog_interval(),
         stop_deadline=STOP_DEADLINE_SECONDS,
     )
-    return daemon.run_once() if args.once else daemon.run()
+    with RunLock(config.inbound.spool_dir):
+        return daemon.run_once() if args.once else daemon.run()
 
 
 def _check_config(args: argparse.Namespace) -> int:

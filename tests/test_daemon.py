@@ -444,3 +444,26 @@ def test_a_normal_stop_is_not_logged_as_unhealthy(sim: Any, layout: DemoLayout) 
         runner.join(15)
     assert not runner.is_alive()
     assert [e for e in logs if e["event"] == "watchdog.unhealthy"] == []
+
+
+def test_a_second_faxd_run_on_the_same_state_is_refused(
+    sim: Any, layout: DemoLayout, notify: NotifySocket, started: list[Faxd]
+) -> None:
+    """`faxd run --once` beside a running daemon is refused (exit 1) until it stops."""
+    config = configure(layout, sim)
+    daemon = Faxd(config, notify)
+    started.append(daemon)
+    notify.wait_for(lambda m: "READY=1" in m)
+    second = subprocess.run(
+        [sys.executable, "-m", "faxd", "run", "--once", "--config", str(config)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    assert second.returncode == 1
+    assert "another faxd run" in second.stderr and f"pid {daemon.proc.pid}" in second.stderr
+    code, _seconds = daemon.stop()
+    assert code == 0
+    again = subprocess.run(
+        [sys.executable, "-m", "faxd", "run", "--once", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert again.returncode == 0, again.stderr  # the lock went with the daemon

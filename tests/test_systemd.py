@@ -46,7 +46,7 @@ def test_unit_promises() -> None:
         "User": ["faxd"], "Group": ["faxd"], "StateDirectory": ["faxd"],
         "ConfigurationDirectory": ["faxd"], "ProtectSystem": ["strict"],
         "LoadCredential": ["faxage-password:/etc/faxd/faxage-password"],
-        "ReadWritePaths": ["/srv/fax"], "TimeoutStopSec": ["15"],
+        "ReadWritePaths": ["-/srv/fax"], "TimeoutStopSec": ["15"],
     }
     assert {key: unit.get(key) for key in expected} == expected
     assert unit["ExecStart"][0].split()[1:3] == ["run", "--config"]
