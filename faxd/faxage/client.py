@@ -316,7 +316,7 @@ class FaxageClient(AccountOperations):
                         operation="sendfax",
                     ) from exc
                 raise
-            log.info("faxage.sent", job_id=jobid, faxno=fields.get("faxno"))
+            log.info("faxage.sent", faxage_jobid=jobid, faxno=fields.get("faxno"))
             return jobid
 
     def status(

@@ -154,22 +154,23 @@ class FollowUp:
         """``clear`` every finished job's record on FAXAGE that is not cleared yet."""
         with self.db.session() as session:
             rows = session.execute(
-                select(OutboundJob.id, OutboundJob.faxage_jobid)
+                select(OutboundJob.id, OutboundJob.faxage_jobid, OutboundJob.faxno)
                 .where(OutboundJob.state.in_([JobState.SENT.value, JobState.FAILED.value]))
                 .where(OutboundJob.faxage_jobid.is_not(None))
                 .where(OutboundJob.shortstatus.in_(list(_FINAL)))
                 .where(OutboundJob.cleared == 0)
             ).all()
-        for job_id, jobid in rows:
+        for job_id, jobid, faxno in rows:
             if jobid is None:
                 continue
-            try:
-                self.client.clear(jobid)
-            except NotFoundError:
-                pass  # already gone on FAXAGE: nothing left to clear
-            except ProviderError as exc:
-                log.warning("outbound.clear_failed", job_id=job_id, error=exc.message)
-                continue
+            with structlog.contextvars.bound_contextvars(job_id=job_id, faxno=faxno):
+                try:
+                    self.client.clear(jobid)
+                except NotFoundError:
+                    pass  # already gone on FAXAGE: nothing left to clear
+                except ProviderError as exc:
+                    log.warning("outbound.clear_failed", error=exc.message)
+                    continue
             with self.db.session() as session:
                 job = session.get(OutboundJob, job_id)
                 assert job is not None

@@ -196,7 +196,7 @@ class Intake:
                 return False
             spool = Path(job.spool_path)
             source = self.source_path(job)
-            sha256, size = job.sha256, job.size
+            sha256, size, faxno = job.sha256, job.size, job.faxno
             # Only a job never claimed can have been cut off before its file reached
             # the spool; any later state found it there (and follow-up moves it on).
             resumable = job.state == JobState.QUEUED.value and job.faxage_jobid is None
@@ -215,7 +215,9 @@ class Intake:
         if not _same_file(source, sha256, size):
             # A newer document under the same name: it is its own job, never this one's.
             return False
-        log.warning("outbound.spool_move_resumed", job_id=job_id, source=str(source))
+        log.warning(
+            "outbound.spool_move_resumed", job_id=job_id, faxno=faxno, source=str(source)
+        )
         self._spool(source, spool, move=source.is_relative_to(self.hot_folder))
         return True
 

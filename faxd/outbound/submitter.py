@@ -241,14 +241,17 @@ class Submitter:
             advance(job, JobState.FAILED)
             job.last_error = reason
             job.completed_at = self.clock()
+            faxno = job.faxno  # also logged from outside a job's bound context
             try:
                 dest = fail_job_file(job, self.settings, reason)
             except OSError as exc:
-                log.error("outbound.failed_move_failed", job_id=job_id, error=str(exc))
+                log.error(
+                    "outbound.failed_move_failed", job_id=job_id, faxno=faxno, error=str(exc)
+                )
                 dest = None
             if dest is not None:
                 job.final_path = str(dest)
-        log.warning("outbound.job_failed", job_id=job_id, reason=reason)
+        log.warning("outbound.job_failed", job_id=job_id, faxno=faxno, reason=reason)
 
     # -- reconciling lost answers ----------------------------------------------------
 

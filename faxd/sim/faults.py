@@ -13,12 +13,15 @@ Kinds:
 ``err01``    answer ``ERR01: Database connection failed`` (HTTP 200).
 ``err02``    answer ``ERR02: Login incorrect`` although the login is right.
 ``err13``    getfax only: answer ``ERR13: File could not be opened``.
+``err08``    answer ``ERR08: Unknown operation specified or bad POST`` with the whole
+             POST echoed back in ``print_r`` form (password and base64 file data
+             included), as FAXAGE does when it dislikes a request.
 ``reset``    close the connection with a TCP reset and no answer at all.
 ``slow``     wait ``slow_seconds`` before answering normally.
 ``truncate`` downloads only (getfax, dlstatus, dltrans): send the headers with
              the full Content-Length, half of the body, then close.
 
-``http500``, ``err01``, ``err02``, ``err13`` and ``reset`` answer *instead of*
+``http500``, ``err01``, ``err02``, ``err08``, ``err13`` and ``reset`` answer *instead of*
 the operation: nothing is changed on the account.  With ``after=True`` the
 operation is carried out first and only its answer is lost or replaced (a
 sendfax that created a job, a delfax that deleted), which is the case a client
@@ -31,11 +34,13 @@ import random
 import threading
 from dataclasses import dataclass
 
-FAULT_KINDS = frozenset({"http500", "err01", "err02", "err13", "reset", "slow", "truncate"})
+FAULT_KINDS = frozenset(
+    {"http500", "err01", "err02", "err08", "err13", "reset", "slow", "truncate"}
+)
 #: Operations that answer with a file, where ``truncate`` makes sense.
 DOWNLOAD_OPERATIONS = frozenset({"getfax", "dlstatus", "dltrans"})
 #: Kinds that can be applied after the operation ran (``after=True``).
-AFTER_KINDS = frozenset({"http500", "err01", "err02", "err13", "reset"})
+AFTER_KINDS = frozenset({"http500", "err01", "err02", "err08", "err13", "reset"})
 
 
 @dataclass

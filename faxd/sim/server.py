@@ -79,6 +79,11 @@ def _error_text(path: str, code: str) -> str:
     return f"{code}: {text.lower() if path != HTTPSFAX else text}"
 
 
+def _err08(form: Form) -> TextAnswer:
+    """FAXAGE's answer to a POST it cannot make sense of: the whole POST echoed back."""
+    return TextAnswer(f"ERR08: Unknown operation specified or bad POST {form.print_r()}")
+
+
 class FaxageSimulator(SimState):
     """A simulated FAXAGE account served over HTTP on loopback.
 
@@ -210,13 +215,15 @@ class FaxageSimulator(SimState):
             return handler(self, form) if handler else TextAnswer("ERR03: unknown operation")
         handler = HTTPSFAX_OPERATIONS.get(operation)
         if handler is None:
-            return TextAnswer(f"ERR08: Unknown operation specified or bad POST {form.print_r()}")
+            return _err08(form)
         return handler(self, form)
 
-    def fault_answer(self, path: str, kind: str) -> TextAnswer:
-        """What an answer-replacing fault says."""
+    def fault_answer(self, path: str, kind: str, form: Form | None = None) -> TextAnswer:
+        """What an answer-replacing fault says (``err08`` echoes ``form``)."""
         if kind == "http500":
             return TextAnswer("500 Internal Server Error\n", status=500)
+        if kind == "err08":
+            return _err08(form or Form([]))
         if kind == "err13":
             return TextAnswer("ERR13: File could not be opened")
         return TextAnswer(_error_text(path, kind.upper()))
@@ -314,7 +321,7 @@ class _Handler(BaseHTTPRequestHandler):
         replacing = [f for f in fired if f.kind not in ("slow", "truncate")]
         before = [f for f in replacing if not f.after]
         if before:
-            self._fault(sim, path, before[0].kind)
+            self._fault(sim, path, before[0].kind, form)
             return
         try:
             answer = sim.dispatch(path, operation, form)
@@ -322,15 +329,15 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("sim.operation_failed", operation=operation)
             answer = TextAnswer("500 Internal Server Error\n", status=500)
         if replacing:
-            self._fault(sim, path, replacing[0].kind)
+            self._fault(sim, path, replacing[0].kind, form)
             return
         self._write(answer, truncate="truncate" in kinds)
 
-    def _fault(self, sim: FaxageSimulator, path: str, kind: str) -> None:
+    def _fault(self, sim: FaxageSimulator, path: str, kind: str, form: Form) -> None:
         if kind == "reset":
             self._reset()
         else:
-            self._write(sim.fault_answer(path, kind))
+            self._write(sim.fault_answer(path, kind, form))
 
     def _reset(self) -> None:
         """Close the connection with a TCP RST and no answer."""

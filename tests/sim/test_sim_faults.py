@@ -34,6 +34,27 @@ def test_err01_and_err02_per_endpoint(sim: FaxageSimulator, api: Api) -> None:
     assert api.text("listlines").startswith("3035550101")
 
 
+def test_err08_echoes_the_whole_post(sim: FaxageSimulator, api: Api) -> None:
+    """err08 answers ERR08 with the POST echoed like PHP's print_r, password and files included."""
+    (fax,) = sim.seed_inbound(1)
+    sim.inject("err08", operation="sendfax", times=1)
+    pairs = [*api.login(), ("operation", "sendfax"), ("faxno", "3035550199"),
+             ("faxfilenames[]", "a.pdf"), ("faxfiledata[]", "JVBERi0xLjQK+/=")]
+    answer = api.raw("/httpsfax.php", pairs)
+    assert answer.status_code == 200
+    unknown = api.raw("/httpsfax.php", [*pairs[:3], ("operation", "nosuchop"), *pairs[4:]])
+    assert answer.text == unknown.text.replace("[operation] => nosuchop", "[operation] => sendfax")
+    assert answer.text.startswith("ERR08: Unknown operation specified or bad POST Array\n(\n")
+    assert f"    [password] => {sim.password}\n" in answer.text
+    assert "            [0] => JVBERi0xLjQK+/=\n" in answer.text
+    assert sim.jobs == {} and sim.sendfax_posts == 1  # answered instead of the operation
+    assert api.text("listfax").startswith(str(fax.recvid))  # other operations unaffected
+    sim.inject("err08", operation="delfax", times=1, after=True)
+    deleted = api.text("delfax", faxid=str(fax.recvid))
+    assert deleted.startswith("ERR08: ") and f"[faxid] => {fax.recvid}" in deleted
+    assert fax.deleted
+
+
 def test_fault_limited_to_operation(sim: FaxageSimulator, api: Api) -> None:
     """A fault for one operation leaves the others alone and is not used up by them."""
     (fax,) = sim.seed_inbound(1)
