@@ -8,114 +8,50 @@ action runs, each action's success on its own commit, ``delivered`` before
 committed transaction, so whatever the daemon was doing when it died, the
 database says what is left to do.
 
-Methods hand back frozen snapshots (:class:`FaxRow`, :class:`DeliveryRow`),
-never live ORM objects, so faxes processed on different threads share
-nothing but the database.  States change only through
+Methods hand back frozen snapshots (:mod:`faxd.inbound.rows`), never live
+ORM objects, so faxes processed on different threads share nothing but the
+database.  Each method is one short ``BEGIN IMMEDIATE`` transaction with no
+network I/O inside it, so the pipeline's worker threads queue for the write
+lock for milliseconds, never for a download.  States change only through
 :func:`faxd.store.states.advance`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session, joinedload
 
 from faxd.clock import Clock
 from faxd.faxage.records import DownloadResult, ListfaxRecord
 from faxd.inbound.backoff import RandomSource, RetryPolicy
+from faxd.inbound.rows import CursorRow, DeliveryRow, FaxRow, Plan
 from faxd.store.db import Database
 from faxd.store.models import Delivery, InboundFax, PollCursor
 from faxd.store.states import FAX_ACTIVE, DeliveryState, FaxState, advance
 
+__all__ = ["CursorRow", "DeliveryRow", "FaxRow", "Ledger", "Plan"]
+
+#: One fax by its recvid: built once, because every step of every fax runs it.
+_FAX_BY_RECVID = select(InboundFax).where(
+    InboundFax.account == bindparam("account"), InboundFax.recvid == bindparam("recvid")
+)
+
+#: The fax owning one delivery, with all its deliveries, in one query (once per action).
+_FAX_OF_DELIVERY = (
+    select(InboundFax)
+    .where(
+        InboundFax.id
+        == select(Delivery.fax_id).where(Delivery.id == bindparam("delivery_id")).scalar_subquery()
+    )
+    .options(joinedload(InboundFax.deliveries))
+)
+
 #: Longest error text kept in a row (the full story is in the log).
 _ERROR_LIMIT = 1000
-
-
-@dataclass(frozen=True)
-class FaxRow:
-    """What the database knows about one inbound fax, at one moment."""
-
-    recvid: int
-    state: FaxState
-    recvdate: datetime
-    cid: str
-    dnis: str
-    pagecount: int | None
-    server_filename: str | None
-    attempts: int
-    next_attempt_at: datetime | None
-    last_error: str | None
-    route: str | None
-    spool_path: Path | None
-    kind: str | None
-    size: int | None
-    sha256: str | None
-    deleted_at: datetime | None
-
-    @classmethod
-    def of(cls, fax: InboundFax) -> FaxRow:
-        return cls(
-            recvid=fax.recvid,
-            state=FaxState(fax.state),
-            recvdate=fax.recvdate,
-            cid=fax.cid,
-            dnis=fax.dnis,
-            pagecount=fax.pagecount,
-            server_filename=fax.server_filename,
-            attempts=fax.attempts,
-            next_attempt_at=fax.next_attempt_at,
-            last_error=fax.last_error,
-            route=fax.route,
-            spool_path=Path(fax.spool_path) if fax.spool_path else None,
-            kind=fax.kind,
-            size=fax.size,
-            sha256=fax.sha256,
-            deleted_at=fax.deleted_at,
-        )
-
-
-@dataclass(frozen=True)
-class DeliveryRow:
-    """One action of a fax's route and whether it has succeeded."""
-
-    id: int
-    route: str
-    action_index: int
-    action_type: str
-    target: str
-    state: DeliveryState
-    detail: str | None
-
-    @property
-    def done(self) -> bool:
-        return self.state is DeliveryState.DONE
-
-    @classmethod
-    def of(cls, delivery: Delivery) -> DeliveryRow:
-        return cls(
-            id=delivery.id,
-            route=delivery.route,
-            action_index=delivery.action_index,
-            action_type=delivery.action_type,
-            target=delivery.target,
-            state=DeliveryState(delivery.state),
-            detail=delivery.detail,
-        )
-
-
-@dataclass(frozen=True)
-class CursorRow:
-    """Where polling stands for the account."""
-
-    last_recvid: int
-    last_poll_at: datetime | None
-    last_poll_outcome: str | None
-    last_sweep_at: datetime | None
-    paused_reason: str | None
 
 
 class Ledger:
@@ -214,9 +150,7 @@ class Ledger:
 
     def _fax(self, session: Session, recvid: int) -> InboundFax:
         fax = session.scalars(
-            select(InboundFax).where(
-                InboundFax.account == self.account, InboundFax.recvid == recvid
-            )
+            _FAX_BY_RECVID, {"account": self.account, "recvid": recvid}
         ).one_or_none()
         if fax is None:
             raise LookupError(f"no inbound fax {recvid} for {self.account} in the database")
@@ -275,8 +209,22 @@ class Ledger:
 
     # ------------------------------------------------------------ steps
 
-    def mark_downloaded(self, recvid: int, path: Path, result: DownloadResult) -> FaxRow:
-        """listed -> downloaded: the verified spool file and its checksum."""
+    def mark_downloaded(
+        self,
+        recvid: int,
+        path: Path,
+        result: DownloadResult,
+        *,
+        route: str | None = None,
+        actions: Sequence[tuple[str, str]] = (),
+    ) -> tuple[FaxRow, Plan | None]:
+        """listed -> downloaded: the verified spool file and its checksum.
+
+        With ``route``, the route and its delivery rows are recorded in the
+        same commit (as :meth:`plan_deliveries` would), so a fax routed right
+        after its download costs one transaction, not two; the plan is
+        returned with the row.
+        """
         with self.db.session() as session:
             fax = self._fax(session, recvid)
             advance(fax, FaxState.DOWNLOADED)
@@ -287,7 +235,8 @@ class Ledger:
             if result.server_filename:
                 fax.server_filename = result.server_filename[:255]
             _progress(fax)
-            return FaxRow.of(fax)
+            plan = None if route is None else self._plan(session, fax, route, actions)
+            return FaxRow.of(fax), plan
 
     def relist(self, recvid: int, reason: str) -> FaxRow:
         """downloaded -> listed: the spool copy is gone or changed; download again."""
@@ -296,6 +245,7 @@ class Ledger:
             advance(fax, FaxState.LISTED)
             fax.spool_path = fax.size = fax.sha256 = fax.kind = None
             fax.last_error = reason[:_ERROR_LIMIT]
+            fax.next_attempt_at = None  # due again at once: this is no failed attempt
             return FaxRow.of(fax)
 
     def hold(self, recvid: int, reason: str) -> FaxRow:
@@ -307,9 +257,7 @@ class Ledger:
             fax.next_attempt_at = None
             return FaxRow.of(fax)
 
-    def plan_deliveries(
-        self, recvid: int, route: str, actions: Sequence[tuple[str, str]]
-    ) -> tuple[str, list[DeliveryRow]]:
+    def plan_deliveries(self, recvid: int, route: str, actions: Sequence[tuple[str, str]]) -> Plan:
         """Record the route and one pending row per action, before any action runs.
 
         ``actions`` is ``(type, target)`` per action of ``route``.  If the fax
@@ -318,47 +266,70 @@ class Ledger:
         work already done is never redone elsewhere.
         """
         with self.db.session() as session:
-            fax = self._fax(session, recvid)
-            if fax.route is None:
-                fax.route = route
-                for index, (action_type, target) in enumerate(actions):
-                    session.add(
-                        Delivery(
-                            fax_id=fax.id,
-                            route=route,
-                            action_index=index,
-                            action_type=action_type,
-                            target=target,
-                            state=DeliveryState.PENDING.value,
-                            attempts=0,
-                        )
-                    )
-                session.flush()
-                session.refresh(fax, ["deliveries"])
-            chosen = fax.route
-            return chosen, [DeliveryRow.of(d) for d in fax.deliveries if d.route == chosen]
+            return self._plan(session, self._fax(session, recvid), route, actions)
 
-    def delivery_done(self, delivery_id: int, detail: str) -> None:
-        """One action succeeded: recorded on its own commit (DESIGN invariant 2)."""
+    def _plan(
+        self, session: Session, fax: InboundFax, route: str, actions: Sequence[tuple[str, str]]
+    ) -> Plan:
+        if fax.route is not None:
+            chosen = fax.route
+            rows = tuple(DeliveryRow.of(d) for d in fax.deliveries if d.route == chosen)
+            return Plan(chosen, rows)
+        fax.route = route
+        added = [
+            Delivery(
+                fax_id=fax.id,
+                route=route,
+                action_index=index,
+                action_type=action_type,
+                target=target,
+                state=DeliveryState.PENDING.value,
+                attempts=0,
+            )
+            for index, (action_type, target) in enumerate(actions)
+        ]
+        session.add_all(added)
+        session.flush()  # assigns the ids the rows carry
+        return Plan(route, tuple(DeliveryRow.of(d) for d in added))
+
+    def delivery_done(self, delivery_id: int, detail: str) -> FaxRow:
+        """One action succeeded: recorded on its own commit (DESIGN invariant 2).
+
+        If it was the last pending action of the fax's route, the fax becomes
+        ``delivered`` in the same commit (see :meth:`mark_delivered`): either
+        both are recorded or neither, so a crash repeats at most that action.
+        Returns the fax's row.
+        """
         with self.db.session() as session:
-            delivery = session.get_one(Delivery, delivery_id)
+            fax = session.scalars(_FAX_OF_DELIVERY, {"delivery_id": delivery_id}).unique().one()
+            delivery = next(d for d in fax.deliveries if d.id == delivery_id)
             delivery.attempts += 1
             delivery.state = DeliveryState.DONE.value
             delivery.detail = detail[:_ERROR_LIMIT]
             delivery.last_error = None
             delivery.completed_at = self.clock()
+            if FaxState(fax.state) is FaxState.DOWNLOADED and not _pending(fax):
+                self._delivered(fax)
+            return FaxRow.of(fax)
 
     def mark_delivered(self, recvid: int) -> FaxRow:
-        """downloaded -> delivered: every action succeeded; delfax may run now."""
+        """downloaded -> delivered: every action succeeded; delfax may run now.
+
+        A fax already ``delivered`` (its last action's commit did it) is
+        returned as it is.
+        """
         with self.db.session() as session:
             fax = self._fax(session, recvid)
-            pending = [d for d in fax.deliveries if d.route == fax.route and d.state != "done"]
-            if fax.route is None or pending:
-                raise RuntimeError(f"fax {recvid}: not every delivery is done")
-            advance(fax, FaxState.DELIVERED)
-            fax.delivered_at = self.clock()
-            _progress(fax)
+            if FaxState(fax.state) is not FaxState.DELIVERED:
+                if fax.route is None or _pending(fax):
+                    raise RuntimeError(f"fax {recvid}: not every delivery is done")
+                self._delivered(fax)
             return FaxRow.of(fax)
+
+    def _delivered(self, fax: InboundFax) -> None:
+        advance(fax, FaxState.DELIVERED)
+        fax.delivered_at = self.clock()
+        _progress(fax)
 
     def mark_done(self, recvid: int, *, deleted: bool) -> FaxRow:
         """delivered -> done, deleted on FAXAGE or kept there on purpose."""
@@ -433,6 +404,11 @@ class Ledger:
             fax.next_attempt_at = None
             fax.last_error = None
             return FaxRow.of(fax)
+
+
+def _pending(fax: InboundFax) -> list[Delivery]:
+    """The deliveries of the fax's recorded route that have not succeeded yet."""
+    return [d for d in fax.deliveries if d.route == fax.route and d.state != DeliveryState.DONE]
 
 
 def _progress(fax: InboundFax) -> None:

@@ -61,7 +61,7 @@ class Spool:
         if path is None:
             return
         target = Path(path)
-        if target.parent.resolve() != self.root.resolve():
+        if target.parent != self.root and target.parent.resolve() != self.root.resolve():
             # Only ever delete our own files, whatever a database row says.
             return
         target.unlink(missing_ok=True)

@@ -30,7 +30,7 @@ KILLS = 22
 FAXES = 100
 
 
-def daemon_config(tmp_path: Path, sim: Any) -> Path:
+def daemon_config(tmp_path: Path, sim: Any, *, concurrency: int = 1) -> Path:
     root = tmp_path / "fax"
     return write_config(
         tmp_path / "faxd.toml",
@@ -51,6 +51,7 @@ spool_dir = "{tmp_path / "spool"}"
 max_attempts = 50
 backoff_base = 0.05
 backoff_max = 0.5
+concurrency = {concurrency}
 
 [outbound]
 enabled = false
@@ -91,16 +92,21 @@ def wait_for_requests(sim: Any, seen: int, proc: subprocess.Popen[bytes]) -> Non
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path: Path, sim: Any) -> None:
-    """>= 20 SIGKILLs while draining 100 faxes: each fax once in its folder, all deleted."""
-    config_path = daemon_config(tmp_path, sim)
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
+    tmp_path: Path, sim: Any, concurrency: int
+) -> None:
+    """>= 20 SIGKILLs while draining 100 faxes (1 or 4 at a time): each once, all deleted."""
+    config_path = daemon_config(tmp_path, sim, concurrency=concurrency)
     load_config(config_path)  # the file the daemon reads is valid
     root = tmp_path / "fax"
     log = tmp_path / "daemon.log"
-    sim.latency = 0.02
+    # Slower answers when four run at once, so a run lasts about as long and
+    # the kills land as often as with one.
+    sim.latency = 0.02 * concurrency
     faxes = sim.seed_inbound(FAXES, dnis=(SALES, SUPPORT, MAIN))
     sim.delete_check = require_delivered(root)
-    rng = random.Random(20240304)
+    rng = random.Random(20240304 + concurrency)
 
     kills = runs = 0
     while not all(f.deleted for f in faxes) and runs < 200:

@@ -100,16 +100,18 @@ def test_deliveries_are_planned_once_and_done_one_by_one(
     """Planning twice keeps the first route; each success is recorded on its own."""
     ledger.record_listing([record(1)])
     downloaded(ledger, tmp_path, 1)
-    route, rows = ledger.plan_deliveries(1, "sales", [("folder", "/a"), ("email", "x@y")])
-    assert route == "sales" and [r.action_type for r in rows] == ["folder", "email"]
-    again, rows_again = ledger.plan_deliveries(1, "default", [("folder", "/b")])
-    assert again == "sales" and [r.id for r in rows_again] == [r.id for r in rows]
-    ledger.delivery_done(rows[0].id, "/a/1.pdf")
+    plan = ledger.plan_deliveries(1, "sales", [("folder", "/a"), ("email", "x@y")])
+    rows = plan.deliveries
+    assert plan.route == "sales" and [r.action_type for r in rows] == ["folder", "email"]
+    again = ledger.plan_deliveries(1, "default", [("folder", "/b")])
+    assert again.route == "sales" and [r.id for r in again.deliveries] == [r.id for r in rows]
+    assert ledger.delivery_done(rows[0].id, "/a/1.pdf").state is FaxState.DOWNLOADED
     with pytest.raises(RuntimeError):
         ledger.mark_delivered(1)  # the email is still pending
-    ledger.delivery_done(rows[1].id, "250 queued")
+    # The last success makes the fax delivered in the same commit.
+    assert ledger.delivery_done(rows[1].id, "250 queued").state is FaxState.DELIVERED
     assert [d.done for d in ledger.deliveries(1)] == [True, True]
-    assert ledger.mark_delivered(1).state is FaxState.DELIVERED
+    assert ledger.mark_delivered(1).state is FaxState.DELIVERED  # already: unchanged
     done = ledger.mark_done(1, deleted=True)
     assert done.state is FaxState.DONE and done.deleted_at == clock()
     assert done.spool_path is None
@@ -131,7 +133,7 @@ def test_revive_resets_attempts_and_can_forget_a_vanished_route(
     """faxd retry: attempts reset; with reroute the unfinished rows of the old route go."""
     ledger.record_listing([record(1)])
     downloaded(ledger, tmp_path, 1)
-    _, rows = ledger.plan_deliveries(1, "old", [("folder", "/a"), ("print", "lp")])
+    rows = ledger.plan_deliveries(1, "old", [("folder", "/a"), ("print", "lp")]).deliveries
     ledger.delivery_done(rows[0].id, "/a/1.pdf")
     ledger.record_failure(1, "lp broke", policy=POLICY, rng=FixedRandom(), permanent=True)
     revived = ledger.revive(1, FaxState.DOWNLOADED, reroute=True)
@@ -158,3 +160,29 @@ def test_pause_and_poll_records_live_on_the_cursor_row(
     with db.session() as session:
         row = session.get(PollCursor, "acme@12345")
         assert row is not None and row.paused_reason is None and row.last_poll_outcome == "paused"
+
+
+def test_download_and_its_plan_are_committed_together_or_not_at_all(
+    ledger: Ledger, tmp_path: Path, db: Any
+) -> None:
+    """mark_downloaded with a route records the rows in its commit; a failed insert undoes both."""
+    ledger.record_listing([record(1), record(2)])
+    path = tmp_path / "1.pdf"
+    path.write_bytes(b"%PDF-x")
+    result = DownloadResult(path, 6, hashlib.sha256(b"%PDF-x").hexdigest(), "pdf", None)
+    row, plan = ledger.mark_downloaded(1, path, result, route="sales", actions=[("folder", "/a")])
+    assert row.state is FaxState.DOWNLOADED and row.route == "sales"
+    assert plan is not None and plan.route == "sales"
+    assert ledger.deliveries(1) == list(plan.deliveries)
+    assert [d.done for d in plan.deliveries] == [False]
+
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER refuse BEFORE INSERT ON deliveries "
+            "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+    with pytest.raises(Exception, match="disk full"):
+        ledger.mark_downloaded(2, path, result, route="sales", actions=[("folder", "/a")])
+    untouched = ledger.get(2)
+    assert untouched is not None and untouched.state is FaxState.LISTED
+    assert untouched.route is None and untouched.spool_path is None

@@ -50,6 +50,11 @@ def pipeline(
     return InboundPipeline(inbox, db, config, actions_for=book, clock=clock, rng=FixedRandom(0.0))
 
 
+def one_at_a_time(config: Config) -> Config:
+    """``config`` with ``[inbound] concurrency = 1`` (faxes strictly one after another)."""
+    return replace(config, inbound=replace(config.inbound, concurrency=1))
+
+
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
     return make_config(tmp_path, ROUTES)
@@ -327,9 +332,10 @@ def test_login_refused_pauses_with_one_line_per_poll_then_resumes(
 
 
 def test_login_refused_during_getfax_stops_the_pass(
-    pipe: InboundPipeline, inbox: FakeInbox, logs: list[Any]
+    inbox: FakeInbox, db: Any, config: Config, book: ActionBook, clock: ManualClock, logs: list[Any]
 ) -> None:
     """ERR02 at getfax pauses too: the remaining faxes are not hammered, none is failed."""
+    pipe = pipeline(inbox, db, one_at_a_time(config), book, clock)
     inbox.add(SUPPORT), inbox.add(SUPPORT)
     inbox.fail["getfax"] = [AuthError("ERR02: Login incorrect", operation="getfax", code="ERR02")]
     outcome = pipe.poll()
@@ -429,9 +435,10 @@ def test_log_context_names_the_fax_and_route_during_actions(
 
 
 def test_stop_finishes_the_fax_in_hand_and_takes_no_other(
-    pipe: InboundPipeline, inbox: FakeInbox, book: ActionBook
+    inbox: FakeInbox, db: Any, config: Config, book: ActionBook, clock: ManualClock
 ) -> None:
     """stop() during a delivery lets that fax finish and leaves the rest for later."""
+    pipe = pipeline(inbox, db, one_at_a_time(config), book, clock)
     first, second = inbox.add(SUPPORT), inbox.add(SUPPORT)
     book["support-a"].before = lambda _item: pipe.stop()
     pipe.poll()

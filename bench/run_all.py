@@ -1,0 +1,112 @@
+"""Run every benchmark in ``bench/`` one after another and print one table.
+
+Each benchmark runs as its own process (so none measures another's leftovers)
+and writes ``bench/results/<name>.json``; this script reads those files and
+prints the figures against the targets of issue 6.  ``startup`` and
+``getfax_memory`` are run too when present.
+Run: ``.venv/bin/python bench/run_all.py [--only ingest idle ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from benchlib import BENCH, RESULTS, machine
+
+ORDER = ["ingest", "bigfax", "idle", "hotfolder", "startup", "getfax_memory"]
+
+
+def _f(value: Any, digits: int = 2) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) else str(value)
+
+
+#: For each result file: (figure, target, passed) rows.
+Rows = list[tuple[str, str, bool | None]]
+
+
+def ingest_rows(r: dict[str, Any]) -> Rows:
+    runs = r["runs"]
+    rows: Rows = [
+        (f"ingest {name}: {_f(run['seconds'])} s, {_f(run['faxes_per_second'], 1)} faxes/s",
+         "", None)
+        for name, run in runs.items()
+    ]
+    rows.append((f"ingest b/a = {_f(r['ratio_b_a'], 3)}", "<= 1.15", r["ratio_b_a"] <= 1.15))
+    rows.append((f"ingest c/a = {_f(r['ratio_c_a'], 3)}", "<= 0.35", r["ratio_c_a"] <= 0.35))
+    return rows
+
+
+def bigfax_rows(r: dict[str, Any]) -> Rows:
+    return [(
+        f"bigfax {r['fax_mb']} MiB: peak RSS rise {_f(r['peak_rise_mb'], 1)} MB "
+        f"(before {r['rss_before_mb']} MB)", "< 30 MB", r["passed"],
+    )]
+
+
+def idle_rows(r: dict[str, Any]) -> Rows:
+    checks = r["checks"]
+    return [
+        (f"idle CPU {_f(r['cpu_seconds_per_minute'], 3)} CPU-s/min", "< 0.5", checks["cpu"]),
+        (f"idle RSS {_f(r['rss_mb'], 1)} MB", "< 90 MB", checks["rss"]),
+        (f"idle requests per empty poll {_f(r['requests_per_poll'])} ({r['polls']} polls)",
+         "= 1", checks["requests_per_poll"]),
+    ]
+
+
+def hotfolder_rows(r: dict[str, Any]) -> Rows:
+    return [(
+        f"hotfolder close->sendfax median {_f(r['median_s'], 3)} s, max {_f(r['max_s'], 3)} s",
+        f"median <= {r['target_median_s']:g} s", r["passed"],
+    )]
+
+
+def getfax_memory_rows(r: dict[str, Any]) -> Rows:
+    return [(f"getfax_memory peak rise {r['peak_rss_rise_mb']} MB", f"< {r['limit_mb']} MB",
+             r["passed"])]
+
+
+ROWS: dict[str, Callable[[dict[str, Any]], Rows]] = {
+    "ingest": ingest_rows,
+    "bigfax": bigfax_rows,
+    "idle": idle_rows,
+    "hotfolder": hotfolder_rows,
+    "getfax_memory": getfax_memory_rows,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", choices=ORDER, help="run just these")
+    args = parser.parse_args(argv)
+    names = [n for n in ORDER if (BENCH / f"{n}.py").exists() and (not args.only or n in args.only)]
+    exit_codes: dict[str, int] = {}
+    for name in names:
+        print(f"=== {name}", flush=True)
+        exit_codes[name] = subprocess.run([sys.executable, str(BENCH / f"{name}.py")]).returncode
+
+    rows: Rows = []
+    for name in names:
+        result = RESULTS / f"{name}.json"
+        if name in ROWS and result.exists():
+            rows.extend(ROWS[name](json.loads(result.read_text())))
+        else:
+            rows.append((f"{name} (see its output above)", "", exit_codes[name] == 0))
+    width = max(len(figure) for figure, _, _ in rows)
+    m = machine()
+    print(f"\n{m['cpu']} x{m['cpus']}, Linux {m['kernel']}, Python {m['python']}")
+    print(f"{'figure':<{width}}  {'target':<18} result")
+    for figure, target, passed in rows:
+        mark = "" if passed is None else ("PASS" if passed else "FAIL")
+        print(f"{figure:<{width}}  {target:<18} {mark}")
+    failed = [n for n, code in exit_codes.items() if code != 0]
+    print("\nall targets met" if not failed else f"\nFAIL: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

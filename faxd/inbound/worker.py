@@ -1,0 +1,357 @@
+"""One fax's journey, step by step: download, route, deliver, delete.
+
+:class:`FaxWorker` takes one fax as far as it can go now.  Every step is
+ordered so that a crash at any instant loses nothing and duplicates no file
+(DESIGN invariants 1-3):
+
+1. ``listed``: ``getfax`` into ``<spool>/<recvid>.part``, verified by the
+   client, fsync'd and renamed; then ``downloaded`` with size and sha256.
+2. ``downloaded``: the spool copy is re-checked (a missing or changed file goes
+   back to ``listed``); the fax is routed; one delivery row per action is
+   committed *before* any action runs; each action's success is committed on
+   its own, so a restart repeats only what was not recorded.
+3. every delivery done: ``delivered`` is committed, *then* ``delfax`` (or
+   nothing, with ``delete_after_delivery = false``), then ``done``, then the
+   spool file is removed.
+
+A failure is recorded with backoff, or after ``max_attempts`` as ``failed``
+(kept on FAXAGE).  The worker holds no state of its own between calls: the
+ledger's short transactions and the fax's own spool files are all it touches,
+so one worker serves every thread of the pipeline's pool at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+from structlog.contextvars import bound_contextvars
+
+from faxd.actions.base import Action, Deliverable
+from faxd.clock import Clock
+from faxd.config import ActionSpec, Config, RouteSpec, SmtpSettings
+from faxd.errors import AuthError, FaxdError, NotFoundError, RoutingError
+from faxd.faxage.records import DownloadResult, ListfaxResult
+from faxd.inbound import spool as spooling
+from faxd.inbound.backoff import RandomSource, RetryPolicy
+from faxd.inbound.ledger import Ledger
+from faxd.inbound.rows import DeliveryRow, FaxRow, Plan
+from faxd.inbound.spool import Spool
+from faxd.redact import redact
+from faxd.routing import FaxFacts, route
+from faxd.store.states import FAX_ACTIVE, FaxState
+
+log = structlog.get_logger(__name__)
+
+#: Most state changes one fax can make in one pass (listed, downloaded,
+#: delivered, done, plus one trip back to listed for a damaged spool file).
+_MAX_STEPS = 6
+
+
+class InboundClient(Protocol):
+    """The three FAXAGE operations the pipeline uses (FaxageClient has them).
+
+    With ``[inbound] concurrency`` above 1 they are called from several
+    threads at once (FaxageClient keeps one HTTP session per thread).
+    """
+
+    def listfax(self, *, idgt: int | None = None, idasc: bool = True) -> ListfaxResult: ...
+
+    def getfax(self, recvid: int, dest: Path) -> DownloadResult: ...
+
+    def delfax(self, recvid: int) -> None: ...
+
+
+class ActionFactory(Protocol):
+    """Builds the action for one action spec (``build_action`` by default)."""
+
+    def __call__(self, spec: ActionSpec, *, smtp: SmtpSettings | None) -> Action: ...
+
+
+class FaxWorker:
+    """Moves one fax at a time through its states; safe to share between threads."""
+
+    def __init__(
+        self,
+        client: InboundClient,
+        ledger: Ledger,
+        spool: Spool,
+        config: Config,
+        *,
+        actions_for: ActionFactory,
+        clock: Clock,
+        rng: RandomSource,
+    ) -> None:
+        self.client = client
+        self.ledger = ledger
+        self.spool = spool
+        self.config = config
+        self.actions_for = actions_for
+        self.clock = clock
+        self.rng = rng
+        self.policy = RetryPolicy(
+            base=config.inbound.backoff_base,
+            cap=config.inbound.backoff_max,
+            max_attempts=config.inbound.max_attempts,
+        )
+
+    def run(self, recvid: int) -> FaxRow | None:
+        """Take fax ``recvid`` as far as it can go now; the row it ends in.
+
+        Failures are recorded, never raised, except :class:`AuthError`, which
+        concerns the whole account.  ``None`` if the database does not know it.
+        """
+        row = self.ledger.get(recvid)
+        if row is None:
+            return None
+        with bound_contextvars(recvid=recvid, dnis=row.dnis):
+            for _ in range(_MAX_STEPS):
+                if row.state not in FAX_ACTIVE:
+                    break
+                before = row.state
+                try:
+                    row = self._step(row)
+                except AuthError:
+                    raise
+                except Exception as exc:
+                    row = self._record_failure(row, exc, {})
+                if row.state is before or row.next_attempt_at is not None:
+                    break  # no progress, or a failure recorded: backing off
+            return row
+
+    def _step(self, row: FaxRow) -> FaxRow:
+        if row.state is FaxState.LISTED:
+            return self._download(row)
+        if row.state is FaxState.DOWNLOADED:
+            if row.spool_path is None or not spooling.matches(row.spool_path, row.size, row.sha256):
+                log.warning(
+                    "inbound.spool_file_damaged",
+                    path=str(row.spool_path),
+                    hint="the spooled copy is missing or changed; downloading it again",
+                )
+                return self.ledger.relist(row.recvid, "spool file missing or changed")
+            return self._deliver(row)
+        if row.state is FaxState.DELIVERED:
+            return self._finish(row)
+        return row
+
+    def _download(self, row: FaxRow) -> FaxRow:
+        """listed -> downloaded, routed and planned in the same commit, then delivered.
+
+        The spool file was verified a moment ago by this thread, so the
+        deliveries run on it at once; a fax that cannot be routed is recorded
+        as downloaded and held.
+        """
+        self.spool.ensure()
+        part = self.spool.part_path(row.recvid)
+        try:
+            result = self.client.getfax(row.recvid, part)
+            final = self.spool.commit(part, row.recvid, result.kind)
+        except BaseException:
+            self.spool.discard_part(row.recvid)
+            raise
+        log.debug("inbound.downloaded", size=result.size, kind=result.kind)
+        facts = _facts(row, result.kind)
+        chosen = self._route(row, facts)
+        if isinstance(chosen, str):
+            downloaded, _ = self.ledger.mark_downloaded(row.recvid, final, result)
+            return self._hold(downloaded, chosen)
+        spec, planned = chosen
+        downloaded, plan = self.ledger.mark_downloaded(
+            row.recvid, final, result, route=spec.name, actions=_described(planned)
+        )
+        assert plan is not None
+        return self._run_plan(downloaded, facts, spec, planned, plan)
+
+    def _deliver(self, row: FaxRow) -> FaxRow:
+        """downloaded -> delivered (or held): route, plan, run each pending action."""
+        assert row.kind is not None
+        facts = _facts(row, row.kind)
+        chosen = self._route(row, facts)
+        if isinstance(chosen, str):
+            return self._hold(row, chosen)
+        spec, planned = chosen
+        plan = self.ledger.plan_deliveries(row.recvid, spec.name, _described(planned))
+        return self._run_plan(row, facts, spec, planned, plan)
+
+    def _route(self, row: FaxRow, facts: FaxFacts) -> tuple[RouteSpec, list[Action]] | str:
+        """The route that takes the fax now and its actions, or why the fax must be held."""
+        try:
+            spec = route(facts, self.config.routes, self.clock())
+        except RoutingError as exc:
+            return exc.message
+        if not spec.actions:
+            return (
+                f"route {spec.name!r} has no actions; give it at least one in {self.config.path} "
+                f"and run `faxd retry {row.recvid}`"
+            )
+        return spec, self._build(spec)
+
+    def _run_plan(
+        self,
+        row: FaxRow,
+        facts: FaxFacts,
+        spec: RouteSpec,
+        planned: list[Action],
+        plan: Plan,
+    ) -> FaxRow:
+        """Run the recorded plan: the route chosen now, or the one recorded before."""
+        assert row.spool_path is not None and row.kind and row.sha256 and row.size is not None
+        with bound_contextvars(route=plan.route):
+            if plan.route != spec.name:
+                # Routed before (under an older config): finish that route, never redo.
+                log.info("inbound.route_kept", now_matching=spec.name)
+            actions = planned if plan.route == spec.name else self.actions_of(plan.route)
+            if actions is None or not compatible(actions, plan.deliveries):
+                return self._hold(row, self.route_gone(row.recvid, plan.route))
+            item = Deliverable(facts, plan.route, row.spool_path, row.sha256, row.size, row.kind)
+            return self._run_actions(row, item, actions, plan.deliveries)
+
+    def _run_actions(
+        self,
+        row: FaxRow,
+        item: Deliverable,
+        actions: Sequence[Action],
+        deliveries: Sequence[DeliveryRow],
+    ) -> FaxRow:
+        """Run every unfinished delivery, recording each success on its own commit.
+
+        The commit of the last success also makes the fax ``delivered``.
+        """
+        failures: dict[int, str] = {}
+        worst: Exception | None = None
+        for delivery in deliveries:
+            if delivery.done:
+                continue
+            action = actions[delivery.action_index]
+            try:
+                detail = action.deliver(item)
+            except Exception as exc:
+                if worst is None or (permanent(exc) and not permanent(worst)):
+                    worst = exc  # one action that cannot succeed decides for the fax
+                failures[delivery.id] = describe(exc)
+                log.warning(
+                    "inbound.action_failed",
+                    action=delivery.action_type,
+                    target=delivery.target,
+                    error=describe(exc),
+                )
+                continue
+            row = self.ledger.delivery_done(delivery.id, detail)
+            log.info("inbound.action_done", action=delivery.action_type, detail=detail)
+        if worst is not None:
+            return self._record_failure(row, worst, failures)
+        if row.state is not FaxState.DELIVERED:
+            # Every delivery was already done (recorded before a crash or a retry).
+            row = self.ledger.mark_delivered(row.recvid)
+        log.debug("inbound.delivered", actions=len(deliveries))
+        return row
+
+    def _hold(self, row: FaxRow, reason: str) -> FaxRow:
+        """Keep the fax (here and on FAXAGE) until the operator acts; ``faxd inbox`` shows it."""
+        log.warning("inbound.held", reason=reason, hint="kept on FAXAGE; see faxd inbox")
+        return self.ledger.hold(row.recvid, reason)
+
+    def _build(self, spec: RouteSpec) -> list[Action]:
+        return [self.actions_for(a, smtp=self.config.smtp) for a in spec.actions]
+
+    def actions_of(self, name: str) -> list[Action] | None:
+        """The actions of route ``name`` under the current config (``None``: gone)."""
+        spec = next((r for r in self.config.routes if r.name == name), None)
+        return None if spec is None else self._build(spec)
+
+    def route_gone(self, recvid: int, name: str) -> str:
+        """Why a fax whose recorded route no longer fits the config is held."""
+        return (
+            f"route {name!r}, chosen for this fax before, is no longer in {self.config.path} "
+            "with the same actions, so its unfinished actions cannot run; put it back, or run "
+            f"`faxd retry {recvid}` to route the fax again"
+        )
+
+    def _finish(self, row: FaxRow) -> FaxRow:
+        """delivered -> done: delfax (unless kept on purpose), then drop the spool file."""
+        deleted = self.config.inbound.delete_after_delivery
+        if deleted:
+            try:
+                self.client.delfax(row.recvid)
+            except NotFoundError:
+                log.info("inbound.already_deleted", hint="FAXAGE no longer has it; nothing lost")
+        done = self.ledger.mark_done(row.recvid, deleted=deleted)
+        self.spool.remove(row.spool_path)
+        log.info("inbound.done", deleted_on_faxage=deleted)
+        return done
+
+    def _record_failure(self, row: FaxRow, exc: Exception, deliveries: dict[int, str]) -> FaxRow:
+        """Count a failed step: back off, or give up at once if it cannot help."""
+        message = describe(exc)
+        if not isinstance(exc, FaxdError | OSError):
+            log.exception("inbound.unexpected_error", step=row.state.value)
+        after = self.ledger.record_failure(
+            row.recvid,
+            f"{row.state.value}: {message}",
+            policy=self.policy,
+            rng=self.rng,
+            deliveries=deliveries,
+            permanent=permanent(exc),
+        )
+        if after.state is FaxState.FAILED:
+            log.error(
+                "inbound.fax_failed",
+                error=message,
+                attempts=after.attempts,
+                hint=f"kept on FAXAGE; fix the cause, then run `faxd retry {row.recvid}`",
+            )
+        else:
+            log.warning(
+                "inbound.attempt_failed",
+                step=row.state.value,
+                error=message,
+                attempts=after.attempts,
+                next_attempt_at=str(after.next_attempt_at),
+            )
+        return after
+
+
+def _facts(row: FaxRow, kind: str) -> FaxFacts:
+    """What routing and path templates know about a fax."""
+    return FaxFacts(
+        recvid=row.recvid,
+        dnis=row.dnis,
+        cid=row.cid,
+        pages=row.pagecount,
+        ext=spooling.extension(kind),
+        received=row.recvdate,
+    )
+
+
+def _described(actions: Sequence[Action]) -> list[tuple[str, str]]:
+    """``(type, target)`` of each action, as the delivery rows record them."""
+    return [(a.type, a.target) for a in actions]
+
+
+def permanent(exc: BaseException) -> bool:
+    """Whether trying again cannot help (a faxd error that says it is not transient)."""
+    return isinstance(exc, FaxdError) and not exc.transient
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line description of a failure (FaxdError messages are already redacted)."""
+    if isinstance(exc, FaxdError):
+        return exc.message
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return redact(f"{exc.strerror or exc}{where}")
+    return redact(f"{type(exc).__name__}: {exc}")
+
+
+def compatible(actions: Sequence[Action], deliveries: Sequence[DeliveryRow]) -> bool:
+    """Whether every unfinished delivery row still has its action at its index."""
+    for delivery in deliveries:
+        if delivery.done:
+            continue
+        index = delivery.action_index
+        if index >= len(actions) or actions[index].type != delivery.action_type:
+            return False
+    return True
