@@ -23,6 +23,7 @@ so one worker serves every thread of the pipeline's pool at once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Protocol
 
@@ -280,7 +281,8 @@ class FaxWorker:
                 log.info("inbound.already_deleted", hint="FAXAGE no longer has it; nothing lost")
         done = self.ledger.mark_done(row.recvid, deleted=deleted)
         self.spool.remove(row.spool_path)
-        log.info("inbound.done", deleted_on_faxage=deleted)
+        with _route_context(row.route):
+            log.info("inbound.done", deleted_on_faxage=deleted)
         return done
 
     def _record_failure(self, row: FaxRow, exc: Exception, deliveries: dict[int, str]) -> FaxRow:
@@ -296,6 +298,11 @@ class FaxWorker:
             deliveries=deliveries,
             permanent=permanent(exc),
         )
+        with _route_context(after.route or row.route):
+            self._log_failure(row, after, message)
+        return after
+
+    def _log_failure(self, row: FaxRow, after: FaxRow, message: str) -> None:
         if after.state is FaxState.FAILED:
             log.error(
                 "inbound.fax_failed",
@@ -311,7 +318,11 @@ class FaxWorker:
                 attempts=after.attempts,
                 next_attempt_at=str(after.next_attempt_at),
             )
-        return after
+
+
+def _route_context(route: str | None) -> AbstractContextManager[object]:
+    """Bind ``route`` to the log lines inside, once the fax has one."""
+    return bound_contextvars(route=route) if route else nullcontext()
 
 
 def _facts(row: FaxRow, kind: str) -> FaxFacts:
