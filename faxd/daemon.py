@@ -37,6 +37,7 @@ from typing import Any
 
 import structlog
 from apscheduler.executors.base import BaseExecutor, run_job
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import text
 
@@ -207,6 +208,7 @@ class Daemon:
         if self._stop.is_set():  # SIGTERM while migrating: start nothing, just leave
             return
         if self.app.outbound is not None:
+            self.app.outbound.on_queued = self._wake_submit
             self.app.outbound.start()
         self.scheduler = BackgroundScheduler(
             executors={"default": self.executor},
@@ -280,6 +282,7 @@ class Daemon:
                 self.app.outbound.stop()
             self.app.outbound = wiring.make_outbound(new, self.app.db, self.app.client)
             if self.app.outbound is not None:
+                self.app.outbound.on_queued = self._wake_submit
                 self.app.outbound.start()
         self._schedule(first_run=False)
         log.info("config.reloaded", path=str(path), routes=[r.name for r in new.routes])
@@ -344,6 +347,14 @@ class Daemon:
             if pipeline is not None:
                 pipeline.sweep()
         self._report()
+
+    def _wake_submit(self) -> None:
+        """Run the submit pass now: a file just became a job (the hot folder's latency)."""
+        scheduler = self.scheduler
+        if scheduler is None or self._stop.is_set():
+            return
+        with suppress(JobLookupError):  # outbound switched off by a reload meanwhile
+            scheduler.modify_job("outbound-submit", next_run_time=datetime.now(UTC))
 
     def _submit_job(self) -> None:
         with self._outbound(operation="submit") as outbound:

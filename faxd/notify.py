@@ -51,6 +51,9 @@ class Notifier:
         payload = "\n".join(lines).encode("utf-8")
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                # Never block: a notify socket nobody reads (a harness, a stuck
+                # manager) must not hang the job that reports its status.
+                sock.setblocking(False)
                 sock.sendto(payload, target)
         except OSError as exc:
             log.warning("notify.send_failed", socket=self.address, error=str(exc))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,3 +120,22 @@ def test_heartbeat_thread_keeps_pinging(listener: tuple[str, socket.socket]) -> 
     finally:
         beat.stop()
     assert pings == [["WATCHDOG=1"]] * 3
+
+
+def test_a_socket_nobody_reads_never_blocks_the_sender(
+    listener: tuple[str, socket.socket],
+) -> None:
+    """Once the reader's queue is full, send() drops the message and returns False at once."""
+    path, _sock = listener  # bound, never read
+    notifier = Notifier(path)
+    done = threading.Event()
+    results: list[bool] = []
+
+    def flood() -> None:
+        for _ in range(500):
+            results.append(notifier.status("polled 3 new, 0 failed; " + "x" * 1000))
+        done.set()
+
+    threading.Thread(target=flood, daemon=True).start()
+    assert done.wait(10), "send() blocked on a full notify socket"
+    assert results[0] is True and results[-1] is False

@@ -77,6 +77,9 @@ class Outbound:
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._pass_lock = threading.Lock()  # submit and follow-up passes never overlap
+        #: Called (from the worker thread) after a file became a job, so the owner
+        #: can run a submit pass now instead of at its next interval.
+        self.on_queued: Callable[[], None] | None = None
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -207,8 +210,11 @@ class Outbound:
             self.tracker.observe(path)
 
     def _take_due(self) -> None:
+        queued = False
         for path in self.tracker.due():
             try:
-                self.intake.take(path)
+                queued = self.intake.take(path) is not None or queued
             except Exception:
                 log.exception("outbound.intake_error", path=str(path))
+        if queued and self.on_queued is not None:
+            self.on_queued()

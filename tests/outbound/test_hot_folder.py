@@ -322,3 +322,22 @@ def test_burst_of_500_files_each_becomes_one_job(
     for job in sim.jobs.values():
         assert job.files[0][1] == b"%PDF-1.4 " + job.faxno.encode()
     assert [p for p in folders.hot.iterdir()] == []
+
+
+def test_owner_is_told_when_a_file_becomes_a_job_and_only_then(
+    make_settings: Callable[..., Any], folders: Any, db: Any, client: Any
+) -> None:
+    """on_queued fires for an accepted file (the daemon then submits), not a rejected one."""
+    service = Outbound(make_settings(), db, client)
+    calls: list[int] = []
+    service.on_queued = lambda: calls.append(len(list_jobs(db)))
+    service.start()
+    try:
+        drop(folders.hot, "notes.pdf", b"%PDF-1.4 no number here")
+        assert wait_for(lambda: (folders.failed / "notes.pdf.txt").exists())
+        assert calls == []
+        drop(folders.hot, "3035551212.pdf", b"%PDF-1.4 to send")
+        assert wait_for(lambda: calls != [])
+        assert calls[0] == 1  # told after the job row exists
+    finally:
+        service.stop()
