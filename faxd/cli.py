@@ -2,7 +2,8 @@
 
 This module only parses arguments and dispatches; heavy libraries (SQLAlchemy,
 requests, structlog, APScheduler, watchdog) are imported inside the handlers,
-so ``faxd --help`` answers at once (``bench/startup.py`` measures it).
+so ``faxd --help`` answers at once (``bench/startup.py`` measures it).  The
+``faxd faxage ...`` account operations are in :mod:`faxd.cli_faxage`.
 
 Exit codes: 0 ok, 1 a runtime failure (FAXAGE unreachable, a job that cannot
 be retried...), 2 bad usage or a bad config.  Expected errors are one line on
@@ -95,15 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("inbox", _inbox, "list received faxes, newest first")
     p.add_argument("--failed", action="store_true", help="only faxes that gave up")
     p.add_argument(
-        "--since", type=_date, metavar="DATE", help="received on/after YYYY-MM-DD[ HH:MM]"
+        "--since", type=date_arg, metavar="DATE", help="received on/after YYYY-MM-DD[ HH:MM]"
     )
     p.add_argument(
         "--limit", type=_positive, default=100, help="show at most N faxes (default 100)"
     )
-    _json_option(p)
+    add_json_option(p)
     p = command("jobs", _jobs, "list outbound fax jobs")
     p.add_argument("--state", help="only jobs in this state (queued, submitted, sent, failed...)")
-    _json_option(p)
+    add_json_option(p)
     p = command("retry", _retry, "retry a failed fax (RECVID) or a failed job (--job ID)")
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("recvid", nargs="?", type=int, help="the recvid faxd inbox shows")
@@ -113,14 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("send", _send, "queue files to fax (the running daemon sends them)")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument(
-        "--to", required=True, type=_number, metavar="NUMBER", help="fax number, e.g. 3035551212"
+        "--to", required=True, type=number_arg, metavar="NUMBER", help="fax number, e.g. 3035551212"
     )
     p.add_argument("--name", help="recipient name on the cover (32 characters at most)")
     p = command("status", _status, "what the daemon last did and what is pending")
-    _json_option(p)
+    add_json_option(p)
 
-    p = command("faxage", _faxage_help, "FAXAGE account operations")
-    _add_faxage_commands(p, common)
+    from faxd import cli_faxage  # here, not at the top: it builds on this module's helpers
+
+    p = command("faxage", cli_faxage.faxage_help, "FAXAGE account operations")
+    cli_faxage.add_faxage_commands(p, common)
 
     p = command("demo", _demo, "see faxd work against a built-in FAXAGE simulator")
     p.add_argument("--keep", action="store_true", help="run until Ctrl-C instead of stopping")
@@ -139,11 +142,11 @@ def _config_option(parser: argparse.ArgumentParser, default: Any) -> None:
     )
 
 
-def _json_option(parser: argparse.ArgumentParser) -> None:
+def add_json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
-def _date(text: str) -> datetime:
+def date_arg(text: str) -> datetime:
     for layout in ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S"):
         try:
             return datetime.strptime(text, layout)
@@ -154,7 +157,7 @@ def _date(text: str) -> datetime:
     )
 
 
-def _number(text: str) -> str:
+def number_arg(text: str) -> str:
     """A fax number argument, normalised to 10 digits (a bad one is a usage error)."""
     from faxd.phone import normalize_number
 
@@ -168,35 +171,6 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
     return int(text)
-
-
-def _add_faxage_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(metavar="OPERATION")
-
-    def op(name: str, text: str, *dids: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common], help=text, description=text)
-        p.set_defaults(handler=_faxage, operation=name)
-        for did in dids:
-            p.add_argument(did, type=_number, metavar="NUMBER", help="e.g. 3035550101")
-        _json_option(p)
-        return p
-
-    op("listlines", "the numbers on this account")
-    op("disabledid", "busy out a number so no fax can come in on it", "did")
-    op("enabledid", "let faxes come in on a number again", "did")
-    op("portable", "whether a number can be ported to FAXAGE", "did")
-    p = op("getcdr", "call detail records between two dates (or after --nuidgt)")
-    p.add_argument("--begin", type=_date, metavar="DATE")
-    p.add_argument("--end", type=_date, metavar="DATE")
-    p.add_argument("--nuidgt", type=int, metavar="N", help="records after this record id")
-    p.add_argument("--did", type=_number, metavar="NUMBER", help="only calls on this number")
-    op("listac", "area codes with numbers available")
-    op("listnpanxx", "localities with numbers available").add_argument("ac", nargs="?")
-    p = op("listdids", "numbers available to provision")
-    p.add_argument("--ac", metavar="AREACODE")
-    p.add_argument("--npanxx", metavar="NPANXX")
-    op("provdid", "add a number to this account", "did")
-    op("deprovdid", "remove a number from this account", "did")
 
 
 # -- helpers the handlers share ----------------------------------------------------------
@@ -385,54 +359,6 @@ def _status(args: argparse.Namespace) -> int:
         print_out(tables.render_json(report))
     else:
         print_out(tables.render_status(report))
-    return EXIT_OK
-
-
-def _faxage_help(args: argparse.Namespace) -> int:
-    print("faxd faxage: say which operation, e.g. `faxd faxage listlines`", file=sys.stderr)
-    return EXIT_USAGE
-
-
-def _faxage(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from faxd import tables
-    from faxd.app import make_client
-    from faxd.phone import format_number
-
-    with make_client(load(args).faxage, retries=1) as client:
-        name, did = str(args.operation), str(getattr(args, "did", None) or "")
-        done = {"disabledid": "disabled", "enabledid": "enabled", "provdid": "added to the account",
-                "deprovdid": "removed from the account"}
-        result: Any
-        if name in done:
-            getattr(client, name)(did)
-            result, text = {"number": did, "done": True}, f"{format_number(did)} {done[name]}"
-        elif name == "portable":
-            ok = client.portable(did)
-            result = {"number": did, "portable": ok}
-            text = f"{format_number(did)} {'can' if ok else 'cannot'} be ported to FAXAGE"
-        elif name == "getcdr":
-            if args.nuidgt is None and (args.begin is None or args.end is None):
-                print("faxd faxage getcdr: give --begin and --end, or --nuidgt", file=sys.stderr)
-                return EXIT_USAGE
-            records = client.getcdr(begin=args.begin, end=args.end, nuidgt=args.nuidgt,
-                                    nuidshow=True, didnumber=args.did)
-            result = [dataclasses.asdict(r) for r in records]
-            text = tables.render_table(tables.CDR_COLUMNS, result, empty="no calls")
-        elif name == "listnpanxx":
-            result = [dataclasses.asdict(r) for r in client.listnpanxx(args.ac)]
-            text = tables.render_table(tables.NPANXX_COLUMNS, result, empty="none available")
-        else:
-            if name == "listlines":
-                numbers = client.listlines()
-            elif name == "listac":
-                numbers = client.listac()
-            else:
-                numbers = client.listdids(args.ac, args.npanxx)
-            result = numbers
-            text = "\n".join(numbers) if numbers else "none"
-    print_out(tables.render_json(result) if args.json else text)
     return EXIT_OK
 
 

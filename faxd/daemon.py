@@ -14,8 +14,8 @@ waiting, the outbound worker finishes the file in hand, and a job thread still
 inside a download gets a few seconds before the process exits anyway.  Nothing
 is lost by that: the database says where every fax and job stands, and the
 next start resumes there.  Job threads are daemon threads (see
-:class:`DaemonThreadExecutor`) so a slow FAXAGE can never hold the exit past
-systemd's stop timeout.
+:class:`~faxd.scheduling.DaemonThreadExecutor`) so a slow FAXAGE can never
+hold the exit past systemd's stop timeout.
 
 SIGHUP reloads the config file: routes and intervals change in place; a config
 that does not load is refused, its problems logged, and the old one kept.
@@ -27,7 +27,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -36,9 +35,7 @@ from types import FrameType
 from typing import Any
 
 import structlog
-from apscheduler.executors.base import BaseExecutor, run_job
 from apscheduler.jobstores.base import JobLookupError
-from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import text
 
 from faxd import app as wiring
@@ -46,6 +43,7 @@ from faxd.clock import Clock, system_clock
 from faxd.config import Config, load_config
 from faxd.errors import ConfigError, FaxdError
 from faxd.notify import Heartbeat, Notifier
+from faxd.scheduling import DaemonThreadExecutor, Pass, apply_schedule, new_scheduler
 from faxd.tables import job_counts
 
 log = structlog.get_logger(__name__)
@@ -58,46 +56,6 @@ STOP_GRACE_SECONDS = 5.0
 STOP_DEADLINE_SECONDS = 8.0
 #: The outbound submit pass runs at least this often, so a dropped file goes out quickly.
 QUICK_SUBMIT_SECONDS = 3.0
-
-
-class DaemonThreadExecutor(BaseExecutor):  # type: ignore[misc]
-    """Runs each scheduled job in its own daemon thread.
-
-    APScheduler's thread pool uses ``concurrent.futures``, whose threads the
-    interpreter joins at exit, so one slow download would hold up a stop.
-    Daemon threads do not; :meth:`join` gives them a bounded grace period.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._threads: set[threading.Thread] = set()
-        self._threads_lock = threading.Lock()
-
-    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
-        def target() -> None:
-            try:
-                events = run_job(job, job._jobstore_alias, run_times, self._logger.name)
-            except BaseException as exc:
-                self._run_job_error(job.id, exc, exc.__traceback__)
-            else:
-                self._run_job_success(job.id, events)
-            finally:
-                with self._threads_lock:
-                    self._threads.discard(threading.current_thread())
-
-        thread = threading.Thread(target=target, name=f"faxd-{job.id}", daemon=True)
-        with self._threads_lock:
-            self._threads.add(thread)
-        thread.start()
-
-    def join(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for running jobs; ``True`` if all finished."""
-        deadline = time.monotonic() + timeout
-        with self._threads_lock:
-            threads = list(self._threads)
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        return not any(thread.is_alive() for thread in threads)
 
 
 class Daemon:
@@ -210,11 +168,7 @@ class Daemon:
         if self.app.outbound is not None:
             self.app.outbound.on_queued = self._wake_submit
             self.app.outbound.start()
-        self.scheduler = BackgroundScheduler(
-            executors={"default": self.executor},
-            job_defaults={"max_instances": 1, "coalesce": True},
-            timezone=UTC,
-        )
+        self.scheduler = new_scheduler(self.executor)
         self._schedule(first_run=True)
         log.info("daemon.ready", config=str(self.config.path), jobs=self.job_ids())
         self.notifier.ready(status=self.status_text())  # before any job can send STATUS=
@@ -225,9 +179,8 @@ class Daemon:
 
     def _schedule(self, *, first_run: bool) -> None:
         """Add (or replace) the scheduler's jobs with the current config's intervals."""
-        now = datetime.now(UTC)
         inbound, outbound = self.config.inbound, self.config.outbound
-        wanted: list[tuple[str, Callable[[], None], float]] = []
+        wanted: list[Pass] = []
         if inbound.enabled:
             wanted.append(("inbound-poll", self._poll_job, float(inbound.poll_interval)))
             wanted.append(("inbound-sweep", self._sweep_job, float(inbound.sweep_interval)))
@@ -235,21 +188,7 @@ class Daemon:
             quick = min(QUICK_SUBMIT_SECONDS, float(outbound.status_interval))
             wanted.append(("outbound-submit", self._submit_job, quick))
             wanted.append(("outbound-follow", self._follow_job, float(outbound.status_interval)))
-        for job in self.scheduler.get_jobs():
-            if job.id not in {name for name, _f, _s in wanted}:
-                job.remove()
-        for name, func, seconds in wanted:
-            first = now if first_run and name != "inbound-sweep" else None
-            self.scheduler.add_job(
-                func,
-                "interval",
-                seconds=seconds,
-                id=name,
-                name=name,
-                replace_existing=True,
-                misfire_grace_time=max(5, int(seconds)),
-                **({"next_run_time": first} if first is not None else {}),
-            )
+        apply_schedule(self.scheduler, wanted, first_run=first_run)
 
     def reload(self) -> bool:
         """Load the config file again and apply it; ``False`` if it was refused."""

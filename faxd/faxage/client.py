@@ -4,7 +4,9 @@ The rest of faxd talks to FAXAGE only through :class:`FaxageClient`.  Each
 method builds the documented POST fields (:func:`faxd.faxage.wire.build_form`),
 sends them through a transport (:mod:`faxd.faxage.transport`) and parses the
 answer into records (:mod:`faxd.faxage.wire`).  Transient faults are retried
-with exponential backoff and jitter; permanent ones are raised at once.
+with exponential backoff and jitter; permanent ones are raised at once.  What a
+sendfax carries (:class:`~faxd.faxage.sending.FaxFile`, the checked options) is
+laid out in :mod:`faxd.faxage.sending`.
 
 ``sendfax`` is the exception to the retry rule (DESIGN invariant 5): it is
 posted again only when the previous POST certainly never left this machine.
@@ -14,18 +16,16 @@ caller reconciles with ``status`` instead of risking a second fax.
 
 from __future__ import annotations
 
-import base64
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
 import structlog
 
-from faxd.errors import OutcomeUnknownError, PermanentError, ProviderError, TransientError
+from faxd.errors import OutcomeUnknownError, ProviderError, TransientError
 from faxd.faxage import wire
 from faxd.faxage.account import (
     CDR_PATH,
@@ -35,8 +35,8 @@ from faxd.faxage.account import (
     normalize_did,
 )
 from faxd.faxage.records import DownloadResult, ListfaxResult, StatusRecord
+from faxd.faxage.sending import FaxFile, file_fields, send_options, url_fields
 from faxd.faxage.transport import Form, RequestsTransport, Transport, was_sent
-from faxd.phone import normalize_number
 from faxd.redact import register_secret
 
 __all__ = ["FaxFile", "FaxageClient"]
@@ -51,35 +51,6 @@ _T = TypeVar("_T")
 #: Like sendfax, they are retried only when the POST certainly never arrived.
 _ONCE_ONLY = frozenset({"provdid", "deprovdid", "stopfax"})
 _jitter_source = random.SystemRandom()
-
-
-@dataclass(frozen=True)
-class FaxFile:
-    """A file to fax: a name FAXAGE reads the type from, and its content.
-
-    ``FaxFile(name, path)`` reads ``path`` when the fax is sent;
-    ``FaxFile.from_bytes(name, data)`` carries the bytes itself.
-    """
-
-    name: str
-    path: Path | None = None
-    data: bytes | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if (self.path is None) == (self.data is None):
-            raise ValueError("FaxFile needs exactly one of path or data")
-
-    @classmethod
-    def from_bytes(cls, name: str, data: bytes) -> FaxFile:
-        """A file whose content is already in memory."""
-        return cls(name=name, data=data)
-
-    def read(self) -> bytes:
-        """The file's bytes (read from disk now if it has a path)."""
-        if self.data is not None:
-            return self.data
-        assert self.path is not None
-        return self.path.read_bytes()
 
 
 class FaxageClient(AccountOperations):
@@ -218,21 +189,9 @@ class FaxageClient(AccountOperations):
         priority: str | None = None,
     ) -> int:
         """Send ``files`` (standard mode, base64) to ``faxno``; return the job id."""
-        if not files:
-            raise PermanentError("no files given to fax", operation="sendfax")
-        for item in files:
-            ext = item.name.rsplit(".", 1)[-1].lower() if "." in item.name else ""
-            if ext not in wire.SEND_EXTENSIONS:
-                raise PermanentError(
-                    f"{item.name!r}: FAXAGE cannot fax .{ext or '(none)'} files; use one of "
-                    + ", ".join(sorted(wire.SEND_EXTENSIONS)),
-                    operation="sendfax",
-                )
-        fields = self._send_head(faxno, recipname)
-        fields["faxfilenames"] = [item.name for item in files]
-        fields["faxfiledata"] = [base64.b64encode(item.read()).decode("ascii") for item in files]
+        fields = file_fields(faxno, recipname, files)
         fields.update(
-            _send_options(
+            send_options(
                 tagname, tagnumber, em_notify, url_notify, resolution, contrastalgo, priority
             )
         )
@@ -259,34 +218,13 @@ class FaxageClient(AccountOperations):
         One URL is sent as ``faxurl``, several as ``faxurls[]`` (with
         ``faxurltypes[]`` when given, one extension per URL).
         """
-        if not urls:
-            raise PermanentError("no URLs given to fax", operation="sendfax")
-        if url_types is not None and len(url_types) != len(urls):
-            raise PermanentError(
-                f"{len(url_types)} url_types for {len(urls)} URLs; give one type per URL",
-                operation="sendfax",
-            )
-        fields = self._send_head(faxno, recipname)
-        if len(urls) == 1 and url_types is None:
-            fields["faxurl"] = urls[0]
-        else:
-            fields["faxurls"] = list(urls)
-            fields["faxurltypes"] = list(url_types) if url_types is not None else None
-        fields["async"] = async_
+        fields = url_fields(faxno, recipname, urls, url_types, async_)
         fields.update(
-            _send_options(
+            send_options(
                 tagname, tagnumber, em_notify, url_notify, resolution, contrastalgo, priority
             )
         )
         return self._post_sendfax(fields)
-
-    @staticmethod
-    def _send_head(faxno: str, recipname: str) -> dict[str, wire.FormValue]:
-        try:
-            number = normalize_number(faxno)
-        except ValueError as exc:
-            raise PermanentError(str(exc), operation="sendfax") from None
-        return {"recipname": recipname[:32], "faxno": number}
 
     def _post_sendfax(self, fields: dict[str, wire.FormValue]) -> int:
         """POST once; again only if the POST certainly never left (or FAXAGE said ERR01)."""
@@ -410,30 +348,3 @@ class FaxageClient(AccountOperations):
         """Delete received fax ``recvid`` on FAXAGE."""
         wire.parse_deleted(self._text("delfax", {"faxid": recvid}), recvid)
 
-
-def _send_options(
-    tagname: str | None,
-    tagnumber: str | None,
-    em_notify: bool,
-    url_notify: str | None,
-    resolution: int | None,
-    contrastalgo: int | None,
-    priority: str | None,
-) -> dict[str, wire.FormValue]:
-    if priority is not None and priority not in ("high", "low"):
-        raise PermanentError(f"priority {priority!r} must be 'high' or 'low'", operation="sendfax")
-    if resolution is not None and resolution not in (1, 2):
-        raise PermanentError(
-            f"resolution {resolution!r} must be 1 (fine) or 2 (hyperfine)", operation="sendfax"
-        )
-    if contrastalgo is not None and contrastalgo not in (1, 2):
-        raise PermanentError(f"contrastalgo {contrastalgo!r} must be 1 or 2", operation="sendfax")
-    return {
-        "tagname": tagname,
-        "tagnumber": tagnumber[:14] if tagnumber else None,
-        "em_notify": em_notify,
-        "url_notify": url_notify,
-        "resolution": resolution,
-        "contrastalgo": contrastalgo,
-        "priority": priority,
-    }
