@@ -197,7 +197,7 @@ def test_linked_folder_is_refused_and_not_followed(
 
 @pytest.mark.skipif(
     os.geteuid() == 0,
-    reason="root reads files whatever their mode; the FIFO case covers unreadable files as root",
+    reason="root reads any file; test_unreadable_file.py checks this as nobody under root",
 )
 def test_file_without_read_permission_is_rejected(
     make_outbound: Callable[..., Outbound], folders: Any, db: Any
