@@ -27,6 +27,7 @@ import logging
 import re
 import sys
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, TextIO
 
 import structlog
@@ -48,9 +49,15 @@ _SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token)")
 _HANDLER_NAME = "faxd"
 
 
+#: Values that hold no text, so nothing in them can be a secret.
+_TEXTLESS = (int, float, bool, type(None))
+
+
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
         return redact(value)
+    if isinstance(value, _TEXTLESS):
+        return value  # most values that are not text: skip the slower checks below
     if isinstance(value, Mapping):
         return {k: MASK if _is_secret_key(k) else _redact_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -60,7 +67,13 @@ def _redact_value(value: Any) -> Any:
 
 
 def _is_secret_key(key: object) -> bool:
-    return isinstance(key, str) and _SECRET_KEY.search(key) is not None
+    return isinstance(key, str) and _secret_key_name(key)
+
+
+@lru_cache(maxsize=1024)
+def _secret_key_name(key: str) -> bool:
+    """Whether a key names a secret; keys repeat on every line, so the answer is kept."""
+    return _SECRET_KEY.search(key) is not None
 
 
 def redaction_processor(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:

@@ -14,15 +14,19 @@ bytes, never beside it as ``name (1).pdf``.  So:
    folder, fsync'd, hard-linked to the final name (a link never replaces an
    existing file; file systems without hard links fall back to a rename after
    an existence check), and the folder is fsync'd.
+4. Temporaries a crashed earlier run left behind are removed the first time
+   this process delivers into their folder (:class:`TempSweeper`): once per
+   folder, not per fax, because listing a folder costs time in proportion to
+   the faxes already in it.
 """
 
 from __future__ import annotations
 
 import errno
-import glob
 import hashlib
 import os
 import secrets
+import threading
 from pathlib import Path
 from string import Formatter
 from typing import Literal
@@ -38,6 +42,8 @@ log = structlog.get_logger(__name__)
 
 _CHUNK = 1024 * 1024
 _TEMP_MARK = ".faxd-tmp-"
+#: Marks this process's temporaries: a sweep never takes one still being written.
+_RUN = secrets.token_hex(4)
 # Errors from os.link that mean "this file system has no hard links".
 _NO_HARD_LINKS = frozenset(
     {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
@@ -63,14 +69,69 @@ def template_root(template: str) -> Path:
     return Path(prefix[:cut] or "/")
 
 
+class TempSweeper:
+    """Removes the temporaries of earlier runs, once per folder per process.
+
+    A temporary of this run lives only inside :meth:`FolderAction.deliver`,
+    which removes it whatever happens; one named for another run was left by
+    a run that was killed (or lost power) mid-copy, so it is litter.  Each
+    folder is listed once, the first time this process delivers into it.
+    Another faxd delivering into the same folder at that moment would see its
+    copy fail and retry it later: nothing is lost or doubled.
+    """
+
+    def __init__(self, run: str = _RUN) -> None:
+        self.run = run
+        self._swept: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def temp_name(self, name: str) -> str:
+        """A fresh hidden name for a copy on its way to ``name``."""
+        return f".{name[:200]}{_TEMP_MARK}{self.run}-{secrets.token_hex(6)}"
+
+    def sweep_once(self, folder: Path) -> None:
+        """Remove other runs' temporaries from ``folder``, unless done before in this run."""
+        with self._lock:
+            if folder in self._swept:
+                return
+            self._swept.add(folder)
+        mine = f"{_TEMP_MARK}{self.run}-"
+        try:
+            with os.scandir(folder) as entries:
+                stale = [
+                    Path(entry.path)
+                    for entry in entries
+                    if entry.name.startswith(".")
+                    and _TEMP_MARK in entry.name
+                    and mine not in entry.name
+                    and entry.is_file(follow_symlinks=False)
+                ]
+        except OSError as exc:
+            log.warning(
+                "cannot list folder for stale temporaries", path=str(folder), error=str(exc)
+            )
+            return
+        for path in stale:
+            try:
+                path.unlink()
+                log.info("removed stale temporary file", path=str(path))
+            except OSError as exc:
+                log.warning("cannot remove stale temporary file", path=str(path), error=str(exc))
+
+
+#: The sweeper of this process (every FolderAction shares it unless given another).
+SWEEPER = TempSweeper()
+
+
 class FolderAction:
     """Write the fax to the path its route's template names."""
 
     type = "folder"
 
-    def __init__(self, spec: FolderSpec) -> None:
+    def __init__(self, spec: FolderSpec, *, sweeper: TempSweeper = SWEEPER) -> None:
         self.template = spec.path
         self.root = template_root(spec.path)
+        self.sweeper = sweeper
 
     @property
     def target(self) -> str:
@@ -84,7 +145,7 @@ class FolderAction:
             state = _existing(final, item.sha256)
             if state == "absent":
                 _make_folders(folder)
-                temp = _write_temp(item, folder, final.name)
+                temp = _write_temp(item, folder / self.sweeper.temp_name(final.name))
                 try:
                     placed = _place_no_clobber(temp, final)
                     # If something appeared there meanwhile, judge it like any other.
@@ -105,7 +166,7 @@ class FolderAction:
                 "{recvid})",
                 transient=False,
             )
-        _sweep_temps(folder, final.name)
+        self.sweeper.sweep_once(folder)
         return str(final)
 
     def final_path(self, item: Deliverable) -> Path:
@@ -163,9 +224,8 @@ def _make_folders(folder: Path) -> None:
         _fsync_dir(path.parent)
 
 
-def _write_temp(item: Deliverable, folder: Path, name: str) -> Path:
-    """Copy the spool file to a fresh hidden name in ``folder``, checked and fsync'd."""
-    temp = folder / f".{name[:200]}{_TEMP_MARK}{secrets.token_hex(6)}"
+def _write_temp(item: Deliverable, temp: Path) -> Path:
+    """Copy the spool file to the fresh name ``temp``, checked and fsync'd."""
     digest = hashlib.sha256()
     size = 0
     try:
@@ -223,17 +283,6 @@ def _fsync_dir(folder: Path) -> None:
             raise
     finally:
         os.close(fd)
-
-
-def _sweep_temps(folder: Path, name: str) -> None:
-    """Remove temporaries a crashed earlier attempt left for this name."""
-    pattern = glob.escape(f".{name[:200]}{_TEMP_MARK}") + "*"
-    for stale in folder.glob(pattern):
-        try:
-            stale.unlink()
-            log.info("removed stale temporary file", path=str(stale))
-        except OSError as exc:
-            log.warning("cannot remove stale temporary file", path=str(stale), error=str(exc))
 
 
 def _os_error_message(exc: OSError, final: Path) -> str:

@@ -5,11 +5,18 @@ codes become :mod:`faxd.errors` classes in one function,
 :func:`map_request_errors`, so retry logic elsewhere reads types, not messages.
 Downloads stream to disk in chunks and are checked (no ``ERRnn:`` body, length
 equal to Content-Length, PDF/TIFF magic, sha256, fsync) before anyone trusts
-them; a download that fails any check leaves no file behind.
+them; a download that fails any check leaves no file behind.  The file's data
+is fsync'd, not its directory: the caller gives the file its final name and
+fsyncs the directory once, after that rename (the inbound spool does), since a
+sync of the temporary name would be undone by the rename anyway.
 
 Each thread gets its own pooled ``requests.Session`` (sessions are not
 documented as thread-safe); it is closed when its thread ends, and
-:meth:`RequestsTransport.close` closes those still open.
+:meth:`RequestsTransport.close` closes those still open.  A session reads the
+environment once, when it is made (:func:`_environment_settings`), instead of
+on every request as ``requests`` does by default: every request goes to the
+same host, and the per-request lookup cost more CPU than the rest of
+``requests`` together.
 """
 
 from __future__ import annotations
@@ -232,6 +239,7 @@ class RequestsTransport:
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.headers["User-Agent"] = USER_AGENT
+            _environment_settings(session, self.base_url)
             holder = _ThreadSession(session)
             closer = weakref.finalize(holder, session.close)
             with self._lock:
@@ -271,7 +279,11 @@ class RequestsTransport:
         operation: str,
         expect: Collection[str] = ("pdf", "tiff"),
     ) -> DownloadResult:
-        """Stream a binary answer to ``dest`` and verify it; no file is left on failure."""
+        """Stream a binary answer to ``dest`` and verify it; no file is left on failure.
+
+        The data is fsync'd; making the name durable is the caller's (see the
+        module docstring).
+        """
         deadline = self._monotonic() + self.download_deadline
         try:
             with map_request_errors(operation):
@@ -341,7 +353,6 @@ class RequestsTransport:
                 operation=operation,
             ) from None
         self._check_length(response, size, operation)
-        _fsync_dir(dest.parent)
         return DownloadResult(
             path=dest,
             size=size,
@@ -416,21 +427,22 @@ class _ThreadSession:
         self.session = session
 
 
+def _environment_settings(session: requests.Session, base_url: str) -> None:
+    """Apply the proxy and CA settings of the environment once, for ``base_url``'s host.
+
+    The same as ``requests`` does per request with ``trust_env`` (``HTTPS_PROXY``
+    and ``NO_PROXY``, ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``), except for
+    ``~/.netrc``: FAXAGE takes its login in the form, so no netrc password is
+    added to the requests.
+    """
+    session.trust_env = False
+    session.proxies.update(requests.utils.get_environ_proxies(base_url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+
+
 def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     if head:
         yield head
     yield from rest
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the new directory entry durable (best effort where unsupported)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

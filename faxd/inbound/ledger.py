@@ -10,7 +10,13 @@ database says what is left to do.
 
 Methods hand back frozen snapshots (:mod:`faxd.inbound.rows`), never live
 ORM objects, so faxes processed on different threads share nothing but the
-database.  Each method is one short ``BEGIN IMMEDIATE`` transaction with no
+database.  The steps every fax takes (read, downloaded, each action done,
+delivered, done) live in :mod:`faxd.inbound.steps`, in prebuilt Core SQL,
+with the reason for each commit's durability level; this class inherits
+them.  Everything here (the listing and cursor, failures, holds, ``faxd
+retry``) commits at the default ``synchronous=FULL``.
+
+Each method is one short ``BEGIN IMMEDIATE`` transaction with no
 network I/O inside it, so the pipeline's worker threads queue for the write
 lock for milliseconds, never for a download.  States change only through
 :func:`faxd.store.states.advance`.
@@ -20,41 +26,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from faxd.clock import Clock
-from faxd.faxage.records import DownloadResult, ListfaxRecord
+from faxd.faxage.records import ListfaxRecord
 from faxd.inbound.backoff import RandomSource, RetryPolicy
 from faxd.inbound.rows import CursorRow, DeliveryRow, FaxRow, Plan
+from faxd.inbound.steps import ERROR_LIMIT as _ERROR_LIMIT
+from faxd.inbound.steps import LedgerSteps
 from faxd.store.db import Database
 from faxd.store.models import Delivery, InboundFax, PollCursor
-from faxd.store.states import FAX_ACTIVE, DeliveryState, FaxState, advance
+from faxd.store.states import FAX_ACTIVE, FaxState, advance
 
 __all__ = ["CursorRow", "DeliveryRow", "FaxRow", "Ledger", "Plan"]
 
-#: One fax by its recvid: built once, because every step of every fax runs it.
+#: One fax by its recvid, for the ORM methods below.
 _FAX_BY_RECVID = select(InboundFax).where(
     InboundFax.account == bindparam("account"), InboundFax.recvid == bindparam("recvid")
 )
 
-#: The fax owning one delivery, with all its deliveries, in one query (once per action).
-_FAX_OF_DELIVERY = (
-    select(InboundFax)
-    .where(
-        InboundFax.id
-        == select(Delivery.fax_id).where(Delivery.id == bindparam("delivery_id")).scalar_subquery()
-    )
-    .options(joinedload(InboundFax.deliveries))
-)
 
-#: Longest error text kept in a row (the full story is in the log).
-_ERROR_LIMIT = 1000
-
-
-class Ledger:
+class Ledger(LedgerSteps):
     """The inbound rows of one FAXAGE account (``username@company``)."""
 
     def __init__(self, db: Database, account: str, *, clock: Clock) -> None:
@@ -156,14 +150,6 @@ class Ledger:
             raise LookupError(f"no inbound fax {recvid} for {self.account} in the database")
         return fax
 
-    def get(self, recvid: int) -> FaxRow | None:
-        """The fax ``recvid``, or ``None`` if the database does not know it."""
-        with self.db.session() as session:
-            try:
-                return FaxRow.of(self._fax(session, recvid))
-            except LookupError:
-                return None
-
     def known(self, recvids: Iterable[int]) -> dict[int, FaxRow]:
         """The rows of those of ``recvids`` the database knows."""
         wanted = set(recvids)
@@ -207,36 +193,7 @@ class Ledger:
             fax = self._fax(session, recvid)
             return [DeliveryRow.of(d) for d in fax.deliveries if d.route == fax.route]
 
-    # ------------------------------------------------------------ steps
-
-    def mark_downloaded(
-        self,
-        recvid: int,
-        path: Path,
-        result: DownloadResult,
-        *,
-        route: str | None = None,
-        actions: Sequence[tuple[str, str]] = (),
-    ) -> tuple[FaxRow, Plan | None]:
-        """listed -> downloaded: the verified spool file and its checksum.
-
-        With ``route``, the route and its delivery rows are recorded in the
-        same commit (as :meth:`plan_deliveries` would), so a fax routed right
-        after its download costs one transaction, not two; the plan is
-        returned with the row.
-        """
-        with self.db.session() as session:
-            fax = self._fax(session, recvid)
-            advance(fax, FaxState.DOWNLOADED)
-            fax.spool_path = str(path)
-            fax.size = result.size
-            fax.sha256 = result.sha256
-            fax.kind = result.kind
-            if result.server_filename:
-                fax.server_filename = result.server_filename[:255]
-            _progress(fax)
-            plan = None if route is None else self._plan(session, fax, route, actions)
-            return FaxRow.of(fax), plan
+    # ---------------------------------------- detours (the usual steps: steps.py)
 
     def relist(self, recvid: int, reason: str) -> FaxRow:
         """downloaded -> listed: the spool copy is gone or changed; download again."""
@@ -255,91 +212,6 @@ class Ledger:
             advance(fax, FaxState.HELD)
             fax.last_error = reason[:_ERROR_LIMIT]
             fax.next_attempt_at = None
-            return FaxRow.of(fax)
-
-    def plan_deliveries(self, recvid: int, route: str, actions: Sequence[tuple[str, str]]) -> Plan:
-        """Record the route and one pending row per action, before any action runs.
-
-        ``actions`` is ``(type, target)`` per action of ``route``.  If the fax
-        already has a route recorded (an earlier attempt, maybe under an older
-        config), nothing is added: that route and its rows are returned, so
-        work already done is never redone elsewhere.
-        """
-        with self.db.session() as session:
-            return self._plan(session, self._fax(session, recvid), route, actions)
-
-    def _plan(
-        self, session: Session, fax: InboundFax, route: str, actions: Sequence[tuple[str, str]]
-    ) -> Plan:
-        if fax.route is not None:
-            chosen = fax.route
-            rows = tuple(DeliveryRow.of(d) for d in fax.deliveries if d.route == chosen)
-            return Plan(chosen, rows)
-        fax.route = route
-        added = [
-            Delivery(
-                fax_id=fax.id,
-                route=route,
-                action_index=index,
-                action_type=action_type,
-                target=target,
-                state=DeliveryState.PENDING.value,
-                attempts=0,
-            )
-            for index, (action_type, target) in enumerate(actions)
-        ]
-        session.add_all(added)
-        session.flush()  # assigns the ids the rows carry
-        return Plan(route, tuple(DeliveryRow.of(d) for d in added))
-
-    def delivery_done(self, delivery_id: int, detail: str) -> FaxRow:
-        """One action succeeded: recorded on its own commit (DESIGN invariant 2).
-
-        If it was the last pending action of the fax's route, the fax becomes
-        ``delivered`` in the same commit (see :meth:`mark_delivered`): either
-        both are recorded or neither, so a crash repeats at most that action.
-        Returns the fax's row.
-        """
-        with self.db.session() as session:
-            fax = session.scalars(_FAX_OF_DELIVERY, {"delivery_id": delivery_id}).unique().one()
-            delivery = next(d for d in fax.deliveries if d.id == delivery_id)
-            delivery.attempts += 1
-            delivery.state = DeliveryState.DONE.value
-            delivery.detail = detail[:_ERROR_LIMIT]
-            delivery.last_error = None
-            delivery.completed_at = self.clock()
-            if FaxState(fax.state) is FaxState.DOWNLOADED and not _pending(fax):
-                self._delivered(fax)
-            return FaxRow.of(fax)
-
-    def mark_delivered(self, recvid: int) -> FaxRow:
-        """downloaded -> delivered: every action succeeded; delfax may run now.
-
-        A fax already ``delivered`` (its last action's commit did it) is
-        returned as it is.
-        """
-        with self.db.session() as session:
-            fax = self._fax(session, recvid)
-            if FaxState(fax.state) is not FaxState.DELIVERED:
-                if fax.route is None or _pending(fax):
-                    raise RuntimeError(f"fax {recvid}: not every delivery is done")
-                self._delivered(fax)
-            return FaxRow.of(fax)
-
-    def _delivered(self, fax: InboundFax) -> None:
-        advance(fax, FaxState.DELIVERED)
-        fax.delivered_at = self.clock()
-        _progress(fax)
-
-    def mark_done(self, recvid: int, *, deleted: bool) -> FaxRow:
-        """delivered -> done, deleted on FAXAGE or kept there on purpose."""
-        with self.db.session() as session:
-            fax = self._fax(session, recvid)
-            advance(fax, FaxState.DONE)
-            if deleted:
-                fax.deleted_at = self.clock()
-            fax.spool_path = None
-            _progress(fax)
             return FaxRow.of(fax)
 
     def record_redeleted(self, recvid: int) -> None:
@@ -404,15 +276,3 @@ class Ledger:
             fax.next_attempt_at = None
             fax.last_error = None
             return FaxRow.of(fax)
-
-
-def _pending(fax: InboundFax) -> list[Delivery]:
-    """The deliveries of the fax's recorded route that have not succeeded yet."""
-    return [d for d in fax.deliveries if d.route == fax.route and d.state != DeliveryState.DONE]
-
-
-def _progress(fax: InboundFax) -> None:
-    """A step succeeded: the failure count restarts for the next step."""
-    fax.attempts = 0
-    fax.next_attempt_at = None
-    fax.last_error = None

@@ -1,7 +1,8 @@
 """Frozen snapshots of the inbound rows, handed out by the ledger.
 
-The ledger never lets a live ORM object out of its session: each method
-returns one of these, read inside the transaction that wrote it.  Faxes
+The ledger never lets a live ORM object (or a Core result row) out of its
+transaction: each method returns one of these, read inside the transaction
+that wrote it.  Faxes
 processed on different threads therefore share nothing but the database, and
 no snapshot can lazily load (and so open a connection) after its session has
 closed.
@@ -9,9 +10,11 @@ closed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from faxd.store.models import Delivery, InboundFax
 from faxd.store.states import DeliveryState, FaxState
@@ -59,6 +62,29 @@ class FaxRow:
             deleted_at=fax.deleted_at,
         )
 
+    @classmethod
+    def from_mapping(cls, row: Mapping[Any, Any]) -> FaxRow:
+        """From a Core result row of ``inbound_faxes`` (``row._mapping``)."""
+        spool_path = row["spool_path"]
+        return cls(
+            recvid=row["recvid"],
+            state=FaxState(row["state"]),
+            recvdate=row["recvdate"],
+            cid=row["cid"],
+            dnis=row["dnis"],
+            pagecount=row["pagecount"],
+            server_filename=row["server_filename"],
+            attempts=row["attempts"],
+            next_attempt_at=row["next_attempt_at"],
+            last_error=row["last_error"],
+            route=row["route"],
+            spool_path=Path(spool_path) if spool_path else None,
+            kind=row["kind"],
+            size=row["size"],
+            sha256=row["sha256"],
+            deleted_at=row["deleted_at"],
+        )
+
 
 @dataclass(frozen=True)
 class DeliveryRow:
@@ -86,6 +112,19 @@ class DeliveryRow:
             target=delivery.target,
             state=DeliveryState(delivery.state),
             detail=delivery.detail,
+        )
+
+    @classmethod
+    def from_mapping(cls, row: Mapping[Any, Any]) -> DeliveryRow:
+        """From a Core result row of ``deliveries`` (``row._mapping``)."""
+        return cls(
+            id=row["id"],
+            route=row["route"],
+            action_index=row["action_index"],
+            action_type=row["action_type"],
+            target=row["target"],
+            state=DeliveryState(row["state"]),
+            detail=row["detail"],
         )
 
 

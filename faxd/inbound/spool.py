@@ -45,6 +45,9 @@ class Spool:
 
         fsync the data, rename over any older copy, fsync the directory: once
         this returns, a power cut cannot leave a shorter file under the name.
+        This is the one fsync of the directory for a download (the transport
+        fsyncs only the file's data); the file's own fsync here costs next to
+        nothing after the client's, and keeps this promise whoever wrote it.
         """
         fsync_file(part)
         final = self.final_path(recvid, kind)

@@ -7,7 +7,8 @@ submitter) can write without tripping over each other, so every SQLite
 connection gets:
 
 - ``journal_mode=WAL``: readers never block the writer;
-- ``synchronous=FULL``: a COMMIT is on disk before it returns;
+- ``synchronous=FULL``: a COMMIT is on disk before it returns (see below for
+  the transactions that may ask for less);
 - ``foreign_keys=ON``: a delivery cannot point at a missing fax;
 - ``busy_timeout=30000``: a writer waits for the lock instead of failing;
 - ``BEGIN IMMEDIATE`` for every transaction, emitted by SQLAlchemy instead of
@@ -16,6 +17,17 @@ connection gets:
   gets ``database is locked`` at once, whatever the busy timeout; taking the
   write lock at BEGIN makes writers queue up instead.  It also makes DDL
   transactional, so a migration applies completely or not at all.
+
+A transaction opened with ``durable=False`` (:meth:`Database.session`,
+:meth:`Database.transaction`) runs at ``synchronous=NORMAL`` instead.  In WAL
+mode its COMMIT is still atomic and consistent, it only skips the fsync of the
+WAL: a power cut may roll back the newest such commits, never a part of one.
+The next ``FULL`` commit fsyncs the WAL up to its own frames, so it makes every
+earlier commit durable too.  The caller asks for this only where losing the
+commit costs nothing but repeated, idempotent work (the inbound ledger says why
+at each call site); everything else, by default, stays ``FULL``.  The level is
+set before ``BEGIN IMMEDIATE``, outside any transaction, and only when it
+differs from the level the pooled connection was left at.
 
 The schema is owned by Alembic; the migration scripts ship inside the package
 (``faxd/store/migrations``) so :meth:`Database.upgrade` works from an installed
@@ -49,6 +61,10 @@ _SQLITE_PRAGMAS = (
     "PRAGMA foreign_keys=ON",
 )
 
+#: Execution option (and connection ``info`` key) carrying a transaction's
+#: ``synchronous`` level: ``"FULL"`` unless the caller passed ``durable=False``.
+SYNCHRONOUS = "faxd_synchronous"
+
 
 class Database:
     """One database: an engine, a session factory and the schema version."""
@@ -66,18 +82,35 @@ class Database:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, *, durable: bool = True) -> Iterator[Session]:
         """A session whose work is committed on success and rolled back on error.
 
         Objects stay readable after the block (``expire_on_commit=False``).
+        ``durable=False`` commits at ``synchronous=NORMAL`` (module docstring):
+        only for work whose loss in a power cut is harmlessly redone.
         """
         with self._sessions() as session:
+            if not durable:
+                # Opens the connection now, so the level is known at BEGIN.
+                session.connection(execution_options=_options(durable))
             try:
                 yield session
                 session.commit()
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def transaction(self, *, durable: bool = True) -> Iterator[Connection]:
+        """A Core connection in one transaction: committed on success, rolled back on error.
+
+        For hot paths that need no ORM objects; ``durable`` as for :meth:`session`.
+        """
+        with self.engine.connect() as connection:
+            if not durable:
+                connection = connection.execution_options(**_options(durable))
+            with connection.begin():
+                yield connection
 
     def _alembic_config(self) -> Config:
         """Alembic's configuration, built in code: no ``alembic.ini`` is needed.
@@ -142,9 +175,13 @@ def _ensure_sqlite_directory(url: URL) -> None:
         ) from exc
 
 
+def _options(durable: bool) -> dict[str, str]:
+    return {SYNCHRONOUS: "FULL" if durable else "NORMAL"}
+
+
 def _install_sqlite_listeners(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Stop the sqlite3 module from issuing BEGIN (and COMMIT before DDL)
         # itself; SQLAlchemy's "begin" event below takes over.
         dbapi_connection.isolation_level = None
@@ -154,7 +191,17 @@ def _install_sqlite_listeners(engine: Engine) -> None:
                 cursor.execute(pragma)
         finally:
             cursor.close()
+        record.info[SYNCHRONOUS] = "FULL"
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
+        # Every transaction states its level (FULL unless asked otherwise), so
+        # a connection a NORMAL transaction used goes back to FULL on its next
+        # use.  Set outside the transaction, where the pragma surely applies.
+        asked = connection.get_execution_options().get(SYNCHRONOUS)
+        wanted = "NORMAL" if asked == "NORMAL" else "FULL"
+        info = connection.connection.info
+        if info.get(SYNCHRONOUS) != wanted:
+            connection.exec_driver_sql(f"PRAGMA synchronous={wanted}")
+            info[SYNCHRONOUS] = wanted
         connection.exec_driver_sql("BEGIN IMMEDIATE")

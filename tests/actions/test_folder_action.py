@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from faxd.actions.base import Deliverable
-from faxd.actions.folder import FolderAction, template_root
+from faxd.actions.folder import FolderAction, TempSweeper, template_root
 from faxd.config import FolderSpec
 from faxd.errors import DeliveryError
 
@@ -83,6 +83,29 @@ def test_stale_temporary_from_a_crash_is_cleaned_up(tmp_path: Path, make_item: M
     (root / ".4711.pdf.faxd-tmp-0123456789ab").write_bytes(b"%PDF-1.4 half")
     FolderAction(FolderSpec(f"{root}/{{recvid}}.pdf")).deliver(make_item())
     assert files_under(root) == ["4711.pdf"]
+
+
+def test_the_folder_is_swept_once_per_run_and_never_of_this_runs_temporaries(
+    tmp_path: Path, make_item: MakeItem
+) -> None:
+    """A run's first delivery into a folder removes other runs' temps, never its own."""
+    root = tmp_path / "fax"
+    root.mkdir()
+    run = TempSweeper(run="run1")
+    in_flight = root / run.temp_name("2.pdf")  # another thread of this run, mid-copy
+    in_flight.write_bytes(b"%PDF-1.4 being written")
+    (root / ".3.pdf.faxd-tmp-run0-0123456789ab").write_bytes(b"%PDF-1.4 half")
+    action = FolderAction(FolderSpec(f"{root}/{{recvid}}.pdf"), sweeper=run)
+    action.deliver(make_item(recvid=1))
+    assert files_under(root) == [in_flight.name, "1.pdf"]
+    # Litter appearing later is not looked for again in this run (one listing
+    # per folder, not per fax); the next run's first delivery takes it.
+    (root / ".5.pdf.faxd-tmp-run0-0123456789ab").write_bytes(b"%PDF-1.4 half")
+    action.deliver(make_item(recvid=4))
+    assert len(files_under(root)) == 4
+    restarted = FolderAction(FolderSpec(f"{root}/{{recvid}}.pdf"), sweeper=TempSweeper(run="run2"))
+    restarted.deliver(make_item(recvid=6))
+    assert files_under(root) == ["1.pdf", "4.pdf", "6.pdf"]
 
 
 @pytest.mark.parametrize(

@@ -259,3 +259,32 @@ def test_download_replaces_a_stale_partial(scripted: ScriptedServer, tmp_path: P
     scripted.then(reply(PDF))
     result = transport(scripted).download("httpsfax.php", FORM, dest, operation="getfax")
     assert dest.read_bytes() == PDF and result.size == len(PDF)
+
+
+def test_proxy_from_the_environment_is_used(
+    scripted: ScriptedServer, dead_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP(S)_PROXY, read once per session, carries the requests (absolute URL to the proxy)."""
+    monkeypatch.setenv("HTTP_PROXY", scripted.base_url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    scripted.then(reply("JOBID: 7\n"))
+    through = RequestsTransport(dead_url, timeout=2.0)
+    assert through.post_text("httpsfax.php", FORM, operation="sendfax") == "JOBID: 7\n"
+    through.close()
+    (req,) = scripted.received
+    assert req.path == f"{dead_url}/httpsfax.php"
+
+
+def test_no_proxy_from_the_environment_is_honoured(
+    scripted: ScriptedServer, dead_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host listed in NO_PROXY is reached directly, not through HTTP_PROXY."""
+    monkeypatch.setenv("HTTP_PROXY", scripted.base_url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct = RequestsTransport(dead_url, timeout=2.0)
+    with pytest.raises(TransientError) as caught:
+        direct.post_text("httpsfax.php", FORM, operation="listlines")
+    direct.close()
+    assert not was_sent(caught.value)  # refused at the (dead) FAXAGE address itself
+    assert scripted.received == []

@@ -8,6 +8,7 @@
   to fail; ``actions_for`` builds them from ``CommandSpec`` argv names.
 - ``make_config``: a :class:`~faxd.config.Config` built in code for a tmp dir.
 - ``write_config``: a real TOML config file for tests that load one.
+- ``commit_levels``: the ``synchronous`` level of each commit a database makes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import Connection, event
 
 from faxd.actions.base import Deliverable
 from faxd.config import (
@@ -301,3 +304,19 @@ __all__ = [
     "sim_settings",
     "write_config",
 ]
+
+
+def commit_levels(db: Any) -> list[int]:
+    """The ``synchronous`` level of each later commit of ``db`` (2 FULL, 1 NORMAL).
+
+    Read on the committing connection just before its COMMIT runs, i.e. the
+    level that COMMIT is made at.
+    """
+    levels: list[int] = []
+
+    @event.listens_for(db.engine, "commit")
+    def _record(connection: Connection) -> None:
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        levels.append(cursor.execute("PRAGMA synchronous").fetchone()[0])
+
+    return levels

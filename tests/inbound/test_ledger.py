@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inbound_helpers import FixedRandom, ManualClock
+from inbound_helpers import FixedRandom, ManualClock, commit_levels
 
 from faxd.faxage.records import DownloadResult, ListfaxRecord
 from faxd.inbound.backoff import RetryPolicy
 from faxd.inbound.ledger import Ledger
 from faxd.store.models import InboundFax, PollCursor
-from faxd.store.states import FaxState
+from faxd.store.states import FaxState, IllegalTransition
 
 POLICY = RetryPolicy(base=10, cap=300, max_attempts=3)
 
@@ -186,3 +186,54 @@ def test_download_and_its_plan_are_committed_together_or_not_at_all(
     untouched = ledger.get(2)
     assert untouched is not None and untouched.state is FaxState.LISTED
     assert untouched.route is None and untouched.spool_path is None
+
+
+FULL, NORMAL = 2, 1
+
+
+def test_only_the_commits_that_decide_deletion_or_repetition_are_fsynced(
+    ledger: Ledger, tmp_path: Path, db: Any
+) -> None:
+    """Action done and delivered commit at FULL; downloaded and done at NORMAL; the rest FULL."""
+    levels = commit_levels(db)
+
+    def level_of(step: Any) -> list[int]:
+        del levels[:]
+        step()
+        return list(levels)
+
+    path = tmp_path / "1.pdf"
+    path.write_bytes(b"%PDF-x")
+    result = DownloadResult(path, 6, hashlib.sha256(b"%PDF-x").hexdigest(), "pdf", None)
+    plan: list[Any] = []
+    assert level_of(lambda: ledger.record_listing([record(1), record(2)])) == [FULL]
+    assert level_of(lambda: ledger.get(1)) == [FULL]  # reads only: nothing to sync anyway
+    assert level_of(
+        lambda: plan.append(
+            ledger.mark_downloaded(1, path, result, route="r", actions=[("print", "lp")])
+        )
+    ) == [NORMAL]
+    delivery = plan[0][1].deliveries[0]
+    assert level_of(lambda: ledger.delivery_done(delivery.id, "job 7")) == [FULL]  # + delivered
+    assert level_of(lambda: ledger.mark_done(1, deleted=True)) == [NORMAL]
+    # A fax whose actions were all recorded before: delivered on its own commit.
+    ledger.mark_downloaded(2, path, result, route="r", actions=[])
+    assert level_of(lambda: ledger.mark_delivered(2)) == [FULL]
+    assert level_of(
+        lambda: ledger.record_failure(2, "boom", policy=POLICY, rng=FixedRandom(0.0))
+    ) == [FULL]
+    assert level_of(lambda: ledger.plan_deliveries(2, "r", [])) == [FULL]
+
+
+def test_the_core_steps_still_refuse_illegal_state_changes(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    """done before delivered is refused (states.advance) and the row is left as it was."""
+    ledger.record_listing([record(1)])
+    downloaded(ledger, tmp_path, 1)
+    with pytest.raises(IllegalTransition):
+        ledger.mark_done(1, deleted=True)
+    row = ledger.get(1)
+    assert row is not None and row.state is FaxState.DOWNLOADED and row.deleted_at is None
+    with pytest.raises(LookupError, match="no inbound fax 99"):
+        ledger.mark_done(99, deleted=True)

@@ -156,9 +156,11 @@ def test_a_permanent_delivery_error_fails_at_once(
 
 
 def test_one_failing_fax_never_blocks_the_others(
-    pipe: InboundPipeline, inbox: FakeInbox, book: ActionBook
+    inbox: FakeInbox, db: Any, config: Config, book: ActionBook, clock: ManualClock
 ) -> None:
     """A fax whose download keeps failing does not stop the next faxes."""
+    # One at a time, so the first getfax (the one that fails) is surely the first fax's.
+    pipe = pipeline(inbox, db, one_at_a_time(config), book, clock)
     stuck, fine = inbox.add(SUPPORT), inbox.add(SUPPORT)
     inbox.fail["getfax"] = [TransientError("HTTP 500", operation="getfax")]
     outcome = pipe.poll()

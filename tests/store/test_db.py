@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, Integer, MetaData, inspect, select, text
+from sqlalchemy import Column, Connection, Integer, MetaData, event, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from faxd.errors import ConfigError
@@ -139,6 +139,48 @@ def test_sqlite_pragmas_hold_on_every_connection(db: Database) -> None:
     finally:
         first.close()
         second.close()
+
+
+def commit_levels(database: Database) -> list[int]:
+    """The ``synchronous`` level of each later commit of ``database`` (2 FULL, 1 NORMAL)."""
+    levels: list[int] = []
+
+    @event.listens_for(database.engine, "commit")
+    def _record(connection: Connection) -> None:
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        levels.append(cursor.execute("PRAGMA synchronous").fetchone()[0])
+
+    return levels
+
+
+def test_commits_are_full_unless_a_transaction_asks_for_less(db: Database) -> None:
+    """durable=False commits at NORMAL; every other transaction, before or after, at FULL."""
+    levels = commit_levels(db)
+    bump = text("UPDATE poll_cursor SET last_recvid = last_recvid + 1")
+    with db.session() as session:
+        session.add(PollCursor(account="acme@12345", last_recvid=0))
+    with db.session(durable=False) as session:
+        session.execute(bump)
+    with db.session() as session:  # likely the same pooled connection: back to FULL
+        session.execute(bump)
+    with db.transaction(durable=False) as connection:
+        connection.execute(bump)
+    with db.transaction() as connection:
+        connection.execute(bump)
+    with db.engine.begin() as connection:  # plain SQLAlchemy use: FULL
+        connection.execute(bump)
+    assert levels == [2, 1, 2, 1, 2, 2]
+    with db.session() as session:
+        assert session.scalars(select(PollCursor.last_recvid)).one() == 5
+
+
+def test_a_normal_transaction_is_still_all_or_nothing(db: Database) -> None:
+    """A durable=False block that fails is rolled back whole, like any other."""
+    with pytest.raises(RuntimeError), db.transaction(durable=False) as connection:
+        connection.execute(text("INSERT INTO poll_cursor (account, last_recvid) VALUES ('a', 1)"))
+        raise RuntimeError("boom")
+    with db.session() as session:
+        assert session.scalars(select(PollCursor)).all() == []
 
 
 def test_a_fax_is_recorded_once_per_account(db: Database) -> None:
