@@ -258,7 +258,8 @@ class Ledger(LedgerSteps):
 
         ``reroute`` forgets the recorded route (gone from the config) with its
         unfinished rows, so the fax is routed afresh; finished rows stay as
-        history.
+        history (routed to a route of the same name again, a finished row
+        whose action is unchanged counts as done: see ``steps._plan``).
         """
         with self.db.session() as session:
             fax = self._fax(session, recvid)

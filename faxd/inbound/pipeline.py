@@ -238,8 +238,10 @@ class InboundPipeline:
     def retry(self, recvid: int) -> FaxState:
         """``faxd retry``: send a failed or held fax back to work, attempts reset.
 
-        It resumes where it stands: ``delivered`` if every delivery is done,
-        ``downloaded`` if the spool copy is intact, else ``listed``.
+        It resumes where it stands: ``delivered`` if every delivery is done
+        (only ``delfax`` is left, which needs no spool copy: the copy may be
+        gone already, and so may FAXAGE's), ``downloaded`` if the spool copy
+        is intact, else ``listed``.
         """
         row = self.ledger.get(recvid)
         if row is None:
@@ -252,20 +254,17 @@ class InboundPipeline:
             )
         deliveries = self.ledger.deliveries(recvid)
         actions = self.worker.actions_of(row.route) if row.route is not None else []
-        reroute = row.route is not None and (
-            actions is None or not compatible(actions, deliveries)
-        )
+        reroute = row.route is not None and (actions is None or not compatible(actions, deliveries))
         intact = row.spool_path is not None and spooling.matches(
             row.spool_path, row.size, row.sha256
         )
-        target = FaxState.LISTED
-        if intact:
-            all_done = bool(deliveries) and all(d.done for d in deliveries) and not reroute
-            target = (
-                FaxState.DELIVERED
-                if all_done and row.state is FaxState.FAILED
-                else FaxState.DOWNLOADED
-            )
+        all_done = bool(deliveries) and all(d.done for d in deliveries) and not reroute
+        if all_done and row.state is FaxState.FAILED:
+            target = FaxState.DELIVERED
+        elif intact:
+            target = FaxState.DOWNLOADED
+        else:
+            target = FaxState.LISTED
         self.ledger.revive(recvid, target, reroute=reroute)
         log.info("inbound.retry", recvid=recvid, state=target.value, rerouted=reroute)
         return target

@@ -56,6 +56,20 @@ _ROUTE_DELIVERIES = (
     .order_by(DELIVERIES.c.action_index)
 )
 _ADD_DELIVERY = insert(DELIVERIES).returning(*DELIVERIES.c)
+#: A finished row made pending for another action (``action_type`` and
+#: ``target`` come with the parameters), see :func:`_plan`.
+_RESET_DELIVERY = (
+    update(DELIVERIES)
+    .where(DELIVERIES.c.id == bindparam("b_delivery_id"))
+    .values(
+        state=DeliveryState.PENDING.value,
+        attempts=0,
+        detail=None,
+        last_error=None,
+        completed_at=None,
+    )
+    .returning(*DELIVERIES.c)
+)
 _DELIVERY_DONE = (
     update(DELIVERIES)
     .where(DELIVERIES.c.id == bindparam("b_delivery_id"))
@@ -92,9 +106,7 @@ class LedgerSteps:
     def get(self, recvid: int) -> FaxRow | None:
         """The fax ``recvid``, or ``None`` if the database does not know it."""
         with self.db.transaction() as conn:  # reads only: its commit writes nothing
-            row = conn.execute(
-                _FAX, {"b_account": self.account, "b_recvid": recvid}
-            ).one_or_none()
+            row = conn.execute(_FAX, {"b_account": self.account, "b_recvid": recvid}).one_or_none()
             return None if row is None else FaxRow.from_mapping(row._mapping)
 
     def mark_downloaded(
@@ -216,26 +228,54 @@ class LedgerSteps:
 
 
 def _plan(conn: Connection, fax: Row[Any], route: str, actions: Sequence[tuple[str, str]]) -> Plan:
-    """The plan recorded for the fax, or a new one (the caller records ``route`` on the fax)."""
+    """The plan recorded for the fax, or a new one (the caller records ``route`` on the fax).
+
+    A fax rerouted by ``faxd retry`` may come back to a route of the same
+    name whose earlier rows it kept as history (the finished ones): a row
+    that did the very same action (type and target) at the same index stays
+    done, so it is not repeated; any other is reused for the new action,
+    pending again.  Finished rows past the new route's last action stay as
+    history (done rows are never run, nor waited for).
+    """
     if fax.route is not None:
         rows = conn.execute(_ROUTE_DELIVERIES, {"b_fax_id": fax.id, "b_route": fax.route})
         return Plan(fax.route, tuple(DeliveryRow.from_mapping(r._mapping) for r in rows))
-    added = [
-        conn.execute(
-            _ADD_DELIVERY,
-            {
-                "fax_id": fax.id,
-                "route": route,
-                "action_index": index,
-                "action_type": action_type,
-                "target": target,
-                "state": DeliveryState.PENDING.value,
-                "attempts": 0,
-            },
-        ).one()
-        for index, (action_type, target) in enumerate(actions)
-    ]
-    return Plan(route, tuple(DeliveryRow.from_mapping(r._mapping) for r in added))
+    earlier = {
+        r.action_index: r
+        for r in conn.execute(_ROUTE_DELIVERIES, {"b_fax_id": fax.id, "b_route": route})
+    }
+    planned: list[Row[Any]] = []
+    for index, (action_type, target) in enumerate(actions):
+        old = earlier.pop(index, None)
+        if old is None:
+            planned.append(
+                conn.execute(
+                    _ADD_DELIVERY,
+                    {
+                        "fax_id": fax.id,
+                        "route": route,
+                        "action_index": index,
+                        "action_type": action_type,
+                        "target": target,
+                        "state": DeliveryState.PENDING.value,
+                        "attempts": 0,
+                    },
+                ).one()
+            )
+        elif (
+            old.state == DeliveryState.DONE.value
+            and old.action_type == action_type
+            and old.target == target
+        ):
+            planned.append(old)
+        else:
+            planned.append(
+                conn.execute(
+                    _RESET_DELIVERY,
+                    {"b_delivery_id": old.id, "action_type": action_type, "target": target},
+                ).one()
+            )
+    return Plan(route, tuple(DeliveryRow.from_mapping(r._mapping) for r in planned))
 
 
 @dataclass

@@ -358,11 +358,19 @@ def describe(exc: BaseException) -> str:
 
 
 def compatible(actions: Sequence[Action], deliveries: Sequence[DeliveryRow]) -> bool:
-    """Whether every unfinished delivery row still has its action at its index."""
+    """Whether every unfinished delivery row still has its very action at its index.
+
+    Type *and* target must match: after a reload that swapped two folders of
+    a route, the action now at a pending row's index may be one already done,
+    and running it would let delfax delete a fax the other folder never got.
+    """
     for delivery in deliveries:
         if delivery.done:
             continue
         index = delivery.action_index
-        if index >= len(actions) or actions[index].type != delivery.action_type:
+        if index >= len(actions):
+            return False
+        action = actions[index]
+        if action.type != delivery.action_type or action.target != delivery.target:
             return False
     return True

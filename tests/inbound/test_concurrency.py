@@ -284,4 +284,3 @@ def test_forty_faxes_against_the_simulator_each_once_deleted_after_delivery(
             str(f.recvid): 1 for f in faxes
         }
     assert states(db) == {"done": 40}
-

@@ -225,9 +225,7 @@ def test_only_the_commits_that_decide_deletion_or_repetition_are_fsynced(
     assert level_of(lambda: ledger.plan_deliveries(2, "r", [])) == [FULL]
 
 
-def test_the_core_steps_still_refuse_illegal_state_changes(
-    ledger: Ledger, tmp_path: Path
-) -> None:
+def test_the_core_steps_still_refuse_illegal_state_changes(ledger: Ledger, tmp_path: Path) -> None:
     """done before delivered is refused (states.advance) and the row is left as it was."""
     ledger.record_listing([record(1)])
     downloaded(ledger, tmp_path, 1)

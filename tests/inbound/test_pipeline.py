@@ -445,3 +445,106 @@ def test_stop_finishes_the_fax_in_hand_and_takes_no_other(
     book["support-a"].before = lambda _item: pipe.stop()
     pipe.poll()
     assert first.deleted and not second.deleted
+
+
+def test_reordered_actions_of_the_same_type_never_skip_one(
+    inbox: FakeInbox, db: Any, tmp_path: Path, book: ActionBook, clock: ManualClock
+) -> None:
+    """A reload swapping two same-type actions holds the fax: none is skipped before delfax."""
+    config = make_config(tmp_path, ROUTES)
+    fax = inbox.add(SALES)
+    book["sales-b"].failures = [fail_transient()]
+    pipeline(inbox, db, config, book, clock).poll()
+    assert len(book["sales-a"].delivered) == 1 and book["sales-b"].delivered == []
+    swapped = replace(
+        config, routes=(recorder_route("sales", "sales-b", "sales-a", dnis=(SALES,)), ROUTES[1])
+    )
+    clock.advance(3600)
+    pipe = pipeline(inbox, db, swapped, book, clock)
+    pipe.poll()
+    # sales-b never got the fax, so FAXAGE's copy must still be there.
+    assert book["sales-b"].delivered or not fax.deleted
+    assert not fax.deleted and states(db)[fax.recvid] == FaxState.HELD
+
+
+def test_retry_reroutes_to_a_changed_route_of_the_same_name(
+    inbox: FakeInbox, db: Any, tmp_path: Path, book: ActionBook, clock: ManualClock
+) -> None:
+    """Retry after a route's actions changed runs the new ones; same done ones are not redone."""
+    config = make_config(tmp_path, ROUTES)
+    fax = inbox.add(SALES)
+    book["sales-b"].failures = [fail_transient()]
+    pipeline(inbox, db, config, book, clock).poll()
+    changed = replace(
+        config,
+        routes=(recorder_route("sales", "sales-a", "sales-c", dnis=(SALES,)), ROUTES[1]),
+    )
+    clock.advance(3600)
+    pipe = pipeline(inbox, db, changed, book, clock)
+    assert pipe.poll().held == 1 and not fax.deleted
+    assert pipe.retry(fax.recvid) is FaxState.DOWNLOADED
+    outcome = pipe.poll()
+    assert outcome.done == 1, pipe.ledger.get(fax.recvid)
+    assert book["sales-c"].delivered == [(fax.recvid, fax.data)] and fax.deleted
+    assert len(book["sales-a"].delivered) == 1  # done before, same action: not repeated
+    assert book["sales-b"].delivered == []
+
+
+def test_retry_after_delfax_failed_needs_no_spool_copy(
+    pipe: InboundPipeline, inbox: FakeInbox, book: ActionBook
+) -> None:
+    """A fax that failed only at delfax is retried at delivered even if its spool copy is gone."""
+    fax = inbox.add(SUPPORT)
+    inbox.fail["delfax"] = [FaxdError("refused")]  # not transient: fails at once
+    assert pipe.poll().failed == 1
+    row = pipe.ledger.get(fax.recvid)
+    assert row is not None and row.spool_path is not None
+    row.spool_path.unlink()
+    inbox.fail["getfax"] = [NotFoundError("ERR12: fax gone", operation="getfax")]
+    assert pipe.retry(fax.recvid) is FaxState.DELIVERED
+    assert pipe.poll().done == 1
+    assert inbox.count("getfax") == 1 and len(book["support-a"].delivered) == 1
+    assert fax.deleted
+
+
+def test_a_lost_done_commit_after_the_spool_file_went_is_finished_quietly(
+    pipe: InboundPipeline, inbox: FakeInbox, db: Any, book: ActionBook
+) -> None:
+    """A power cut took back `done` (NORMAL) only: the restart re-deletes and redoes nothing."""
+    fax = inbox.add(SUPPORT)
+    assert pipe.poll().done == 1 and fax.deleted
+    spool_file = pipe.spool.final_path(fax.recvid, "pdf")
+    assert not spool_file.exists()
+    with db.session() as session:  # the row as the last FULL commit left it
+        row = session.query(InboundFax).filter_by(recvid=fax.recvid).one()
+        row.state, row.spool_path, row.deleted_at = "delivered", str(spool_file), None
+    inbox.fail["delfax"] = [NotFoundError("ERR14: FAX ID not found", operation="delfax")]
+    restarted = pipeline(inbox, db, pipe.config, book, pipe.clock)  # type: ignore[arg-type]
+    outcome = restarted.poll()
+    assert outcome.done == 1 and outcome.errors == 0 and outcome.failed == 0
+    assert inbox.count("getfax") == 1 and len(book["support-a"].delivered) == 1
+    after = restarted.ledger.get(fax.recvid)
+    assert after is not None and after.state is FaxState.DONE and after.deleted_at is not None
+
+
+def test_retry_reroute_replaces_a_finished_action_that_changed(
+    inbox: FakeInbox, db: Any, tmp_path: Path, book: ActionBook, clock: ManualClock
+) -> None:
+    """Rerouted to a same-named route whose first action changed: the new one runs too."""
+    config = make_config(tmp_path, ROUTES)
+    fax = inbox.add(SALES)
+    book["sales-b"].failures = [fail_transient()]
+    pipeline(inbox, db, config, book, clock).poll()
+    changed = replace(config, routes=(recorder_route("sales", "sales-c", dnis=(SALES,)), ROUTES[1]))
+    clock.advance(3600)
+    pipe = pipeline(inbox, db, changed, book, clock)
+    assert pipe.poll().held == 1 and not fax.deleted
+    pipe.retry(fax.recvid)
+    assert pipe.poll().done == 1 and fax.deleted
+    assert book["sales-c"].delivered == [(fax.recvid, fax.data)]
+    assert len(book["sales-a"].delivered) == 1 and book["sales-b"].delivered == []
+    with db.session() as session:
+        rows = session.query(Delivery).order_by(Delivery.action_index).all()
+        assert [(d.action_index, d.target, d.state) for d in rows] == [
+            (0, "recorder sales-c", "done")
+        ]
