@@ -178,9 +178,16 @@ class FaxWorker:
         return self._run_plan(row, facts, spec, planned, plan)
 
     def _route(self, row: FaxRow, facts: FaxFacts) -> tuple[RouteSpec, list[Action]] | str:
-        """The route that takes the fax now and its actions, or why the fax must be held."""
+        """The route that takes the fax and its actions, or why the fax must be held.
+
+        ``hours`` are matched against when the fax was *received*, not when it is
+        processed: a fax that arrived at 22:00 during an outage is still an
+        after-hours fax when faxd catches up at 08:00.
+        """
+        zone = self.config.faxage.server_zone  # FAXAGE's wall clock; None = this machine's
+        received = row.recvdate.replace(tzinfo=zone) if zone is not None else row.recvdate
         try:
-            spec = route(facts, self.config.routes, self.clock())
+            spec = route(facts, self.config.routes, received)
         except RoutingError as exc:
             return exc.message
         if not spec.actions:

@@ -73,6 +73,7 @@ class InboxFax:
     cid: str = "3035550100"
     data: bytes = b""
     deleted: bool = False
+    received: datetime | None = None  # FAXAGE's recvdate; default: 09:00 + recvid minutes
 
 
 class FakeInbox:
@@ -108,7 +109,8 @@ class FakeInbox:
         records = tuple(
             ListfaxRecord(
                 recvid=f.recvid,
-                recvdate=datetime(2024, 3, 4, 9, 0) + timedelta(minutes=f.recvid - 1000),
+                recvdate=f.received
+                or datetime(2024, 3, 4, 9, 0) + timedelta(minutes=f.recvid - 1000),
                 starttime=None,
                 cid=f.cid,
                 dnis=f.dnis,

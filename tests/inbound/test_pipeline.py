@@ -8,6 +8,7 @@ actions is in the other test files.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from faxd.actions.base import Deliverable
 from faxd.config import Config
 from faxd.errors import AuthError, FaxdError, NotFoundError, TransientError
 from faxd.faxage.records import MalformedLine
+from faxd.hours import Hours
 from faxd.inbound.pipeline import InboundPipeline
 from faxd.store.models import Delivery, InboundFax
 from faxd.store.states import FaxState
@@ -548,3 +550,20 @@ def test_retry_reroute_replaces_a_finished_action_that_changed(
         assert [(d.action_index, d.target, d.state) for d in rows] == [
             (0, "recorder sales-c", "done")
         ]
+
+
+def test_hours_route_by_when_the_fax_arrived_not_when_it_is_processed(
+    tmp_path: Path, inbox: FakeInbox, book: ActionBook, db: Any
+) -> None:
+    """A fax received at 22:00 is after hours even if faxd only processes it at 09:00."""
+    day = replace(recorder_route("day", "day-desk"), hours=Hours.parse("Mon-Fri 08:00-18:00"))
+    routes = (day, recorder_route("night", "night-mail"))
+    night_fax = inbox.add(SALES)
+    night_fax.received = datetime(2024, 3, 4, 22, 0)  # Monday evening, FAXAGE wall clock
+    day_fax = inbox.add(SALES)
+    day_fax.received = datetime(2024, 3, 5, 10, 30)  # Tuesday morning
+    clock = ManualClock(datetime(2024, 3, 5, 9, 0, tzinfo=UTC))  # processed the next morning
+    pipe = pipeline(inbox, db, make_config(tmp_path, routes), book, clock)
+    pipe.poll()
+    assert book["night-mail"].delivered == [(night_fax.recvid, night_fax.data)]
+    assert book["day-desk"].delivered == [(day_fax.recvid, day_fax.data)]
