@@ -35,6 +35,7 @@ import structlog
 
 from faxd.actions.base import Deliverable
 from faxd.config import FolderSpec
+from faxd.durable import file_sha256, fsync_dir
 from faxd.errors import DeliveryError
 from faxd.templates import render_path
 
@@ -154,7 +155,7 @@ class FolderAction:
                     temp.unlink(missing_ok=True)
             if state == "same":
                 # Also when it was there already: a crash may have come before this fsync.
-                _fsync_dir(folder)
+                fsync_dir(folder, ignore_unsupported=True)
         except DeliveryError:
             raise
         except OSError as exc:
@@ -195,17 +196,9 @@ def _existing(final: Path, sha256: str) -> Literal["absent", "same", "different"
     """What is at ``final`` now: nothing, these very bytes, or something else."""
     if not os.path.lexists(final):
         return "absent"
-    if final.is_file() and _sha256_of(final) == sha256.lower():
+    if final.is_file() and file_sha256(final) == sha256.lower():
         return "same"
     return "different"
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _make_folders(folder: Path) -> None:
@@ -221,7 +214,7 @@ def _make_folders(folder: Path) -> None:
         except FileExistsError:
             if not path.is_dir():
                 raise
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent, ignore_unsupported=True)
 
 
 def _write_temp(item: Deliverable, temp: Path) -> Path:
@@ -271,18 +264,6 @@ def _place_no_clobber(temp: Path, final: Path) -> bool:
         return False
     os.rename(temp, final)
     return True
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the folder's entries (a new name, a removed temp) durable."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
-            raise
-    finally:
-        os.close(fd)
 
 
 def _os_error_message(exc: OSError, final: Path) -> str:

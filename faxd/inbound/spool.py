@@ -12,10 +12,11 @@ sharing anything but the directory.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Container
 from pathlib import Path
+
+from faxd.durable import file_sha256, fsync_dir, fsync_file
 
 #: File extension of each verified kind (``DownloadResult.kind``).
 EXTENSIONS = {"pdf": "pdf", "tiff": "tif"}
@@ -101,30 +102,3 @@ def matches(path: Path, size: int | None, sha256: str | None) -> bool:
         return file_sha256(path) == sha256
     except OSError:
         return False
-
-
-def file_sha256(path: Path) -> str:
-    """The hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 16), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def fsync_file(path: Path) -> None:
-    """Flush a file's data to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    """Flush a directory entry change (a rename or unlink) to disk."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -17,16 +17,9 @@ import stat
 import uuid
 from pathlib import Path
 
+from faxd.durable import fsync_dir
+
 _COPY_CHUNK = 1024 * 1024
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename or unlink in ``folder`` durable."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def candidate_names(name: str, tag: str) -> list[str]:

@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from faxd.clock import Clock, system_clock
 from faxd.config import OutboundSettings
+from faxd.durable import file_sha256, fsync_dir
 from faxd.errors import IntakeError
 from faxd.outbound import files, naming
 from faxd.store.db import Database
@@ -205,19 +206,17 @@ class Intake:
         if not resumable:
             return False
         tmp = _spool_tmp(spool)
-        if tmp.exists() and _sha256_of(tmp) == sha256:
+        if tmp.exists() and file_sha256(tmp) == sha256:
             # The copy finished and the source was removed; only the rename is left.
             os.replace(tmp, spool)
-            files.fsync_dir(spool.parent)
+            fsync_dir(spool.parent)
             return True
         if source is None or not os.path.lexists(source) or os.path.islink(source):
             return False
         if not _same_file(source, sha256, size):
             # A newer document under the same name: it is its own job, never this one's.
             return False
-        log.warning(
-            "outbound.spool_move_resumed", job_id=job_id, faxno=faxno, source=str(source)
-        )
+        log.warning("outbound.spool_move_resumed", job_id=job_id, faxno=faxno, source=str(source))
         self._spool(source, spool, move=source.is_relative_to(self.hot_folder))
         return True
 
@@ -297,8 +296,8 @@ class Intake:
         if move:
             try:
                 os.rename(source, spool)
-                files.fsync_dir(source.parent)
-                files.fsync_dir(self.spool_dir)
+                fsync_dir(source.parent)
+                fsync_dir(self.spool_dir)
                 return
             except OSError as exc:
                 if exc.errno != errno.EXDEV:
@@ -306,12 +305,12 @@ class Intake:
         tmp = _spool_tmp(spool)
         tmp.unlink(missing_ok=True)
         files.copy_durably(source, tmp)
-        files.fsync_dir(self.spool_dir)
+        fsync_dir(self.spool_dir)
         if move:
             os.unlink(source)
-            files.fsync_dir(source.parent)
+            fsync_dir(source.parent)
         os.replace(tmp, spool)
-        files.fsync_dir(self.spool_dir)
+        fsync_dir(self.spool_dir)
 
 
 def _through_symlink(root: Path, relpath: PurePath) -> bool:
@@ -332,18 +331,10 @@ def _same_file(path: Path, sha256: str | None, size: int | None) -> bool:
     """Whether ``path`` holds the bytes a job recorded (by hash, else by size)."""
     try:
         if sha256:
-            return _sha256_of(path) == sha256
+            return file_sha256(path) == sha256
         return size is None or os.lstat(path).st_size == size
     except OSError:
         return False
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as reader:
-        while chunk := reader.read(_READ_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fail_job_file(job: OutboundJob, settings: OutboundSettings, reason: str) -> Path | None:
