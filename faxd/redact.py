@@ -20,7 +20,8 @@ from urllib.parse import quote, quote_plus
 MASK = "********"
 
 _lock = threading.Lock()
-_secrets: frozenset[str] = frozenset()
+#: Longest first, so a secret containing another is masked whole.
+_secrets: tuple[str, ...] = ()
 
 # key=value pairs whose value is secret whatever it is, e.g. in an echoed POST.
 _SECRET_FIELD = re.compile(
@@ -37,21 +38,22 @@ def register_secret(secret: str | None) -> None:
         return
     variants = {secret, quote(secret, safe=""), quote_plus(secret), html.escape(secret)}
     with _lock:
-        _secrets = _secrets | frozenset(v for v in variants if v)
+        merged = set(_secrets) | {v for v in variants if v}
+        _secrets = tuple(sorted(merged, key=len, reverse=True))
 
 
 def forget_secrets() -> None:
     """Drop every registered secret (tests use this between cases)."""
     global _secrets
     with _lock:
-        _secrets = frozenset()
+        _secrets = ()
 
 
 def redact(text: str) -> str:
     """Return ``text`` with every registered secret and labelled password masked."""
     if not text:
         return text
-    for secret in sorted(_secrets, key=len, reverse=True):
+    for secret in _secrets:
         if secret in text:
             text = text.replace(secret, MASK)
     return _SECRET_FIELD.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from faxd.errors import PermanentError
 from faxd.faxage import wire
-from faxd.phone import normalize_number
+from faxd.faxage.account import normalize_did
 
 __all__ = ["FaxFile", "file_fields", "send_options", "url_fields"]
 
@@ -104,11 +104,7 @@ def url_fields(
 
 def _destination(faxno: str, recipname: str) -> dict[str, wire.FormValue]:
     """``faxno`` as 10 digits and the recipient name cut to FAXAGE's 32 characters."""
-    try:
-        number = normalize_number(faxno)
-    except ValueError as exc:
-        raise PermanentError(str(exc), operation="sendfax") from None
-    return {"recipname": recipname[:32], "faxno": number}
+    return {"recipname": recipname[:32], "faxno": normalize_did(faxno, "sendfax")}
 
 
 def send_options(

@@ -16,14 +16,10 @@ from dataclasses import dataclass
 from pathlib import PurePath
 
 from faxd.errors import IntakeError
+from faxd.faxage.files import SEND_EXTENSIONS
 
 #: File types FAXAGE converts and sends (its "Supported File Types" table).
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
-    {
-        "pdf", "ps", "tif", "tiff", "jpg", "jpeg", "gif", "bmp", "doc", "dot", "docx",
-        "odt", "rtf", "xls", "xlsx", "ods", "csv", "htm", "html", "pcl", "txt",
-    }
-)  # fmt: skip
+SUPPORTED_EXTENSIONS: frozenset[str] = SEND_EXTENSIONS
 
 #: FAXAGE's limit for ``recipname``.
 RECIPIENT_MAX = 32
