@@ -299,8 +299,7 @@ def _retry(args: argparse.Namespace) -> int:
             db.dispose()
         print_out(f"job {job.id} queued again; the daemon sends it within seconds")
         return EXIT_OK
-    wiring.open_database(config).dispose()  # refuses an old schema with what to do
-    built = wiring.build_app(config, upgrade=False)
+    built = wiring.build_app(config, upgrade=False)  # refuses an old schema with what to do
     try:
         if built.pipeline is None:
             print("faxd: inbound is disabled in the config; nothing to retry", file=sys.stderr)
@@ -317,8 +316,7 @@ def _cancel(args: argparse.Namespace) -> int:
     from faxd.outbound.commands import cancel_job
 
     config = load(args)
-    wiring.open_database(config).dispose()  # refuses an old schema with what to do
-    built = wiring.build_app(config, upgrade=False)
+    built = wiring.build_app(config, upgrade=False)  # refuses an old schema with what to do
     try:
         job = cancel_job(built.db, built.client, args.job, config=config.outbound)
     finally:
@@ -331,7 +329,7 @@ def _cancel(args: argparse.Namespace) -> int:
 def _send(args: argparse.Namespace) -> int:
     from faxd.app import open_database
     from faxd.outbound.commands import queue_files
-    from faxd.phone import format_number, normalize_number
+    from faxd.phone import format_number
 
     config = load(args)
     db = open_database(config)
@@ -339,7 +337,7 @@ def _send(args: argparse.Namespace) -> int:
         ids = queue_files(args.files, args.to, args.name, config=config.outbound, db=db)
     finally:
         db.dispose()
-    to = format_number(normalize_number(args.to))
+    to = format_number(args.to)  # argparse's number_arg already normalised it
     for job_id, path in zip(ids, args.files, strict=True):
         print_out(f"job {job_id}: {path.name} -> {to} queued")
     return EXIT_OK

@@ -165,9 +165,7 @@ class Daemon:
         self.app = wiring.build_app(self.config, clock=self.clock)  # migrates the database
         if self._stop.is_set():  # SIGTERM while migrating: start nothing, just leave
             return
-        if self.app.outbound is not None:
-            self.app.outbound.on_queued = self._wake_submit
-            self.app.outbound.start()
+        self._start_outbound()
         self.scheduler = new_scheduler(self.executor)
         self._schedule(first_run=True)
         log.info("daemon.ready", config=str(self.config.path), jobs=self.job_ids())
@@ -220,9 +218,7 @@ class Daemon:
             if self.app.outbound is not None:
                 self.app.outbound.stop()
             self.app.outbound = wiring.make_outbound(new, self.app.db, self.app.client)
-            if self.app.outbound is not None:
-                self.app.outbound.on_queued = self._wake_submit
-                self.app.outbound.start()
+            self._start_outbound()
         self._schedule(first_run=False)
         log.info("config.reloaded", path=str(path), routes=[r.name for r in new.routes])
         self.notifier.ready(status=self.status_text())
@@ -286,6 +282,13 @@ class Daemon:
             if pipeline is not None:
                 pipeline.sweep()
         self._report()
+
+    def _start_outbound(self) -> None:
+        """Start the outbox (if enabled), telling us whenever a file became a job."""
+        outbound = self.app.outbound if self.app is not None else None
+        if outbound is not None:
+            outbound.on_queued = self._wake_submit
+            outbound.start()
 
     def _wake_submit(self) -> None:
         """Run the submit pass now: a file just became a job (the hot folder's latency)."""

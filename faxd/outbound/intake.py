@@ -32,7 +32,7 @@ from faxd.errors import IntakeError
 from faxd.outbound import files, naming
 from faxd.store.db import Database
 from faxd.store.models import OutboundJob
-from faxd.store.states import JOB_ACTIVE, JobState
+from faxd.store.states import JobState
 
 log = structlog.get_logger(__name__)
 
@@ -182,10 +182,13 @@ class Intake:
     def reconcile(self) -> None:
         """Finish spool moves a crash interrupted (run before the first scan)."""
         with self.db.session() as session:
-            jobs = session.scalars(
-                select(OutboundJob).where(OutboundJob.state.in_([s.value for s in JOB_ACTIVE]))
+            # Only these can be resumed (see ensure_spooled); for the rest it is a no-op.
+            ids = session.scalars(
+                select(OutboundJob.id).where(
+                    OutboundJob.state == JobState.QUEUED.value,
+                    OutboundJob.faxage_jobid.is_(None),
+                )
             ).all()
-            ids = [job.id for job in jobs]
         for job_id in ids:
             self.ensure_spooled(job_id)
 

@@ -76,7 +76,9 @@ class Outbound:
         )
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
-        self._pass_lock = threading.Lock()  # submit and follow-up passes never overlap
+        # Submit and follow-up passes of this object never overlap. (The daemon also
+        # serialises them across a reload, which swaps in a new Outbound.)
+        self._pass_lock = threading.Lock()
         #: Called (from the worker thread) after a file became a job, so the owner
         #: can run a submit pass now instead of at its next interval.
         self.on_queued: Callable[[], None] | None = None

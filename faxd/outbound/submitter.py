@@ -154,7 +154,7 @@ class Submitter:
             except ProviderError as exc:
                 # Only errors raised before the POST reached FAXAGE get here
                 # (the client turns "may have arrived" into OutcomeUnknownError).
-                self._requeue_or_fail(job.id, exc.message)
+                self._requeue_or_fail(job.id, job.attempts, exc.message)
                 return False
             except OSError as exc:
                 self._fail(job.id, f"the spooled file could not be read ({exc.strerror})")
@@ -217,11 +217,8 @@ class Submitter:
             job.last_error = error
             job.next_attempt_at = self.clock() + timedelta(seconds=delay)
 
-    def _requeue_or_fail(self, job_id: int, error: str) -> None:
-        with self.db.session() as session:
-            job = session.get(OutboundJob, job_id)
-            assert job is not None
-            attempts = job.attempts
+    def _requeue_or_fail(self, job_id: int, attempts: int, error: str) -> None:
+        # ``attempts`` comes from the claim; nothing else touches a submitting job.
         if attempts >= self.settings.max_attempts:
             self._fail(
                 job_id,
