@@ -29,9 +29,6 @@ from faxd.config.secrets import FAXAGE_PASSWORD, SMTP_PASSWORD
 from faxd.errors import ConfigError
 from faxd.routing import FaxFacts
 
-#: File extension for each kind of file a download can be (``sniff_kind``).
-EXTENSIONS: Mapping[str, str] = {"pdf": "pdf", "tiff": "tif", "tif": "tif"}
-
 #: Environment variables that may hold faxd's own passwords: never passed to a child.
 SECRET_ENV_VARS: frozenset[str] = frozenset({FAXAGE_PASSWORD.env_var, SMTP_PASSWORD.env_var})
 
@@ -55,14 +52,16 @@ class Deliverable:
 
     @property
     def ext(self) -> str:
-        """The extension that matches the file's content (``pdf`` or ``tif``)."""
-        return EXTENSIONS.get(self.kind, self.facts.ext)
+        """The extension that matches the file's content (``pdf`` or ``tif``).
+
+        The pipeline derives ``facts.ext`` from the verified kind
+        (:func:`faxd.inbound.spool.extension`), so there is one table of them.
+        """
+        return self.facts.ext
 
     def template_fields(self) -> dict[str, object]:
-        """Template field values for this fax on this route, ``ext`` from the content."""
-        fields = self.facts.template_fields(self.route)
-        fields["ext"] = self.ext
-        return fields
+        """Template field values for this fax on this route."""
+        return self.facts.template_fields(self.route)
 
 
 class Action(Protocol):

@@ -48,7 +48,6 @@ class PollOutcome:
 class Tally:
     """Counts of one pass; kept by the dispatching thread only."""
 
-    new: int = 0
     done: int = 0
     failed: int = 0
     held: int = 0
@@ -67,4 +66,10 @@ class Tally:
             self.errors += 1
 
     def outcome(self) -> PollOutcome:
-        return PollOutcome(self.new, self.done, self.failed, self.held, self.errors, self.paused)
+        return PollOutcome(
+            done=self.done,
+            failed=self.failed,
+            held=self.held,
+            errors=self.errors,
+            paused=self.paused,
+        )

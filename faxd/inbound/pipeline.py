@@ -91,7 +91,9 @@ class InboundPipeline:
         """List what is new after the cursor, record it, then process everything due."""
         self._recover()
         cursor = self.ledger.cursor()
-        listing = self._list(idgt=cursor.last_recvid or None)
+        listing = self._list(
+            idgt=cursor.last_recvid or None, paused=cursor.paused_reason is not None
+        )
         if listing is None:
             outcome = PollOutcome(errors=1, paused=self._paused())
             if not outcome.paused:
@@ -113,7 +115,7 @@ class InboundPipeline:
             # The next poll tries the login again; the sweep must not add log lines.
             log.debug("inbound.sweep_skipped", reason="polling paused after ERR02")
             return PollOutcome(paused=True)
-        listing = self._list(idgt=None)
+        listing = self._list(idgt=None, paused=False)  # a paused sweep returned above
         if listing is None:
             return PollOutcome(errors=1, paused=self._paused())
         new = self.ledger.record_listing(listing.records)
@@ -128,8 +130,11 @@ class InboundPipeline:
         self.ledger.record_sweep()
         return PollOutcome(new=len(new), errors=errors) + self.process_due()
 
-    def _list(self, *, idgt: int | None) -> ListfaxResult | None:
-        """``listfax``, with ERR02 turned into a pause and other faults into a log line."""
+    def _list(self, *, idgt: int | None, paused: bool) -> ListfaxResult | None:
+        """``listfax``, with ERR02 turned into a pause and other faults into a log line.
+
+        ``paused``: whether polling was paused when the pass began (read by the caller).
+        """
         try:
             listing = self.client.listfax(idgt=idgt, idasc=True)
         except AuthError as exc:
@@ -143,7 +148,7 @@ class InboundPipeline:
                 hint="the cursor did not move; faxd lists again at the next poll",
             )
             return None
-        if self._paused():
+        if paused:
             self.ledger.set_paused(None)
             log.info("inbound.login_accepted", account=self.config.faxage.account)
         for bad in listing.malformed:
@@ -255,13 +260,10 @@ class InboundPipeline:
         deliveries = self.ledger.deliveries(recvid)
         actions = self.worker.actions_of(row.route) if row.route is not None else []
         reroute = row.route is not None and (actions is None or not compatible(actions, deliveries))
-        intact = row.spool_path is not None and spooling.matches(
-            row.spool_path, row.size, row.sha256
-        )
         all_done = bool(deliveries) and all(d.done for d in deliveries) and not reroute
         if all_done and row.state is FaxState.FAILED:
-            target = FaxState.DELIVERED
-        elif intact:
+            target = FaxState.DELIVERED  # only delfax is left: no spool copy needed
+        elif row.spool_path is not None and spooling.matches(row.spool_path, row.size, row.sha256):
             target = FaxState.DOWNLOADED
         else:
             target = FaxState.LISTED
