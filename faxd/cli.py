@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--to", required=True, type=number_arg, metavar="NUMBER", help="fax number, e.g. 3035551212"
     )
     p.add_argument("--name", help="recipient name on the cover (32 characters at most)")
+    p = command("cleanup", _cleanup, "remove old files from sent/ and failed/ and old records")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     p = command("status", _status, "what the daemon last did and what is pending")
     add_json_option(p)
 
@@ -341,6 +343,26 @@ def _send(args: argparse.Namespace) -> int:
     for job_id, path in zip(ids, args.files, strict=True):
         print_out(f"job {job_id}: {path.name} -> {to} queued")
     return EXIT_OK
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    from faxd.app import open_database
+    from faxd.retention import Retention
+
+    config = load(args)
+    if config.retention is None:
+        print_out(
+            f"retention is not configured, so nothing is removed: add a [retention] section "
+            f"(sent_days, failed_days, records_days) to {config.path}"
+        )
+        return EXIT_OK
+    db = open_database(config)
+    try:
+        report = Retention(db, config.retention, config.outbound).run(dry_run=args.dry_run)
+    finally:
+        db.dispose()
+    print_out("\n".join(report.lines()))
+    return EXIT_FAILURE if report.errors else EXIT_OK
 
 
 def _status(args: argparse.Namespace) -> int:

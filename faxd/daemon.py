@@ -56,6 +56,8 @@ STOP_GRACE_SECONDS = 5.0
 STOP_DEADLINE_SECONDS = 8.0
 #: The outbound submit pass runs at least this often, so a dropped file goes out quickly.
 QUICK_SUBMIT_SECONDS = 3.0
+#: How often ``[retention]`` runs (it also runs once at start).
+RETENTION_SECONDS = 86400.0
 
 
 class Daemon:
@@ -186,6 +188,8 @@ class Daemon:
             quick = min(QUICK_SUBMIT_SECONDS, float(outbound.status_interval))
             wanted.append(("outbound-submit", self._submit_job, quick))
             wanted.append(("outbound-follow", self._follow_job, float(outbound.status_interval)))
+        if self.config.retention is not None:
+            wanted.append(("retention", self._retention_job, RETENTION_SECONDS))
         apply_schedule(self.scheduler, wanted, first_run=first_run)
 
     def reload(self) -> bool:
@@ -308,6 +312,15 @@ class Daemon:
             if outbound is not None:
                 outbound.follow_up()
         self._report()
+
+    def _retention_job(self) -> None:
+        from faxd.retention import Retention
+
+        app, settings = self.app, self.config.retention
+        if app is None or settings is None or self._stop.is_set():
+            return
+        with _logged("retention"):
+            Retention(app.db, settings, self.config.outbound, clock=self.clock).run()
 
     @contextmanager
     def _inbound(self, *, operation: str) -> Iterator[Any]:

@@ -22,6 +22,7 @@ from faxd.config.model import (
     InboundSettings,
     OutboundSettings,
     PrintSpec,
+    RetentionSettings,
     RouteSpec,
     SmtpSettings,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "InboundSettings",
     "OutboundSettings",
     "PrintSpec",
+    "RetentionSettings",
     "RouteSpec",
     "SmtpSettings",
     "config_path",

@@ -23,6 +23,7 @@ from faxd.config.model import (
     FaxageSettings,
     InboundSettings,
     OutboundSettings,
+    RetentionSettings,
     SmtpSettings,
 )
 from faxd.config.reader import Problems, Table, suggest
@@ -33,7 +34,7 @@ from faxd.phone import normalize_number
 from faxd.redact import register_secret
 
 DEFAULT_CONFIG_PATH = Path("/etc/faxd/faxd.toml")
-SECTIONS = ("faxage", "database", "inbound", "routes", "smtp", "outbound")
+SECTIONS = ("faxage", "database", "inbound", "routes", "smtp", "outbound", "retention")
 RESOLUTIONS = {"standard": None, "fine": 1, "superfine": 2}
 _URL_PASSWORD = re.compile(r"^([a-z0-9+.-]+://[^:/@]*:)([^@]*)(@)", re.IGNORECASE)
 
@@ -109,6 +110,7 @@ def _build(
             f"is the same folder as [inbound] spool_dir "
             f"({inbound.spool_dir}); give each its own folder",
         )
+    retention = _retention(top.table("retention"))
     if faxage is None:
         return None
     return Config(
@@ -119,6 +121,7 @@ def _build(
         routes=routes,
         smtp=smtp,
         outbound=outbound,
+        retention=retention,
     )
 
 
@@ -222,6 +225,30 @@ def _inbound(table: Table | None, base: Path) -> InboundSettings:
         )
     table.finish()
     return settings
+
+
+def _retention(table: Table | None) -> RetentionSettings | None:
+    if table is None:
+        return None
+    d = RetentionSettings()
+    settings = RetentionSettings(
+        sent_days=_days(table, "sent_days", d.sent_days),
+        failed_days=_days(table, "failed_days", d.failed_days),
+        records_days=_days(table, "records_days", d.records_days),
+    )
+    table.finish()
+    return settings
+
+
+def _days(table: Table, name: str, default: float | None) -> float | None:
+    """A number of days to keep something; ``0`` keeps it forever."""
+    value = table.raw(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e6:
+        table.problem(name, f"must be a number of days (e.g. 90; 0 keeps forever), not {value!r}")
+        return default
+    return float(value) or None
 
 
 def _smtp(table: Table | None, file: Path, env: Mapping[str, str]) -> SmtpSettings | None:

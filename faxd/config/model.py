@@ -169,6 +169,15 @@ class OutboundSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """How long ``[retention]`` keeps finished work; ``None`` keeps it forever."""
+
+    sent_days: float | None = 90.0  # files in sent_folder
+    failed_days: float | None = 180.0  # files (and reason files) in failed_folder
+    records_days: float | None = 365.0  # finished faxes and jobs in the database
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything faxd was told, resolved from one file."""
 
@@ -179,3 +188,4 @@ class Config:
     routes: tuple[RouteSpec, ...]
     smtp: SmtpSettings | None
     outbound: OutboundSettings
+    retention: RetentionSettings | None = None  # None: no [retention] section, keep everything
