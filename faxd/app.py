@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from faxd.clock import Clock, system_clock
 
 if TYPE_CHECKING:
+    from faxd.alerts.mailer import AdminMailer
     from faxd.config import Config, FaxageSettings
     from faxd.faxage.client import FaxageClient
     from faxd.inbound.pipeline import InboundPipeline
@@ -93,6 +94,7 @@ class App:
     client: FaxageClient
     pipeline: InboundPipeline | None
     outbound: Outbound | None
+    mailer: AdminMailer | None = None
 
     def close(self) -> None:
         """Release the HTTP connections and the database pool."""
@@ -110,4 +112,17 @@ def build_app(config: Config, *, clock: Clock = system_clock, upgrade: bool = Tr
         client=client,
         pipeline=make_pipeline(config, db, client, clock=clock),
         outbound=make_outbound(config, db, client, clock=clock),
+        mailer=make_mailer(config, db, clock=clock),
+    )
+
+
+def make_mailer(config: Config, db: Database, *, clock: Clock = system_clock) -> AdminMailer | None:
+    """The admin mailer, when ``[notify]`` (and so ``[smtp]``) is configured."""
+    if config.notify is None or config.smtp is None:
+        return None
+    from faxd.alerts.mailer import AdminMailer
+    from faxd.smtp import SmtpSender
+
+    return AdminMailer(
+        db, config.notify, SmtpSender(config.smtp), config_path=config.path, clock=clock
     )

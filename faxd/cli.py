@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--to", required=True, type=number_arg, metavar="NUMBER", help="fax number, e.g. 3035551212"
     )
     p.add_argument("--name", help="recipient name on the cover (32 characters at most)")
+    p = command("notify", _notify, "admin notifications ([notify])")
+    p.add_argument("--test", action="store_true", help="send a test mail to [notify] email now")
     p = command("cleanup", _cleanup, "remove old files from sent/ and failed/ and old records")
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     p = command("status", _status, "what the daemon last did and what is pending")
@@ -342,6 +344,32 @@ def _send(args: argparse.Namespace) -> int:
     to = format_number(args.to)  # argparse's number_arg already normalised it
     for job_id, path in zip(ids, args.files, strict=True):
         print_out(f"job {job_id}: {path.name} -> {to} queued")
+    return EXIT_OK
+
+
+def _notify(args: argparse.Namespace) -> int:
+    from faxd.alerts.mailer import send_test
+    from faxd.errors import DeliveryError
+    from faxd.smtp import SmtpSender
+
+    config = load(args)
+    if config.notify is None:
+        print_out(
+            f"notifications are not configured: add a [notify] section with email = "
+            f'["it@example.com"] (and an [smtp] section) to {config.path}'
+        )
+        return EXIT_USAGE
+    if not args.test:
+        print_out(f"[notify] mails {', '.join(config.notify.email)}; "
+                  "`faxd notify --test` sends a test mail now")  # fmt: skip
+        return EXIT_OK
+    assert config.smtp is not None  # [notify] needs [smtp]; the loader checked it
+    try:
+        answer = send_test(config.notify, SmtpSender(config.smtp))
+    except DeliveryError as exc:
+        print(f"faxd: the test mail was not sent: {exc.message}", file=sys.stderr)
+        return EXIT_FAILURE
+    print_out(f"test mail sent to {', '.join(config.notify.email)}: the server answered {answer}")
     return EXIT_OK
 
 

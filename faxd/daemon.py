@@ -58,6 +58,8 @@ STOP_DEADLINE_SECONDS = 8.0
 QUICK_SUBMIT_SECONDS = 3.0
 #: How often ``[retention]`` runs (it also runs once at start).
 RETENTION_SECONDS = 86400.0
+#: How often the admin mails that are due are sent (``[notify]``).
+NOTIFY_SECONDS = 30.0
 
 
 class Daemon:
@@ -137,6 +139,9 @@ class Daemon:
                     self.app.outbound.run_once()
                 except FaxdError as exc:
                     problems.append(f"outbound: {exc.message}")
+            if self.app.mailer is not None:
+                with _logged("notify"):  # a mail that cannot go waits in the database
+                    self.app.mailer.send_due()
         finally:
             self.app.close()
         if problems:
@@ -190,6 +195,8 @@ class Daemon:
             wanted.append(("outbound-follow", self._follow_job, float(outbound.status_interval)))
         if self.config.retention is not None:
             wanted.append(("retention", self._retention_job, RETENTION_SECONDS))
+        if self.config.notify is not None:
+            wanted.append(("notify", self._notify_job, NOTIFY_SECONDS))
         apply_schedule(self.scheduler, wanted, first_run=first_run)
 
     def reload(self) -> bool:
@@ -312,6 +319,12 @@ class Daemon:
             if outbound is not None:
                 outbound.follow_up()
         self._report()
+
+    def _notify_job(self) -> None:
+        mailer = self.app.mailer if self.app is not None else None
+        if mailer is not None and not self._stop.is_set():
+            with _logged("notify"):
+                mailer.send_due()
 
     def _retention_job(self) -> None:
         from faxd.retention import Retention

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from faxd.config.loader import DEFAULT_CONFIG_PATH, config_path, load_config, mask_url
 from faxd.config.model import (
+    NOTIFY_EVENTS,
     ActionSpec,
     CommandSpec,
     Config,
@@ -20,6 +21,7 @@ from faxd.config.model import (
     FaxageSettings,
     FolderSpec,
     InboundSettings,
+    NotifySettings,
     OutboundSettings,
     PrintSpec,
     RetentionSettings,
@@ -30,6 +32,7 @@ from faxd.hours import Hours
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "NOTIFY_EVENTS",
     "ActionSpec",
     "CommandSpec",
     "Config",
@@ -39,6 +42,7 @@ __all__ = [
     "FolderSpec",
     "Hours",
     "InboundSettings",
+    "NotifySettings",
     "OutboundSettings",
     "PrintSpec",
     "RetentionSettings",

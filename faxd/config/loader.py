@@ -18,10 +18,12 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from faxd.config.model import (
+    NOTIFY_EVENTS,
     Config,
     DatabaseSettings,
     FaxageSettings,
     InboundSettings,
+    NotifySettings,
     OutboundSettings,
     RetentionSettings,
     SmtpSettings,
@@ -34,7 +36,9 @@ from faxd.phone import normalize_number
 from faxd.redact import register_secret
 
 DEFAULT_CONFIG_PATH = Path("/etc/faxd/faxd.toml")
-SECTIONS = ("faxage", "database", "inbound", "routes", "smtp", "outbound", "retention")
+SECTIONS = (
+    "faxage", "database", "inbound", "routes", "smtp", "outbound", "retention", "notify",
+)  # fmt: skip
 RESOLUTIONS = {"standard": None, "fine": 1, "superfine": 2}
 _URL_PASSWORD = re.compile(r"^([a-z0-9+.-]+://[^:/@]*:)([^@]*)(@)", re.IGNORECASE)
 
@@ -111,6 +115,7 @@ def _build(
             f"({inbound.spool_dir}); give each its own folder",
         )
     retention = _retention(top.table("retention"))
+    notify = _notify(top.table("notify"), have_smtp=smtp is not None)
     if faxage is None:
         return None
     return Config(
@@ -122,6 +127,7 @@ def _build(
         smtp=smtp,
         outbound=outbound,
         retention=retention,
+        notify=notify,
     )
 
 
@@ -235,6 +241,34 @@ def _retention(table: Table | None) -> RetentionSettings | None:
         sent_days=_days(table, "sent_days", d.sent_days),
         failed_days=_days(table, "failed_days", d.failed_days),
         records_days=_days(table, "records_days", d.records_days),
+    )
+    table.finish()
+    return settings
+
+
+def _notify(table: Table | None, *, have_smtp: bool) -> NotifySettings | None:
+    if table is None:
+        return None
+    email = table.text_list("email") or []
+    if not email:
+        table.problem("email", 'is required: the admins to mail, e.g. ["it@example.com"]')
+    for address in email:
+        if not _one_address(address):
+            table.problem("email", f"{address!r} is not one email address like it@example.com")
+    events = table.text_list("events")
+    for event in events or ():
+        if event not in NOTIFY_EVENTS:
+            table.problem(
+                "events", f"{event!r} is not an event; choose from {', '.join(NOTIFY_EVENTS)}"
+            )
+    if not have_smtp:
+        table.problem("email", "needs an [smtp] section: notifications are sent through it")
+    d = NotifySettings(email=())
+    settings = NotifySettings(
+        email=tuple(email),
+        events=frozenset(events) if events is not None else d.events,
+        min_interval=table.duration("min_interval", d.min_interval, allow_zero=True),
+        attach=table.boolean("attach", d.attach),
     )
     table.finish()
     return settings

@@ -168,6 +168,28 @@ class OutboundSettings:
     priority: str | None = None  # None | "high" | "low"
 
 
+#: Every event ``[notify]`` can mail about (DESIGN "Operations").
+NOTIFY_EVENTS: tuple[str, ...] = (
+    "fax_failed",  # a fax gave up after max_attempts
+    "fax_held",  # no route matched a fax
+    "job_failed",  # an outbound job failed
+    "auth_failed",  # the provider refused the login
+    "provider_down",  # no successful poll for three poll intervals
+    "disk_low",  # downloads paused for want of disk
+    "recovered",  # what raised auth_failed, provider_down or disk_low has cleared
+)
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """Who hears about problems, which ones, and how often at most."""
+
+    email: tuple[str, ...]
+    events: frozenset[str] = frozenset(NOTIFY_EVENTS)
+    min_interval: float = 3600.0  # per event kind; what falls inside is summarised
+    attach: bool = False  # attach the fax itself to a fax_failed / fax_held mail
+
+
 @dataclass(frozen=True)
 class RetentionSettings:
     """How long ``[retention]`` keeps finished work; ``None`` keeps it forever."""
@@ -189,3 +211,4 @@ class Config:
     smtp: SmtpSettings | None
     outbound: OutboundSettings
     retention: RetentionSettings | None = None  # None: no [retention] section, keep everything
+    notify: NotifySettings | None = None  # None: no [notify] section, nobody is mailed

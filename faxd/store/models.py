@@ -167,3 +167,58 @@ class OutboundJob(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     final_path: Mapped[str | None] = mapped_column(Text, nullable=True)  # in sent/ or failed/
     cleared: Mapped[int] = mapped_column(Integer, default=0)  # 1 once `clear` succeeded
+
+
+class AdminEvent(Base):
+    """Something an admin should hear about (``[notify]``), written with its cause.
+
+    The row is inserted in the same transaction as the state change it reports
+    (a fax going ``failed``, a job going ``failed``...), so a crash can neither
+    lose it nor make it twice; :class:`AdminNotification` then groups the
+    events of one kind into one mail.
+    """
+
+    __tablename__ = "admin_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), index=True)  # one of NOTIFY_EVENTS
+    subject: Mapped[str] = mapped_column(String(200))  # "fax 104730", "job 12", "faxage"
+    summary: Mapped[str] = mapped_column(Text)  # one line
+    detail: Mapped[str] = mapped_column(Text, default="")  # the reason, several lines at most
+    command: Mapped[str] = mapped_column(Text, default="")  # what shows or retries it
+    attach_path: Mapped[str | None] = mapped_column(Text, nullable=True)  # the fax, if attach
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    notification_id: Mapped[int | None] = mapped_column(
+        ForeignKey("admin_notifications.id"), nullable=True, index=True
+    )
+
+
+class AdminNotification(Base):
+    """One mail to the admins: the events of one kind it carries, sent or still due."""
+
+    __tablename__ = "admin_notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    message_id: Mapped[str] = mapped_column(String(200))  # the same on every retry
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class AdminCondition(Base):
+    """A lasting problem (login refused, provider down, disk low) while it lasts.
+
+    Raising one that is already raised does nothing, so a refused login that
+    repeats at every poll is one ``auth_failed`` mail; clearing it writes the
+    ``recovered`` event.
+    """
+
+    __tablename__ = "admin_conditions"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # "auth_failed:faxage"
+    kind: Mapped[str] = mapped_column(String(20))
+    summary: Mapped[str] = mapped_column(Text)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
