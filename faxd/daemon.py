@@ -35,6 +35,12 @@ from types import FrameType
 from typing import Any
 
 import structlog
+from apscheduler.events import (
+    EVENT_JOB_ADDED,
+    EVENT_JOB_MODIFIED,
+    EVENT_JOB_SUBMITTED,
+    JobEvent,
+)
 from apscheduler.jobstores.base import JobLookupError
 from sqlalchemy import text
 
@@ -174,6 +180,9 @@ class Daemon:
             return
         self._start_outbound()
         self.scheduler = new_scheduler(self.executor)
+        self.scheduler.add_listener(
+            self._on_schedule_change, EVENT_JOB_ADDED | EVENT_JOB_MODIFIED | EVENT_JOB_SUBMITTED
+        )
         self._schedule(first_run=True)
         log.info("daemon.ready", config=str(self.config.path), jobs=self.job_ids())
         self.notifier.ready(status=self.status_text())  # before any job can send STATUS=
@@ -319,6 +328,20 @@ class Daemon:
             if outbound is not None:
                 outbound.follow_up()
         self._report()
+
+    def _on_schedule_change(self, event: JobEvent) -> None:
+        """Record the next poll and sweep as APScheduler set them, for `faxd status`."""
+        from faxd.store.schedule import RECORDED_JOBS, record_next_run
+
+        scheduler, app = self.scheduler, self.app
+        if event.job_id not in RECORDED_JOBS or scheduler is None or app is None:
+            return
+        job = scheduler.get_job(event.job_id)
+        try:
+            record_next_run(app.db, self.config.faxage.account, event.job_id,
+                            job.next_run_time if job is not None else None)  # fmt: skip
+        except Exception as exc:  # the schedule line of `faxd status` is never worth a pass
+            log.warning("daemon.schedule_not_recorded", job=event.job_id, error=str(exc))
 
     def _notify_job(self) -> None:
         mailer = self.app.mailer if self.app is not None else None

@@ -224,30 +224,30 @@ def cursor_row(db: Database, account: str) -> dict[str, Any]:
         cursor = session.get(PollCursor, account)
         if cursor is None:
             return {"last_recvid": None, "last_poll_at": None, "last_poll_outcome": None,
-                    "last_sweep_at": None, "paused_reason": None}
+                    "last_sweep_at": None, "paused_reason": None, "next_poll_at": None,
+                    "next_sweep_at": None}
         return {
             "last_recvid": cursor.last_recvid,
             "last_poll_at": cursor.last_poll_at,
             "last_poll_outcome": cursor.last_poll_outcome,
             "last_sweep_at": cursor.last_sweep_at,
             "paused_reason": cursor.paused_reason,
+            "next_poll_at": cursor.next_poll_at,
+            "next_sweep_at": cursor.next_sweep_at,
         }
 
 
 def status_report(db: Database, config: Config) -> dict[str, Any]:
     """What ``faxd status`` shows: last poll, cursor, counts by state, next runs.
 
-    The next runs are worked out from the last ones and the configured
-    intervals; a time in the past means the daemon is not running (or stuck).
+    The next runs are the ones the running daemon recorded from its scheduler;
+    a time in the past means the daemon is not running (or stuck).
     """
     from faxd.store.states import JOB_ACTIVE
 
     cursor = cursor_row(db, config.faxage.account)
     jobs = job_counts(db)
     active = {s.value for s in JOB_ACTIVE}
-
-    def after(then: datetime | None, seconds: float) -> datetime | None:
-        return then + timedelta(seconds=seconds) if then is not None else None
 
     return {
         "config": str(config.path),
@@ -256,8 +256,6 @@ def status_report(db: Database, config: Config) -> dict[str, Any]:
         "inbound": {
             "enabled": config.inbound.enabled,
             **cursor,
-            "next_poll_at": after(cursor["last_poll_at"], config.inbound.poll_interval),
-            "next_sweep_at": after(cursor["last_sweep_at"], config.inbound.sweep_interval),
             "faxes": fax_counts(db),
         },
         "outbound": {

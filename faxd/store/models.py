@@ -131,6 +131,9 @@ class PollCursor(Base):
     last_poll_outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_sweep_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     paused_reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # set on ERR02
+    # The running daemon's schedule, as APScheduler has it (for `faxd status`).
+    next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    next_sweep_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class OutboundJob(Base):
