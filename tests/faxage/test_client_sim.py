@@ -155,7 +155,7 @@ def test_status_follows_a_job_to_success(sim: Any, client: FaxageClient) -> None
     assert record.completetime is not None and record.sendtime is not None
     assert record.pagecount == sim.jobs[jobid].pagecount
     assert record.xmitpages == record.pagecount
-    assert record.csid
+    assert record.csid == sim.jobs[jobid].csid == "ACME FAX 00"
 
 
 def test_status_failure_several_jobs_and_none(sim: Any, client: FaxageClient) -> None:
