@@ -448,29 +448,34 @@ def test_status_only_jobid_and_shortstatus_make_a_record() -> None:
         for fields in (
             [*bad_time, "3", "", "3"],
             short,
+            STATUS_BASE[:5],
             no_id,
             huge_id,
             no_status,
-            STATUS_BASE[:8],
+            STATUS_BASE[:4],
         )
     )
     result = wire.parse_status_result(
         text, csid=True, showlogin=False, xmitpages=True, pagecount=True
     )
-    first, second = result.records
+    first, second, third = result.records
     assert (first.sendtime, first.completetime, first.pagecount) == (
         None,
         datetime(2024, 5, 1, 10, 2, 30),
         3,
     )
     assert (second.pagecount, second.csid, second.xmitpages) == (None, None, None)
-    assert [w.lineno for w in result.warnings] == [1, 2]
+    assert (third.jobid, third.shortstatus, third.finished) == (1001, "success", True)
+    assert (third.longstatus, third.sendtime, third.xmittime) == ("", None, "")
+    assert [w.lineno for w in result.warnings] == [1, 2, 3]
     assert "sendtime" in result.warnings[0].reason
-    assert "got 9" in result.warnings[1].reason
-    assert [m.lineno for m in result.malformed] == [3, 4, 5, 6]
+    assert "got 9: pagecount, csid, xmitpages unknown" in result.warnings[1].reason
+    assert "got 5: longstatus, sendtime" in result.warnings[2].reason
+    assert [m.lineno for m in result.malformed] == [4, 5, 6, 7]
     assert "jobid" in result.malformed[0].reason
     assert "larger than" in result.malformed[1].reason
     assert "shortstatus" in result.malformed[2].reason
+    assert "got 4" in result.malformed[3].reason
 
 
 def test_status_extra_trailing_columns_are_ignored_and_reported_once() -> None:
