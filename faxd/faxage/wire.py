@@ -181,7 +181,20 @@ def _listfax_record(
 # --------------------------------------------------------------------------- status
 
 #: The columns every status line has, up to and including xmittime.
-STATUS_FIXED = 9
+STATUS_FIXED_COLUMNS = (
+    "jobid",
+    "commid",
+    "destname",
+    "destnum",
+    "shortstatus",
+    "longstatus",
+    "sendtime",
+    "completetime",
+    "xmittime",
+)
+STATUS_FIXED = len(STATUS_FIXED_COLUMNS)
+#: A status line needs jobid and shortstatus (the fifth column) to be a record.
+STATUS_LEAST = STATUS_FIXED_COLUMNS.index("shortstatus") + 1
 
 
 def status_columns(*, csid: bool, showlogin: bool, xmitpages: bool, pagecount: bool) -> list[str]:
@@ -215,7 +228,7 @@ def parse_status_result(
         STATUS_FIXED + len(optional),
         lambda fields, notes: _status_record(fields, optional, notes),
         operation="status",
-        minimum=STATUS_FIXED,
+        minimum=STATUS_LEAST,
     )
     return StatusResult(
         records=found.records,
@@ -236,17 +249,21 @@ def parse_status(
 
 
 def _status_record(fields: list[str], optional: list[str], notes: list[str]) -> StatusRecord:
+    names = [*STATUS_FIXED_COLUMNS, *optional]
+    extra = dict(zip(optional, fields[STATUS_FIXED:], strict=False))
+    if len(fields) < len(names):
+        # Which optional value is missing cannot be told, so none is trusted.
+        unknown = names[len(fields) :] if len(fields) < STATUS_FIXED else optional
+        notes.append(
+            f"expected {len(names)} tab-separated fields, got {len(fields)}: "
+            f"{', '.join(unknown)} unknown"
+        )
+        extra = {}
+        fields = fields[:STATUS_FIXED] + [""] * (STATUS_FIXED - len(fields))
     jobid, commid, destname, destnum, short, long_, sent, done, xmittime = fields[:STATUS_FIXED]
     shortstatus = short.strip().lower()
     if not shortstatus:
         raise ValueError("shortstatus is empty")
-    extra = dict(zip(optional, fields[STATUS_FIXED:], strict=False))
-    if len(fields) < STATUS_FIXED + len(optional):
-        notes.append(
-            f"expected {STATUS_FIXED + len(optional)} tab-separated fields, got {len(fields)}: "
-            f"{', '.join(optional)} unknown"
-        )
-        extra = {}
     return StatusRecord(
         jobid=int_field(jobid, "jobid"),
         commid=commid.strip(),
