@@ -180,6 +180,8 @@ def job_row(job: OutboundJob) -> dict[str, Any]:
         "state": job.state,
         "faxage_jobid": job.faxage_jobid,
         "pages": job.pages,
+        "xmitpages": job.xmitpages,
+        "csid": job.csid,
         "attempts": job.attempts,
         "shortstatus": job.shortstatus,
         "longstatus": job.longstatus,

@@ -9,10 +9,12 @@ see one client with one method per FAXAGE operation.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 
 from faxd.errors import PermanentError
 from faxd.faxage import wire
-from faxd.faxage.records import CdrRecord, NpaNxx
+from faxd.faxage.notices import Notices
+from faxd.faxage.records import CdrRecord, ListAnswer, NpaNxx
 from faxd.phone import normalize_number
 
 __all__ = ["FAX_PATH", "AccountOperations", "Timestamp", "normalize_did"]
@@ -22,6 +24,7 @@ CDR_PATH = "getcdr.php"
 PROVISION_PATH = "provision.php"
 
 Timestamp = datetime | str | None
+_T = TypeVar("_T")
 
 
 def normalize_did(did: str, operation: str) -> str:
@@ -35,11 +38,18 @@ def normalize_did(did: str, operation: str) -> str:
 class AccountOperations:
     """disabledid, enabledid, portable, listlines, getcdr and provision.php."""
 
+    notices: Notices
+
     def _text(
         self, operation: str, fields: dict[str, wire.FormValue], *, path: str = FAX_PATH
     ) -> str:
         """POST ``fields`` for ``operation`` and return the answer (the client implements it)."""
         raise NotImplementedError
+
+    def _items(self, answer: ListAnswer[_T]) -> list[_T]:
+        """The answer's items, after logging (once) any new column it carried."""
+        self.notices.report_shapes(answer.shapes)
+        return list(answer.items)
 
     def disabledid(self, did: str) -> None:
         """Busy out ``did`` so no fax can come in on it."""
@@ -58,7 +68,7 @@ class AccountOperations:
 
     def listlines(self) -> list[str]:
         """The numbers on this account."""
-        return wire.parse_number_list(self._text("listlines", {}), "listlines")
+        return self._items(wire.parse_number_list(self._text("listlines", {}), "listlines"))
 
     def getcdr(
         self,
@@ -82,20 +92,22 @@ class AccountOperations:
             "nuidgt": nuidgt,
             "didnumber": normalize_did(didnumber, "getcdr") if didnumber else None,
         }
-        return wire.parse_cdr(self._text("getcdr", fields, path=CDR_PATH), nuidshow=nuidshow)
+        text = self._text("getcdr", fields, path=CDR_PATH)
+        return self._items(wire.parse_cdr(text, nuidshow=nuidshow))
 
     def listac(self) -> list[str]:
         """Area codes with numbers available to provision."""
-        return wire.parse_listac(self._text("listac", {}, path=PROVISION_PATH))
+        return self._items(wire.parse_listac(self._text("listac", {}, path=PROVISION_PATH)))
 
     def listnpanxx(self, ac: str | None = None) -> list[NpaNxx]:
         """Localities (NPANXX) with numbers available, optionally in area code ``ac``."""
-        return wire.parse_listnpanxx(self._text("listnpanxx", {"ac": ac}, path=PROVISION_PATH))
+        text = self._text("listnpanxx", {"ac": ac}, path=PROVISION_PATH)
+        return self._items(wire.parse_listnpanxx(text))
 
     def listdids(self, ac: str | None = None, npanxx: str | None = None) -> list[str]:
         """Numbers available to provision (``npanxx`` wins over ``ac``)."""
         text = self._text("listdids", {"ac": ac, "npanxx": npanxx}, path=PROVISION_PATH)
-        return wire.parse_number_list(text, "listdids")
+        return self._items(wire.parse_number_list(text, "listdids"))
 
     def provdid(self, did: str) -> None:
         """Add ``did`` to this account."""

@@ -34,6 +34,7 @@ from faxd.faxage.account import (
     Timestamp,
     normalize_did,
 )
+from faxd.faxage.notices import Notices
 from faxd.faxage.records import DownloadResult, ListfaxResult, StatusRecord
 from faxd.faxage.sending import FaxFile, file_fields, send_options, url_fields
 from faxd.faxage.transport import Form, RequestsTransport, Transport, was_sent
@@ -77,6 +78,8 @@ class FaxageClient(AccountOperations):
         self.backoff = backoff
         self._password = password
         self._sleep = sleep
+        #: Logs each new answer shape and unknown value once for this client's life.
+        self.notices = Notices()
         self.transport: Transport = transport or RequestsTransport(base_url, timeout=timeout)
 
     def __repr__(self) -> str:
@@ -296,6 +299,8 @@ class FaxageClient(AccountOperations):
             log.warning(
                 "faxage.status_line_unreadable", lineno=bad.lineno, reason=bad.reason, line=bad.text
             )
+        self.notices.report_shapes(result.shapes)
+        self.notices.report_warnings("status", result.warnings)
         return list(result.records)
 
     def dlstatus(self, jobid: int, dest: Path, *, viewtype: str = "pdf") -> DownloadResult:
@@ -338,7 +343,9 @@ class FaxageClient(AccountOperations):
             "didnumber": normalize_did(didnumber, "listfax") if didnumber else None,
         }
         text = self._text("listfax", fields)
-        return wire.parse_listfax(text, starttime=True, filename=True, pagecount=True)
+        result = wire.parse_listfax(text, starttime=True, filename=True, pagecount=True)
+        self.notices.report_shapes(result.shapes)
+        return result
 
     def getfax(self, recvid: int, dest: Path) -> DownloadResult:
         """Download received fax ``recvid`` to ``dest`` (verified, fsync'd)."""

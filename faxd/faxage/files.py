@@ -13,10 +13,12 @@ from email.message import Message
 
 __all__ = ["SEND_EXTENSIONS", "filename_from_content_disposition", "safe_filename", "sniff_kind"]
 
-#: File extensions FAXAGE accepts for sendfax (lower case, no dot).
+#: File extensions FAXAGE accepts for sendfax (lower case, no dot); png, ppt,
+#: pptx, wps and wpd are in the 2014-era documents.
 SEND_EXTENSIONS = frozenset(
     {"pdf", "ps", "tif", "tiff", "jpg", "jpeg", "gif", "bmp", "doc", "dot", "docx", "odt"}
     | {"rtf", "xls", "xlsx", "ods", "csv", "htm", "html", "pcl", "txt"}
+    | {"png", "ppt", "pptx", "wps", "wpd"}
 )
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")

@@ -15,6 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -40,11 +43,42 @@ class MalformedLine:
 
 
 @dataclass(frozen=True)
+class LineWarning:
+    """A line that was kept, but with a value faxd could not read (now unknown)."""
+
+    lineno: int
+    text: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class NewShape:
+    """Lines of an answer carried more columns than faxd reads: FAXAGE added one.
+
+    The extra columns are ignored; the caller logs the shape once so that an
+    operator learns of it without a log line per poll.
+    """
+
+    operation: str
+    fields: int
+    expected: int
+
+    @property
+    def message(self) -> str:
+        """The one-line notice for the log."""
+        return (
+            f"FAXAGE added a column to {self.operation}: {self.fields} fields, "
+            f"expected {self.expected}; extra ignored"
+        )
+
+
+@dataclass(frozen=True)
 class ListfaxResult:
     """The parsed ``listfax`` answer: good records, and the lines that were not."""
 
     records: tuple[ListfaxRecord, ...]
     malformed: tuple[MalformedLine, ...] = ()
+    shapes: tuple[NewShape, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,7 +86,7 @@ class StatusRecord:
     """The state of one sent fax job (a ``status`` line).
 
     ``csid``, ``login``, ``xmitpages`` and ``pagecount`` are ``None`` when the
-    matching flag was not sent.
+    matching flag was not sent, or when the value could not be read (unknown).
     """
 
     jobid: int
@@ -77,10 +111,23 @@ class StatusRecord:
 
 @dataclass(frozen=True)
 class StatusResult:
-    """The parsed ``status`` answer with any lines that could not be read."""
+    """The parsed ``status`` answer with any lines that could not be read.
+
+    ``warnings`` names the kept records with a value that became unknown.
+    """
 
     records: tuple[StatusRecord, ...]
     malformed: tuple[MalformedLine, ...] = ()
+    shapes: tuple[NewShape, ...] = ()
+    warnings: tuple[LineWarning, ...] = ()
+
+
+@dataclass(frozen=True)
+class ListAnswer(Generic[T]):
+    """A parsed list answer (getcdr, listac, listnpanxx, number lists) and its new shapes."""
+
+    items: tuple[T, ...]
+    shapes: tuple[NewShape, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ here) turns an ``ERRnn:`` answer into the class from :mod:`faxd.errors` that
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
+from typing import TypeVar
 
 from faxd.errors import OutcomeUnknownError, PermanentError, TransientError
 from faxd.faxage.codes import (
@@ -29,6 +30,8 @@ from faxd.faxage.codes import (
     raise_for_error,
 )
 from faxd.faxage.fields import (
+    MAX_PAGES,
+    columns,
     int_field,
     numbered_lines,
     optional_int_field,
@@ -43,9 +46,12 @@ from faxd.faxage.files import (
 )
 from faxd.faxage.records import (
     CdrRecord,
+    LineWarning,
+    ListAnswer,
     ListfaxRecord,
     ListfaxResult,
     MalformedLine,
+    NewShape,
     NpaNxx,
     StatusRecord,
     StatusResult,
@@ -58,9 +64,12 @@ __all__ = [
     "OPERATION_ERROR_KINDS",
     "SEND_EXTENSIONS",
     "CdrRecord",
+    "LineWarning",
+    "ListAnswer",
     "ListfaxRecord",
     "ListfaxResult",
     "MalformedLine",
+    "NewShape",
     "NpaNxx",
     "StatusRecord",
     "StatusResult",
@@ -87,6 +96,7 @@ __all__ = [
     "raise_for_error",
     "safe_filename",
     "sniff_kind",
+    "status_columns",
 ]
 
 # --------------------------------------------------------------------------- form
@@ -138,16 +148,18 @@ def parse_listfax(text: str, *, starttime: bool, filename: bool, pagecount: bool
 
     Layout (2009 document, pagecount from 2014):
     ``<recvid><tab><recvdate>(<tab><starttime>)<tab><CID><tab><DNIS>(<tab><filename>)(<tab><pagecount>)``
+    Columns after those are ignored (``shapes`` says how many there were).
     """
     raise_for_error(text, "listfax")
     if is_empty_answer(text, "listfax"):
         return ListfaxResult(records=(), malformed=())
-    records, malformed = tab_records(
+    found = tab_records(
         text,
         4 + starttime + filename + pagecount,
-        lambda fields: _listfax_record(fields, starttime, filename, pagecount),
+        lambda fields, _notes: _listfax_record(fields, starttime, filename, pagecount),
+        operation="listfax",
     )
-    return ListfaxResult(records=records, malformed=malformed)
+    return ListfaxResult(records=found.records, malformed=found.malformed, shapes=found.shapes)
 
 
 def _listfax_record(
@@ -162,11 +174,33 @@ def _listfax_record(
     cid = normalize_caller_id(next(values))
     dnis = normalize_caller_id(next(values))
     name = safe_filename(next(values)) if filename else None
-    pages = optional_int_field(next(values), "pagecount") if pagecount else None
+    pages = optional_int_field(next(values), "pagecount", maximum=MAX_PAGES) if pagecount else None
     return ListfaxRecord(recvid, recvdate, start, cid, dnis, name, pages)
 
 
 # --------------------------------------------------------------------------- status
+
+#: The columns every status line has, up to and including xmittime.
+STATUS_FIXED_COLUMNS = (
+    "jobid",
+    "commid",
+    "destname",
+    "destnum",
+    "shortstatus",
+    "longstatus",
+    "sendtime",
+    "completetime",
+    "xmittime",
+)
+STATUS_FIXED = len(STATUS_FIXED_COLUMNS)
+#: A status line needs jobid and shortstatus (the fifth column) to be a record.
+STATUS_LEAST = STATUS_FIXED_COLUMNS.index("shortstatus") + 1
+
+
+def status_columns(*, csid: bool, showlogin: bool, xmitpages: bool, pagecount: bool) -> list[str]:
+    """The optional status columns the flags ask for, in the 2014 document's order."""
+    sent = {"pagecount": pagecount, "csid": csid, "login": showlogin, "xmitpages": xmitpages}
+    return [name for name, flag in sent.items() if flag]
 
 
 def parse_status_result(
@@ -174,20 +208,34 @@ def parse_status_result(
 ) -> StatusResult:
     """Parse a status answer keeping the lines that could not be read.
 
-    Layout: ``<jobid><tab><commid><tab><destname><tab><destnum><tab><shortstatus>
-    <tab><longstatus><tab><sendtime><tab><completetime><tab><xmittime>`` then, each
-    only when its flag was sent, csid, login, xmitpages, and pagecount last.
-    ``ERR06`` (no jobs) is empty.
+    Layout (2014 document): ``<jobid><tab><commid><tab><destname><tab><destnum>
+    <tab><shortstatus><tab><longstatus><tab><sendtime><tab><completetime><tab>
+    <xmittime>`` then, each only when its flag was sent, pagecount, csid, login,
+    xmitpages.  Columns after those are ignored.  ``ERR06`` (no jobs) is empty.
+
+    Only jobid and shortstatus decide whether a line is a record, so that every
+    job FAXAGE reports can be finished: any other value that cannot be read
+    becomes unknown (``None``) and the line is named once in ``warnings``.
     """
     raise_for_error(text, "status")
     if is_empty_answer(text, "status"):
         return StatusResult(records=(), malformed=())
-    records, malformed = tab_records(
-        text,
-        9 + csid + showlogin + xmitpages + pagecount,
-        lambda fields: _status_record(fields, csid, showlogin, xmitpages, pagecount),
+    optional = status_columns(
+        csid=csid, showlogin=showlogin, xmitpages=xmitpages, pagecount=pagecount
     )
-    return StatusResult(records=records, malformed=malformed)
+    found = tab_records(
+        text,
+        STATUS_FIXED + len(optional),
+        lambda fields, notes: _status_record(fields, optional, notes),
+        operation="status",
+        minimum=STATUS_LEAST,
+    )
+    return StatusResult(
+        records=found.records,
+        malformed=found.malformed,
+        shapes=found.shapes,
+        warnings=found.warnings,
+    )
 
 
 def parse_status(
@@ -200,26 +248,56 @@ def parse_status(
     return list(result.records)
 
 
-def _status_record(
-    fields: list[str], csid: bool, showlogin: bool, xmitpages: bool, pagecount: bool
-) -> StatusRecord:
-    jobid, commid, destname, destnum, short, long_, sent, done, xmittime, *rest = fields
-    extra = iter(rest)
+def _status_record(fields: list[str], optional: list[str], notes: list[str]) -> StatusRecord:
+    names = [*STATUS_FIXED_COLUMNS, *optional]
+    extra = dict(zip(optional, fields[STATUS_FIXED:], strict=False))
+    if len(fields) < len(names):
+        # Which optional value is missing cannot be told, so none is trusted.
+        unknown = names[len(fields) :] if len(fields) < STATUS_FIXED else optional
+        notes.append(
+            f"expected {len(names)} tab-separated fields, got {len(fields)}: "
+            f"{', '.join(unknown)} unknown"
+        )
+        extra = {}
+        fields = fields[:STATUS_FIXED] + [""] * (STATUS_FIXED - len(fields))
+    jobid, commid, destname, destnum, short, long_, sent, done, xmittime = fields[:STATUS_FIXED]
+    shortstatus = short.strip().lower()
+    if not shortstatus:
+        raise ValueError("shortstatus is empty")
     return StatusRecord(
         jobid=int_field(jobid, "jobid"),
         commid=commid.strip(),
         destname=destname,
         destnum=normalize_caller_id(destnum),
-        shortstatus=short.strip().lower(),
+        shortstatus=shortstatus,
         longstatus=long_,
-        sendtime=timestamp_field(sent, "sendtime"),
-        completetime=timestamp_field(done, "completetime"),
+        sendtime=_or_unknown(lambda: timestamp_field(sent, "sendtime"), notes),
+        completetime=_or_unknown(lambda: timestamp_field(done, "completetime"), notes),
         xmittime=xmittime.strip(),
-        csid=next(extra) if csid else None,
-        login=next(extra) if showlogin else None,
-        xmitpages=optional_int_field(next(extra), "xmitpages") if xmitpages else None,
-        pagecount=optional_int_field(next(extra), "pagecount") if pagecount else None,
+        pagecount=_count(extra.get("pagecount"), "pagecount", notes),
+        csid=extra.get("csid"),
+        login=extra.get("login"),
+        xmitpages=_count(extra.get("xmitpages"), "xmitpages", notes),
     )
+
+
+_V = TypeVar("_V")
+
+
+def _or_unknown(read: Callable[[], _V | None], notes: list[str]) -> _V | None:
+    """``read()``, or ``None`` with the reason noted when the value cannot be read."""
+    try:
+        return read()
+    except ValueError as exc:
+        notes.append(f"{exc}: taken as unknown")
+        return None
+
+
+def _count(value: str | None, name: str, notes: list[str]) -> int | None:
+    """A page count column: ``None`` when not asked for, empty, or unreadable (noted)."""
+    if value is None:
+        return None
+    return _or_unknown(lambda: optional_int_field(value, name, maximum=MAX_PAGES), notes)
 
 
 # --------------------------------------------------------------------------- one-liners
@@ -314,56 +392,65 @@ def parse_portable(text: str) -> bool:
 # --------------------------------------------------------------------------- lists
 
 
-def parse_number_list(text: str, operation: str = "listlines") -> list[str]:
+def parse_number_list(text: str, operation: str = "listlines") -> ListAnswer[str]:
     """Newline-separated 10-digit numbers (listlines, listdids), normalised."""
     raise_for_error(text, operation)
+    shapes: dict[int, NewShape] = {}
     numbers: list[str] = []
     for lineno, line in numbered_lines(text):
+        first = columns(line, "\t", 1, operation, shapes)[0]
         try:
-            numbers.append(normalize_number(line))
+            numbers.append(normalize_number(first))
         except ValueError:
             raise PermanentError(
                 f"line {lineno} {summarize_body(line, limit=60)!r} is not a phone number",
                 operation=operation,
             ) from None
-    return numbers
+    return ListAnswer(tuple(numbers), tuple(shapes.values()))
 
 
-def parse_listac(text: str) -> list[str]:
+def parse_listac(text: str) -> ListAnswer[str]:
     """Newline-separated area codes with numbers available."""
     raise_for_error(text, "listac")
-    codes = [line.strip() for _lineno, line in numbered_lines(text)]
-    bad = [code for code in codes if not (len(code) == 3 and code.isdigit())]
+    shapes: dict[int, NewShape] = {}
+    codes = [
+        columns(line, "\t", 1, "listac", shapes)[0].strip()
+        for _lineno, line in numbered_lines(text)
+    ]
+    bad = [code for code in codes if not (len(code) == 3 and code.isascii() and code.isdigit())]
     if bad:
         raise PermanentError(
             f"{summarize_body(bad[0], limit=40)!r} is not an area code", operation="listac"
         )
-    return codes
+    return ListAnswer(tuple(codes), tuple(shapes.values()))
 
 
-def parse_listnpanxx(text: str) -> list[NpaNxx]:
+def parse_listnpanxx(text: str) -> ListAnswer[NpaNxx]:
     """``<npanxx><tab><rcname><tab><rcstate>`` lines; empty when nothing is available."""
     raise_for_error(text, "listnpanxx")
+    shapes: dict[int, NewShape] = {}
     found: list[NpaNxx] = []
     for lineno, line in numbered_lines(text):
-        fields = line.split("\t")
-        if len(fields) != 3 or not (len(fields[0]) == 6 and fields[0].isdigit()):
+        fields = columns(line, "\t", 3, "listnpanxx", shapes)
+        npanxx = fields[0]
+        if len(fields) != 3 or not (len(npanxx) == 6 and npanxx.isascii() and npanxx.isdigit()):
             raise PermanentError(
                 f"line {lineno} {summarize_body(line, limit=60)!r} is not "
                 "<npanxx><tab><rcname><tab><rcstate>",
                 operation="listnpanxx",
             )
-        found.append(NpaNxx(fields[0], fields[1], fields[2]))
-    return found
+        found.append(NpaNxx(npanxx, fields[1], fields[2]))
+    return ListAnswer(tuple(found), tuple(shapes.values()))
 
 
-def parse_cdr(text: str, *, nuidshow: bool) -> list[CdrRecord]:
+def parse_cdr(text: str, *, nuidshow: bool) -> ListAnswer[CdrRecord]:
     """``[nuid,]calldate,direction,src,dst,duration`` lines from getcdr.php."""
     raise_for_error(text, "getcdr")
     expected = 5 + nuidshow
+    shapes: dict[int, NewShape] = {}
     records: list[CdrRecord] = []
     for lineno, line in numbered_lines(text):
-        fields = line.split(",")
+        fields = columns(line, ",", expected, "getcdr", shapes)
         try:
             if len(fields) != expected:
                 raise ValueError(f"expected {expected} comma-separated fields, got {len(fields)}")
@@ -386,4 +473,4 @@ def parse_cdr(text: str, *, nuidshow: bool) -> list[CdrRecord]:
             raise PermanentError(
                 f"line {lineno} {summarize_body(line, limit=80)!r}: {exc}", operation="getcdr"
             ) from None
-    return records
+    return ListAnswer(tuple(records), tuple(shapes.values()))

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from faxd.sim.sending import STATUS_ORDERS
 from faxd.sim.server import FaxageSimulator
 
 
@@ -35,14 +36,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--job-seconds", type=float, default=5.0, help="seconds a sent job stays pending"
     )
+    parser.add_argument(
+        "--status-order",
+        choices=sorted(STATUS_ORDERS),
+        default="2014",
+        help="order of status's optional columns: 2014 (the documents) or 2009 (pagecount last)",
+    )
+    parser.add_argument(
+        "--extra-columns",
+        type=int,
+        default=0,
+        help="columns to append to every listfax and status line (default 0)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve until interrupted; returns the exit status."""
     args = build_parser().parse_args(argv)
-    if args.faxes < 0:
-        print("--faxes must be 0 or more", file=sys.stderr)
+    if args.faxes < 0 or args.extra_columns < 0:
+        print("--faxes and --extra-columns must be 0 or more", file=sys.stderr)
         return 2
     done = threading.Event()
 
@@ -60,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         job_seconds=args.job_seconds,
     )
+    sim.status_order = args.status_order
+    sim.extra_columns = args.extra_columns
     try:
         sim.start()
     except OSError as exc:

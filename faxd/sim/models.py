@@ -24,6 +24,11 @@ def format_time(when: datetime | None) -> str:
     return ZERO_TIME if when is None else when.strftime(TIME_FORMAT)
 
 
+def extra_values(count: int) -> list[str]:
+    """``count`` trailing columns of the kind FAXAGE adds over the years."""
+    return [f"extra{n}" for n in range(1, count + 1)]
+
+
 @dataclass
 class SimFax:
     """One received fax in the account's inbox.

@@ -2,7 +2,8 @@
 
 Answers follow the FAXAGE documents: listfax records are
 ``<recvid>\\t<recvdate>[\\t<starttime>]\\t<CID>\\t<DNIS>[\\t<filename>][\\t<pagecount>]``
-one per line, ``ERR11`` when there is nothing; getfax is the file itself;
+one per line (plus ``extra_columns`` trailing ones, as FAXAGE adds fields over
+the years), ``ERR11`` when there is nothing; getfax is the file itself;
 delfax is ``<faxid> Deleted``.  A deleted fax is gone from listfax and getfax.
 """
 
@@ -14,7 +15,15 @@ import structlog
 
 from faxd.phone import digits
 from faxd.sim.forms import Form
-from faxd.sim.models import TIME_FORMAT, Answer, FileAnswer, SimFax, TextAnswer, format_time
+from faxd.sim.models import (
+    TIME_FORMAT,
+    Answer,
+    FileAnswer,
+    SimFax,
+    TextAnswer,
+    extra_values,
+    format_time,
+)
 from faxd.sim.state import SimState, display_number
 
 log = structlog.get_logger(__name__)
@@ -57,10 +66,13 @@ def listfax(state: SimState, form: Form) -> Answer:
     if not faxes:
         return TextAnswer("ERR11: No incoming faxes available")
     starttime, filename, pagecount = (form.flag(n) for n in ("starttime", "filename", "pagecount"))
-    return TextAnswer("".join(_record(f, starttime, filename, pagecount) + "\n" for f in faxes))
+    extra = state.extra_columns
+    return TextAnswer(
+        "".join(_record(f, starttime, filename, pagecount, extra) + "\n" for f in faxes)
+    )
 
 
-def _record(fax: SimFax, starttime: bool, filename: bool, pagecount: bool) -> str:
+def _record(fax: SimFax, starttime: bool, filename: bool, pagecount: bool, extra: int) -> str:
     fields = [str(fax.recvid), format_time(fax.recvdate)]
     if starttime:
         fields.append(format_time(fax.starttime))
@@ -69,6 +81,7 @@ def _record(fax: SimFax, starttime: bool, filename: bool, pagecount: bool) -> st
         fields.append(fax.filename)
     if pagecount:
         fields.append(str(fax.pagecount))
+    fields += extra_values(extra)
     return "\t".join(fields)
 
 

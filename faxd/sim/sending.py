@@ -4,7 +4,11 @@ sendfax validates like the documents say (10-digit ``faxno`` or ``ERR04``,
 blocked destinations ``ERR05``, files with a supported extension and base64
 data or ``ERR03``), records a :class:`~faxd.sim.models.SimJob` and answers
 ``JOBID: n``.  status writes the documented record with its optional columns
-in the order csid, login, xmitpages, pagecount (last).
+in the 2014 document's order (pagecount, csid, login, xmitpages), or in the
+older reading (csid, login, xmitpages, pagecount last) when the simulator's
+``status_order`` is ``"2009"``, so tests can show faxd loses no job either way.
+``extra_columns`` appends that many columns to every status line, as FAXAGE
+does when it adds a field.
 """
 
 from __future__ import annotations
@@ -15,15 +19,29 @@ from datetime import timedelta
 
 from faxd.sim.documents import count_pages, make_pdf, make_tiff
 from faxd.sim.forms import Form
-from faxd.sim.models import Answer, FileAnswer, SimJob, TextAnswer, format_time
+from faxd.sim.models import (
+    Answer,
+    FileAnswer,
+    SimJob,
+    TextAnswer,
+    extra_values,
+    format_time,
+)
 from faxd.sim.receiving import parse_int, parse_time
 from faxd.sim.state import SimState
 
-#: Extensions the documents list under "Supported File Types".
+#: Extensions the documents list under "Supported File Types" (png, ppt, pptx,
+#: wps and wpd from the 2014-era documents).
 SUPPORTED_EXTENSIONS = frozenset(
     {"jpg", "jpeg", "pdf", "ps", "tif", "tiff", "doc", "dot", "docx", "odt", "rtf"}
     | {"xls", "xlsx", "ods", "csv", "htm", "html", "bmp", "gif", "pcl", "txt"}
+    | {"png", "ppt", "pptx", "wps", "wpd"}
 )
+#: The optional status columns, by flag, in each reading of the documents.
+STATUS_ORDERS = {
+    "2014": ("pagecount", "csid", "showlogin", "xmitpages"),
+    "2009": ("csid", "showlogin", "xmitpages", "pagecount"),
+}
 ERR06 = "ERR06: No jobs to display or job id specified not found"
 
 
@@ -140,11 +158,12 @@ def status(state: SimState, form: Form) -> Answer:
             jobs = [job for job in jobs if job.sendtime <= end]
         if not jobs:
             return TextAnswer(ERR06)
-        lines = [_status_record(job, form) for job in jobs]
+        order, extra = STATUS_ORDERS[state.status_order], state.extra_columns
+        lines = [_status_record(job, form, order, extra) for job in jobs]
     return TextAnswer("".join(line + "\n" for line in lines))
 
 
-def _status_record(job: SimJob, form: Form) -> str:
+def _status_record(job: SimJob, form: Form, order: tuple[str, ...], extra: int) -> str:
     hours, rest = divmod(job.xmitseconds, 3600)
     longstatus = job.longstatus
     if form.flag("extqueue") and job.pending:
@@ -160,15 +179,16 @@ def _status_record(job: SimJob, form: Form) -> str:
         format_time(job.completetime),
         f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}",
     ]
-    if form.flag("csid"):
-        fields.append(job.csid)
-    if form.flag("showlogin"):
-        fields.append(job.login)
-    if form.flag("xmitpages"):
-        fields.append(str(job.xmitpages))
-    if form.flag("pagecount"):
-        fields.append(str(job.pagecount))
+    optional = {
+        "pagecount": str(job.pagecount),
+        "csid": job.csid,
+        "showlogin": job.login,
+        "xmitpages": str(job.xmitpages),
+    }
+    fields += [optional[flag] for flag in order if form.flag(flag)]
+    fields += extra_values(extra)
     return "\t".join(fields)
+
 
 
 def _find_job(state: SimState, jobid_text: str) -> SimJob | None:

@@ -36,6 +36,9 @@ DEFAULT_NPANXX = {
 FIRST_RECVID = 104729
 FIRST_JOBID = 5271001
 FIRST_NUID = 880001
+#: The station ids (CSIDs) remote fax machines answer with, in turn by job: letters,
+#: digits only, and none at all, the three shapes a status line must survive.
+REMOTE_CSIDS = ("ACME FAX {n:02d}", "{faxno}", "")
 
 
 def display_number(text: str) -> str:
@@ -93,6 +96,12 @@ class SimState:
         self.fail_reason = "No answer from remote fax"
         #: Destinations sendfax refuses with ERR05.
         self.blocked_numbers: set[str] = set()
+        #: The CSID a destination's machine answers with; others take REMOTE_CSIDS in turn.
+        self.remote_csids: dict[str, str] = {}
+        #: status's optional columns: "2014" (the documents' order) or "2009" (pagecount last).
+        self.status_order = "2014"
+        #: Columns appended to every listfax and status line, as FAXAGE adds fields.
+        self.extra_columns = 0
         #: The DIDs on the account (listlines), and those busied out.
         self.lines: list[str] = [normalize_number(n) for n in lines]
         self.disabled_lines: set[str] = set()
@@ -233,9 +242,16 @@ class SimState:
             job.longstatus = "Success"
             job.xmitpages = job.pagecount
             job.xmitseconds = 20 + 25 * job.pagecount
-            job.csid = f"+1 {job.faxno[:3]} {job.faxno[3:6]} {job.faxno[6:]}"
+            job.csid = self.remote_csid(job)
         src = self.lines[0] if self.lines else ""
         self.add_cdr(job.sendtime, "OUT", src, job.faxno, job.xmitseconds)
+
+    def remote_csid(self, job: SimJob) -> str:
+        """The station id the job's destination answered with."""
+        if job.faxno in self.remote_csids:
+            return self.remote_csids[job.faxno]
+        n = job.jobid - FIRST_JOBID
+        return REMOTE_CSIDS[n % len(REMOTE_CSIDS)].format(n=n % 100, faxno=job.faxno)
 
     def settle_all(self) -> None:
         """Settle every pending job whose time has come."""

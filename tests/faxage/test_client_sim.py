@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from faxd.errors import (
     AuthError,
@@ -30,6 +31,39 @@ def pdf(text: str) -> bytes:
 
 
 # ------------------------------------------------------------------ receiving
+
+
+def test_new_columns_are_logged_once_per_client(sim: Any, client: FaxageClient) -> None:
+    """A column FAXAGE added is read past and logged once, however often it is answered."""
+    sim.extra_columns = 1
+    fax = sim.add_fax(DNIS, pagecount=2)
+    send(client)
+    with capture_logs() as logs:
+        for _ in range(3):
+            (record,) = client.listfax().records
+            assert (record.recvid, record.pagecount) == (fax.recvid, 2)
+            (job,) = client.status()
+            assert job.pagecount == 1
+    notices = [entry for entry in logs if entry["event"] == "faxage.new_columns"]
+    assert [entry["message"] for entry in notices] == [
+        "FAXAGE added a column to listfax: 8 fields, expected 7; extra ignored",
+        "FAXAGE added a column to status: 13 fields, expected 12; extra ignored",
+    ]
+
+
+def test_unknown_status_value_is_logged_once_per_line(sim: Any, client: FaxageClient) -> None:
+    """Read the 2009 way, a CSID lands in pagecount: the job is kept and its line warned once."""
+    sim.status_order = "2009"
+    sim.job_seconds = 0
+    sim.remote_csids[DNIS] = "ACME FAX 01"
+    jobid = send(client, DNIS)
+    with capture_logs() as logs:
+        for _ in range(3):
+            (record,) = client.status([jobid])
+            assert (record.jobid, record.shortstatus, record.pagecount) == (jobid, "success", None)
+    (warning,) = [entry for entry in logs if entry["event"] == "faxage.value_unknown"]
+    assert "pagecount 'ACME FAX 01' is not a number" in warning["reason"]
+    assert "ACME FAX 01" in warning["line"]
 
 
 def test_listfax_lists_what_arrived(sim: Any, client: FaxageClient) -> None:
@@ -155,7 +189,7 @@ def test_status_follows_a_job_to_success(sim: Any, client: FaxageClient) -> None
     assert record.completetime is not None and record.sendtime is not None
     assert record.pagecount == sim.jobs[jobid].pagecount
     assert record.xmitpages == record.pagecount
-    assert record.csid
+    assert record.csid == sim.jobs[jobid].csid == "ACME FAX 00"
 
 
 def test_status_failure_several_jobs_and_none(sim: Any, client: FaxageClient) -> None:

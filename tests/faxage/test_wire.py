@@ -15,7 +15,7 @@ from faxd.errors import (
     TransientError,
 )
 from faxd.faxage import wire
-from faxd.faxage.records import CdrRecord, ListfaxRecord, NpaNxx, StatusRecord
+from faxd.faxage.records import CdrRecord, ListfaxRecord, NewShape, NpaNxx, StatusRecord
 from faxd.redact import register_secret
 
 T = "\t"
@@ -286,6 +286,50 @@ def test_listfax_error_other_than_err11_raises() -> None:
         wire.parse_listfax("ERR02: Login incorrect", starttime=True, filename=True, pagecount=True)
 
 
+def test_listfax_extra_trailing_column_is_ignored_and_reported() -> None:
+    """An 8-column listfax line is read by its first 7 columns; the shape is reported once."""
+    text = LISTFAX_LINE + "\tTSID 01\n" + LISTFAX_LINE.replace("12345", "12346", 1) + "\t\n"
+    result = wire.parse_listfax(text, starttime=True, filename=True, pagecount=True)
+    assert [(r.recvid, r.pagecount, r.filename) for r in result.records] == [
+        (12345, 3, "fax12345.pdf"),
+        (12346, 3, "fax12345.pdf"),
+    ]
+    assert result.malformed == ()
+    (shape,) = result.shapes
+    assert shape.message == "FAXAGE added a column to listfax: 8 fields, expected 7; extra ignored"
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        (0, "-5", "negative"),
+        (0, str(2**63), "larger than"),
+        (0, "9" * 5000, "larger than"),
+        (0, "\u0661\u0662", "not a number"),
+        (6, "1000000", "larger than 10000"),
+        (6, "-1", "negative"),
+    ],
+)
+def test_listfax_insane_number_makes_only_its_line_malformed(
+    column: int, value: str, reason: str
+) -> None:
+    """A negative or 2^63+ recvid, or a million-page fax, is one malformed line; the rest parse."""
+    fields = LISTFAX_LINE.replace("12345", "12346", 1).split("\t")
+    fields[column] = value
+    text = "\n".join([LISTFAX_LINE, "\t".join(fields), LISTFAX_LINE.replace("12345", "12347", 1)])
+    result = wire.parse_listfax(text, starttime=True, filename=True, pagecount=True)
+    assert [r.recvid for r in result.records] == [12345, 12347]
+    (bad,) = result.malformed
+    assert bad.lineno == 2 and reason in bad.reason
+
+
+def test_listfax_largest_sane_values_are_kept() -> None:
+    """2^63-1 is still an id and 10000 still a page count."""
+    line = LISTFAX_LINE.replace("12345", str(2**63 - 1), 1).rsplit("\t", 1)[0] + "\t10000"
+    (record,) = wire.parse_listfax(line, starttime=True, filename=True, pagecount=True).records
+    assert (record.recvid, record.pagecount) == (2**63 - 1, 10000)
+
+
 # ------------------------------------------------------------------ status
 
 STATUS_BASE = [
@@ -321,20 +365,132 @@ def test_status_record_2009_layout_with_pagecount() -> None:
     assert record.finished
 
 
-def test_status_optional_columns_in_documented_order() -> None:
-    """csid, login, xmitpages follow xmittime in that order and pagecount comes last."""
-    line = "\t".join([*STATUS_BASE, "REMOTE CSID", "acme", "2", "3"])
-    (record,) = wire.parse_status(line, csid=True, showlogin=True, xmitpages=True, pagecount=True)
-    assert (record.csid, record.login, record.xmitpages, record.pagecount) == (
-        "REMOTE CSID",
+def test_status_optional_columns_in_2014_order() -> None:
+    """After xmittime come pagecount, csid, login, xmitpages: the 2014 document's order."""
+    line = "\t".join([*STATUS_BASE, "3", "ACME FAX 01", "acme", "2"])
+    result = wire.parse_status_result(
+        line, csid=True, showlogin=True, xmitpages=True, pagecount=True
+    )
+    (record,) = result.records
+    assert (record.pagecount, record.csid, record.login, record.xmitpages) == (
+        3,
+        "ACME FAX 01",
         "acme",
         2,
-        3,
     )
+    assert result.malformed == () and result.warnings == () and result.shapes == ()
     (only_csid,) = wire.parse_status(
         "\t".join([*STATUS_BASE, ""]), csid=True, showlogin=False, xmitpages=False, pagecount=False
     )
     assert only_csid.csid == "" and only_csid.pagecount is None
+
+
+@pytest.mark.parametrize("csid", ["ACME FAX 01", "3035550101", "", "+1 303 555 0101"])
+def test_status_csid_of_any_shape_keeps_pages_in_place(csid: str) -> None:
+    """A CSID with letters, only digits, or nothing never moves the page counts."""
+    line = "\t".join([*STATUS_BASE, "4", csid, "3"])
+    result = wire.parse_status_result(
+        line, csid=True, showlogin=False, xmitpages=True, pagecount=True
+    )
+    (record,) = result.records
+    assert (record.pagecount, record.csid, record.xmitpages) == (4, csid, 3)
+    assert result.warnings == () and result.malformed == ()
+
+
+def test_status_unreadable_optional_is_unknown_with_one_warning() -> None:
+    """Unreadable page counts become None; the record is kept and its line named once."""
+    line = "\t".join([*STATUS_BASE, "ACME FAX 01", "n/a", "1000000"])
+    result = wire.parse_status_result(
+        line, csid=True, showlogin=False, xmitpages=True, pagecount=True
+    )
+    (record,) = result.records
+    assert (record.jobid, record.shortstatus, record.finished) == (1001, "success", True)
+    assert (record.pagecount, record.csid, record.xmitpages) == (None, "n/a", None)
+    assert result.malformed == ()
+    (warning,) = result.warnings
+    assert warning.lineno == 1
+    assert warning.text == line.replace("\t", " | ")  # the whole line, columns visible
+    assert "pagecount 'ACME FAX 01' is not a number" in warning.reason
+    assert "xmitpages '1000000' is larger than 10000" in warning.reason
+
+
+def test_status_2009_reading_loses_no_job() -> None:
+    """Lines written csid, xmitpages, pagecount (the old reading) keep every job and status."""
+    lines = [
+        [*STATUS_BASE[:4], "success", "Success", *STATUS_BASE[6:], "ACME FAX 01", "2", "2"],
+        [*STATUS_BASE[:4], "failure", "Busy", *STATUS_BASE[6:], "", "0", "2"],
+        [*STATUS_BASE[:4], "success", "Success", *STATUS_BASE[6:], "3035550101", "1", "1"],
+    ]
+    text = "".join(f"{900 + n}\t" + "\t".join(fields[1:]) + "\n" for n, fields in enumerate(lines))
+    result = wire.parse_status_result(
+        text, csid=True, showlogin=False, xmitpages=True, pagecount=True
+    )
+    assert [(r.jobid, r.shortstatus) for r in result.records] == [
+        (900, "success"),
+        (901, "failure"),
+        (902, "success"),
+    ]
+    assert result.malformed == ()
+    assert [w.lineno for w in result.warnings] == [1, 3]  # letters, and a 10-digit "page count"
+    assert [r.pagecount for r in result.records] == [None, None, None]
+
+
+def test_status_only_jobid_and_shortstatus_make_a_record() -> None:
+    """Unreadable times or a short line keep the job; a bad jobid or no shortstatus do not."""
+    bad_time = [*STATUS_BASE]
+    bad_time[6] = "yesterday"
+    short = STATUS_BASE  # nine fields although pagecount, csid and xmitpages were asked for
+    no_id = ["x1", *STATUS_BASE[1:], "3", "", "3"]
+    huge_id = [str(2**63), *STATUS_BASE[1:], "3", "", "3"]
+    no_status = [*STATUS_BASE[:4], " ", *STATUS_BASE[5:], "3", "", "3"]
+    text = "\n".join(
+        "\t".join(fields)
+        for fields in (
+            [*bad_time, "3", "", "3"],
+            short,
+            STATUS_BASE[:5],
+            no_id,
+            huge_id,
+            no_status,
+            STATUS_BASE[:4],
+        )
+    )
+    result = wire.parse_status_result(
+        text, csid=True, showlogin=False, xmitpages=True, pagecount=True
+    )
+    first, second, third = result.records
+    assert (first.sendtime, first.completetime, first.pagecount) == (
+        None,
+        datetime(2024, 5, 1, 10, 2, 30),
+        3,
+    )
+    assert (second.pagecount, second.csid, second.xmitpages) == (None, None, None)
+    assert (third.jobid, third.shortstatus, third.finished) == (1001, "success", True)
+    assert (third.longstatus, third.sendtime, third.xmittime) == ("", None, "")
+    assert [w.lineno for w in result.warnings] == [1, 2, 3]
+    assert "sendtime" in result.warnings[0].reason
+    assert "got 9: pagecount, csid, xmitpages unknown" in result.warnings[1].reason
+    assert "got 5: longstatus, sendtime" in result.warnings[2].reason
+    assert [m.lineno for m in result.malformed] == [4, 5, 6, 7]
+    assert "jobid" in result.malformed[0].reason
+    assert "larger than" in result.malformed[1].reason
+    assert "shortstatus" in result.malformed[2].reason
+    assert "got 4" in result.malformed[3].reason
+
+
+def test_status_extra_trailing_columns_are_ignored_and_reported_once() -> None:
+    """A status line with columns faxd does not know is read by position; one shape reported."""
+    line = "\t".join([*STATUS_BASE, "3", "ACME FAX 01", "3", "TSID", "tries: 1"])
+    text = line + "\n" + line.replace("1001", "1002", 1) + "\n"
+    result = wire.parse_status_result(
+        text, csid=True, showlogin=False, xmitpages=True, pagecount=True
+    )
+    assert [(r.jobid, r.pagecount, r.csid, r.xmitpages) for r in result.records] == [
+        (1001, 3, "ACME FAX 01", 3),
+        (1002, 3, "ACME FAX 01", 3),
+    ]
+    assert result.malformed == () and result.warnings == ()
+    assert result.shapes == (NewShape("status", 14, 12),)
 
 
 def test_status_pending_all_zero_completetime_is_none() -> None:
@@ -364,7 +520,7 @@ def test_status_err06_is_empty_list() -> None:
 
 
 def test_status_bad_line_is_reported_not_fatal() -> None:
-    """A status line with the wrong column count is reported; the others still parse."""
+    """A status line without the nine fixed columns is reported; the others still parse."""
     text = "\t".join([*STATUS_BASE, "3"]) + "\nbroken\tline\n"
     result = wire.parse_status_result(
         text, csid=False, showlogin=False, xmitpages=False, pagecount=True
@@ -432,42 +588,61 @@ def test_portable() -> None:
 
 def test_number_lists() -> None:
     """listlines/listdids: newline-separated 10-digit numbers, normalised."""
-    assert wire.parse_number_list("3035551212\n3035551234\r\n(303)555-1111\n\n") == [
-        "3035551212",
-        "3035551234",
-        "3035551111",
-    ]
-    assert wire.parse_number_list("", "listdids") == []
+    answer = wire.parse_number_list("3035551212\n3035551234\r\n(303)555-1111\n\n")
+    assert answer.items == ("3035551212", "3035551234", "3035551111")
+    assert answer.shapes == ()
+    assert wire.parse_number_list("", "listdids").items == ()
     with pytest.raises(PermanentError):
         wire.parse_number_list("3035551212\nnot-a-number\n", "listdids")
 
 
 def test_listac() -> None:
     """listac: a newline-separated list of area codes."""
-    assert wire.parse_listac("202\n303\n415\n") == ["202", "303", "415"]
+    assert wire.parse_listac("202\n303\n415\n").items == ("202", "303", "415")
 
 
 def test_listnpanxx() -> None:
     """listnpanxx: `<npanxx><tab><rcname><tab><rcstate>`, toll-free and empty included."""
     text = "303991\tDenver\tCO\n800555\tToll-Free\tToll-Free\n"
-    assert wire.parse_listnpanxx(text) == [
+    assert wire.parse_listnpanxx(text).items == (
         NpaNxx("303991", "Denver", "CO"),
         NpaNxx("800555", "Toll-Free", "Toll-Free"),
-    ]
-    assert wire.parse_listnpanxx("") == []
+    )
+    assert wire.parse_listnpanxx("").items == ()
+    with pytest.raises(PermanentError):
+        wire.parse_listnpanxx("303991\tDenver\n")
 
 
 def test_cdr_both_layouts() -> None:
     """getcdr: `calldate,direction,src,dst,duration`, with nuid first when nuidshow=1."""
     plain = "2024-05-01 10:00:00,IN,(303)555-0100,(415)800-6052,63\n"
-    assert wire.parse_cdr(plain, nuidshow=False) == [
-        CdrRecord(datetime(2024, 5, 1, 10), "IN", "3035550100", "4158006052", 63)
-    ]
+    assert wire.parse_cdr(plain, nuidshow=False).items == (
+        CdrRecord(datetime(2024, 5, 1, 10), "IN", "3035550100", "4158006052", 63),
+    )
     with_nuid = "991,2024-05-01 10:00:00,OUT,4158006052,3035550101,12\r\n"
-    (record,) = wire.parse_cdr(with_nuid, nuidshow=True)
+    (record,) = wire.parse_cdr(with_nuid, nuidshow=True).items
     assert (record.nuid, record.direction, record.duration) == (991, "OUT", 12)
     with pytest.raises(PermanentError):
-        wire.parse_cdr(with_nuid, nuidshow=False)
+        wire.parse_cdr(with_nuid.replace("991,", ""), nuidshow=True)
+    with pytest.raises(PermanentError, match="larger than"):
+        wire.parse_cdr(with_nuid.replace("991", str(2**63)), nuidshow=True)
+
+
+def test_lists_ignore_extra_trailing_columns() -> None:
+    """Number lists, listac, listnpanxx and getcdr read by position and report the new shape."""
+    numbers = wire.parse_number_list("3035551212\tDenver\n3035551234\tDenver\n", "listdids")
+    assert numbers.items == ("3035551212", "3035551234")
+    assert numbers.shapes == (NewShape("listdids", 2, 1),)
+    codes = wire.parse_listac("303\t12\n")
+    assert (codes.items, codes.shapes) == (("303",), (NewShape("listac", 2, 1),))
+    npanxx = wire.parse_listnpanxx("303991\tDenver\tCO\t40\n")
+    assert npanxx.items == (NpaNxx("303991", "Denver", "CO"),)
+    assert npanxx.shapes == (NewShape("listnpanxx", 4, 3),)
+    cdr = wire.parse_cdr(
+        "991,2024-05-01 10:00:00,OUT,4158006052,3035550101,12,0.07\n", nuidshow=True
+    )
+    assert [(r.nuid, r.duration) for r in cdr.items] == [(991, 12)]
+    assert cdr.shapes == (NewShape("getcdr", 7, 6),)
 
 
 # ------------------------------------------------------------------ files

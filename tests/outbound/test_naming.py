@@ -74,6 +74,12 @@ def test_supported_extensions_pass(name: str) -> None:
     assert check_extension(name) == name.rsplit(".", 1)[1].lower()
 
 
+@pytest.mark.parametrize("ext", ["png", "ppt", "pptx", "wps", "wpd", "PNG"])
+def test_2014_era_send_types_pass(ext: str) -> None:
+    """png, ppt, pptx, wps and wpd, which the 2014-era documents add, are accepted."""
+    assert check_extension(f"3035551212.{ext}") == ext.lower()
+
+
 @pytest.mark.parametrize("name", ["3035551212.exe", "3035551212.zip", "3035551212", "x.pdf.exe"])
 def test_unsupported_extensions_are_refused(name: str) -> None:
     """Types FAXAGE cannot convert are refused with the list of ones it can."""

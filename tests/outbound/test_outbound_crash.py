@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,10 +13,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from structlog.testing import capture_logs
 
 from faxd.faxage.client import FaxFile
 from faxd.outbound.service import Outbound, list_jobs
+from faxd.sim.documents import make_pdf
 from faxd.store.db import Database
 from faxd.store.models import OutboundJob
 from faxd.store.states import JobState
@@ -70,14 +73,24 @@ def run_faxd_once(config: Path) -> subprocess.Popen[bytes]:
     )
 
 
+@pytest.mark.parametrize(
+    "csid", ["ACME FAX 01", "3035551212", ""], ids=["letters", "digits", "none"]
+)
 def test_sigkill_after_sendfax_post_does_not_send_twice(
-    tmp_path: Path, folders: Any, sim: Any
+    tmp_path: Path, folders: Any, sim: Any, csid: str
 ) -> None:
-    """Killed after FAXAGE recorded the job but before the JOBID was saved: no second POST."""
+    """Killed after FAXAGE recorded the job but before the JOBID was saved: no second POST.
+
+    FAXAGE's status answer uses the 2014 column order and the remote station's
+    CSID has letters, digits or nothing: the job is still found and reconciled
+    (a dropped status line would resend it), with the right page counts.
+    """
     config = write_config(tmp_path, folders, sim)
-    data = b"%PDF-1.4 crash test " + os.urandom(512)
+    data = make_pdf("crash test " + os.urandom(8).hex(), 2)
     (folders.hot / "3035551212 - Acme.pdf").write_bytes(data)
     sim.job_seconds = 0.1
+    sim.remote_csids["3035551212"] = csid
+    assert sim.status_order == "2014"
     running: list[subprocess.Popen[bytes]] = []
     sim.on_sendfax = lambda _job: os.kill(running[0].pid, signal.SIGKILL)
 
@@ -104,8 +117,23 @@ def test_sigkill_after_sendfax_post_does_not_send_twice(
         assert job.resends == 0
         assert job.state == JobState.SENT.value
         assert (folders.sent / "3035551212 - Acme.pdf").read_bytes() == data
+        (shown,) = faxd_jobs_json(config)
+        assert (shown["state"], shown["pages"], shown["xmitpages"]) == ("sent", 2, 2)
+        assert shown["csid"] == (csid or None)
     finally:
         db.engine.dispose()
+
+
+def faxd_jobs_json(config: Path) -> list[dict[str, Any]]:
+    """What `faxd jobs --json` shows, from its own process."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "faxd", "jobs", "--config", str(config), "--json"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    rows: list[dict[str, Any]] = json.loads(shown.stdout)
+    return rows
 
 
 def _submitting_job(db: Any, folders: Any, faxno: str, created: datetime) -> int:

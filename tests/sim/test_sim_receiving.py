@@ -78,6 +78,16 @@ def test_listfax_minimal_layout(sim: FaxageSimulator, api: Api) -> None:
     assert len(record) == 4
 
 
+def test_listfax_extra_columns_follow_the_documented_ones(
+    sim: FaxageSimulator, api: Api
+) -> None:
+    """extra_columns appends that many columns after pagecount, as a newer FAXAGE would."""
+    sim.extra_columns = 1
+    fax = sim.add_fax("3035550102", pagecount=2)
+    (record,) = records(api.text("listfax", starttime="1", filename="1", pagecount="1"))
+    assert record[5:] == [fax.filename, "2", "extra1"]
+
+
 def test_listfax_starttime_only_and_pagecount_only(sim: FaxageSimulator, api: Api) -> None:
     """Each optional column appears only when its flag is sent, in the documented place."""
     fax = sim.add_fax("3035550101", pagecount=3)

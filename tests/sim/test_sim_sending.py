@@ -79,6 +79,14 @@ def test_sendfax_blocked_number_is_err05(sim: FaxageSimulator, api: Api, faxno: 
     assert sim.jobs == {}
 
 
+@pytest.mark.parametrize("name", ["chart.png", "deck.ppt", "deck.pptx", "memo.wps", "memo.wpd"])
+def test_sendfax_accepts_2014_era_types(sim: FaxageSimulator, api: Api, name: str) -> None:
+    """The 2014-era types png, ppt, pptx, wps and wpd are faxed like the older ones."""
+    data = base64.b64encode(b"not really " + name.encode()).decode()
+    answer = send(api, "3035550199", ("faxfilenames[]", name), ("faxfiledata[]", data))
+    assert sim.jobs[jobid_of(answer)].files == [(name, b"not really " + name.encode())]
+
+
 def test_sendfax_blocked_numbers_set(sim: FaxageSimulator, api: Api) -> None:
     """A number in blocked_numbers is refused with ERR05."""
     sim.blocked_numbers.add("3035550177")
@@ -171,17 +179,55 @@ def test_job_lifecycle_real_clock() -> None:
 
 
 def test_status_optional_columns_order(timed: tuple[FaxageSimulator, Api, ManualClock]) -> None:
-    """csid, login, xmitpages, pagecount follow xmittime in that order, pagecount last."""
+    """pagecount, csid, login, xmitpages follow xmittime in that order (the 2014 document)."""
     sim, api, clock = timed
     jobid = jobid_of(send(api))
     clock.advance(61)
     flags = {"csid": "1", "showlogin": "1", "xmitpages": "1", "pagecount": "1"}
     fields = api.text("status", jobid=str(jobid), **flags).splitlines()[0].split("\t")
-    assert fields[9:] == ["+1 303 555 0199", sim.username, "2", "2"]
+    assert fields[9:] == ["2", "ACME FAX 00", sim.username, "2"]
     only_pages = api.text("status", jobid=str(jobid), pagecount="1").splitlines()[0].split("\t")
     assert len(only_pages) == 10 and only_pages[-1] == "2"
     only_login = api.text("status", jobid=str(jobid), showlogin="1").splitlines()[0].split("\t")
     assert only_login[9:] == [sim.username]
+
+
+def test_status_2009_order_on_request(timed: tuple[FaxageSimulator, Api, ManualClock]) -> None:
+    """With status_order "2009" the columns are csid, login, xmitpages, and pagecount last."""
+    sim, api, clock = timed
+    sim.status_order = "2009"
+    sim.remote_csids["3035550199"] = "3035550199"
+    jobid = jobid_of(send(api))
+    clock.advance(61)
+    flags = {"csid": "1", "showlogin": "1", "xmitpages": "1", "pagecount": "1"}
+    fields = api.text("status", jobid=str(jobid), **flags).splitlines()[0].split("\t")
+    assert fields[9:] == ["3035550199", sim.username, "2", "2"]
+
+
+def test_remote_csids_take_turns_letters_digits_none(
+    timed: tuple[FaxageSimulator, Api, ManualClock],
+) -> None:
+    """Successive jobs answer with a CSID of letters, of digits, and none; failures have none."""
+    sim, api, clock = timed
+    sim.fail_numbers.add("3035550123")
+    ids = [jobid_of(send(api, number)) for number in ("3035550101", "3035550102", "3035550103")]
+    failed = jobid_of(send(api, "3035550123"))
+    clock.advance(61)
+    lines = api.text("status", csid="1").splitlines()
+    csids = {int(line.split("\t")[0]): line.split("\t")[9] for line in lines}
+    assert [csids[i] for i in ids] == ["ACME FAX 00", "3035550102", ""]
+    assert csids[failed] == ""
+
+
+def test_extra_columns_end_every_status_line(
+    timed: tuple[FaxageSimulator, Api, ManualClock],
+) -> None:
+    """extra_columns appends that many columns after the flagged ones."""
+    sim, api, _clock = timed
+    sim.extra_columns = 2
+    jobid_of(send(api))
+    fields = api.text("status", pagecount="1").splitlines()[0].split("\t")
+    assert len(fields) == 12 and fields[9:] == ["2", "extra1", "extra2"]
 
 
 def test_status_jobids_array_and_all(sim: FaxageSimulator, api: Api) -> None:

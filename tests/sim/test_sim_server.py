@@ -79,13 +79,13 @@ def test_concurrent_delfax_deletes_once(sim: FaxageSimulator) -> None:
 
 
 def test_standalone_command_serves_and_stops() -> None:
-    """`python -m faxd.sim` listens, answers a real POST, and exits on SIGTERM."""
+    """`python -m faxd.sim` listens, answers a real POST (with its wire options), exits on TERM."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     argv = [sys.executable, "-m", "faxd.sim", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--seed", "12", "--username", "demo", "--company", "12345"]
-    argv += ["--password", "demo-password"]
+    argv += ["--password", "demo-password", "--status-order", "2009", "--extra-columns", "1"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -95,6 +95,7 @@ def test_standalone_command_serves_and_stops() -> None:
         url = f"http://127.0.0.1:{port}/httpsfax.php"
         answer = requests.post(url, data={**form, "operation": "listfax"}, timeout=5)
         assert len(answer.text.splitlines()) == 3
+        assert all(line.endswith("\textra1") for line in answer.text.splitlines())
     finally:
         proc.terminate()
         deadline = time.monotonic() + 10

@@ -1,0 +1,70 @@
+"""Log, once, what the FAXAGE parsers noticed but did not refuse.
+
+The parsers in :mod:`faxd.faxage.wire` are pure: a line with a new trailing
+column, or a status record with a value that became unknown, comes back as
+data (:class:`~faxd.faxage.records.NewShape`,
+:class:`~faxd.faxage.records.LineWarning`).  Whoever fetched the answer logs
+it through the client's :class:`Notices`.  FAXAGE gives the same answer on
+every poll, so each shape and each line is logged once for the life of the
+client (the process, in the daemon): an operator learns of it without a line a
+minute.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+import structlog
+
+from faxd.faxage.records import LineWarning, NewShape
+
+__all__ = ["Notices"]
+
+log = structlog.get_logger(__name__)
+
+#: Lines remembered before the memory starts over (a line then warns once more).
+REMEMBER_LINES = 4096
+
+
+class Notices:
+    """Remembers which shapes and lines were logged; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._shapes: set[tuple[str, int, int]] = set()
+        self._lines: set[tuple[str, str]] = set()
+
+    def report_shapes(self, shapes: Iterable[NewShape]) -> None:
+        """Log each answer shape (operation + column count) not logged before."""
+        for shape in shapes:
+            key = (shape.operation, shape.fields, shape.expected)
+            with self._lock:
+                if key in self._shapes:
+                    continue
+                self._shapes.add(key)
+            log.warning(
+                "faxage.new_columns",
+                operation=shape.operation,
+                fields=shape.fields,
+                expected=shape.expected,
+                message=shape.message,
+            )
+
+    def report_warnings(self, operation: str, warnings: Iterable[LineWarning]) -> None:
+        """Log each kept line with an unknown value, once per line text."""
+        for warning in warnings:
+            key = (operation, warning.text)
+            with self._lock:
+                if key in self._lines:
+                    continue
+                if len(self._lines) >= REMEMBER_LINES:
+                    self._lines.clear()
+                self._lines.add(key)
+            log.warning(
+                "faxage.value_unknown",
+                operation=operation,
+                lineno=warning.lineno,
+                reason=warning.reason,
+                line=warning.text,
+            )
