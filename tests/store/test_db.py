@@ -21,7 +21,7 @@ from faxd.store import Database
 from faxd.store.models import Base, Delivery, InboundFax, OutboundJob, PollCursor
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MODEL_TABLES = {"inbound_faxes", "deliveries", "poll_cursor", "outbound_jobs"}
+MODEL_TABLES = {"inbound_faxes", "deliveries", "poll_cursor", "outbound_jobs", "listing_problems"}
 
 
 def _fax(recvid: int, account: str = "acme@12345") -> InboundFax:
@@ -43,7 +43,7 @@ def test_upgrade_creates_the_schema_in_a_new_file(tmp_path: Path) -> None:
         database.upgrade()
         assert path.is_file()
         assert set(inspect(database.engine).get_table_names()) == MODEL_TABLES | {"alembic_version"}
-        assert database.current_revision() == database.head_revision() == "0001"
+        assert database.current_revision() == database.head_revision() == "0002_listing_problems"
     finally:
         database.dispose()
 
@@ -100,7 +100,7 @@ def test_alembic_command_line_upgrades_and_downgrades(tmp_path: Path) -> None:
     assert upgraded.returncode == 0, upgraded.stderr
     database = Database(url)
     try:
-        assert database.current_revision() == "0001"
+        assert database.current_revision() == "0002_listing_problems"
         assert _schema_diffs(database, Base.metadata) == []
         downgraded = _alembic_cli("-x", f"url={url}", "downgrade", "base")
         assert downgraded.returncode == 0, downgraded.stderr
@@ -117,7 +117,7 @@ def test_alembic_command_line_reads_the_url_from_the_environment(tmp_path: Path)
     assert upgraded.returncode == 0, upgraded.stderr
     current = _alembic_cli("current", env={"FAXD_DATABASE_URL": url})
     assert current.returncode == 0, current.stderr
-    assert "0001 (head)" in current.stdout
+    assert "0002_listing_problems (head)" in current.stdout
 
 
 def test_sqlite_pragmas_hold_on_every_connection(db: Database) -> None:
