@@ -25,7 +25,7 @@ import contextlib
 import dataclasses
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
@@ -368,6 +368,7 @@ class FaxageClient(AccountOperations):
     ) -> Iterator[ListfaxResult]:
         """The listfax answer parsed a batch of about ``batch_lines`` lines at a time.
 
+        The request is made (and an error answer raised) before this returns.
         Line numbers in ``malformed`` count from the start of the whole
         answer.  The request is retried like any other; a fault while the
         answer streams in is raised from the iteration, after the batches
@@ -390,9 +391,7 @@ class FaxageClient(AccountOperations):
                 FAX_PATH, form, operation="listfax", batch_lines=batch_lines
             ),
         )
-        with contextlib.closing(batches):
-            for batch in batches:
-                yield _listfax_batch(batch)
+        return _parsed_batches(batches)
 
     def getfax(self, recvid: int, dest: Path, *, max_bytes: int | None = None) -> DownloadResult:
         """Download received fax ``recvid`` to ``dest`` (verified, fsync'd).
@@ -405,6 +404,12 @@ class FaxageClient(AccountOperations):
     def delfax(self, recvid: int) -> None:
         """Delete received fax ``recvid`` on FAXAGE."""
         wire.parse_deleted(self._text("delfax", {"faxid": recvid}), recvid)
+
+
+def _parsed_batches(batches: Generator[TextBatch, None, None]) -> Iterator[ListfaxResult]:
+    with contextlib.closing(batches):
+        for batch in batches:
+            yield _listfax_batch(batch)
 
 
 def _listfax_batch(batch: TextBatch) -> ListfaxResult:
