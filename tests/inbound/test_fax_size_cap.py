@@ -150,4 +150,5 @@ def test_max_fax_mb_is_read(sim: Any, tmp_path: Path, value: str, expected: floa
 def test_max_fax_mb_must_be_a_size(sim: Any, tmp_path: Path, value: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(config_file(tmp_path, sim, f"max_fax_mb = {value}"))
-    assert "max_fax_mb" in str(caught.value.problems)
+    (problem,) = caught.value.problems
+    assert "max_fax_mb" in problem and "must be a number of MB" in problem
