@@ -78,7 +78,7 @@ _CHUNK = 64 * 1024
 _ERROR_PEEK = 64 * 1024  # how much of an ERR body a download reads to report it
 USER_AGENT = "faxd/0.1 (+https://github.com/faxd)"
 #: A batch of a line-by-line answer ends after this many lines or bytes.
-BATCH_LINES = 1000
+BATCH_LINES = 500
 BATCH_BYTES = 1024 * 1024
 #: A longer line is malformed, not kept: it is skipped up to its end, never buffered.
 MAX_LINE = 64 * 1024
