@@ -154,3 +154,15 @@ def test_getfax_body_without_length_is_cut_at_the_cap(
     with pytest.raises(TooLargeError):
         client_for(scripted.base_url).getfax(7, dest, max_bytes=MiB)
     assert not dest.exists()
+
+
+def test_getfax_declared_over_the_cap_is_refused_before_the_body(
+    scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    """A Content-Length past the cap is refused from the headers: permanent, not a short body."""
+    scripted.then(lying_length(b"%PDF-1.4\n", 5 * MiB))
+    dest = tmp_path / "fax.part"
+    with pytest.raises(TooLargeError) as caught:
+        client_for(scripted.base_url).getfax(7, dest, max_bytes=MiB)
+    assert "Content-Length says 5242880 bytes" in caught.value.message
+    assert not dest.exists()
