@@ -311,6 +311,18 @@ class RequestsTransport:
         wire.raise_for_error(text, operation)
         return text
 
+    def _post_streaming(self, path: str, form: Form, operation: str) -> requests.Response:
+        """POST ``form``; the answer's body is left to be read as it arrives."""
+        with map_request_errors(operation):
+            return self._session().post(
+                self._url(path),
+                data=form,
+                stream=True,
+                allow_redirects=False,
+                timeout=(self.connect_timeout, self.timeout),
+                headers={"Accept-Encoding": "identity"},
+            )
+
     def post_lines(
         self, path: str, form: Form, *, operation: str, batch_lines: int = BATCH_LINES
     ) -> Generator[TextBatch, None, None]:
@@ -323,15 +335,7 @@ class RequestsTransport:
         from the iteration, after the batches before it were handed over.
         """
         deadline = self._monotonic() + self.download_deadline
-        with map_request_errors(operation):
-            response = self._session().post(
-                self._url(path),
-                data=form,
-                stream=True,
-                allow_redirects=False,
-                timeout=(self.connect_timeout, self.timeout),
-                headers={"Accept-Encoding": "identity"},
-            )
+        response = self._post_streaming(path, form, operation)
         try:
             self._check_status(response, operation)
             chunks = self._chunks(response, operation, deadline)
@@ -361,15 +365,7 @@ class RequestsTransport:
         """
         deadline = self._monotonic() + self.download_deadline
         try:
-            with map_request_errors(operation):
-                response = self._session().post(
-                    self._url(path),
-                    data=form,
-                    stream=True,
-                    allow_redirects=False,
-                    timeout=(self.connect_timeout, self.timeout),
-                    headers={"Accept-Encoding": "identity"},
-                )
+            response = self._post_streaming(path, form, operation)
             try:
                 return self._receive(response, dest, operation, expect, deadline, max_bytes)
             finally:
