@@ -66,6 +66,7 @@ class _Listed:
     malformed: int = 0
     listed: int = 0
     leftovers: list[FaxRow] = field(default_factory=list)  # done and deleted, yet listed
+    broke_off: bool = False  # the answer failed after the batches counted here
 
     def add(self, new: list[int], batch: ListfaxResult) -> None:
         if new:
@@ -135,7 +136,7 @@ class InboundPipeline:
             return PollOutcome(errors=1, paused=self._paused())
         if listed.new:
             log.info("inbound.listed", new=listed.new, first=listed.first, last=listed.last)
-        return PollOutcome(new=listed.new, errors=listed.malformed)
+        return PollOutcome(new=listed.new, errors=listed.malformed + listed.broke_off)
 
     def sweep(self) -> PollOutcome:
         """Full listing: adopt unknown faxes, finish known ones, re-delete leftovers."""
@@ -149,6 +150,9 @@ class InboundPipeline:
         listed = self._list(idgt=None, paused=False, each=self._note_leftovers)
         if listed is None:
             return PollOutcome(errors=1, paused=self._paused())
+        if listed.broke_off:
+            # Not a full listing: what it did not reach is swept next time.
+            return PollOutcome(new=listed.new, errors=1 + listed.malformed)
         if listed.new:
             log.warning(
                 "inbound.sweep_found_unknown",
@@ -180,8 +184,10 @@ class InboundPipeline:
         """``listfax`` recorded batch by batch; ERR02 becomes a pause, other faults a log line.
 
         Each batch is committed (its rows with the cursor) before the next is
-        read, then ``each`` sees it.  ``paused``: whether polling was paused
-        when the pass began (read by the caller).
+        read, then ``each`` sees it.  A fault, before or amid the answer, is
+        logged and marks the result ``broke_off`` (what was committed stays);
+        ``None`` means ERR02 paused polling.  ``paused``: whether polling was
+        paused when the pass began (read by the caller).
         """
         listed = _Listed()
         try:
@@ -206,7 +212,7 @@ class InboundPipeline:
                 hint="the cursor moved only past the faxes recorded; "
                 "faxd lists again at the next poll",
             )
-            return None
+            listed.broke_off = True
         return listed
 
     def _report(self, lines: tuple[MalformedLine, ...]) -> None:
