@@ -18,7 +18,7 @@ from typing import Any
 
 from benchlib import BENCH, RESULTS, machine
 
-ORDER = ["ingest", "bigfax", "idle", "hotfolder", "startup", "getfax_memory"]
+ORDER = ["ingest", "bigfax", "idle", "hotfolder", "startup", "getfax_memory", "listfax_batches"]
 
 
 def _f(value: Any, digits: int = 2) -> str:
@@ -70,12 +70,25 @@ def getfax_memory_rows(r: dict[str, Any]) -> Rows:
              r["passed"])]
 
 
+def listfax_batches_rows(r: dict[str, Any]) -> Rows:
+    listed, capped = r["listing"], r["getfax_cap"]
+    return [
+        (f"listfax {listed['lines']} lines: peak RSS rise {listed['peak_rss_rise_mb']} MB",
+         "< 60 MB", listed["peak_rss_rise_mb"] < 60),
+        (f"listfax longest write transaction {_f(listed['longest_transaction_s'], 3)} s "
+         f"({listed['transactions']} in all)", "< 1 s", listed["longest_transaction_s"] < 1),
+        (f"getfax cap: at most {capped['most_bytes_on_disk']} bytes on disk, "
+         f"fax {capped['state']}", f"<= {capped['cap_bytes']}", capped["passed"]),
+    ]
+
+
 ROWS: dict[str, Callable[[dict[str, Any]], Rows]] = {
     "ingest": ingest_rows,
     "bigfax": bigfax_rows,
     "idle": idle_rows,
     "hotfolder": hotfolder_rows,
     "getfax_memory": getfax_memory_rows,
+    "listfax_batches": listfax_batches_rows,
 }
 
 

@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("inbox", _inbox, "list received faxes, newest first")
     p.add_argument("--failed", action="store_true", help="only faxes that gave up")
     p.add_argument(
+        "--problems",
+        action="store_true",
+        help="listfax lines FAXAGE sent that faxd cannot read (to ask FAXAGE about)",
+    )
+    p.add_argument(
         "--since", type=date_arg, metavar="DATE", help="received on/after YYYY-MM-DD[ HH:MM]"
     )
     p.add_argument(
@@ -254,9 +259,17 @@ def _inbox(args: argparse.Namespace) -> int:
 
     db = open_database(load(args))
     try:
-        rows = tables.inbox_rows(db, failed_only=args.failed, since=args.since, limit=args.limit)
+        if args.problems:
+            rows = tables.problem_rows(db, limit=args.limit)
+        else:
+            rows = tables.inbox_rows(
+                db, failed_only=args.failed, since=args.since, limit=args.limit
+            )
     finally:
         db.dispose()
+    if args.problems and not args.json:
+        print_out(tables.render_problems(rows))
+        return EXIT_OK
     if args.json:
         print_out(tables.render_json(rows))
         return EXIT_OK

@@ -10,7 +10,8 @@ failure that crosses a module boundary is one of these::
     │   │   │                       ERR01, ERR13, ERR15, ERR24
     │   │   └── DownloadError       a body failed its checks (short, wrong magic)
     │   ├── PermanentError          retrying the same request cannot help
-    │   │   └── NotFoundError       the fax / job / DID is not (or no longer) there
+    │   │   ├── NotFoundError       the fax / job / DID is not (or no longer) there
+    │   │   └── TooLargeError       a download is bigger than the limit set for it
     │   ├── AuthError               ERR02: stop and tell the operator
     │   └── OutcomeUnknownError     a sendfax POST may have reached FAXAGE: reconcile,
     │                               never resend blindly (DESIGN invariant 5)
@@ -86,6 +87,18 @@ class PermanentError(ProviderError):
 
 class NotFoundError(PermanentError):
     """The fax, job or number named in the request does not exist (any more)."""
+
+
+class TooLargeError(PermanentError):
+    """A download passed the byte limit set for it and was cut off there.
+
+    Permanent for that download: the same file is as large on every try, so
+    only raising the limit (and ``faxd retry``) can help.  ``limit`` is in bytes.
+    """
+
+    def __init__(self, message: str, *, limit: int, operation: str = "") -> None:
+        self.limit = limit
+        super().__init__(message, operation=operation)
 
 
 class AuthError(ProviderError):

@@ -156,6 +156,46 @@ def _fax_row(fax: InboundFax) -> dict[str, Any]:
     }
 
 
+def problem_rows(db: Database, *, limit: int = 100) -> list[dict[str, Any]]:
+    """Listfax lines that did not parse, most recently seen first (``faxd inbox --problems``)."""
+    from sqlalchemy import select
+
+    from faxd.store.models import ListingProblem
+
+    query = (
+        select(ListingProblem)
+        .order_by(ListingProblem.last_seen.desc(), ListingProblem.id.desc())
+        .limit(limit)
+    )
+    with db.session() as session:
+        return [
+            {
+                "account": problem.account,
+                "line": problem.text,
+                "reason": problem.reason,
+                "first_seen": problem.first_seen,
+                "last_seen": problem.last_seen,
+                "count": problem.count,
+            }
+            for problem in session.scalars(query)
+        ]
+
+
+def render_problems(rows: Sequence[Row]) -> str:
+    """One block per unreadable line, its text in full so it can be quoted to FAXAGE."""
+    if not rows:
+        return "no unreadable listfax lines recorded"
+    blocks = [
+        f"line:       {row['line']}\n"
+        f"reason:     {row['reason']}\n"
+        f"seen:       {row['count']} time{'' if row['count'] == 1 else 's'}, "
+        f"first {_cell(row['first_seen'])} UTC, last {_cell(row['last_seen'])} UTC "
+        f"({row['account']})"
+        for row in rows
+    ]
+    return "\n\n".join(blocks)
+
+
 # -- outbound jobs -----------------------------------------------------------------------
 
 JOB_COLUMNS = (

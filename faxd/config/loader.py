@@ -28,7 +28,7 @@ from faxd.config.model import (
     RetentionSettings,
     SmtpSettings,
 )
-from faxd.config.reader import Problems, Table, suggest
+from faxd.config.reader import Problems, Table, describe, suggest
 from faxd.config.routes import read_routes
 from faxd.config.secrets import FAXAGE_PASSWORD, SMTP_PASSWORD, resolve_password
 from faxd.errors import ConfigError
@@ -208,6 +208,20 @@ def _database(table: Table | None, base: Path) -> DatabaseSettings:
     return DatabaseSettings(url=url)
 
 
+def _megabytes(table: Table, name: str, default: float) -> float:
+    """A size in MB above 0; fractions allowed (0.5 is 512 KiB)."""
+    value = table.raw(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        table.problem(name, f"must be a number of MB (e.g. 200), not {describe(value)}")
+        return default
+    if not 0 < value < float("inf"):
+        table.problem(name, f"must be a number of MB above 0, not {value}")
+        return default
+    return float(value)
+
+
 def _inbound(table: Table | None, base: Path) -> InboundSettings:
     if table is None:
         return InboundSettings()
@@ -222,6 +236,7 @@ def _inbound(table: Table | None, base: Path) -> InboundSettings:
         backoff_base=table.duration("backoff_base", d.backoff_base),
         backoff_max=table.duration("backoff_max", d.backoff_max),
         concurrency=table.integer("concurrency", d.concurrency, minimum=1, maximum=32),
+        max_fax_mb=_megabytes(table, "max_fax_mb", d.max_fax_mb),
     )
     if settings.backoff_max < settings.backoff_base:
         table.problem(

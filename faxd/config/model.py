@@ -73,6 +73,7 @@ class InboundSettings:
     backoff_base: float = 30.0
     backoff_max: float = 3600.0
     concurrency: int = 4
+    max_fax_mb: float = 200.0  # a larger getfax body is cut off and the fax failed
 
 
 @dataclass(frozen=True)

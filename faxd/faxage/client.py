@@ -12,13 +12,20 @@ laid out in :mod:`faxd.faxage.sending`.
 posted again only when the previous POST certainly never left this machine.
 Any other doubt becomes :class:`~faxd.errors.OutcomeUnknownError`, and the
 caller reconciles with ``status`` instead of risking a second fax.
+
+``listfax`` can be long (every fax waiting on the account), so
+:meth:`FaxageClient.listfax_batches` parses it a batch of lines at a time as
+it arrives; only the request itself is retried, never a half-read answer,
+since the caller may already have acted on the batches before the fault.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
@@ -34,10 +41,19 @@ from faxd.faxage.account import (
     Timestamp,
     normalize_did,
 )
+from faxd.faxage.fields import malformed_line
 from faxd.faxage.notices import Notices
-from faxd.faxage.records import DownloadResult, ListfaxResult, StatusRecord
+from faxd.faxage.records import DownloadResult, ListfaxResult, MalformedLine, StatusRecord
 from faxd.faxage.sending import FaxFile, file_fields, send_options, url_fields
-from faxd.faxage.transport import Form, RequestsTransport, Transport, was_sent
+from faxd.faxage.transport import (
+    BATCH_LINES,
+    MAX_LINE,
+    Form,
+    RequestsTransport,
+    TextBatch,
+    Transport,
+    was_sent,
+)
 from faxd.redact import register_secret
 
 __all__ = ["FaxFile", "FaxageClient"]
@@ -158,12 +174,13 @@ class FaxageClient(AccountOperations):
         fields: dict[str, wire.FormValue],
         dest: Path,
         expect: tuple[str, ...],
+        max_bytes: int | None = None,
     ) -> DownloadResult:
         form = self._form(operation, fields)
         result = self._retrying(
             operation,
             lambda: self.transport.download(
-                FAX_PATH, form, dest, operation=operation, expect=expect
+                FAX_PATH, form, dest, operation=operation, expect=expect, max_bytes=max_bytes
             ),
         )
         log.info(
@@ -331,7 +348,37 @@ class FaxageClient(AccountOperations):
         useronly: bool = False,
         didnumber: str | None = None,
     ) -> ListfaxResult:
-        """Faxes waiting on FAXAGE (with the fixed column set starttime, filename, pagecount)."""
+        """Faxes waiting on FAXAGE (with the fixed column set starttime, filename, pagecount).
+
+        The whole answer at once; :meth:`listfax_batches` reads it in batches.
+        """
+        records: list[wire.ListfaxRecord] = []
+        malformed: list[MalformedLine] = []
+        for batch in self.listfax_batches(
+            idgt=idgt, idasc=idasc, begin=begin, useronly=useronly, didnumber=didnumber
+        ):
+            records.extend(batch.records)
+            malformed.extend(batch.malformed)
+        return ListfaxResult(tuple(records), tuple(malformed))
+
+    def listfax_batches(
+        self,
+        *,
+        idgt: int | None = None,
+        idasc: bool = True,
+        begin: Timestamp = None,
+        useronly: bool = False,
+        didnumber: str | None = None,
+        batch_lines: int = BATCH_LINES,
+    ) -> Iterator[ListfaxResult]:
+        """The listfax answer parsed a batch of about ``batch_lines`` lines at a time.
+
+        The request is made (and an error answer raised) before this returns.
+        Line numbers in ``malformed`` count from the start of the whole
+        answer.  The request is retried like any other; a fault while the
+        answer streams in is raised from the iteration, after the batches
+        before it (which the caller may have committed).
+        """
         fields: dict[str, wire.FormValue] = {
             "useronly": useronly,
             "idasc": idasc,
@@ -342,16 +389,45 @@ class FaxageClient(AccountOperations):
             "pagecount": True,
             "didnumber": normalize_did(didnumber, "listfax") if didnumber else None,
         }
-        text = self._text("listfax", fields)
-        result = wire.parse_listfax(text, starttime=True, filename=True, pagecount=True)
-        self.notices.report_shapes(result.shapes)
-        return result
+        form = self._form("listfax", fields)
+        batches = self._retrying(
+            "listfax",
+            lambda: self.transport.post_lines(
+                FAX_PATH, form, operation="listfax", batch_lines=batch_lines
+            ),
+        )
+        return self._parsed_batches(batches)
 
-    def getfax(self, recvid: int, dest: Path) -> DownloadResult:
-        """Download received fax ``recvid`` to ``dest`` (verified, fsync'd)."""
-        return self._download("getfax", {"faxid": recvid}, dest, ("pdf", "tiff"))
+    def _parsed_batches(
+        self, batches: Generator[TextBatch, None, None]
+    ) -> Iterator[ListfaxResult]:
+        with contextlib.closing(batches):
+            for batch in batches:
+                result = _listfax_batch(batch)
+                self.notices.report_shapes(result.shapes)
+                yield result
+
+    def getfax(self, recvid: int, dest: Path, *, max_bytes: int | None = None) -> DownloadResult:
+        """Download received fax ``recvid`` to ``dest`` (verified, fsync'd).
+
+        A fax larger than ``max_bytes`` raises :class:`~faxd.errors.TooLargeError`
+        and leaves no file.
+        """
+        return self._download("getfax", {"faxid": recvid}, dest, ("pdf", "tiff"), max_bytes)
 
     def delfax(self, recvid: int) -> None:
         """Delete received fax ``recvid`` on FAXAGE."""
         wire.parse_deleted(self._text("delfax", {"faxid": recvid}), recvid)
 
+
+def _listfax_batch(batch: TextBatch) -> ListfaxResult:
+    """Parse one batch, numbering its malformed lines from the start of the answer."""
+    parsed = wire.parse_listfax(batch.text, starttime=True, filename=True, pagecount=True)
+    shift = batch.first - 1
+    malformed = [dataclasses.replace(m, lineno=m.lineno + shift) for m in parsed.malformed]
+    malformed += [
+        malformed_line(lineno, start, f"line is longer than {MAX_LINE} bytes")
+        for lineno, start in batch.too_long
+    ]
+    malformed.sort(key=lambda m: m.lineno)
+    return dataclasses.replace(parsed, malformed=tuple(malformed))

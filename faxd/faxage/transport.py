@@ -5,7 +5,9 @@ codes become :mod:`faxd.errors` classes in one function,
 :func:`map_request_errors`, so retry logic elsewhere reads types, not messages.
 Downloads stream to disk in chunks and are checked (no ``ERRnn:`` body, length
 equal to Content-Length, PDF/TIFF magic, sha256, fsync) before anyone trusts
-them; a download that fails any check leaves no file behind.  The file's data
+them; a download that fails any check leaves no file behind, and one that
+passes its byte limit is cut off there (:class:`~faxd.errors.TooLargeError`),
+never written past it.  The file's data
 is fsync'd, not its directory: the caller gives the file its final name and
 fsyncs the directory once, after that rename (the inbound spool does), since a
 sync of the temporary name would be undone by the rename anyway.
@@ -17,6 +19,12 @@ environment once, when it is made (:func:`_environment_settings`), instead of
 on every request as ``requests`` does by default: every request goes to the
 same host, and the per-request lookup cost more CPU than the rest of
 ``requests`` together.
+
+A text answer that can be long (``listfax``) is read as it arrives and handed
+on in batches of whole lines (:meth:`RequestsTransport.post_lines`,
+:func:`split_batches`), so neither the answer nor the work done on it has to
+fit in memory at once, and a line without an end is cut at a fixed length
+instead of growing without bound.
 """
 
 from __future__ import annotations
@@ -28,7 +36,8 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -39,7 +48,13 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 from urllib3.util.ssl_match_hostname import CertificateError
 
-from faxd.errors import DownloadError, PermanentError, ProviderError, TransientError
+from faxd.errors import (
+    DownloadError,
+    PermanentError,
+    ProviderError,
+    TooLargeError,
+    TransientError,
+)
 from faxd.faxage import wire
 from faxd.faxage.records import DownloadResult
 from faxd.redact import summarize_body
@@ -47,9 +62,11 @@ from faxd.redact import summarize_body
 __all__ = [
     "DownloadResult",
     "RequestsTransport",
+    "TextBatch",
     "Transport",
     "map_request_errors",
     "mark_unsent",
+    "split_batches",
     "was_sent",
 ]
 
@@ -60,12 +77,35 @@ Form = list[tuple[str, str]]
 _CHUNK = 64 * 1024
 _ERROR_PEEK = 64 * 1024  # how much of an ERR body a download reads to report it
 USER_AGENT = "faxd/0.1 (+https://github.com/faxd)"
+#: A batch of a line-by-line answer ends after this many lines or bytes.
+BATCH_LINES = 500
+BATCH_BYTES = 1024 * 1024
+#: A longer line is malformed, not kept: it is skipped up to its end, never buffered.
+MAX_LINE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class TextBatch:
+    """A run of whole lines of a text answer, in the order they came.
+
+    ``first`` is the number (from 1) of the first line of ``text``.  A line
+    longer than the limit is a blank line in ``text`` (so the numbering of the
+    others holds) and is listed in ``too_long`` as (line number, its start).
+    """
+
+    first: int
+    text: str
+    too_long: tuple[tuple[int, str], ...] = ()
 
 
 class Transport(Protocol):
     """What :class:`faxd.faxage.client.FaxageClient` needs from HTTP (tests pass fakes)."""
 
     def post_text(self, path: str, form: Form, *, operation: str) -> str: ...
+
+    def post_lines(
+        self, path: str, form: Form, *, operation: str, batch_lines: int = BATCH_LINES
+    ) -> Generator[TextBatch, None, None]: ...
 
     def download(
         self,
@@ -75,6 +115,7 @@ class Transport(Protocol):
         *,
         operation: str,
         expect: Collection[str] = ("pdf", "tiff"),
+        max_bytes: int | None = None,
     ) -> DownloadResult: ...
 
     def close(self) -> None: ...
@@ -270,6 +311,42 @@ class RequestsTransport:
         wire.raise_for_error(text, operation)
         return text
 
+    def _post_streaming(self, path: str, form: Form, operation: str) -> requests.Response:
+        """POST ``form``; the answer's body is left to be read as it arrives."""
+        with map_request_errors(operation):
+            return self._session().post(
+                self._url(path),
+                data=form,
+                stream=True,
+                allow_redirects=False,
+                timeout=(self.connect_timeout, self.timeout),
+                headers={"Accept-Encoding": "identity"},
+            )
+
+    def post_lines(
+        self, path: str, form: Form, *, operation: str, batch_lines: int = BATCH_LINES
+    ) -> Generator[TextBatch, None, None]:
+        """POST ``form`` and hand the answer back in batches of whole lines as it arrives.
+
+        The POST, a non-200 status and an ``ERRnn:`` answer are dealt with
+        before this returns, so a caller's retry covers them; an answer that
+        says "nothing" (``ERR11`` from listfax) comes back as one batch for the
+        parser to read as such.  A fault while the rest streams in is raised
+        from the iteration, after the batches before it were handed over.
+        """
+        deadline = self._monotonic() + self.download_deadline
+        response = self._post_streaming(path, form, operation)
+        try:
+            self._check_status(response, operation)
+            chunks = self._chunks(response, operation, deadline)
+            head = _read_head(chunks, operation)
+        except BaseException:
+            response.close()
+            raise
+        return _closing_batches(
+            response, split_batches(_prepend(head, chunks), batch_lines=batch_lines)
+        )
+
     def download(
         self,
         path: str,
@@ -278,25 +355,19 @@ class RequestsTransport:
         *,
         operation: str,
         expect: Collection[str] = ("pdf", "tiff"),
+        max_bytes: int | None = None,
     ) -> DownloadResult:
         """Stream a binary answer to ``dest`` and verify it; no file is left on failure.
 
-        The data is fsync'd; making the name durable is the caller's (see the
-        module docstring).
+        A body longer than ``max_bytes`` raises :class:`TooLargeError` before
+        a byte past the limit is written.  The data is fsync'd; making the
+        name durable is the caller's (see the module docstring).
         """
         deadline = self._monotonic() + self.download_deadline
         try:
-            with map_request_errors(operation):
-                response = self._session().post(
-                    self._url(path),
-                    data=form,
-                    stream=True,
-                    allow_redirects=False,
-                    timeout=(self.connect_timeout, self.timeout),
-                    headers={"Accept-Encoding": "identity"},
-                )
+            response = self._post_streaming(path, form, operation)
             try:
-                return self._receive(response, dest, operation, expect, deadline)
+                return self._receive(response, dest, operation, expect, deadline, max_bytes)
             finally:
                 response.close()
         except BaseException:
@@ -310,25 +381,14 @@ class RequestsTransport:
         operation: str,
         expect: Collection[str],
         deadline: float,
+        max_bytes: int | None,
     ) -> DownloadResult:
-        with map_request_errors(operation):
-            if response.status_code != 200:
-                # Keep only a bounded excerpt of an error page for the message.
-                response._content = response.raw.read(2048, decode_content=True)
-                raise requests.HTTPError(response=response)
+        self._check_status(response, operation)
+        declared = response.headers.get("Content-Length", "").strip()
+        if max_bytes is not None and declared.isdigit() and int(declared) > max_bytes:
+            raise _too_large(max_bytes, operation, f"Content-Length says {int(declared)} bytes")
         chunks = self._chunks(response, operation, deadline)
-        head = b""
-        for chunk in chunks:
-            head += chunk
-            if len(head) >= 8:
-                break
-        if wire.error_code(head) is not None:
-            while len(head) < _ERROR_PEEK:
-                chunk = next(chunks, b"")
-                if not chunk:
-                    break
-                head += chunk
-            wire.raise_for_error(head[:_ERROR_PEEK], operation)
+        head = _read_head(chunks, operation)
         kind = wire.sniff_kind(head)
         if kind is None or kind not in expect:
             raise DownloadError(
@@ -342,6 +402,8 @@ class RequestsTransport:
         try:
             with open(dest, "wb") as out:
                 for chunk in _prepend(head, chunks):
+                    if max_bytes is not None and size + len(chunk) > max_bytes:
+                        raise _too_large(max_bytes, operation, "the body goes on past it")
                     out.write(chunk)
                     digest.update(chunk)
                     size += len(chunk)
@@ -388,6 +450,14 @@ class RequestsTransport:
             raise DownloadError(
                 f"body broke off ({type(exc).__name__}); faxd retries later", operation=operation
             ) from None
+
+    @staticmethod
+    def _check_status(response: requests.Response, operation: str) -> None:
+        """A non-200 answer raises (with a bounded excerpt of its body for the message)."""
+        with map_request_errors(operation):
+            if response.status_code != 200:
+                response._content = response.raw.read(2048, decode_content=True)
+                raise requests.HTTPError(response=response)
 
     @staticmethod
     def _check_length(response: requests.Response, size: int, operation: str) -> None:
@@ -446,3 +516,114 @@ def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     if head:
         yield head
     yield from rest
+
+
+def _read_head(chunks: Iterator[bytes], operation: str) -> bytes:
+    """The first bytes of a body (at least 8 unless it is shorter); ``ERRnn:`` raises.
+
+    An error answer is read on up to a bounded excerpt for its message.  An
+    ``ERRnn`` that ``operation`` uses to say "nothing" is returned whole.
+    """
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= 8:
+            break
+    if wire.error_code(head) is not None:
+        while len(head) < _ERROR_PEEK:
+            chunk = next(chunks, b"")
+            if not chunk:
+                break
+            head += chunk
+        wire.raise_for_error(head[:_ERROR_PEEK], operation)
+    return head
+
+
+def _too_large(limit: int, operation: str, why: str) -> TooLargeError:
+    return TooLargeError(
+        f"answer is larger than the limit of {limit} bytes ({why}); cut off there",
+        limit=limit,
+        operation=operation,
+    )
+
+
+def _closing_batches(
+    response: requests.Response, batches: Iterator[TextBatch]
+) -> Generator[TextBatch, None, None]:
+    """``batches``, closing ``response`` when they end, fail or are abandoned."""
+    try:
+        yield from batches
+    finally:
+        response.close()
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def split_batches(
+    chunks: Iterable[bytes],
+    *,
+    batch_lines: int = BATCH_LINES,
+    batch_bytes: int = BATCH_BYTES,
+    max_line: int = MAX_LINE,
+) -> Iterator[TextBatch]:
+    """Cut a body arriving in ``chunks`` into :class:`TextBatch` es of whole lines.
+
+    A batch ends after ``batch_lines`` lines or ``batch_bytes`` bytes, except
+    before a line that reads as an ``ERRnn`` answer: the parser takes an
+    answer that starts so for an error, so such a line stays in the middle of
+    a batch, where it is one more malformed line (up to four times the byte
+    bound, which no real answer reaches).  A line longer than ``max_line``
+    bytes is dropped as it streams in, never held, and reported in
+    ``too_long``.  Pure: no I/O, so it can be tested on plain bytes.
+    """
+    lines: list[bytes] = []
+    size = 0
+    first = 1
+    lineno = 0
+    too_long: list[tuple[int, str]] = []
+    partial = bytearray()
+    skipped: bytes | None = None  # the start of a line that is too long
+
+    def finish() -> TextBatch:
+        return TextBatch(first, _decode(b"\n".join(lines)), tuple(too_long))
+
+    def take(line: bytes) -> Iterator[TextBatch]:
+        nonlocal lines, size, first, too_long
+        full = len(lines) >= batch_lines or size >= batch_bytes
+        if lines and full and (wire.error_code(line) is None or size >= 4 * batch_bytes):
+            yield finish()
+            lines, size, first, too_long = [], 0, lineno, []
+        lines.append(line)
+        size += len(line) + 1
+
+    for chunk in chunks:
+        start = 0
+        while True:
+            end = chunk.find(b"\n", start)
+            piece = chunk[start:] if end < 0 else chunk[start:end]
+            if skipped is None:
+                partial += piece
+                if len(partial) > max_line:
+                    skipped = bytes(partial[:200])
+                    partial.clear()
+            if end < 0:
+                break
+            lineno += 1
+            if skipped is not None:
+                too_long.append((lineno, _decode(skipped)))
+            yield from take(bytes(partial))
+            partial.clear()
+            skipped = None
+            start = end + 1
+    if partial or skipped is not None:
+        lineno += 1
+        if skipped is not None:
+            too_long.append((lineno, _decode(skipped)))
+        yield from take(bytes(partial))
+    if lines:
+        yield finish()

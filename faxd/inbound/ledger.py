@@ -16,6 +16,12 @@ with the reason for each commit's durability level; this class inherits
 them.  Everything here (the listing and cursor, failures, holds, ``faxd
 retry``) commits at the default ``synchronous=FULL``.
 
+A long listing is recorded a batch at a time (:meth:`Ledger.record_listing`
+once per batch), so no transaction holds the write lock for the whole answer,
+and the cursor never points past a fax whose row is not committed.  Lines
+that do not parse are counted in ``listing_problems``
+(:meth:`Ledger.record_problems`), which also keeps their warning to once a day.
+
 Each method is one short ``BEGIN IMMEDIATE`` transaction with no
 network I/O inside it, so the pipeline's worker threads queue for the write
 lock for milliseconds, never for a download.  States change only through
@@ -24,23 +30,27 @@ lock for milliseconds, never for a download.  States change only through
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from faxd.clock import Clock
-from faxd.faxage.records import ListfaxRecord
+from faxd.faxage.records import ListfaxRecord, MalformedLine
 from faxd.inbound.backoff import RandomSource, RetryPolicy
 from faxd.inbound.rows import CursorRow, DeliveryRow, FaxRow, Plan
 from faxd.inbound.steps import ERROR_LIMIT as _ERROR_LIMIT
 from faxd.inbound.steps import LedgerSteps
 from faxd.store.db import Database
-from faxd.store.models import Delivery, InboundFax, PollCursor
+from faxd.store.models import Delivery, InboundFax, ListingProblem, PollCursor
 from faxd.store.states import FAX_ACTIVE, FaxState, advance
 
-__all__ = ["CursorRow", "DeliveryRow", "FaxRow", "Ledger", "Plan"]
+__all__ = ["PROBLEM_LOG_INTERVAL", "CursorRow", "DeliveryRow", "FaxRow", "Ledger", "Plan"]
+
+#: A listfax line that keeps failing to parse is warned about at most this often.
+PROBLEM_LOG_INTERVAL = timedelta(days=1)
 
 #: One fax by its recvid, for the ORM methods below.
 _FAX_BY_RECVID = select(InboundFax).where(
@@ -99,7 +109,9 @@ class Ledger(LedgerSteps):
         """Insert the faxes not known yet (state ``listed``) and move the cursor.
 
         One transaction: the cursor can only ever point past rows that are
-        committed with it (DESIGN invariant 3).  It only moves forward.
+        committed with it (DESIGN invariant 3).  It only moves forward.  A
+        long listing comes here one batch at a time, so the cursor moves to
+        each batch's highest recvid as that batch commits.
         Returns the recvids that were new, oldest first.
         """
         with self.db.session() as session:
@@ -131,6 +143,49 @@ class Ledger(LedgerSteps):
                 session.flush()
                 cursor.last_recvid = max(cursor.last_recvid, max(wanted))
             return new
+
+    def record_problems(self, lines: Sequence[MalformedLine]) -> list[MalformedLine]:
+        """Count each listfax line that did not parse; return those to warn about now.
+
+        A line is warned about the first time it is seen and then at most once
+        per :data:`PROBLEM_LOG_INTERVAL` while it keeps coming back, so a line
+        FAXAGE sends with every listing does not fill the log.  The line is
+        known by its recorded text and reason, not its number, which shifts as
+        other faxes come and go.
+        """
+        if not lines:
+            return []
+        now = self.clock()
+        by_print = {_fingerprint(line): line for line in lines}
+        due: list[MalformedLine] = []
+        with self.db.session() as session:
+            rows = {
+                row.fingerprint: row
+                for row in session.scalars(
+                    select(ListingProblem).where(
+                        ListingProblem.account == self.account,
+                        ListingProblem.fingerprint.in_(by_print),
+                    )
+                )
+            }
+            for fingerprint, line in by_print.items():
+                row = rows.get(fingerprint)
+                if row is None:
+                    row = ListingProblem(
+                        account=self.account,
+                        fingerprint=fingerprint,
+                        text=line.text,
+                        reason=line.reason[:_ERROR_LIMIT],
+                        first_seen=now,
+                        count=0,
+                    )
+                    session.add(row)
+                row.count += 1
+                row.last_seen = now
+                if row.last_logged_at is None or now - row.last_logged_at >= PROBLEM_LOG_INTERVAL:
+                    row.last_logged_at = now
+                    due.append(line)
+        return due
 
     # ------------------------------------------------------------ reading
 
@@ -277,3 +332,8 @@ class Ledger(LedgerSteps):
             fax.next_attempt_at = None
             fax.last_error = None
             return FaxRow.of(fax)
+
+
+def _fingerprint(line: MalformedLine) -> str:
+    """What identifies an unreadable line from one listing to the next."""
+    return hashlib.sha256(f"{line.text}\0{line.reason}".encode()).hexdigest()

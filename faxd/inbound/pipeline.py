@@ -6,8 +6,14 @@ fax that is due to a :class:`~faxd.inbound.worker.FaxWorker`, up to
 module tells the step-by-step story of one fax.  What keeps it crash-safe
 (DESIGN invariants 1-3):
 
-- ``listfax`` (``idgt`` = cursor, ascending): the new rows and the cursor are
-  committed together (:meth:`Ledger.record_listing`), before any download;
+- ``listfax`` (``idgt`` = cursor, ascending): the answer is read a batch of
+  lines at a time, and each batch's new rows are committed together with the
+  cursor moved to that batch's highest recvid (:meth:`Ledger.record_listing`),
+  before any download.  So the memory and the write lock a listing takes are
+  bounded by a batch, not by how many faxes wait, and a fault halfway leaves
+  the cursor past committed faxes only;
+- a line that does not parse is counted in the database and warned about at
+  most once a day (:meth:`Ledger.record_problems`; ``faxd inbox --problems``);
 - every step of a fax is committed in its own short transaction, never across
   a download or an action, so worker threads queue for SQLite's write lock
   for milliseconds and a crash leaves each fax at a recorded step;
@@ -23,6 +29,8 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import structlog
 from structlog.contextvars import bound_contextvars
@@ -31,7 +39,7 @@ from faxd.actions.base import build_action
 from faxd.clock import Clock, system_clock
 from faxd.config import Config
 from faxd.errors import AuthError, FaxdError, NotFoundError, ProviderError
-from faxd.faxage.records import ListfaxResult
+from faxd.faxage.records import ListfaxResult, MalformedLine
 from faxd.inbound import spool as spooling
 from faxd.inbound.backoff import RandomSource
 from faxd.inbound.dispatch import Dispatcher
@@ -46,6 +54,27 @@ from faxd.store.states import FaxState
 __all__ = ["ActionFactory", "InboundClient", "InboundPipeline", "PollOutcome"]
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass
+class _Listed:
+    """What one listing recorded, batch by batch: counts, not the records themselves."""
+
+    new: int = 0
+    first: int | None = None
+    last: int | None = None
+    malformed: int = 0
+    listed: int = 0
+    leftovers: list[FaxRow] = field(default_factory=list)  # done and deleted, yet listed
+    broke_off: bool = False  # the answer failed after the batches counted here
+
+    def add(self, new: list[int], batch: ListfaxResult) -> None:
+        if new:
+            self.new += len(new)
+            self.first = new[0] if self.first is None else self.first
+            self.last = new[-1]
+        self.malformed += len(batch.malformed)
+        self.listed += len(batch.records)
 
 
 class InboundPipeline:
@@ -90,23 +119,24 @@ class InboundPipeline:
     def poll(self) -> PollOutcome:
         """List what is new after the cursor, record it, then process everything due."""
         self._recover()
-        cursor = self.ledger.cursor()
-        listing = self._list(
-            idgt=cursor.last_recvid or None, paused=cursor.paused_reason is not None
-        )
-        if listing is None:
-            outcome = PollOutcome(errors=1, paused=self._paused())
-            if not outcome.paused:
-                # Listing failed, but faxes already known may still be finished.
-                outcome += self.process_due()
-        else:
-            new = self.ledger.record_listing(listing.records)
-            if new:
-                log.info("inbound.listed", new=len(new), first=new[0], last=new[-1])
-            outcome = PollOutcome(new=len(new), errors=len(listing.malformed))
+        outcome = self.list_new()
+        if not outcome.paused:
+            # Even after a failed listing, faxes already known may be finished.
             outcome += self.process_due()
         self.ledger.record_poll(outcome.summary())
         return outcome
+
+    def list_new(self) -> PollOutcome:
+        """The listing half of :meth:`poll`: record what is new after the cursor."""
+        cursor = self.ledger.cursor()
+        listed = self._list(
+            idgt=cursor.last_recvid or None, paused=cursor.paused_reason is not None
+        )
+        if listed is None:
+            return PollOutcome(errors=1, paused=self._paused())
+        if listed.new:
+            log.info("inbound.listed", new=listed.new, first=listed.first, last=listed.last)
+        return PollOutcome(new=listed.new, errors=listed.malformed + listed.broke_off)
 
     def sweep(self) -> PollOutcome:
         """Full listing: adopt unknown faxes, finish known ones, re-delete leftovers."""
@@ -115,28 +145,61 @@ class InboundPipeline:
             # The next poll tries the login again; the sweep must not add log lines.
             log.debug("inbound.sweep_skipped", reason="polling paused after ERR02")
             return PollOutcome(paused=True)
-        listing = self._list(idgt=None, paused=False)  # a paused sweep returned above
-        if listing is None:
+        # A paused sweep returned above.  Leftovers are only noted while the
+        # answer streams in; they are deleted once it is read.
+        listed = self._list(idgt=None, paused=False, each=self._note_leftovers)
+        if listed is None:
             return PollOutcome(errors=1, paused=self._paused())
-        new = self.ledger.record_listing(listing.records)
-        if new:
-            log.warning("inbound.sweep_found_unknown", count=len(new), recvids=new[:20])
-        errors = len(listing.malformed)
-        known = self.ledger.known(r.recvid for r in listing.records)
+        if listed.broke_off:
+            # Not a full listing: what it did not reach is swept next time.
+            return PollOutcome(new=listed.new, errors=1 + listed.malformed)
+        if listed.new:
+            log.warning(
+                "inbound.sweep_found_unknown",
+                count=listed.new,
+                first=listed.first,
+                last=listed.last,
+            )
+        errors = listed.malformed
+        for row in listed.leftovers:
+            errors += 0 if self._delete_again(row) else 1
+        self.ledger.record_sweep()
+        return PollOutcome(new=listed.new, errors=errors) + self.process_due()
+
+    def _note_leftovers(self, batch: ListfaxResult, listed: _Listed) -> None:
+        """Keep the faxes of ``batch`` recorded done and deleted (to delete them again)."""
+        known = self.ledger.known(r.recvid for r in batch.records)
         for recvid in sorted(known):
             row = known[recvid]
             if row.state is FaxState.DONE and row.deleted_at is not None:
-                errors += 0 if self._delete_again(row) else 1
-        self.ledger.record_sweep()
-        return PollOutcome(new=len(new), errors=errors) + self.process_due()
+                listed.leftovers.append(row)
 
-    def _list(self, *, idgt: int | None, paused: bool) -> ListfaxResult | None:
-        """``listfax``, with ERR02 turned into a pause and other faults into a log line.
+    def _list(
+        self,
+        *,
+        idgt: int | None,
+        paused: bool,
+        each: Callable[[ListfaxResult, _Listed], None] | None = None,
+    ) -> _Listed | None:
+        """``listfax`` recorded batch by batch; ERR02 becomes a pause, other faults a log line.
 
-        ``paused``: whether polling was paused when the pass began (read by the caller).
+        Each batch is committed (its rows with the cursor) before the next is
+        read, then ``each`` sees it.  A fault, before or amid the answer, is
+        logged and marks the result ``broke_off`` (what was committed stays);
+        ``None`` means ERR02 paused polling.  ``paused``: whether polling was
+        paused when the pass began (read by the caller).
         """
+        listed = _Listed()
         try:
-            listing = self.client.listfax(idgt=idgt, idasc=True)
+            for batch in self.client.listfax_batches(idgt=idgt, idasc=True):
+                if paused:
+                    paused = False
+                    self.ledger.set_paused(None)
+                    log.info("inbound.login_accepted", account=self.config.faxage.account)
+                listed.add(self.ledger.record_listing(batch.records), batch)
+                self._report(batch.malformed)
+                if each is not None:
+                    each(batch, listed)
         except AuthError as exc:
             self._pause(exc)
             return None
@@ -145,17 +208,24 @@ class InboundPipeline:
                 "inbound.listfax_failed",
                 error=exc.message,
                 transient=exc.transient,
-                hint="the cursor did not move; faxd lists again at the next poll",
+                recorded=listed.listed,
+                hint="the cursor moved only past the faxes recorded; "
+                "faxd lists again at the next poll",
             )
-            return None
-        if paused:
-            self.ledger.set_paused(None)
-            log.info("inbound.login_accepted", account=self.config.faxage.account)
-        for bad in listing.malformed:
+            listed.broke_off = True
+        return listed
+
+    def _report(self, lines: tuple[MalformedLine, ...]) -> None:
+        """Record the lines that did not parse; warn about each at most once a day."""
+        for bad in self.ledger.record_problems(lines):
             log.warning(
-                "inbound.listfax_line_skipped", lineno=bad.lineno, reason=bad.reason, line=bad.text
+                "inbound.listfax_line_skipped",
+                lineno=bad.lineno,
+                reason=bad.reason,
+                line=bad.text,
+                hint="this fax cannot be fetched until FAXAGE lists it readably; "
+                "`faxd inbox --problems` shows every such line (warned again in a day)",
             )
-        return listing
 
     def _paused(self) -> bool:
         return self.ledger.cursor().paused_reason is not None

@@ -22,7 +22,7 @@ so one worker serves every thread of the pipeline's pool at once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Protocol
@@ -33,7 +33,7 @@ from structlog.contextvars import bound_contextvars
 from faxd.actions.base import Action, Deliverable
 from faxd.clock import Clock
 from faxd.config import ActionSpec, Config, RouteSpec, SmtpSettings
-from faxd.errors import AuthError, FaxdError, NotFoundError, RoutingError
+from faxd.errors import AuthError, FaxdError, NotFoundError, RoutingError, TooLargeError
 from faxd.faxage.records import DownloadResult, ListfaxResult
 from faxd.inbound import spool as spooling
 from faxd.inbound.backoff import RandomSource, RetryPolicy
@@ -45,6 +45,9 @@ from faxd.routing import FaxFacts, route
 from faxd.store.states import FAX_ACTIVE, FaxState
 
 log = structlog.get_logger(__name__)
+
+#: Bytes in one MB of ``[inbound] max_fax_mb``.
+MIB = 1024 * 1024
 
 #: Most state changes one fax can make in one pass (listed, downloaded,
 #: delivered, done, plus one trip back to listed for a damaged spool file).
@@ -58,9 +61,13 @@ class InboundClient(Protocol):
     threads at once (FaxageClient keeps one HTTP session per thread).
     """
 
-    def listfax(self, *, idgt: int | None = None, idasc: bool = True) -> ListfaxResult: ...
+    def listfax_batches(
+        self, *, idgt: int | None = None, idasc: bool = True
+    ) -> Iterator[ListfaxResult]: ...
 
-    def getfax(self, recvid: int, dest: Path) -> DownloadResult: ...
+    def getfax(
+        self, recvid: int, dest: Path, *, max_bytes: int | None = None
+    ) -> DownloadResult: ...
 
     def delfax(self, recvid: int) -> None: ...
 
@@ -147,9 +154,19 @@ class FaxWorker:
         """
         self.spool.ensure()
         part = self.spool.part_path(row.recvid)
+        limit = self.config.inbound.max_fax_mb
         try:
-            result = self.client.getfax(row.recvid, part)
+            result = self.client.getfax(row.recvid, part, max_bytes=int(limit * MIB))
             final = self.spool.commit(part, row.recvid, result.kind)
+        except TooLargeError as exc:
+            self.spool.discard_part(row.recvid)
+            # Permanent: the fax fails now and stays on FAXAGE until the limit is raised.
+            raise TooLargeError(
+                f"fax {row.recvid} is larger than [inbound] max_fax_mb = {limit:g} MB; "
+                f"raise it and run `faxd retry {row.recvid}`",
+                limit=exc.limit,
+                operation="getfax",
+            ) from exc
         except BaseException:
             self.spool.discard_part(row.recvid)
             raise

@@ -225,3 +225,28 @@ class AdminCondition(Base):
     kind: Mapped[str] = mapped_column(String(20))
     summary: Mapped[str] = mapped_column(Text)
     raised_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
+class ListingProblem(Base):
+    """A listfax line that did not parse, kept so an operator can ask FAXAGE about it.
+
+    A line that never parses comes back with every listing.  One row per
+    distinct line (``fingerprint``: sha256 of its recorded text and reason)
+    counts the sightings; ``last_logged_at`` keeps the warning to once a day.
+    ``faxd inbox --problems`` shows the rows.
+    """
+
+    __tablename__ = "listing_problems"
+    __table_args__ = (
+        UniqueConstraint("account", "fingerprint", name="uq_listing_problem_account_line"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account: Mapped[str] = mapped_column(String(200))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)  # redacted and shortened, as logged
+    reason: Mapped[str] = mapped_column(Text)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    last_logged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

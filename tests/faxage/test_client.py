@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Generator
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote, quote_plus
@@ -21,9 +21,9 @@ from faxd.errors import (
     ProviderError,
     TransientError,
 )
-from faxd.faxage import FaxageClient, FaxFile
+from faxd.faxage import FaxageClient, FaxFile, wire
 from faxd.faxage.records import DownloadResult
-from faxd.faxage.transport import Form, mark_unsent
+from faxd.faxage.transport import BATCH_LINES, Form, TextBatch, mark_unsent, split_batches
 
 PASSWORD = "p@ss+w/rd=Sekr3t!"
 
@@ -48,6 +48,14 @@ class FakeTransport:
         self.calls.append((path, form, operation))
         return self._next()
 
+    def post_lines(
+        self, path: str, form: Form, *, operation: str, batch_lines: int = BATCH_LINES
+    ) -> Generator[TextBatch, None, None]:
+        self.calls.append((path, form, operation))
+        text = self._next()
+        wire.raise_for_error(text, operation)  # as the real one does before any batch
+        return split_batches([text.encode()], batch_lines=batch_lines)
+
     def download(
         self,
         path: str,
@@ -56,6 +64,7 @@ class FakeTransport:
         *,
         operation: str,
         expect: Collection[str] = ("pdf", "tiff"),
+        max_bytes: int | None = None,
     ) -> DownloadResult:
         self.calls.append((path, [*form, ("expect", ",".join(sorted(expect)))], operation))
         self._next()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,7 +36,7 @@ from faxd.config import (
     RouteSpec,
     SmtpSettings,
 )
-from faxd.errors import DeliveryError, FaxdError
+from faxd.errors import DeliveryError, FaxdError, TransientError
 from faxd.faxage.records import DownloadResult, ListfaxRecord, ListfaxResult, MalformedLine
 from faxd.sim import SimFax
 
@@ -80,7 +80,10 @@ class FakeInbox:
     """The listfax/getfax/delfax calls of a FAXAGE account, in memory.
 
     ``fail[operation]`` holds exceptions to raise, one per call, before the
-    operation runs; ``malformed`` lines are reported with every listing.
+    operation runs; ``malformed`` lines are reported with every listing.  A
+    listing comes in batches of ``batch_size`` records; ``break_after`` raises
+    ``TransientError`` after that many batches (an answer that broke off).
+    ``getfax_limits`` records the ``max_bytes`` of each getfax.
     """
 
     def __init__(self) -> None:
@@ -89,6 +92,9 @@ class FakeInbox:
         self.fail: dict[str, list[Exception]] = {}
         self.malformed: list[MalformedLine] = []
         self.on_delfax: Callable[[int], None] | None = None
+        self.batch_size = 1000
+        self.break_after: int | None = None
+        self.getfax_limits: list[int | None] = []
         self._next = 1001
 
     def add(self, dnis: str, *, cid: str = "3035550100", data: bytes | None = None) -> InboxFax:
@@ -102,6 +108,17 @@ class FakeInbox:
         queue = self.fail.get(operation)
         if queue:
             raise queue.pop(0)
+
+    def listfax_batches(
+        self, *, idgt: int | None = None, idasc: bool = True
+    ) -> Iterator[ListfaxResult]:
+        whole = self.listfax(idgt=idgt, idasc=idasc)
+        records = whole.records
+        for number, start in enumerate(range(0, max(len(records), 1), self.batch_size)):
+            if self.break_after is not None and number >= self.break_after:
+                raise TransientError("body broke off (ProtocolError)", operation="listfax")
+            malformed = whole.malformed if number == 0 else ()
+            yield ListfaxResult(records[start : start + self.batch_size], malformed)
 
     def listfax(self, *, idgt: int | None = None, idasc: bool = True) -> ListfaxResult:
         self.calls.append(("listfax", idgt))
@@ -122,8 +139,9 @@ class FakeInbox:
         )
         return ListfaxResult(records, tuple(self.malformed))
 
-    def getfax(self, recvid: int, dest: Path) -> DownloadResult:
+    def getfax(self, recvid: int, dest: Path, *, max_bytes: int | None = None) -> DownloadResult:
         self.calls.append(("getfax", recvid))
+        self.getfax_limits.append(max_bytes)
         self._maybe_fail("getfax")
         data = self.faxes[recvid].data
         dest.write_bytes(data)

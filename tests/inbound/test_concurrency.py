@@ -71,12 +71,14 @@ class Gauge:
             with self._lock:
                 self._active[recvid] -= 1
 
-    def listfax(self, *, idgt: int | None = None, idasc: bool = True) -> ListfaxResult:
-        return self.inner.listfax(idgt=idgt, idasc=idasc)
+    def listfax_batches(
+        self, *, idgt: int | None = None, idasc: bool = True
+    ) -> Iterator[ListfaxResult]:
+        return self.inner.listfax_batches(idgt=idgt, idasc=idasc)
 
-    def getfax(self, recvid: int, dest: Path) -> DownloadResult:
+    def getfax(self, recvid: int, dest: Path, *, max_bytes: int | None = None) -> DownloadResult:
         with self._track(recvid):
-            return self.inner.getfax(recvid, dest)
+            return self.inner.getfax(recvid, dest, max_bytes=max_bytes)
 
     def delfax(self, recvid: int) -> None:
         with self._track(recvid):

@@ -1,7 +1,7 @@
 """Admin notifications: the events, the mails that carry them, the lasting conditions.
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0002_listing_problems
 Create Date: 2026-11-30 11:10:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "0004"
-down_revision: str | Sequence[str] | None = "0001"
+down_revision: str | Sequence[str] | None = "0002_listing_problems"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
