@@ -146,7 +146,7 @@ class FaxWorker:
         as downloaded and held.
         """
         self.spool.ensure()
-        part = self.spool.part_path(row.recvid)
+        part = self.spool.new_part(row.recvid)
         try:
             result = self.client.getfax(row.recvid, part)
             final = self.spool.commit(part, row.recvid, result.kind)
