@@ -150,12 +150,12 @@ def test_unknown_section_and_action_key(tmp_path: Path) -> None:
         FAXAGE
         + "[outbund]\nenabled = true\n"
         + DEFAULT_ROUTE.replace(
-            'path = "/srv/fax/{recvid}.{ext}"', 'path = "/srv/fax/{recvid}.{ext}", mode = "0644"'
+            'path = "/srv/fax/{recvid}.{ext}"', 'path = "/srv/fax/{recvid}.{ext}", color = "blue"'
         )
     )
     found = problems(tmp_path, text)
     assert only(found, "[outbund]").endswith("unknown section; did you mean outbound?")
-    assert only(found, "routes[0].actions[0].mode").endswith("unknown key")
+    assert only(found, "routes[0].actions[0].color").endswith("unknown key")
 
 
 def test_unknown_template_field_lists_known_fields(tmp_path: Path) -> None:

@@ -38,13 +38,13 @@ import secrets
 import stat
 import threading
 from pathlib import Path
-from string import Formatter
 from typing import Literal
 
 import structlog
 
 from faxd.actions.base import Deliverable
 from faxd.config import FolderSpec
+from faxd.config.overlaps import fixed_root
 from faxd.errors import DeliveryError
 from faxd.templates import render_path
 
@@ -65,18 +65,7 @@ def template_root(template: str) -> Path:
     field (``{{`` read as ``{``), cut back to the last ``/``.
     ``/srv/fax/{dnis}/fax-{recvid}.pdf`` -> ``/srv/fax``.
     """
-    prefix = ""
-    try:
-        for literal, name, _spec, _conversion in Formatter().parse(template):
-            prefix += literal
-            if name is not None:
-                break
-    except ValueError:  # a broken template: render_path refuses it with the reason
-        prefix = template.split("{", 1)[0]
-    cut = prefix.rfind("/")
-    if cut < 0:
-        return Path(".")
-    return Path(prefix[:cut] or "/")
+    return fixed_root(template)[0]
 
 
 class TempSweeper:
@@ -367,16 +356,23 @@ def _existing(
 ) -> Literal["absent", "same", "different"]:
     """What is at ``final`` now: nothing, these very bytes, or something else.
 
-    A link is "something else" (never followed), and so is faxd's own spool
-    file, which a folder template pointing into the spool would find: it is
+    A link is "something else" (never followed).  faxd's own spool file, which
+    a folder template pointing into the spool would find, is refused: it is
     not a delivery, and calling it one would let the spool clean-up delete the
-    only copy (issue 10, finding 2).
+    only copy (issue 10, finding 2; the config loader refuses such a template).
     """
     try:
         found = os.stat(final.name, dir_fd=folder_fd, follow_symlinks=False)
     except FileNotFoundError:
         return "absent"
-    if not stat.S_ISREG(found.st_mode) or _same_file(found, item.path):
+    if _same_file(found, item.path):
+        raise DeliveryError(
+            f"{final} is faxd's own spool file of this fax, not a delivery: the folder "
+            "template points into the spool ([inbound] spool_dir); give the folder action a "
+            "folder of its own and restart faxd",
+            transient=False,
+        )
+    if not stat.S_ISREG(found.st_mode):
         return "different"
     try:
         fd = os.open(final.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder_fd)

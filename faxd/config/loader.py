@@ -23,10 +23,13 @@ from faxd.config.model import (
     FaxageSettings,
     InboundSettings,
     OutboundSettings,
+    RouteSpec,
     SmtpSettings,
 )
+from faxd.config.overlaps import check_overlaps, fixed_root, folder_actions
 from faxd.config.reader import Problems, Table, suggest
 from faxd.config.routes import read_routes
+from faxd.config.sandbox import UnitSource, check_writable
 from faxd.config.secrets import FAXAGE_PASSWORD, SMTP_PASSWORD, resolve_password
 from faxd.errors import ConfigError
 from faxd.phone import normalize_number
@@ -44,12 +47,21 @@ def config_path(path: Path | str | None = None, env: Mapping[str, str] = os.envi
     return chosen.absolute()
 
 
-def load_config(path: Path | str | None = None, *, env: Mapping[str, str] = os.environ) -> Config:
-    """Read, check and resolve the config file; raise ConfigError listing every problem."""
+def load_config(
+    path: Path | str | None = None,
+    *,
+    env: Mapping[str, str] = os.environ,
+    unit: UnitSource | None = None,
+) -> Config:
+    """Read, check and resolve the config file; raise ConfigError listing every problem.
+
+    ``unit`` finds the systemd unit whose write limits the folders are checked
+    against (default: the unit this process runs under, or faxd.service).
+    """
     file = config_path(path, env)
     document = _read_document(file)
     problems = Problems(file)
-    config = _build(document, file, problems, env)
+    config = _build(document, file, problems, env, unit or UnitSource(env=env))
     if problems.items or config is None:
         count = len(problems.items)
         summary = f"{file}: {count} problem{'s' if count != 1 else ''} in the config file"
@@ -84,7 +96,11 @@ def _read_document(file: Path) -> dict[str, object]:
 
 
 def _build(
-    document: dict[str, object], file: Path, problems: Problems, env: Mapping[str, str]
+    document: dict[str, object],
+    file: Path,
+    problems: Problems,
+    env: Mapping[str, str],
+    unit: UnitSource,
 ) -> Config | None:
     base = file.parent
     top = Table(document, "", problems, base)
@@ -109,6 +125,13 @@ def _build(
             f"is the same folder as [inbound] spool_dir "
             f"({inbound.spool_dir}); give each its own folder",
         )
+    check_overlaps(routes, inbound, outbound, problems)
+    warnings: list[str] = []
+    for key, message in check_writable(_written_folders(routes, inbound, outbound, database), unit):
+        if unit.under_systemd:
+            problems.add(key, message)
+        else:
+            warnings.append(f"{key}: {message} (a warning here: faxd is not running under it)")
     if faxage is None:
         return None
     return Config(
@@ -119,7 +142,29 @@ def _build(
         routes=routes,
         smtp=smtp,
         outbound=outbound,
+        warnings=tuple(warnings),
     )
+
+
+def _written_folders(
+    routes: tuple[RouteSpec, ...],
+    inbound: InboundSettings,
+    outbound: OutboundSettings,
+    database: DatabaseSettings,
+) -> list[tuple[str, Path]]:
+    """Every folder faxd writes with this config, each with the key that sets it."""
+    folders: list[tuple[str, Path]] = []
+    if inbound.enabled:
+        folders.append(("[inbound] spool_dir", inbound.spool_dir))
+        folders += [(key, fixed_root(action.path)[0]) for key, action in folder_actions(routes)]
+    if outbound.enabled:
+        folders += [
+            (f"[outbound] {name}", getattr(outbound, name))
+            for name in ("hot_folder", "sent_folder", "failed_folder", "spool_dir")
+        ]
+    if database.url.startswith("sqlite:////"):
+        folders.append(("[database] url", Path(database.url[len("sqlite:///") :]).parent))
+    return folders
 
 
 def _faxage(
