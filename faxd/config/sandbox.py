@@ -158,7 +158,10 @@ def parse_unit(texts: Sequence[str], *, name: str) -> Sandbox:
         rules += [(Path(p), False) for p in ("/home", "/root", "/run/user")]
         notes.append(f"ProtectHome={home}")
     if (settings.get("PrivateTmp") or ["no"])[-1].lower() in ("yes", "true"):
-        rules += [(Path("/tmp"), True), (Path("/var/tmp"), True)]  # noqa: S108 (the unit's)
+        # Writable, but the service's own, emptied at every stop: a fax put there
+        # is lost to the office, so it counts as not writable.
+        rules += [(Path("/tmp"), False), (Path("/var/tmp"), False)]  # noqa: S108
+        notes.append("PrivateTmp=yes (a /tmp of its own, emptied at stop)")
     for key, base in _DIRECTORY_BASES.items():
         for value in settings.get(key, []):
             for item in _paths(value):
