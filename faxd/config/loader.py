@@ -8,6 +8,7 @@ all problems are collected and raised together as one
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -326,9 +327,18 @@ def _url_host(url: str) -> str:
 
 
 def _is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine (clear text never leaves it)."""
-    name = host.strip().strip("[]").lower()
-    return name in ("localhost", "::1") or name.startswith("127.") or name.endswith(".localhost")
+    """Whether ``host`` names this machine (clear text never leaves it).
+
+    Only ``localhost`` itself or a loopback IP address: a name that merely starts
+    with ``127.`` (``127.0.0.1.evil.com``) is anybody's DNS name.
+    """
+    name = host.strip().strip("[]").lower().rstrip(".")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _one_address(text: str) -> bool:
