@@ -9,7 +9,6 @@ mode explicitly, with ``chmod`` after creation, never from the umask alone.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -55,10 +54,3 @@ def create_private(path: Path, mode: int = PRIVATE_FILE) -> None:
     finally:
         os.close(fd)
 
-
-def chmod_if_exists(path: Path, mode: int = PRIVATE_FILE) -> None:
-    """Set ``mode`` on ``path`` when it is there (SQLite's -wal/-shm come and go)."""
-    if path.is_symlink():  # never change what a link points at
-        return
-    with contextlib.suppress(FileNotFoundError):
-        os.chmod(path, mode)

@@ -31,8 +31,9 @@ differs from the level the pooled connection was left at.
 
 The file, its ``-wal`` and ``-shm`` are 0600 and a folder faxd makes for it
 0700, whatever the umask (the faxes' metadata is as private as the faxes):
-the file is created before SQLite opens it, and SQLite gives the WAL and SHM
-the main file's mode; every new connection checks them anyway.
+faxd creates the file 0600 before SQLite opens it, and SQLite creates the WAL
+and SHM with the main file's permission bits, umask or not (its
+``findCreateFileMode``; tests/store/test_db.py checks all three under umask 022).
 
 The schema is owned by Alembic; the migration scripts ship inside the package
 (``faxd/store/migrations``) so :meth:`Database.upgrade` works from an installed
@@ -55,7 +56,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from faxd.errors import ConfigError
-from faxd.filemodes import chmod_if_exists, create_private, make_dirs
+from faxd.filemodes import create_private, make_dirs
 
 #: Where the migration scripts live (package data; see the module docstring).
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -82,7 +83,7 @@ class Database:
             _ensure_sqlite_file(file)
         self.engine: Engine = create_engine(self.url)
         if self.url.get_backend_name() == "sqlite":
-            _install_sqlite_listeners(self.engine, file)
+            _install_sqlite_listeners(self.engine)
         self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
 
     def __repr__(self) -> str:
@@ -193,7 +194,7 @@ def _options(durable: bool) -> dict[str, str]:
     return {SYNCHRONOUS: "FULL" if durable else "NORMAL"}
 
 
-def _install_sqlite_listeners(engine: Engine, file: Path | None) -> None:
+def _install_sqlite_listeners(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Stop the sqlite3 module from issuing BEGIN (and COMMIT before DDL)
@@ -206,9 +207,6 @@ def _install_sqlite_listeners(engine: Engine, file: Path | None) -> None:
         finally:
             cursor.close()
         record.info[SYNCHRONOUS] = "FULL"
-        if file is not None:  # WAL mode is on: its files exist now
-            for suffix in ("-wal", "-shm"):
-                chmod_if_exists(file.with_name(file.name + suffix))
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:

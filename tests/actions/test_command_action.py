@@ -88,11 +88,16 @@ def test_faxd_passwords_in_faxds_environment_do_not_reach_the_program(
 
 
 def test_the_credentials_directory_does_not_reach_the_program(
-    recorder: tuple[str, Path], make_item: MakeItem
+    tmp_path: Path, make_item: MakeItem
 ) -> None:
     """Issue 10 #8: CREDENTIALS_DIRECTORY (where systemd put faxd's password files) and any
     FAXD_*_PASSWORD / _TOKEN / _CODE stay with faxd; the fax's own FAXD_* fields go."""
-    script, out = recorder
+    out = tmp_path / "environ.json"
+    script = write_script(
+        tmp_path / "dump-env",
+        f"#!{sys.executable}\nimport json, os\n"
+        f"json.dump(dict(os.environ), open({str(out)!r}, 'w'))\n",
+    )
     env = {
         "CREDENTIALS_DIRECTORY": "/run/credentials/faxd.service",
         "FAXD_VOIPMS_PASSWORD": "vp-pw-3",
@@ -101,7 +106,7 @@ def test_the_credentials_directory_does_not_reach_the_program(
         "OFFICE_X": "1",
     }
     CommandAction(CommandSpec(argv=(script,)), env=env).deliver(make_item())
-    seen = json.loads(out.read_text())["env"]
+    seen = json.loads(out.read_text())
     assert seen["OFFICE_X"] == "1" and seen["FAXD_RECVID"] == "4711"
     assert not (set(env) - {"OFFICE_X"}) & set(seen), seen
 
