@@ -18,17 +18,22 @@ PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 
 
-def make_dirs(path: Path, mode: int = PRIVATE_DIR) -> None:
-    """Create ``path`` and its missing parents, each made one given ``mode``.
-
-    Folders that already exist keep theirs: an admin may have chosen it.
-    """
+def missing_folders(path: Path) -> list[Path]:
+    """The folders from the first missing one down to ``path``, top first."""
     missing: list[Path] = []
     current = path
     while not current.is_dir() and current != current.parent:
         missing.append(current)
         current = current.parent
-    for folder in reversed(missing):
+    return missing[::-1]
+
+
+def make_dirs(path: Path, mode: int = PRIVATE_DIR) -> None:
+    """Create ``path`` and its missing parents, each made one given ``mode``.
+
+    Folders that already exist keep theirs: an admin may have chosen it.
+    """
+    for folder in missing_folders(path):
         try:
             folder.mkdir(mode)
         except FileExistsError:

@@ -9,8 +9,6 @@ folders 0750, or what the folder action's ``mode``/``group`` ask for.
 
 from __future__ import annotations
 
-import grp
-import os
 import shlex
 import signal
 import stat
@@ -44,19 +42,10 @@ def snapshot(root: Path, *, skip: set[Path]) -> dict[Path, tuple[bool, int, int]
     return found
 
 
-def office_group() -> tuple[str, int]:
-    """A group faxd (this user) may give files to; another than its own when root."""
-    if os.geteuid() == 0:
-        for name in ("daemon", "nogroup", "users"):
-            try:
-                return name, grp.getgrnam(name).gr_gid
-            except KeyError:
-                continue
-    return grp.getgrgid(os.getegid()).gr_name, os.getegid()
-
-
-def test_everything_faxd_creates_is_private_under_umask_022(tmp_path: Path, sim: Any) -> None:
-    group, gid = office_group()
+def test_everything_faxd_creates_is_private_under_umask_022(
+    tmp_path: Path, sim: Any, office_group: tuple[str, int]
+) -> None:
+    group, gid = office_group
     plain = sim.add_fax("3035550101")
     shared = sim.add_fax("3035550102")
     state, faxes = tmp_path / "state", tmp_path / "faxes"

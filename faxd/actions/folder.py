@@ -46,6 +46,7 @@ from faxd.actions.base import Deliverable
 from faxd.config import FolderSpec
 from faxd.config.overlaps import fixed_root
 from faxd.errors import DeliveryError
+from faxd.filemodes import missing_folders
 from faxd.templates import render_path
 
 log = structlog.get_logger(__name__)
@@ -216,12 +217,7 @@ class FolderAction:
             return os.open(root, _DIR_FLAGS)
         except FileNotFoundError:
             pass
-        missing: list[Path] = []
-        current = root
-        while not current.exists() and current != current.parent:
-            missing.append(current)
-            current = current.parent
-        for path in reversed(missing):
+        for path in missing_folders(root):
             parent_fd = os.open(path.parent, _DIR_FLAGS)
             try:
                 self._make_child(path.name, parent_fd)

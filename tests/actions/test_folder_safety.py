@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import grp
 import os
 import stat
 import subprocess
@@ -42,18 +41,6 @@ def mode_of(path: Path) -> int:
     return stat.S_IMODE(path.lstat().st_mode)
 
 
-def another_group() -> tuple[str, int]:
-    """A group this process may give files to, other than its own when it can."""
-    if os.geteuid() == 0:
-        for name in ("daemon", "nogroup", "users"):
-            try:
-                return name, grp.getgrnam(name).gr_gid
-            except KeyError:
-                continue
-    gids = [g for g in os.getgroups() if g != os.getegid()] or [os.getegid()]
-    return grp.getgrgid(gids[0]).gr_name, gids[0]
-
-
 def test_default_modes_whatever_the_umask(tmp_path: Path, make_item: MakeItem) -> None:
     """Under umask 022 a fax is still 0640 and each folder faxd makes 0750 (not 0644/0755)."""
     root = tmp_path / "fax"
@@ -65,10 +52,12 @@ def test_default_modes_whatever_the_umask(tmp_path: Path, make_item: MakeItem) -
         assert mode_of(folder) == 0o750, folder
 
 
-def test_mode_and_group_of_the_action(tmp_path: Path, make_item: MakeItem) -> None:
+def test_mode_and_group_of_the_action(
+    tmp_path: Path, make_item: MakeItem, office_group: tuple[str, int]
+) -> None:
     """``mode = "0660"`` with a group: files 0660, folders 0770, both of that group,
     even under a umask that would strip the group's bits."""
-    name, gid = another_group()
+    name, gid = office_group
     root = tmp_path / "fax"
     spec = FolderSpec(f"{root}/{{route}}/{{recvid}}.pdf", mode=0o660, group=name, gid=gid)
     with umask(0o077):
