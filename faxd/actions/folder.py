@@ -45,6 +45,7 @@ import structlog
 from faxd.actions.base import Deliverable
 from faxd.config import FolderSpec
 from faxd.config.overlaps import fixed_root
+from faxd.durable import fsync_dir_fd
 from faxd.errors import DeliveryError
 from faxd.filemodes import missing_folders
 from faxd.templates import render_path
@@ -236,7 +237,7 @@ class FolderAction:
             self._set_owner_mode(child, self.dir_mode)
         finally:
             os.close(child)
-        fsync_dir_fd(parent_fd)
+        fsync_dir_fd(parent_fd, ignore_unsupported=True)
 
     def _set_owner_mode(self, fd: int, mode: int) -> None:
         """Group first: chown may clear set-id bits, chmod then sets the mode exactly."""
@@ -276,7 +277,7 @@ class FolderAction:
                 transient=False,
             )
         # Also when it was there already: a crash may have come before this fsync.
-        fsync_dir_fd(folder_fd)
+        fsync_dir_fd(folder_fd, ignore_unsupported=True)
 
     def _write_temp(self, item: Deliverable, folder_fd: int, temp: str, final: Path) -> None:
         """Copy the spool file to the fresh name ``temp``: checked, moded and fsync'd."""
@@ -336,15 +337,6 @@ def _open_child(name: str, parent_fd: int, path: Path) -> int | None:
             "a real folder. The fax stays pending and is tried again",
             transient=True,
         ) from exc
-
-
-def fsync_dir_fd(folder_fd: int) -> None:
-    """Make a rename, link or mkdir in the open folder durable (EINVAL: cannot, carry on)."""
-    try:
-        os.fsync(folder_fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
-            raise
 
 
 def _existing(
