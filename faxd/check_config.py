@@ -34,6 +34,11 @@ _LABEL = 14  # column where values start
 def render_config(config: Config) -> str:
     """The resolved config as readable text, secrets masked, lines <= 80 columns."""
     lines = [*_row("Config file", str(config.path)), ""]
+    if config.warnings:
+        lines.append("Warnings")
+        for warning in config.warnings:
+            lines += _row("  !", warning, indent=4)
+        lines.append("")
     lines += _section("FAXAGE", _faxage(config))
     lines += _section("Database", [("url", mask_url(config.database.url))])
     lines += _section("Inbound", _inbound(config))

@@ -209,6 +209,10 @@ def print_out(text: str) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     config = load(args)
+    import structlog
+
+    for warning in config.warnings:  # the unit's limits: see faxd.config.sandbox
+        structlog.get_logger("faxd.config").warning("config.warning", problem=warning)
     from faxd.daemon import STOP_DEADLINE_SECONDS, Daemon
     from faxd.notify import Notifier, watchdog_interval
     from faxd.runlock import RunLock

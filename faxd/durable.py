@@ -34,14 +34,20 @@ def fsync_dir(folder: Path, *, ignore_unsupported: bool = False) -> None:
     """
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.fsync(fd)
+        fsync_dir_fd(fd, ignore_unsupported=ignore_unsupported)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir_fd(folder_fd: int, *, ignore_unsupported: bool = False) -> None:
+    """:func:`fsync_dir` for a folder already open (the folder action walks by fd)."""
+    try:
+        os.fsync(folder_fd)
     except OSError as exc:
         if not (
             ignore_unsupported and exc.errno in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP)
         ):
             raise
-    finally:
-        os.close(fd)
 
 
 def file_sha256(path: Path) -> str:

@@ -20,8 +20,13 @@ from urllib.parse import quote, quote_plus
 MASK = "********"
 
 _lock = threading.Lock()
+#: Secrets shorter than this are masked only as whole tokens (see register_secret).
+SHORT_SECRET = 4
 #: Longest first, so a secret containing another is masked whole.
 _secrets: tuple[str, ...] = ()
+#: The short ones, and one pattern matching any of them as a token.
+_short_words: set[str] = set()
+_short: re.Pattern[str] | None = None
 
 # key=value pairs whose value is secret whatever it is, e.g. in an echoed POST.
 _SECRET_FIELD = re.compile(
@@ -30,23 +35,42 @@ _SECRET_FIELD = re.compile(
 
 
 def register_secret(secret: str | None) -> None:
-    """Hide ``secret`` (and its URL-encoded forms) from every redacted text."""
-    global _secrets
-    if not secret or len(secret) < 3:
-        # A 1-2 character "secret" would mask random letters everywhere; the
-        # field-name rule below still hides it where it is labelled.
+    """Hide ``secret`` (and its URL- and HTML-encoded forms) from every redacted text.
+
+    Every secret is hidden, however short.  One shorter than
+    :data:`SHORT_SECRET` characters is hidden where it stands as a token of its
+    own (not inside a longer run of letters and digits): a password "a" must not
+    turn every "a" of every log line into the mask, yet it is masked wherever it
+    appears as a value, e.g. ``password=a&`` in an echoed POST.
+    """
+    global _secrets, _short
+    if not secret:
         return
     variants = {secret, quote(secret, safe=""), quote_plus(secret), html.escape(secret)}
     with _lock:
-        merged = set(_secrets) | {v for v in variants if v}
+        merged = set(_secrets) | {v for v in variants if len(v) >= SHORT_SECRET}
         _secrets = tuple(sorted(merged, key=len, reverse=True))
+        short = {v for v in variants if 0 < len(v) < SHORT_SECRET} | _short_words
+        _short_words.clear()
+        _short_words.update(short)
+        _short = (
+            re.compile(
+                r"(?<![A-Za-z0-9])(?:"
+                + "|".join(re.escape(v) for v in sorted(short, key=len, reverse=True))
+                + r")(?![A-Za-z0-9])"
+            )
+            if short
+            else None
+        )
 
 
 def forget_secrets() -> None:
     """Drop every registered secret (tests use this between cases)."""
-    global _secrets
+    global _secrets, _short
     with _lock:
         _secrets = ()
+        _short = None
+        _short_words.clear()
 
 
 def redact(text: str) -> str:
@@ -56,6 +80,9 @@ def redact(text: str) -> str:
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, MASK)
+    short = _short
+    if short is not None:
+        text = short.sub(MASK, text)
     return _SECRET_FIELD.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 
 from faxd.errors import FaxdError
+from faxd.filemodes import PRIVATE_FILE, make_dirs
 
 LOCK_NAME = ".faxd-run.lock"
 
@@ -34,8 +35,8 @@ class RunLock:
         self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+        make_dirs(self.path.parent)  # the spool folder: 0700, whatever the umask
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -119,3 +119,20 @@ def db(tmp_path: Path) -> Any:
     database.upgrade()
     yield database
     database.engine.dispose()
+
+
+@pytest.fixture
+def office_group() -> tuple[str, int]:
+    """A group this process may give files to (name, gid): another than its own when it
+    can (as root), else its own; for folder actions with ``group``."""
+    import grp
+    import os
+
+    if os.geteuid() == 0:
+        for name in ("daemon", "nogroup", "users"):
+            try:
+                return name, grp.getgrnam(name).gr_gid
+            except KeyError:
+                continue
+    gids = [g for g in os.getgroups() if g != os.getegid()] or [os.getegid()]
+    return grp.getgrgid(gids[0]).gr_name, gids[0]

@@ -150,12 +150,12 @@ def test_unknown_section_and_action_key(tmp_path: Path) -> None:
         FAXAGE
         + "[outbund]\nenabled = true\n"
         + DEFAULT_ROUTE.replace(
-            'path = "/srv/fax/{recvid}.{ext}"', 'path = "/srv/fax/{recvid}.{ext}", mode = "0644"'
+            'path = "/srv/fax/{recvid}.{ext}"', 'path = "/srv/fax/{recvid}.{ext}", color = "blue"'
         )
     )
     found = problems(tmp_path, text)
     assert only(found, "[outbund]").endswith("unknown section; did you mean outbound?")
-    assert only(found, "routes[0].actions[0].mode").endswith("unknown key")
+    assert only(found, "routes[0].actions[0].color").endswith("unknown key")
 
 
 def test_unknown_template_field_lists_known_fields(tmp_path: Path) -> None:
@@ -590,6 +590,28 @@ def test_plain_http_base_url_only_to_this_machine(tmp_path: Path) -> None:
     assert "clear text" in message and "https://" in message
     for url in ("http://127.0.0.1:8025", "http://localhost:8025/", "https://www.faxage.com"):
         assert load(tmp_path, text.replace("URL", url)).faxage.base_url == url.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1.evil.com",
+        "http://127.evil.com:8025",
+        "http://evil.localhost",
+        "http://localhost.evil.com",
+        "http://10.0.0.1",
+    ],
+)
+def test_plain_http_to_a_look_alike_host_is_refused(tmp_path: Path, url: str) -> None:
+    """Issue 10 #8: a DNS name that only looks like loopback is another machine."""
+    text = FAXAGE + f'base_url = "{url}"\n' + DEFAULT_ROUTE
+    assert "clear text" in only(problems(tmp_path, text), "base_url")
+
+
+def test_plain_http_to_any_loopback_address_is_allowed(tmp_path: Path) -> None:
+    for url in ("http://127.0.0.2:8025", "http://[::1]:8025", "http://LOCALHOST"):
+        text = FAXAGE + f'base_url = "{url}"\n' + DEFAULT_ROUTE
+        assert load(tmp_path, text).faxage.base_url == url
 
 
 def test_faxage_timezone_is_checked_and_exposed(tmp_path: Path) -> None:

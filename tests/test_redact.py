@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 from urllib.parse import quote, quote_plus
 
+import pytest
+
 from faxd.redact import MASK, redact, register_secret, summarize_body
 
 SECRET = "p&ss<w>rd+ 9/x"
@@ -40,3 +42,17 @@ def test_summarize_body_makes_binary_printable_and_short() -> None:
     out = summarize_body(b"ERR08: bad\x00\x01\npost" + b"z" * 5000, limit=50)
     assert "\x00" not in out and "\n" not in out
     assert len(out) < 100
+
+
+@pytest.mark.parametrize("secret", ["x", "q7", "k#9"])
+def test_a_short_password_is_redacted_too(secret: str) -> None:
+    """Issue 10 #8: a 1-3 character password was never hidden; now it is, as a token."""
+    register_secret(secret)
+    echoed = f"ERR08: username=acme&pw={quote_plus(secret)}&faxno=3035551212 [{secret}]"
+    assert redact(echoed) == f"ERR08: username=acme&pw={MASK}&faxno=3035551212 [{MASK}]"
+
+
+def test_a_short_password_does_not_mask_every_letter() -> None:
+    """A password "a" must not eat the a's of ordinary words; only the token "a" goes."""
+    register_secret("a")
+    assert redact("a fax arrived from a caller") == f"{MASK} fax arrived from {MASK} caller"

@@ -9,8 +9,10 @@ whether to retry with backoff or to stop and show the fax as failed.
 
 The two actions that run programs (print, command) share :func:`run_program`,
 which bounds a child's run time and kills its whole process group on timeout,
-and never hands on the password variables faxd itself may have been given
-(``FAXD_FAXAGE_PASSWORD``, ``FAXD_SMTP_PASSWORD``; DESIGN invariant 6).
+and never hands on what leads to faxd's own secrets (DESIGN invariant 6): the
+password variables (``FAXD_FAXAGE_PASSWORD``, ``FAXD_SMTP_PASSWORD``, any
+``FAXD_*_PASSWORD``/``_TOKEN``/``_CODE``) and systemd's ``CREDENTIALS_DIRECTORY``,
+the folder holding the credential files.
 """
 
 from __future__ import annotations
@@ -29,8 +31,22 @@ from faxd.config.secrets import FAXAGE_PASSWORD, SMTP_PASSWORD
 from faxd.errors import ConfigError
 from faxd.routing import FaxFacts
 
-#: Environment variables that may hold faxd's own passwords: never passed to a child.
-SECRET_ENV_VARS: frozenset[str] = frozenset({FAXAGE_PASSWORD.env_var, SMTP_PASSWORD.env_var})
+#: Environment variables that hold faxd's own secrets or say where they are: never
+#: passed to a child (nor is any FAXD_* name ending in one of SECRET_ENV_SUFFIXES).
+SECRET_ENV_VARS: frozenset[str] = frozenset(
+    {FAXAGE_PASSWORD.env_var, SMTP_PASSWORD.env_var, "CREDENTIALS_DIRECTORY"}
+)
+SECRET_ENV_SUFFIXES = ("PASSWORD", "TOKEN", "CODE")
+
+
+def child_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` without faxd's secrets and the way to its credential files."""
+    return {
+        name: value
+        for name, value in env.items()
+        if name not in SECRET_ENV_VARS
+        and not (name.startswith("FAXD_") and name.endswith(SECRET_ENV_SUFFIXES))
+    }
 
 #: MIME type for each extension.
 MIME_TYPES: Mapping[str, tuple[str, str]] = {
@@ -139,7 +155,7 @@ def run_program(
 
     The child gets its own process group; on timeout the whole group is killed
     (a shell script's children too) and :class:`subprocess.TimeoutExpired` is
-    raised.  ``env`` minus :data:`SECRET_ENV_VARS` is the child's environment.
+    raised.  :func:`child_environment` of ``env`` is the child's environment.
     ``FileNotFoundError``/``PermissionError`` propagate when the program cannot
     be started.
     """
@@ -149,7 +165,7 @@ def run_program(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=cwd,
-        env={name: value for name, value in env.items() if name not in SECRET_ENV_VARS},
+        env=child_environment(env),
         text=True,
         errors="replace",
         start_new_session=True,

@@ -8,6 +8,7 @@ all problems are collected and raised together as one
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -26,10 +27,13 @@ from faxd.config.model import (
     NotifySettings,
     OutboundSettings,
     RetentionSettings,
+    RouteSpec,
     SmtpSettings,
 )
+from faxd.config.overlaps import check_overlaps, fixed_root, folder_actions
 from faxd.config.reader import Problems, Table, describe, suggest
 from faxd.config.routes import read_routes
+from faxd.config.sandbox import UnitSource, check_writable
 from faxd.config.secrets import FAXAGE_PASSWORD, SMTP_PASSWORD, resolve_password
 from faxd.errors import ConfigError
 from faxd.phone import normalize_number
@@ -49,12 +53,21 @@ def config_path(path: Path | str | None = None, env: Mapping[str, str] = os.envi
     return chosen.absolute()
 
 
-def load_config(path: Path | str | None = None, *, env: Mapping[str, str] = os.environ) -> Config:
-    """Read, check and resolve the config file; raise ConfigError listing every problem."""
+def load_config(
+    path: Path | str | None = None,
+    *,
+    env: Mapping[str, str] = os.environ,
+    unit: UnitSource | None = None,
+) -> Config:
+    """Read, check and resolve the config file; raise ConfigError listing every problem.
+
+    ``unit`` finds the systemd unit whose write limits the folders are checked
+    against (default: the unit this process runs under, or faxd.service).
+    """
     file = config_path(path, env)
     document = _read_document(file)
     problems = Problems(file)
-    config = _build(document, file, problems, env)
+    config = _build(document, file, problems, env, unit or UnitSource(env=env))
     if problems.items or config is None:
         count = len(problems.items)
         summary = f"{file}: {count} problem{'s' if count != 1 else ''} in the config file"
@@ -89,7 +102,11 @@ def _read_document(file: Path) -> dict[str, object]:
 
 
 def _build(
-    document: dict[str, object], file: Path, problems: Problems, env: Mapping[str, str]
+    document: dict[str, object],
+    file: Path,
+    problems: Problems,
+    env: Mapping[str, str],
+    unit: UnitSource,
 ) -> Config | None:
     base = file.parent
     top = Table(document, "", problems, base)
@@ -116,6 +133,13 @@ def _build(
         )
     retention = _retention(top.table("retention"))
     notify = _notify(top.table("notify"), have_smtp=smtp is not None)
+    check_overlaps(routes, inbound, outbound, problems)
+    warnings: list[str] = []
+    for key, message in check_writable(_written_folders(routes, inbound, outbound, database), unit):
+        if unit.under_systemd:
+            problems.add(key, message)
+        else:
+            warnings.append(f"{key}: {message} (a warning here: faxd is not running under it)")
     if faxage is None:
         return None
     return Config(
@@ -128,7 +152,29 @@ def _build(
         outbound=outbound,
         retention=retention,
         notify=notify,
+        warnings=tuple(warnings),
     )
+
+
+def _written_folders(
+    routes: tuple[RouteSpec, ...],
+    inbound: InboundSettings,
+    outbound: OutboundSettings,
+    database: DatabaseSettings,
+) -> list[tuple[str, Path]]:
+    """Every folder faxd writes with this config, each with the key that sets it."""
+    folders: list[tuple[str, Path]] = []
+    if inbound.enabled:
+        folders.append(("[inbound] spool_dir", inbound.spool_dir))
+        folders += [(key, fixed_root(action.path)[0]) for key, action in folder_actions(routes)]
+    if outbound.enabled:
+        folders += [
+            (f"[outbound] {name}", getattr(outbound, name))
+            for name in ("hot_folder", "sent_folder", "failed_folder", "spool_dir")
+        ]
+    if database.url.startswith("sqlite:////"):
+        folders.append(("[database] url", Path(database.url[len("sqlite:///") :]).parent))
+    return folders
 
 
 def _faxage(
@@ -357,9 +403,18 @@ def _url_host(url: str) -> str:
 
 
 def _is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine (clear text never leaves it)."""
-    name = host.strip().strip("[]").lower()
-    return name in ("localhost", "::1") or name.startswith("127.") or name.endswith(".localhost")
+    """Whether ``host`` names this machine (clear text never leaves it).
+
+    Only ``localhost`` itself or a loopback IP address: a name that merely starts
+    with ``127.`` (``127.0.0.1.evil.com``) is anybody's DNS name.
+    """
+    name = host.strip().strip("[]").lower().rstrip(".")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _one_address(text: str) -> bool:

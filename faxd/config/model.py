@@ -76,12 +76,38 @@ class InboundSettings:
     max_fax_mb: float = 200.0  # a larger getfax body is cut off and the fax failed
 
 
+#: Mode of a delivered fax file unless the folder action sets ``mode``.
+DEFAULT_FILE_MODE = 0o640
+
+
+def folder_mode(file_mode: int) -> int:
+    """The mode of folders made for files of ``file_mode``: search (x) wherever read (r).
+
+    0640 -> 0750, 0660 -> 0770, 0644 -> 0755.
+    """
+    readable = file_mode & 0o444
+    return file_mode | (readable >> 2)
+
+
 @dataclass(frozen=True)
 class FolderSpec:
-    """Write the fax to a path rendered from a template (absolute after loading)."""
+    """Write the fax to a path rendered from a template (absolute after loading).
+
+    ``mode`` is the delivered file's mode (its folders get :func:`folder_mode`);
+    ``group``/``gid``, when set, is the group the file and the folders faxd makes
+    are given, e.g. the office staff's.
+    """
 
     type: ClassVar[str] = "folder"
     path: str
+    mode: int = DEFAULT_FILE_MODE
+    group: str | None = None
+    gid: int | None = None
+
+    @property
+    def dir_mode(self) -> int:
+        """The mode of each folder this action creates."""
+        return folder_mode(self.mode)
 
 
 @dataclass(frozen=True)
@@ -213,3 +239,6 @@ class Config:
     outbound: OutboundSettings
     retention: RetentionSettings | None = None  # None: no [retention] section, keep everything
     notify: NotifySettings | None = None  # None: no [notify] section, nobody is mailed
+    #: Things that will not lose a fax here but may under the service (see
+    #: :mod:`faxd.config.sandbox`); check-config prints them, ``faxd run`` logs them.
+    warnings: tuple[str, ...] = ()

@@ -8,6 +8,7 @@ default route that would hide the routes after it.
 
 from __future__ import annotations
 
+import grp
 import shlex
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from faxd.config.model import (
     ATTACHED_NOTE,
     DEFAULT_EMAIL_BODY,
     DEFAULT_EMAIL_SUBJECT,
+    DEFAULT_FILE_MODE,
     ActionSpec,
     CommandSpec,
     EmailSpec,
@@ -165,7 +167,63 @@ def _folder(table: Table) -> FolderSpec | None:
         template = f"{base.rstrip('/')}/{template}"
     elif template.startswith("~"):
         template = str(Path(template).expanduser())
-    return FolderSpec(path=template)
+    group, gid = _group(table)
+    return FolderSpec(path=template, mode=_file_mode(table), group=group, gid=gid)
+
+
+def _file_mode(table: Table) -> int:
+    """``mode = "0640"``: the delivered file's permission bits, as chmod writes them."""
+    text = table.text("mode")
+    if text is None:
+        return DEFAULT_FILE_MODE
+    digits = text.strip()
+    if not (3 <= len(digits) <= 4 and all(ch in "01234567" for ch in digits)):
+        table.problem(
+            "mode",
+            f"{text!r} is not a file mode; write it in octal as chmod does, in quotes, "
+            'e.g. mode = "0640" (owner read/write, group read)',
+        )
+        return DEFAULT_FILE_MODE
+    mode = int(digits, 8)
+    if mode > 0o777:
+        table.problem(
+            "mode",
+            f"{text!r} sets setuid/setgid/sticky bits, which a fax never needs; "
+            'use permission bits only, e.g. "0640"',
+        )
+    elif not mode & 0o400:
+        table.problem(
+            "mode",
+            f"{text!r} does not let the owner (faxd) read the file, so faxd could not "
+            'check a redelivery; keep owner read, e.g. "0640"',
+        )
+    elif mode & 0o111:
+        table.problem("mode", f'{text!r} makes a fax executable; drop the x bits, e.g. "0640"')
+    elif mode & 0o002:
+        table.problem(
+            "mode",
+            f"{text!r} lets every user on the machine change delivered faxes; "
+            'give write access through a group instead, e.g. mode = "0660" with group',
+        )
+    else:
+        return mode
+    return DEFAULT_FILE_MODE
+
+
+def _group(table: Table) -> tuple[str | None, int | None]:
+    """``group = "fax"``: the group delivered files and made folders get, and its id."""
+    name = table.text("group")
+    if name is None:
+        return None, None
+    try:
+        return name, grp.getgrnam(name).gr_gid
+    except (KeyError, ValueError):  # ValueError: a NUL in the name
+        table.problem(
+            "group",
+            f"there is no group {name!r} on this machine (see `getent group`); create it "
+            f"(groupadd {name}) and add the user faxd runs as to it, or fix the name",
+        )
+    return None, None
 
 
 def _print(table: Table) -> PrintSpec | None:

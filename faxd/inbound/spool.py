@@ -7,7 +7,8 @@ away (DESIGN invariants 1, 2).  Names come from the recvid (an integer) only;
 a file name sent by the server is never used as a path (invariant 4).
 
 Each fax has its own files, so several faxes can be spooled at once without
-sharing anything but the directory.
+sharing anything but the directory.  Faxes are private: the spool folder is made
+0700 and every spool file is 0600 from before its first byte, whatever the umask.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Container
 from pathlib import Path
 
 from faxd.durable import file_sha256, fsync_dir, fsync_file
+from faxd.filemodes import PRIVATE_FILE, create_private, make_dirs
 
 #: File extension of each verified kind (``DownloadResult.kind``).
 EXTENSIONS = {"pdf": "pdf", "tiff": "tif"}
@@ -30,12 +32,19 @@ class Spool:
         self.root = root
 
     def ensure(self) -> None:
-        """Create the spool directory (and parents) if it is missing."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Create the spool directory (and parents, all 0700) if it is missing."""
+        make_dirs(self.root)
 
     def part_path(self, recvid: int) -> Path:
         """Where ``getfax`` streams fax ``recvid`` while it downloads."""
         return self.root / f"{int(recvid)}{PART_SUFFIX}"
+
+    def new_part(self, recvid: int) -> Path:
+        """:meth:`part_path`, created empty and 0600, so the download never widens it."""
+        part = self.part_path(recvid)
+        part.unlink(missing_ok=True)  # a crashed download's leftover, of whatever mode
+        create_private(part)
+        return part
 
     def final_path(self, recvid: int, kind: str) -> Path:
         """Where the verified file of fax ``recvid`` lives until it is delivered."""
@@ -50,6 +59,7 @@ class Spool:
         fsyncs only the file's data); the file's own fsync here costs next to
         nothing after the client's, and keeps this promise whoever wrote it.
         """
+        os.chmod(part, PRIVATE_FILE)  # whoever created it, and with whatever umask
         fsync_file(part)
         final = self.final_path(recvid, kind)
         os.replace(part, final)

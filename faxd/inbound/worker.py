@@ -153,7 +153,7 @@ class FaxWorker:
         as downloaded and held.
         """
         self.spool.ensure()
-        part = self.spool.part_path(row.recvid)
+        part = self.spool.new_part(row.recvid)
         limit = self.config.inbound.max_fax_mb
         try:
             result = self.client.getfax(row.recvid, part, max_bytes=int(limit * MIB))

@@ -29,6 +29,12 @@ at each call site); everything else, by default, stays ``FULL``.  The level is
 set before ``BEGIN IMMEDIATE``, outside any transaction, and only when it
 differs from the level the pooled connection was left at.
 
+The file, its ``-wal`` and ``-shm`` are 0600 and a folder faxd makes for it
+0700, whatever the umask (the faxes' metadata is as private as the faxes):
+faxd creates the file 0600 before SQLite opens it, and SQLite creates the WAL
+and SHM with the main file's permission bits, umask or not (its
+``findCreateFileMode``; tests/store/test_db.py checks all three under umask 022).
+
 The schema is owned by Alembic; the migration scripts ship inside the package
 (``faxd/store/migrations``) so :meth:`Database.upgrade` works from an installed
 wheel as well as from the repository.
@@ -50,6 +56,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from faxd.errors import ConfigError
+from faxd.filemodes import create_private, make_dirs
 
 #: Where the migration scripts live (package data; see the module docstring).
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -71,8 +78,9 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url: URL = make_url(url)
-        if self.url.get_backend_name() == "sqlite":
-            _ensure_sqlite_directory(self.url)
+        file = _sqlite_file(self.url)
+        if file is not None:
+            _ensure_sqlite_file(file)
         self.engine: Engine = create_engine(self.url)
         if self.url.get_backend_name() == "sqlite":
             _install_sqlite_listeners(self.engine)
@@ -158,20 +166,27 @@ class Database:
         self.engine.dispose()
 
 
-def _ensure_sqlite_directory(url: URL) -> None:
-    """Create the directory of a SQLite file, or say clearly why it cannot be."""
+def _sqlite_file(url: URL) -> Path | None:
+    """The file of a SQLite URL; ``None`` for other databases and in-memory ones."""
+    if url.get_backend_name() != "sqlite":
+        return None
     database = url.database or ""
     if database in ("", ":memory:") or database.startswith("file:"):
-        return
-    parent = Path(database).expanduser().parent
+        return None
+    return Path(database).expanduser()
+
+
+def _ensure_sqlite_file(file: Path) -> None:
+    """Create the SQLite file (0600) and its folder (0700), or say clearly why not."""
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(file.parent)
+        create_private(file)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ConfigError(
-            f"database url: cannot create the directory {parent} for the SQLite file "
-            f"{database}: {reason}. Create it (writable by the user faxd runs as), "
-            "or set [database] url to a path that user can write."
+            f"database url: cannot create the SQLite file {file} (or its directory "
+            f"{file.parent}): {reason}. Create the directory (writable by the user faxd "
+            "runs as), or set [database] url to a path that user can write."
         ) from exc
 
 

@@ -87,6 +87,30 @@ def test_faxd_passwords_in_faxds_environment_do_not_reach_the_program(
     assert "FAXD_SMTP_PASSWORD" not in seen
 
 
+def test_the_credentials_directory_does_not_reach_the_program(
+    tmp_path: Path, make_item: MakeItem
+) -> None:
+    """Issue 10 #8: CREDENTIALS_DIRECTORY (where systemd put faxd's password files) and any
+    FAXD_*_PASSWORD / _TOKEN / _CODE stay with faxd; the fax's own FAXD_* fields go."""
+    out = tmp_path / "environ.json"
+    script = write_script(
+        tmp_path / "dump-env",
+        f"#!{sys.executable}\nimport json, os\n"
+        f"json.dump(dict(os.environ), open({str(out)!r}, 'w'))\n",
+    )
+    env = {
+        "CREDENTIALS_DIRECTORY": "/run/credentials/faxd.service",
+        "FAXD_VOIPMS_PASSWORD": "vp-pw-3",
+        "FAXD_IFAX_TOKEN": "tok-4",
+        "FAXD_FAXNUMMER_CODE": "code-5",
+        "OFFICE_X": "1",
+    }
+    CommandAction(CommandSpec(argv=(script,)), env=env).deliver(make_item())
+    seen = json.loads(out.read_text())
+    assert seen["OFFICE_X"] == "1" and seen["FAXD_RECVID"] == "4711"
+    assert not (set(env) - {"OFFICE_X"}) & set(seen), seen
+
+
 def test_file_placeholder_puts_the_path_where_asked(
     recorder: tuple[str, Path], make_item: MakeItem
 ) -> None:

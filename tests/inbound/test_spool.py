@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from pathlib import Path
+
+import pytest
 
 from faxd.inbound.spool import Spool, matches
 
@@ -53,3 +57,30 @@ def test_remove_refuses_paths_outside_the_spool(tmp_path: Path) -> None:
     inside.write_bytes(b"x")
     spool.remove(inside)
     assert not inside.exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o277])
+def test_spool_folders_and_files_are_private_whatever_the_umask(
+    tmp_path: Path, umask: int
+) -> None:
+    """Issue 10 #5: under umask 022 the spool is 0700 and a fax in it 0600, from its first
+    byte (the part file exists, 0600, before the download opens it) to its final name;
+    exactly so, also under a umask that would take faxd's own write bit."""
+    old = os.umask(umask)
+    try:
+        spool = Spool(tmp_path / "state" / "spool")
+        spool.ensure()
+        part = spool.new_part(42)
+        assert stat.S_IMODE(part.stat().st_mode) == 0o600
+        with open(part, "wb") as download:  # what the transport does: truncate and write
+            download.write(b"%PDF-1.4 fax")
+        final = spool.commit(part, 42, "pdf")
+        written_elsewhere = spool.part_path(43)
+        written_elsewhere.write_bytes(b"%PDF-1.4 another")  # 0644 under this umask
+        other = spool.commit(written_elsewhere, 43, "pdf")
+    finally:
+        os.umask(old)
+    for folder in (tmp_path / "state", tmp_path / "state" / "spool"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    assert stat.S_IMODE(final.stat().st_mode) == 0o600
+    assert stat.S_IMODE(other.stat().st_mode) == 0o600

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import threading
@@ -325,3 +326,20 @@ def test_many_concurrent_increments_all_land(db: Database) -> None:
 
     assert _run_threads(work, work) == []
     assert _cursor_value(db) == 50
+
+
+def test_database_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    """Issue 10 #5: under umask 022 the SQLite file, its -wal and -shm are 0600 and the
+    folder faxd makes for them 0700."""
+    old = os.umask(0o022)
+    try:
+        database = Database(f"sqlite:///{tmp_path / 'state' / 'faxd.db'}")
+        database.upgrade()
+        with database.engine.connect() as connection:  # holds the WAL and SHM open
+            connection.exec_driver_sql("SELECT 1")
+            files = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "state").iterdir()}
+    finally:
+        os.umask(old)
+        database.dispose()
+    assert files == {"faxd.db": 0o600, "faxd.db-wal": 0o600, "faxd.db-shm": 0o600}
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
