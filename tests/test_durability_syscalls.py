@@ -39,8 +39,13 @@ from faxd.sim.documents import make_pdf
 DNIS = "3035550101"
 
 # "1234  fsync(5</tmp/x/faxes/.7.pdf.faxd-1a2b>) = 0"; strace -y writes the fd's path
-# between < and > (printable ASCII paths are written as they are).
-_CALL = re.compile(r"^\d+\s+(?P<call>fsync|fdatasync)\(\d+<(?P<path>[^>]*)>\)\s*=\s*0\s*$")
+# between < and > (printable ASCII paths are written as they are).  When another
+# thread's call comes in between, the line ends "<unfinished ...>" and a later
+# "<... fsync resumed>) = 0" line holds the result: such a call is counted too.
+_CALL = re.compile(
+    r"^\d+\s+(?P<call>fsync|fdatasync)\(\d+<(?P<path>[^>]*)>"
+    r"(\)\s*=\s*0\s*$| <unfinished \.\.\.>$)"
+)
 
 
 @dataclass(frozen=True)
