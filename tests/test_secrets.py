@@ -5,7 +5,9 @@ times against the FAXAGE simulator while faults are injected in turn: ERR08
 (which echoes the whole POST back, password and base64 file data included) on
 listfax, getfax, delfax and sendfax, ERR02, HTTP 500, a truncated download, and
 an SMTP server that refuses the first login.  Then every text faxd produced is
-searched for either password in every form it could take on the way out.
+searched for either password in every form it could take on the way out: the
+stdout and stderr (JSON logs) of every single run, kept in order, not only of the
+last run of each command.
 """
 
 from __future__ import annotations
@@ -146,14 +148,16 @@ class Site:
             layout, base_url=sim.base_url, username=sim.username, company=sim.company,
             password=FAXAGE_PASSWORD, interval=1.0, routes=ROUTES + smtp,
         )
-        self.outputs: list[tuple[str, str]] = []  # (what ran, stdout + stderr)
+        # One entry per command run, in order: a command that runs twice is searched twice.
+        self.outputs: list[tuple[str, str]] = []  # ("#3 run --once stderr", text)
 
     def faxd(self, *argv: str) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             [sys.executable, "-m", "faxd", *argv, "--config", str(self.config)],
             capture_output=True, text=True, timeout=60, check=False,
         )
-        self.outputs.append((" ".join(argv), done.stdout + done.stderr))
+        run = f"#{len(self.outputs) // 2 + 1} {' '.join(argv)}"
+        self.outputs += [(f"{run} stdout", done.stdout), (f"{run} stderr", done.stderr)]
         return done
 
     def run_once(self) -> list[dict[str, Any]]:
@@ -216,15 +220,16 @@ def test_passwords_never_leave_through_logs_db_or_cli(
                sim.inject("truncate", operation="getfax", times=1)]
     logs += site.run_once()
     # 5: the operator retries what failed; then a clean pass finishes it.
-    for row in json.loads(site.faxd("inbox", "--json").stdout):
-        if row["state"] == "failed":
-            site.faxd("retry", str(row["recvid"]))
+    retried = [row["recvid"] for row in json.loads(site.faxd("inbox", "--json").stdout)
+               if row["state"] == "failed"]
+    for recvid in retried:
+        site.faxd("retry", str(recvid))
     logs += site.run_once()
     faults.append(sim.inject("err08", operation="listlines", times=1))
     listlines = site.faxd("faxage", "listlines")
     for argv in (("status",), ("status", "--json"), ("inbox",), ("inbox", "--json"),
                  ("jobs",), ("jobs", "--json"), ("check-config",)):
-        assert site.faxd(*argv).returncode == 0, site.outputs[-1]
+        assert site.faxd(*argv).returncode == 0, site.outputs[-2:]
 
     # The faults really fired and faxd really met the ERR08 echo, so nothing passes vacuously.
     assert [f.fired for f in faults] == [1] * len(faults)
@@ -239,7 +244,13 @@ def test_passwords_never_leave_through_logs_db_or_cli(
     assert len(sim.jobs) == 1  # the second file was sent
     assert any(p.name.endswith("-wal") or p.suffix == ".db" for p in site.files())
 
+    # Every run's own output (the ERR08, ERR02, 500 and truncation passes' logs included),
+    # then the same logs as faxd's JSON decoded them, then every file and email.
+    runs = [what for what, _ in site.outputs]
+    assert len(set(runs)) == len(runs) == 2 * (5 + 1 + len(retried) + 1 + 7), runs
     found = {what: leaks_in(text) for what, text in site.outputs}
+    found.update({f"log event {i}": leaks_in(json.dumps(e, ensure_ascii=False))
+                  for i, e in enumerate(logs)})
     found.update({str(p): leaks_in(p.read_bytes()) for p in site.files()})
     found.update({f"email {i}": leaks_in(m) for i, m in enumerate(smtp.messages)})
     leaked = {where: names for where, names in found.items() if names}

@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from faxd.clock import Clock, system_clock
 from faxd.config import OutboundSettings
-from faxd.durable import file_sha256, fsync_dir
+from faxd.durable import file_sha256, fsync_dir, fsync_file
 from faxd.errors import IntakeError
 from faxd.outbound import files, naming
 from faxd.store.db import Database
@@ -299,6 +299,9 @@ class Intake:
         if move:
             try:
                 os.rename(source, spool)
+                # Whoever wrote the file may never have fsync'd it: without this a
+                # power cut could leave the job's only copy empty.
+                fsync_file(spool)
                 fsync_dir(source.parent)
                 fsync_dir(self.spool_dir)
                 return

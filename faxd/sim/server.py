@@ -367,7 +367,10 @@ class _Handler(BaseHTTPRequestHandler):
         send = size // 2 if truncate else size
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Disposition", f'attachment; filename="{answer.filename}"')
+        # PHP's header() sends the name's UTF-8 bytes as they are; http.server
+        # writes header text as latin-1, so hand it those bytes one per character.
+        disposition = f'attachment; filename="{answer.filename}"'
+        self.send_header("Content-Disposition", disposition.encode().decode("latin-1"))
         self.send_header("Content-Length", str(size))
         self.end_headers()
         if answer.path is None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -149,19 +151,41 @@ def test_nonzero_exit_reports_code_and_last_stderr_line(
     assert caught.value.transient is True
 
 
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie waiting to be reaped is dead)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
 def test_slow_program_and_its_children_are_killed(tmp_path: Path, make_item: MakeItem) -> None:
-    """A program past its timeout is killed with its children; the error is transient."""
-    marker = tmp_path / "child-survived"
+    """A program past its timeout is killed with its children; the error is transient.
+
+    The child writes its pid, and the test then waits (generously) for that very
+    process to be gone, instead of sleeping a fixed time for a marker file.
+    """
+    pidfile = tmp_path / "child.pid"
     script = write_script(
         tmp_path / "slow",
-        f"#!/bin/sh\n(sleep 1; touch '{marker}') &\nsleep 30\n",
+        f"#!/bin/sh\nsleep 600 &\necho $! > '{pidfile}.part'\nmv '{pidfile}.part' '{pidfile}'\n"
+        "wait\n",
     )
-    action = CommandAction(CommandSpec(argv=(script,), timeout=0.5))
-    with pytest.raises(DeliveryError, match=r"did not finish within 0\.5 s") as caught:
+    action = CommandAction(CommandSpec(argv=(script,), timeout=3.0))
+    with pytest.raises(DeliveryError, match=r"did not finish within 3 s") as caught:
         action.deliver(make_item())
     assert caught.value.transient is True
-    time.sleep(1.5)  # long enough for a surviving child to leave its marker
-    assert not marker.exists()
+    assert pidfile.exists(), "the script did not start its child within its 3 s timeout"
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 60
+    try:
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(child), f"the child {child} outlived the killed program"
+    finally:
+        if _alive(child):
+            os.kill(child, signal.SIGKILL)  # the child this test started, by its pid
 
 
 def test_missing_program_is_a_permanent_error(tmp_path: Path, make_item: MakeItem) -> None:

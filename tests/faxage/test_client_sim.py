@@ -296,15 +296,20 @@ def test_transient_fault_is_retried(sim: Any, client: FaxageClient, kind: str) -
 
 
 def test_slow_answer_is_retried(sim: Any) -> None:
-    """An answer slower than the read timeout is retried."""
-    sim.slow_seconds = 1.0
+    """An answer slower than the read timeout is retried.
+
+    The slow answer is held back for 10 minutes (cut short when the simulator
+    stops), far beyond the 5 s read timeout, and the normal answer has those 5 s
+    between bytes: a loaded machine cannot make either land on the wrong side.
+    """
+    sim.slow_seconds = 600.0
     sim.inject("slow", operation="listlines", times=1)
     with FaxageClient(
         sim.username,
         sim.company,
         sim.password,
         base_url=sim.base_url,
-        timeout=0.3,
+        timeout=5.0,
         backoff=0.0,
         sleep=lambda _s: None,
     ) as quick:

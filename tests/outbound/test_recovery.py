@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -14,7 +16,13 @@ from typing import Any
 import pytest
 
 from faxd.outbound.intake import Intake
-from faxd.outbound.service import Outbound, list_jobs, queue_files, retry_job
+from faxd.outbound.service import (
+    IDLE_WAIT_SECONDS,
+    Outbound,
+    list_jobs,
+    queue_files,
+    retry_job,
+)
 from faxd.store.models import OutboundJob
 from faxd.store.states import JobState
 
@@ -168,45 +176,54 @@ def test_retry_from_a_failed_folder_on_another_file_system(
     assert list_jobs(db)[0].state == JobState.SENT.value
 
 
-class CountingTracker:
-    """Wraps the service's tracker and counts how often the worker looks for due files."""
+class RecordingQueue(queue.Queue[Path]):
+    """The worker's queue, noting the timeout of every wait and every put."""
 
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.due_calls = 0
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float | None] = []
+        self.puts: list[Path] = []
+        self.waited = threading.Event()  # set on every blocking get
 
-    def due(self) -> list[Path]:
-        self.due_calls += 1
-        result: list[Path] = self.inner.due()
-        return result
+    def get(self, block: bool = True, timeout: float | None = None) -> Path:
+        if block:
+            self.waits.append(timeout)
+            self.waited.set()
+        return super().get(block, timeout)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def __len__(self) -> int:
-        return len(self.inner)
-
-    def __contains__(self, path: object) -> bool:
-        return path in self.inner
+    def put(self, item: Path, block: bool = True, timeout: float | None = None) -> None:
+        self.puts.append(item)
+        super().put(item, block, timeout)
 
 
 def test_idle_worker_sleeps_instead_of_ticking(
     make_settings: Callable[..., Any], db: Any, client: Any
 ) -> None:
-    """With nothing waiting to settle, the worker blocks rather than waking every tick."""
+    """With nothing waiting to settle, the worker blocks for the idle wait, not one tick,
+    and stop() wakes it through its queue rather than leaving it to time out.
+
+    Judged by the timeouts the worker waits with, not by counting wake-ups in a
+    wall-clock window, so a slow machine cannot turn it red.
+    """
     service = Outbound(make_settings(), db, client, tick_seconds=0.05)
-    counting = CountingTracker(service.tracker)
-    service.tracker = counting  # type: ignore[assignment]
+    paths = RecordingQueue()
+    service._paths = paths  # the worker's queue, and the watcher's with it
+    service.watcher.paths = paths
     service.start()
     try:
-        time.sleep(0.3)  # the start-up scan
-        before = counting.due_calls
-        time.sleep(1.0)  # 20 ticks' worth of idle time
-        assert counting.due_calls - before <= 2
-        started = time.monotonic()
+        # The first wait is after the start-up scan; wait for the one after it as well.
+        deadline = time.monotonic() + 120
+        while len(paths.waits) < 2:
+            assert time.monotonic() < deadline, paths.waits
+            paths.waited.wait(1.0)
+            paths.waited.clear()
+        assert all(t is not None and t >= IDLE_WAIT_SECONDS for t in paths.waits), paths.waits
+        puts_before_stop = len(paths.puts)
+        worker = service._worker
     finally:
         service.stop()
-    assert time.monotonic() - started < 3.0  # stop still wakes the idle worker promptly
+    assert worker is not None and not worker.is_alive()
+    assert len(paths.puts) > puts_before_stop  # stop() put a wake-up where the worker waits
 
 
 def test_one_unfileable_job_does_not_stop_the_follow_up_pass(
