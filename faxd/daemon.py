@@ -85,6 +85,7 @@ class Daemon:
         self.notifier = notifier or Notifier(None)
         self.watchdog_seconds = watchdog_seconds
         self.clock = clock
+        self.started_at = clock()
         self.loader = loader
         self.stop_deadline = stop_deadline
         self.app: wiring.App | None = None
@@ -175,6 +176,7 @@ class Daemon:
     # -- start, reload, stop -----------------------------------------------------------
 
     def _start(self) -> None:
+        self.started_at = self.clock()
         self.app = wiring.build_app(self.config, clock=self.clock)  # migrates the database
         if self._stop.is_set():  # SIGTERM while migrating: start nothing, just leave
             return
@@ -344,10 +346,19 @@ class Daemon:
             log.warning("daemon.schedule_not_recorded", job=event.job_id, error=str(exc))
 
     def _notify_job(self) -> None:
+        from faxd.alerts.watch import check_provider
+
         mailer = self.app.mailer if self.app is not None else None
-        if mailer is not None and not self._stop.is_set():
-            with _logged("notify"):
-                mailer.send_due()
+        if self.app is None or mailer is None or self._stop.is_set():
+            return
+        with _logged("notify"):
+            if self.config.inbound.enabled:
+                check_provider(
+                    self.app.db, self.config.notify, self.config.faxage.account,
+                    poll_interval=self.config.inbound.poll_interval,
+                    since=self.started_at, now=self.clock(),
+                )  # fmt: skip
+            mailer.send_due()
 
     def _retention_job(self) -> None:
         from faxd.retention import Retention

@@ -45,7 +45,7 @@ log = structlog.get_logger(__name__)
 RETRY_FIRST_SECONDS = 60.0
 RETRY_MAX_SECONDS = 3600.0
 #: Events listed one by one in a mail; the rest are counted.
-LISTED_AT_MOST = 50
+LISTED_AT_MOST = 200
 #: Attached faxes (``attach = true``) stop at this many bytes in one mail.
 ATTACH_BUDGET = 20 * 1024 * 1024
 

@@ -37,7 +37,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from faxd.alerts import events
 from faxd.clock import Clock
+from faxd.config import NotifySettings
 from faxd.faxage.records import ListfaxRecord, MalformedLine
 from faxd.inbound.backoff import RandomSource, RetryPolicy
 from faxd.inbound.rows import CursorRow, DeliveryRow, FaxRow, Plan
@@ -61,10 +63,15 @@ _FAX_BY_RECVID = select(InboundFax).where(
 class Ledger(LedgerSteps):
     """The inbound rows of one FAXAGE account (``username@company``)."""
 
-    def __init__(self, db: Database, account: str, *, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, account: str, *, clock: Clock, notify: NotifySettings | None = None
+    ) -> None:
         self.db = db
         self.account = account
         self.clock = clock
+        #: ``[notify]``: a fax failing or held, and a refused login, write their admin
+        #: event in the same transaction (:mod:`faxd.alerts.events`).
+        self.notify = notify
 
     # ------------------------------------------------------------ cursor
 
@@ -96,9 +103,32 @@ class Ledger(LedgerSteps):
             c.last_poll_outcome = outcome[:_ERROR_LIMIT]
 
     def set_paused(self, reason: str | None) -> None:
-        """Pause polling with the reason shown to the operator (``None``: resume)."""
+        """Pause polling with the reason shown to the operator (``None``: resume).
+
+        The pause is the ``auth_failed`` condition: raised with it, cleared
+        (``recovered``) when a login works again.
+        """
+        key = f"auth_failed:{self.account}"
         with self.db.session() as session:
             self._cursor(session).paused_reason = reason
+            conn, now = session.connection(), self.clock()
+            if reason is None:
+                events.clear_condition(conn, self.notify, key, now=now)
+            else:
+                event = events.Event(
+                    kind="auth_failed", subject=f"FAXAGE account {self.account}",
+                    summary=reason, command="faxd check-config   # then: faxd status",
+                )  # fmt: skip
+                events.raise_condition(conn, self.notify, key, event, now=now)
+
+    def record_listed(self) -> None:
+        """A listing was read to its end: the provider answers (clears ``provider_down``)."""
+        with self.db.session() as session:
+            self._cursor(session).last_listed_at = self.clock()
+            events.clear_condition(
+                session.connection(), self.notify, f"provider_down:{self.account}",
+                now=self.clock(),
+            )  # fmt: skip
 
     def record_sweep(self) -> None:
         """Note that a full listing (the sweep) has just been read."""
@@ -267,6 +297,10 @@ class Ledger(LedgerSteps):
             advance(fax, FaxState.HELD)
             fax.last_error = reason[:_ERROR_LIMIT]
             fax.next_attempt_at = None
+            event = events.fax_held(
+                recvid, dnis=fax.dnis, cid=fax.cid, spool_path=fax.spool_path
+            )
+            events.record(session.connection(), self.notify, event, now=self.clock())
             return FaxRow.of(fax)
 
     def record_redeleted(self, recvid: int) -> None:
@@ -304,6 +338,11 @@ class Ledger(LedgerSteps):
             if permanent or policy.exhausted(fax.attempts):
                 advance(fax, FaxState.FAILED)
                 fax.next_attempt_at = None
+                event = events.fax_failed(
+                    recvid, dnis=fax.dnis, cid=fax.cid, route=fax.route, reason=text,
+                    spool_path=fax.spool_path,
+                )  # fmt: skip
+                events.record(session.connection(), self.notify, event, now=now)
             else:
                 fax.next_attempt_at = policy.next_attempt_at(fax.attempts, now, rng)
             return FaxRow.of(fax)

@@ -94,7 +94,7 @@ class InboundPipeline:
         self.config = config
         self.settings = config.inbound
         self.clock = clock
-        self.ledger = Ledger(db, config.faxage.account, clock=clock)
+        self.ledger = Ledger(db, config.faxage.account, clock=clock, notify=config.notify)
         self.spool = Spool(config.inbound.spool_dir)
         self.worker = FaxWorker(
             client,
@@ -200,6 +200,7 @@ class InboundPipeline:
                 self._report(batch.malformed)
                 if each is not None:
                     each(batch, listed)
+            self.ledger.record_listed()
         except AuthError as exc:
             self._pause(exc)
             return None

@@ -131,6 +131,8 @@ class PollCursor(Base):
     last_poll_outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_sweep_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     paused_reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # set on ERR02
+    # When a listing was last read to its end (provider_down counts from it).
+    last_listed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # The running daemon's schedule, as APScheduler has it (for `faxd status`).
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     next_sweep_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

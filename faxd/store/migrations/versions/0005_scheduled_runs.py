@@ -1,4 +1,4 @@
-"""The daemon's next scheduled poll and sweep, so `faxd status` shows the truth.
+"""The daemon's next poll and sweep (for `faxd status`), and the last listing read whole.
 
 Revision ID: 0005
 Revises: 0004
@@ -23,9 +23,11 @@ def upgrade() -> None:
     with op.batch_alter_table("poll_cursor") as batch:
         batch.add_column(sa.Column("next_poll_at", sa.DateTime(), nullable=True))
         batch.add_column(sa.Column("next_sweep_at", sa.DateTime(), nullable=True))
+        batch.add_column(sa.Column("last_listed_at", sa.DateTime(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("poll_cursor") as batch:
+        batch.drop_column("last_listed_at")
         batch.drop_column("next_sweep_at")
         batch.drop_column("next_poll_at")
