@@ -27,6 +27,7 @@ from faxd.durable import fsync_dir, hash_fd, open_nofollow
 
 __all__ = [
     "SPOOL_MODE",
+    "SourceKeptError",
     "candidate_names",
     "copy_durably",
     "copy_fd_to_new",
@@ -94,6 +95,14 @@ def unlink_if_same(path: Path, st: os.stat_result) -> bool:
         os.close(dir_fd)
 
 
+class SourceKeptError(OSError):
+    """The file was placed in its new folder but its old name could not be removed."""
+
+    def __init__(self, errno_: int, strerror: str, filename: str, dest: Path) -> None:
+        super().__init__(errno_, strerror, filename)
+        self.dest = dest
+
+
 def candidate_names(name: str, tag: str) -> list[str]:
     """``name``, then ``name`` with ``tag`` before the extension, then numbered variants."""
     stem, dot, ext = name.rpartition(".")
@@ -118,9 +127,14 @@ def move_no_clobber(src: Path, folder: Path, name: str, *, tag: str) -> Path:
             _place(src, dest)
         except FileExistsError:
             continue
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(src)
         fsync_dir(folder)
+        try:
+            os.unlink(src)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise SourceKeptError(exc.errno or 0, reason, str(src), dest) from None
         fsync_dir(src.parent)
         return dest
     raise FileExistsError(f"{folder}: too many files named like {name!r}; clean up the folder")

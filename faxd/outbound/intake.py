@@ -241,14 +241,20 @@ class Intake:
         tag = "rejected-" + self.clock().strftime("%Y%m%d-%H%M%S")
         failed = Path(self.settings.failed_folder)
         try:
-            dest = files.move_no_clobber(path, failed, path.name, tag=tag)
+            try:
+                dest = files.move_no_clobber(path, failed, path.name, tag=tag)
+            except files.SourceKeptError as kept:
+                # Copied but not removed (a read-only outbox folder): say why beside the
+                # copy, and remember the file so a rescan does not copy it again.
+                files.write_reason(files.reason_path(kept.dest), reason)
+                raise
             files.write_reason(files.reason_path(dest), reason)
         except FileNotFoundError:
             return None
         except OSError as exc:
             key = self._rejected_key(path)
             if key is not None:
-                self._rejected.add(key)  # still there: copy it once, not on every rescan
+                self._rejected.add(key)
             log.error(
                 "outbound.reject_move_failed",
                 path=str(path),
