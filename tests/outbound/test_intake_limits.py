@@ -135,8 +135,12 @@ def test_spool_files_are_private_whatever_the_umask(
         sent.write_bytes(b"%PDF-1.4 by hand")
         sent.chmod(0o644)
         queue_files([sent], "3035551213", None, config=settings, db=db)
+    with umask(0o277):  # a umask that would leave the owner unable to write
+        again = folders.hot / "3035551214.pdf"
+        again.write_bytes(b"%PDF-1.4 under 277")
+        Intake(settings, db).take(again)
     modes = [stat.S_IMODE(os.lstat(j.spool_path).st_mode) for j in list_jobs(db)]
-    assert modes == [0o600, 0o600]
+    assert modes == [0o600, 0o600, 0o600]
 
 
 def test_copy_to_another_folder_keeps_the_file_own_mode(tmp_path: Path) -> None:
@@ -148,3 +152,9 @@ def test_copy_to_another_folder_keeps_the_file_own_mode(tmp_path: Path) -> None:
         copy_durably(source, tmp_path / "sent.pdf")
     assert stat.S_IMODE(os.lstat(tmp_path / "sent.pdf").st_mode) == 0o600
     assert (tmp_path / "sent.pdf").read_bytes() == b"%PDF-1.4 private"
+    shared = tmp_path / "shared.pdf"
+    shared.write_bytes(b"%PDF-1.4 for the office group")
+    shared.chmod(0o640)
+    with umask(0o077):
+        copy_durably(shared, tmp_path / "shared-copy.pdf")
+    assert stat.S_IMODE(os.lstat(tmp_path / "shared-copy.pdf").st_mode) == 0o640

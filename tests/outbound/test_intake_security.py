@@ -73,6 +73,9 @@ def test_symlink_swapped_in_while_taken_never_sends_the_secret(
     submitter = Submitter(settings, db, client, intake=intake)
     submitter.submit_pending()
     assert sim.jobs, "no round was taken at all; the test proved nothing"
+    # Every file taken was the document itself: a round the attacker won is a
+    # rejected link, never a job whose spool copy is something else.
+    assert {job.state for job in list_jobs(db)} == {JobState.SUBMITTED.value}
     for job in sim.jobs.values():
         for _name, content in job.files:
             assert secret_bytes not in content
@@ -158,6 +161,48 @@ def test_polling_source_growing_after_it_was_taken_fails_its_job(
     assert job.last_error is not None and CHANGED_REASON in job.last_error
     (reason,) = _reason_files(folders.failed)
     assert CHANGED_REASON in reason
+
+
+def test_polling_source_rewritten_with_its_mtime_put_back_fails_its_job(
+    make_settings: Callable[..., Any], folders: Any, sim: Any, db: Any, client: Any
+) -> None:
+    """Same size, same mtime, other bytes: the sha256 re-check at submit still refuses it."""
+    settings = make_settings(poll_seconds=0.2)
+    intake = Intake(settings, db)
+    path = folders.hot / "3035551212.pdf"
+    path.write_bytes(b"%PDF-1.4 page one")
+    before = os.stat(path)
+    with path.open("r+b") as writer:
+        assert intake.take(path) is not None
+        writer.write(b"%PDF-1.4 PAGE ONE")
+        writer.flush()
+        os.utime(writer.fileno(), ns=(before.st_atime_ns, before.st_mtime_ns))
+    Submitter(settings, db, client, intake=intake).submit_pending()
+    assert sim.sendfax_posts == 0
+    (job,) = list_jobs(db)
+    assert job.state == JobState.FAILED.value
+    assert job.last_error is not None and CHANGED_REASON in job.last_error
+
+
+def test_hard_linked_file_reopened_for_writing_waits_for_its_close(
+    make_outbound: Callable[..., Outbound], folders: Any, sim: Any, db: Any, tmp_path: Path
+) -> None:
+    """A file that appears whole (a link) and is then written to waits for that writer's close."""
+    service = make_outbound(settle_seconds=0.5)
+    outside = tmp_path / "scan.pdf"
+    outside.write_bytes(b"%PDF-1.4 page one ")
+    path = folders.hot / "3035551212.pdf"
+    os.link(outside, path)
+    with path.open("ab") as scanner:
+        scanner.write(b"page two ")
+        scanner.flush()
+        time.sleep(2.5)  # five settle periods, open for writing all along
+        assert list_jobs(db) == [], "taken while still open for writing"
+        scanner.write(b"page three")
+    assert _wait(lambda: len(list_jobs(db)) == 1 and not path.exists())
+    service.submit_pending()
+    (job,) = sim.jobs.values()
+    assert job.files[0][1] == b"%PDF-1.4 page one page two page three"
 
 
 def test_polling_source_left_alone_is_sent(
