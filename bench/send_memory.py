@@ -42,6 +42,7 @@ from benchlib import (
     verdict,
     write_results,
 )
+from bigfax import write_big_pdf  # the same 200 MB "PDF": every byte value, + and / in base64
 
 LIMIT_MB = 30.0
 NUMBER = "3035550101"
@@ -82,27 +83,6 @@ def child(base_url: str, work: Path, size_mb: int) -> dict[str, Any]:
         "seconds": round(seconds, 2),
         "job_states": states,
     }
-
-
-def write_big_pdf(path: Path, size: int) -> str:
-    """A ``size``-byte file that starts like a PDF, written in 1 MiB pieces; its sha256.
-
-    The padding cycles through every byte value, so its base64 is full of
-    ``+`` and ``/`` and the URL-encoding really has work to do.
-    """
-    digest = hashlib.sha256()
-    block = bytes(range(256)) * 4096
-    with path.open("wb") as out:
-        head = b"%PDF-1.4\n% faxd send_memory benchmark padding\n"
-        out.write(head)
-        digest.update(head)
-        left = size - len(head)
-        while left > 0:
-            piece = block[: min(len(block), left)]
-            out.write(piece)
-            digest.update(piece)
-            left -= len(piece)
-    return digest.hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,13 @@ ROUNDS = 200
 CHANGED_REASON = "changed while being sent; drop it again"
 
 
+def _assert_failed(db: Any, fragment: str) -> None:
+    """The one job failed, and its reason says ``fragment``."""
+    (job,) = list_jobs(db)
+    assert job.state == JobState.FAILED.value
+    assert fragment in (job.last_error or "")
+
+
 def _reason_files(folder: Path) -> list[str]:
     return [p.read_text() for p in sorted(folder.glob("*.txt"))]
 
@@ -105,9 +112,7 @@ def test_spool_copy_changed_after_intake_fails_the_job_unsent(
     Path(job.spool_path).write_bytes(b"%PDF-1.4 what was swapped")  # same size, other bytes
     Submitter(settings, db, client, intake=intake).submit_pending()
     assert sim.sendfax_posts == 0
-    (job,) = list_jobs(db)
-    assert job.state == JobState.FAILED.value
-    assert "changed while being sent" in (job.last_error or "")
+    _assert_failed(db, "changed while being sent")
     (reason,) = _reason_files(folders.failed)
     assert "drop it again" in reason
 
@@ -137,9 +142,7 @@ def test_spool_copy_changed_between_retries_is_not_sent(
         retrying.close()
     assert sim.sendfax_posts == 1  # the first, refused with ERR01; no second POST
     assert sim.jobs == {}
-    (job,) = list_jobs(db)
-    assert job.state == JobState.FAILED.value
-    assert "changed while being sent" in (job.last_error or "")
+    _assert_failed(db, "changed while being sent")
 
 
 def test_polling_source_growing_after_it_was_taken_fails_its_job(
@@ -156,9 +159,7 @@ def test_polling_source_growing_after_it_was_taken_fails_its_job(
         scanner.write(b"page two")
     Submitter(settings, db, client, intake=intake).submit_pending()
     assert sim.sendfax_posts == 0
-    (job,) = list_jobs(db)
-    assert job.state == JobState.FAILED.value
-    assert job.last_error is not None and CHANGED_REASON in job.last_error
+    _assert_failed(db, CHANGED_REASON)
     (reason,) = _reason_files(folders.failed)
     assert CHANGED_REASON in reason
 
@@ -179,9 +180,7 @@ def test_polling_source_rewritten_with_its_mtime_put_back_fails_its_job(
         os.utime(writer.fileno(), ns=(before.st_atime_ns, before.st_mtime_ns))
     Submitter(settings, db, client, intake=intake).submit_pending()
     assert sim.sendfax_posts == 0
-    (job,) = list_jobs(db)
-    assert job.state == JobState.FAILED.value
-    assert job.last_error is not None and CHANGED_REASON in job.last_error
+    _assert_failed(db, CHANGED_REASON)
 
 
 def test_hard_linked_file_reopened_for_writing_waits_for_its_close(
