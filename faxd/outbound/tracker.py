@@ -12,7 +12,10 @@ that keeps the file open and pauses mid-document leaves it unchanged for as
 long as it likes.  So a write (:meth:`written`, or :meth:`created` for a new
 empty file) marks the path *open for writing*, and only its close-for-write
 (:meth:`closed`, inotify's ``IN_CLOSE_WRITE``) clears the mark; a marked path
-is never due, however long it stays unchanged.  Polling mode (network shares)
+is not due while it stays marked.  Only after ``open_write_timeout`` (an
+hour) unchanged is it presumed closed: inotify drops events when its queue
+overflows and while a dead observer is restarted, and a lost close must not
+keep a document from ever being sent.  Polling mode (network shares)
 has no close events and feeds only :meth:`observe`, so there the unchanged
 rule alone applies (and the submitter re-checks the file, see
 :mod:`faxd.outbound.intake`).
@@ -51,8 +54,10 @@ class FileStabilityTracker:
         *,
         clock: Clock = system_clock,
         stat_fn: StatFn = os.lstat,
+        open_write_timeout: float = 3600.0,
     ) -> None:
         self.settle_seconds = settle_seconds
+        self.open_write_timeout = max(open_write_timeout, settle_seconds)
         self._clock = clock
         self._stat = stat_fn
         self._candidates: dict[Path, _Candidate] = {}
@@ -100,8 +105,9 @@ class FileStabilityTracker:
 
         Each due path is removed from the tracker, so it is handed out once;
         a path that changed since the last look starts its settle period over;
-        a path still open for writing waits for its close; a path that
-        vanished is dropped.
+        a path still open for writing waits for its close (or, if that close
+        was lost, ``open_write_timeout`` unchanged); a path that vanished is
+        dropped.
         """
         now = self._clock()
         ready: list[Path] = []
@@ -112,9 +118,9 @@ class FileStabilityTracker:
             elif signature != candidate.signature:
                 candidate.signature = signature
                 candidate.quiet_since = now
-            elif candidate.writing:
-                continue
-            elif (now - candidate.quiet_since).total_seconds() >= self.settle_seconds:
+            elif (now - candidate.quiet_since).total_seconds() >= (
+                self.open_write_timeout if candidate.writing else self.settle_seconds
+            ):
                 del self._candidates[path]
                 ready.append(path)
         return ready

@@ -167,8 +167,8 @@ def test_file_open_for_writing_is_never_due_until_closed() -> None:
     tracker.created(path)
     fs.files[path] = (4096, 2_000_000_000)
     tracker.written(path)
-    clock.advance(3600)
-    assert tracker.due() == []  # an hour unchanged, still open: a scanner pausing mid-page
+    clock.advance(3599)
+    assert tracker.due() == []  # most of an hour unchanged, still open: a scanner pausing
     tracker.closed(path)
     clock.advance(1.9)
     assert tracker.due() == []  # closed, but not yet quiet for settle_seconds
@@ -211,4 +211,17 @@ def test_write_after_close_waits_for_the_next_close() -> None:
     assert tracker.due() == []
     tracker.closed(path)
     clock.advance(2.0)
+    assert tracker.due() == [path]
+
+
+def test_lost_close_is_presumed_after_open_write_timeout() -> None:
+    """A file marked open but unchanged for open_write_timeout is taken (inotify lost its close)."""
+    clock, fs = FakeClock(), FakeFiles()
+    tracker = FileStabilityTracker(2.0, clock=clock, stat_fn=fs, open_write_timeout=600.0)
+    path = Path("/out/3035551212.pdf")
+    fs.files[path] = (10, 1_000_000_000)
+    tracker.written(path)
+    clock.advance(599)
+    assert tracker.due() == []
+    clock.advance(1)
     assert tracker.due() == [path]
