@@ -50,6 +50,8 @@ from faxd.store.states import JobState
 log = structlog.get_logger(__name__)
 
 MiB = 1024 * 1024
+#: At most this many taken sources are kept open for the polling-mode re-check.
+MAX_HELD = 256
 #: The reason a job gets when its file changed after faxd took it.
 CHANGED_REASON = "changed while being sent; drop it again"
 
@@ -113,6 +115,8 @@ def open_document(path: Path) -> tuple[int, os.stat_result]:
     try:
         fd, st = files.open_nofollow(path)
     except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            raise  # faxd's own limit, not the file's fault: never a reject
         if exc.errno == errno.ELOOP:
             _refuse_irregular(name, os.lstat(path))
         raise IntakeError(
@@ -468,7 +472,10 @@ class Intake:
             return None
         if move and self.settings.poll_seconds:
             with self._held_lock:
-                self._held[job_id] = _Held(os.dup(fd), st.st_size, st.st_mtime_ns)
+                # Bounded: a burst on a share while FAXAGE is down must not use up
+                # the descriptors; beyond the cap a job goes without the re-check.
+                if len(self._held) < MAX_HELD:
+                    self._held[job_id] = _Held(os.dup(fd), st.st_size, st.st_mtime_ns)
         log.info(
             "outbound.queued",
             job_id=job_id,

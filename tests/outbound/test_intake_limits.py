@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import stat
 import subprocess
@@ -20,7 +21,7 @@ import pytest
 from faxd.errors import IntakeError
 from faxd.outbound.commands import queue_files
 from faxd.outbound.files import copy_durably
-from faxd.outbound.intake import Intake
+from faxd.outbound.intake import MAX_HELD, Intake
 from faxd.outbound.service import Outbound, list_jobs
 
 MiB = 1024 * 1024
@@ -158,3 +159,42 @@ def test_copy_to_another_folder_keeps_the_file_own_mode(tmp_path: Path) -> None:
     with umask(0o077):
         copy_durably(shared, tmp_path / "shared-copy.pdf")
     assert stat.S_IMODE(os.lstat(tmp_path / "shared-copy.pdf").st_mode) == 0o640
+
+
+def test_polling_mode_keeps_a_bounded_number_of_sources_open(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """A burst on a share keeps at most MAX_HELD taken sources open for the re-check."""
+    intake = Intake(make_settings(poll_seconds=0.2), db)
+    before = len(os.listdir("/proc/self/fd"))
+    try:
+        for n in range(MAX_HELD + 20):
+            path = folders.hot / f"30355{n:05d}.pdf"
+            path.write_bytes(b"%%PDF-1.4 burst %d" % n)
+            assert intake.take(path) is not None
+        held = len(os.listdir("/proc/self/fd")) - before
+        assert MAX_HELD - 5 <= held <= MAX_HELD + 5
+    finally:
+        intake.release()
+    assert len(os.listdir("/proc/self/fd")) - before <= 5
+
+
+def test_running_out_of_descriptors_is_not_the_file_fault(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """EMFILE while opening a drop leaves it in the outbox for the next pass; no reject."""
+    intake = Intake(make_settings(), db)
+    path = folders.hot / "3035551212.pdf"
+    path.write_bytes(b"%PDF-1.4 fine")
+    probe = os.open("/dev/null", os.O_RDONLY)
+    os.close(probe)  # the next descriptor number a new open would get
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (probe, hard))
+    try:
+        with pytest.raises(OSError, match="Too many open files"):
+            intake.take(path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert path.exists()
+    assert list(folders.failed.iterdir()) == []
+    assert intake.take(path) is not None
