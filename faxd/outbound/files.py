@@ -80,7 +80,10 @@ def unlink_if_same(path: Path, st: os.stat_result) -> bool:
     so a name swapped for another file or link is left alone.  False when the
     name is gone or now names something else.
     """
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False  # its folder is gone too
     try:
         try:
             now = os.stat(path.name, dir_fd=dir_fd, follow_symlinks=False)
