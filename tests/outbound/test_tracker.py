@@ -225,3 +225,16 @@ def test_lost_close_is_presumed_after_open_write_timeout() -> None:
     assert tracker.due() == []
     clock.advance(1)
     assert tracker.due() == [path]
+
+
+def test_new_empty_file_waits_for_its_first_close() -> None:
+    """A scanner that creates its file and only writes later: created alone means open."""
+    tracker, clock, fs = make()
+    path = Path("/out/3035551212.pdf")
+    fs.files[path] = (0, 1_000_000_000)
+    tracker.created(path)
+    clock.advance(60)
+    assert tracker.due() == []
+    tracker.closed(path)
+    clock.advance(2.0)
+    assert tracker.due() == [path]
