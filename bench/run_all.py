@@ -2,8 +2,8 @@
 
 Each benchmark runs as its own process (so none measures another's leftovers)
 and writes ``bench/results/<name>.json``; this script reads those files and
-prints the figures against the targets of issue 6.  ``startup`` and
-``getfax_memory`` are run too when present.
+prints the figures against the targets of issues 6 and 10.  ``startup``,
+``getfax_memory`` and ``send_memory`` are run too when present.
 Run: ``.venv/bin/python bench/run_all.py [--only ingest idle ...]``.
 """
 
@@ -18,7 +18,10 @@ from typing import Any
 
 from benchlib import BENCH, RESULTS, machine
 
-ORDER = ["ingest", "bigfax", "idle", "hotfolder", "startup", "getfax_memory", "listfax_batches"]
+ORDER = [
+    "ingest", "bigfax", "idle", "hotfolder", "startup", "getfax_memory", "listfax_batches",
+    "send_memory",
+]
 
 
 def _f(value: Any, digits: int = 2) -> str:
@@ -82,6 +85,13 @@ def listfax_batches_rows(r: dict[str, Any]) -> Rows:
     ]
 
 
+def send_memory_rows(r: dict[str, Any]) -> Rows:
+    return [(
+        f"send_memory {r['file_mb']} MiB drop: peak RSS rise {_f(r['peak_rise_mb'], 1)} MB "
+        f"(before {r['rss_before_mb']} MB)", f"< {r['limit_mb']:g} MB", r["passed"],
+    )]
+
+
 ROWS: dict[str, Callable[[dict[str, Any]], Rows]] = {
     "ingest": ingest_rows,
     "bigfax": bigfax_rows,
@@ -89,6 +99,9 @@ ROWS: dict[str, Callable[[dict[str, Any]], Rows]] = {
     "hotfolder": hotfolder_rows,
     "getfax_memory": getfax_memory_rows,
     "listfax_batches": listfax_batches_rows,
+
+
+    "send_memory": send_memory_rows,
 }
 
 

@@ -57,3 +57,29 @@ def file_sha256(path: Path) -> str:
         while chunk := reader.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def open_nofollow(path: Path, *, dir_fd: int | None = None) -> tuple[int, os.stat_result]:
+    """Open ``path`` for reading without following a link or blocking on a FIFO.
+
+    Returns the descriptor and its ``fstat``; the caller checks the type (a
+    FIFO or device opens fine with ``O_NONBLOCK``) and closes it.  A symlink
+    raises ``OSError`` with ``ELOOP``.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    fd = os.open(path, flags, dir_fd=dir_fd)
+    try:
+        return fd, os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def hash_fd(fd: int) -> tuple[int, str]:
+    """Size and hex sha256 of what ``fd`` holds, read from offset 0 in chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := os.pread(fd, _CHUNK, size):
+        digest.update(chunk)
+        size += len(chunk)
+    return size, digest.hexdigest()

@@ -127,3 +127,12 @@ class IntakeError(FaxdError):
     The message is one line a person can act on; it is written beside the file
     in the failed folder.
     """
+
+
+class FileChangedError(FaxdError):
+    """A file to send no longer holds the bytes faxd checked when it took it.
+
+    Raised before a byte of the changed file is posted; the job fails with
+    the message as its reason, because sending something other than what was
+    checked (a half-written scan, a swapped-in secret) is worse than not sending.
+    """

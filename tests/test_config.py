@@ -481,6 +481,16 @@ tagnumber = "(303) 555-0199"
     assert load(tmp_path, text.replace("superfine", "standard")).outbound.resolution is None
 
 
+def test_outbound_max_file_mb(tmp_path: Path) -> None:
+    """[outbound] max_file_mb is 100 by default, read when given, and must be a whole number."""
+    folders = '[outbound]\nhot_folder = "/o"\nsent_folder = "/s"\nfailed_folder = "/f"\n'
+    assert load(tmp_path, FAXAGE + DEFAULT_ROUTE + folders).outbound.max_file_mb == 100
+    given = FAXAGE + DEFAULT_ROUTE + folders + "max_file_mb = 250\n"
+    assert load(tmp_path, given).outbound.max_file_mb == 250
+    found = problems(tmp_path, FAXAGE + DEFAULT_ROUTE + folders + "max_file_mb = 0\n")
+    assert "1 or more" in only(found, "[outbound] max_file_mb")
+
+
 def test_outbound_needs_its_folders(tmp_path: Path) -> None:
     """An enabled [outbound] without folders names each missing one."""
     found = problems(tmp_path, FAXAGE + DEFAULT_ROUTE + "[outbound]\nenabled = true\n")

@@ -454,6 +454,7 @@ def _outbound(table: Table | None, base: Path, inbound: InboundSettings) -> Outb
         poll_seconds=table.optional_duration("poll_seconds"),
         rescan_interval=table.duration("rescan_interval", d.rescan_interval),
         max_attempts=table.integer("max_attempts", d.max_attempts, minimum=1),
+        max_file_mb=table.integer("max_file_mb", d.max_file_mb, minimum=1),
         clear_after_status=table.boolean("clear_after_status", d.clear_after_status),
         tagname=table.text("tagname"),
         tagnumber=_tagnumber(table),

@@ -188,6 +188,7 @@ class OutboundSettings:
     poll_seconds: float | None = None  # None: inotify; a number: the polling observer
     rescan_interval: float = 300.0
     max_attempts: int = 10
+    max_file_mb: int = 100  # larger drops are rejected: each send streams the file from disk
     clear_after_status: bool = False
     tagname: str | None = None
     tagnumber: str | None = None  # 1.XXX.XXX.XXXX, as FAXAGE wants it

@@ -25,7 +25,7 @@ import contextlib
 import dataclasses
 import random
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
@@ -42,9 +42,10 @@ from faxd.faxage.account import (
     normalize_did,
 )
 from faxd.faxage.fields import malformed_line
+from faxd.faxage.formbody import FormBody
 from faxd.faxage.notices import Notices
 from faxd.faxage.records import DownloadResult, ListfaxResult, MalformedLine, StatusRecord
-from faxd.faxage.sending import FaxFile, file_fields, send_options, url_fields
+from faxd.faxage.sending import FaxFile, file_fields, file_tokens, send_options, url_fields
 from faxd.faxage.transport import (
     BATCH_LINES,
     MAX_LINE,
@@ -208,14 +209,19 @@ class FaxageClient(AccountOperations):
         contrastalgo: int | None = None,
         priority: str | None = None,
     ) -> int:
-        """Send ``files`` (standard mode, base64) to ``faxno``; return the job id."""
+        """Send ``files`` (standard mode, base64) to ``faxno``; return the job id.
+
+        The files are streamed from disk into each POST (never whole in memory)
+        and checked against their ``size`` / ``sha256`` before every one; a
+        mismatch raises :class:`~faxd.errors.FileChangedError` unsent.
+        """
         fields = file_fields(faxno, recipname, files)
         fields.update(
             send_options(
                 tagname, tagnumber, em_notify, url_notify, resolution, contrastalgo, priority
             )
         )
-        return self._post_sendfax(fields)
+        return self._post_sendfax(fields, file_tokens(files))
 
     def sendfax_urls(
         self,
@@ -246,13 +252,20 @@ class FaxageClient(AccountOperations):
         )
         return self._post_sendfax(fields)
 
-    def _post_sendfax(self, fields: dict[str, wire.FormValue]) -> int:
+    def _post_sendfax(
+        self, fields: dict[str, wire.FormValue], files: Mapping[str, FaxFile] | None = None
+    ) -> int:
         """POST once; again only if the POST certainly never left (or FAXAGE said ERR01)."""
         form = self._form("sendfax", fields)
         attempt = 0
         while True:
             try:
-                text = self.transport.post_text(FAX_PATH, form, operation="sendfax")
+                if files:
+                    # A fresh body per attempt: the files are checked again each time.
+                    with FormBody(form, files) as body:
+                        text = self.transport.post_text(FAX_PATH, body, operation="sendfax")
+                else:
+                    text = self.transport.post_text(FAX_PATH, form, operation="sendfax")
                 jobid = wire.parse_jobid(text)
             except ProviderError as exc:
                 unsent = exc.transient and (not was_sent(exc) or exc.code == "ERR01")

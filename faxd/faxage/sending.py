@@ -2,13 +2,14 @@
 
 Checking a fax before it goes out (a known file type, a 10-digit number, an
 option FAXAGE accepts) and laying it out as the documented form fields is pure
-work, apart from reading the files.  It lives here so that
-:mod:`faxd.faxage.client` keeps to the POST itself and its once-only retry rule.
+work; the files are not read here: their content is streamed into the POST
+by :mod:`faxd.faxage.formbody`, and :func:`file_fields` puts a token in their
+place.  It lives here so that :mod:`faxd.faxage.client` keeps to the POST
+itself and its once-only retry rule.
 """
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,20 +18,25 @@ from faxd.errors import PermanentError
 from faxd.faxage import wire
 from faxd.faxage.account import normalize_did
 
-__all__ = ["FaxFile", "file_fields", "send_options", "url_fields"]
+__all__ = ["FaxFile", "file_fields", "file_tokens", "send_options", "url_fields"]
 
 
 @dataclass(frozen=True)
 class FaxFile:
     """A file to fax: a name FAXAGE reads the type from, and its content.
 
-    ``FaxFile(name, path)`` reads ``path`` when the fax is sent;
-    ``FaxFile.from_bytes(name, data)`` carries the bytes itself.
+    ``FaxFile(name, path)`` reads ``path`` when the fax is sent (never
+    through a symlink); ``FaxFile.from_bytes(name, data)`` carries the bytes
+    itself.  With ``size`` and ``sha256`` the file must still hold exactly
+    those bytes at every POST, or nothing is sent
+    (:class:`~faxd.errors.FileChangedError`).
     """
 
     name: str
     path: Path | None = None
     data: bytes | None = field(default=None, repr=False)
+    size: int | None = None
+    sha256: str | None = None
 
     def __post_init__(self) -> None:
         if (self.path is None) == (self.data is None):
@@ -41,21 +47,15 @@ class FaxFile:
         """A file whose content is already in memory."""
         return cls(name=name, data=data)
 
-    def read(self) -> bytes:
-        """The file's bytes (read from disk now if it has a path)."""
-        if self.data is not None:
-            return self.data
-        assert self.path is not None
-        return self.path.read_bytes()
-
 
 def file_fields(
     faxno: str, recipname: str, files: Sequence[FaxFile]
 ) -> dict[str, wire.FormValue]:
-    """Standard-mode fields: the destination, then each file's name and base64 content.
+    """Standard-mode fields: the destination, then each file's name and its token.
 
-    The files are checked (at least one, each of a type FAXAGE faxes) before
-    any is read.
+    The files are checked (at least one, each of a type FAXAGE faxes); the
+    ``faxfiledata`` values are the tokens of :func:`file_tokens`, which the
+    streamed body replaces with each file's base64 content.
     """
     if not files:
         raise PermanentError("no files given to fax", operation="sendfax")
@@ -69,8 +69,13 @@ def file_fields(
             )
     fields = _destination(faxno, recipname)
     fields["faxfilenames"] = [item.name for item in files]
-    fields["faxfiledata"] = [base64.b64encode(item.read()).decode("ascii") for item in files]
+    fields["faxfiledata"] = list(file_tokens(files))
     return fields
+
+
+def file_tokens(files: Sequence[FaxFile]) -> dict[str, FaxFile]:
+    """A stand-in value per file (NUL-delimited, so no real field value equals one)."""
+    return {f"\0faxd-file-{index}\0": item for index, item in enumerate(files)}
 
 
 def url_fields(

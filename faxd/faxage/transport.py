@@ -56,6 +56,7 @@ from faxd.errors import (
     TransientError,
 )
 from faxd.faxage import wire
+from faxd.faxage.formbody import CONTENT_TYPE, FormBody
 from faxd.faxage.records import DownloadResult
 from faxd.redact import summarize_body
 
@@ -101,7 +102,7 @@ class TextBatch:
 class Transport(Protocol):
     """What :class:`faxd.faxage.client.FaxageClient` needs from HTTP (tests pass fakes)."""
 
-    def post_text(self, path: str, form: Form, *, operation: str) -> str: ...
+    def post_text(self, path: str, form: Form | FormBody, *, operation: str) -> str: ...
 
     def post_lines(
         self, path: str, form: Form, *, operation: str, batch_lines: int = BATCH_LINES
@@ -292,12 +293,18 @@ class RequestsTransport:
     def _url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}"
 
-    def post_text(self, path: str, form: Form, *, operation: str) -> str:
-        """POST ``form`` and return the answer text; ``ERRnn:`` answers raise."""
+    def post_text(self, path: str, form: Form | FormBody, *, operation: str) -> str:
+        """POST ``form`` and return the answer text; ``ERRnn:`` answers raise.
+
+        A :class:`FormBody` is streamed with its ``Content-Length`` (``requests``
+        reads its ``len()``), never joined in memory.
+        """
+        streamed = isinstance(form, FormBody)
         with map_request_errors(operation):
             response = self._session().post(
                 self._url(path),
                 data=form,
+                headers={"Content-Type": CONTENT_TYPE} if streamed else None,
                 timeout=(self.connect_timeout, self.timeout),
                 allow_redirects=False,
             )

@@ -36,6 +36,8 @@ def queue_files(
 ) -> list[int]:
     """Queue one job per file for ``faxno`` (``faxd send``); the files are copied, not moved.
 
+    A file that lies in the hot folder is moved into the spool instead, as a
+    dropped file would be, so the hot folder cannot make a second job of it.
     Every file is checked before any is queued, so a bad one queues nothing.
     Raises :class:`IntakeError` naming the problem.
     """
@@ -47,9 +49,26 @@ def queue_files(
     resolved = [Path(path).resolve() for path in paths]
     for path in resolved:
         naming.check_extension(path.name)
-        inspect_file(path)
+        inspect_file(path, config.max_file_mb)
     intake = Intake(config, db, clock=system_clock)
-    return [intake.queue_copy(path, number, name or "") for path in resolved]
+    hot = Path(config.hot_folder)
+    hot_resolved = hot.resolve()
+    kept_apart = [
+        Path(folder).resolve()
+        for folder in (config.sent_folder, config.failed_folder, config.spool_dir)
+    ]
+    queued = []
+    for path in resolved:
+        in_outbox = path.is_relative_to(hot_resolved) and not any(
+            path.is_relative_to(folder) for folder in kept_apart
+        )
+        if in_outbox:
+            queued.append(
+                intake.take_over(hot / path.relative_to(hot_resolved), number, name or "")
+            )
+        else:
+            queued.append(intake.queue_copy(path, number, name or ""))
+    return queued
 
 
 def list_jobs(db: Database, state: str | JobState | None = None) -> list[OutboundJob]:

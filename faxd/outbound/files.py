@@ -5,21 +5,105 @@ crash and never clobber a file a person put there: a clash gets a tag (the job
 id) added to the name.  Moves use ``link`` + ``unlink`` (atomic and refusing to
 overwrite) with a copy fallback across file systems, never follow symlinks,
 and fsync the folders involved so a power cut cannot undo a finished move.
+
+Reading is by file descriptor: a document is opened once with ``O_NOFOLLOW``
+(a symlink swapped in at the last moment is refused) and ``O_NONBLOCK`` (a FIFO
+cannot stall the worker), checked with ``fstat``, and copied, hashed and
+verified from that same descriptor, so the bytes faxd checks are the bytes it
+spools and sends, whatever happens to the name meanwhile.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
-import shutil
 import stat
 import uuid
 from pathlib import Path
 
-from faxd.durable import fsync_dir
+from faxd.durable import fsync_dir, hash_fd, open_nofollow
+
+__all__ = [
+    "SPOOL_MODE",
+    "SourceKeptError",
+    "candidate_names",
+    "copy_durably",
+    "copy_fd_to_new",
+    "hash_fd",
+    "move_no_clobber",
+    "open_nofollow",
+    "reason_path",
+    "unlink_if_same",
+    "write_reason",
+]
 
 _COPY_CHUNK = 1024 * 1024
+#: What spool files are created with, whatever the umask: faxes are private.
+SPOOL_MODE = 0o600
+
+
+def copy_fd_to_new(src_fd: int, dest: Path, *, mode: int = SPOOL_MODE) -> tuple[int, str]:
+    """Copy what ``src_fd`` holds (from offset 0) into a new file ``dest``; fsync it.
+
+    ``dest`` is created with ``O_EXCL | O_NOFOLLOW`` (it must not exist, not
+    even as a link) and given ``mode`` whatever the umask.  Returns the size
+    and hex sha256 of the bytes written, hashed as they were copied.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    out = os.open(dest, flags, mode)
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        os.fchmod(out, mode)
+        while chunk := os.pread(src_fd, _COPY_CHUNK, size):
+            digest.update(chunk)
+            size += len(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(out, view) :]
+        os.fsync(out)
+    except BaseException:
+        os.close(out)
+        with contextlib.suppress(OSError):
+            os.unlink(dest)
+        raise
+    os.close(out)
+    return size, digest.hexdigest()
+
+
+def unlink_if_same(path: Path, st: os.stat_result) -> bool:
+    """Remove ``path`` only if it is still the file ``st`` describes (same device and inode).
+
+    The check and the unlink happen in one pinned directory (by descriptor),
+    so a name swapped for another file or link is left alone.  False when the
+    name is gone or now names something else.
+    """
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False  # its folder is gone too
+    try:
+        try:
+            now = os.stat(path.name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+            return False
+        os.unlink(path.name, dir_fd=dir_fd)
+        os.fsync(dir_fd)
+        return True
+    finally:
+        os.close(dir_fd)
+
+
+class SourceKeptError(OSError):
+    """The file was placed in its new folder but its old name could not be removed."""
+
+    def __init__(self, errno_: int, strerror: str, filename: str, dest: Path) -> None:
+        super().__init__(errno_, strerror, filename)
+        self.dest = dest
 
 
 def candidate_names(name: str, tag: str) -> list[str]:
@@ -46,9 +130,14 @@ def move_no_clobber(src: Path, folder: Path, name: str, *, tag: str) -> Path:
             _place(src, dest)
         except FileExistsError:
             continue
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(src)
         fsync_dir(folder)
+        try:
+            os.unlink(src)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise SourceKeptError(exc.errno or 0, reason, str(src), dest) from None
         fsync_dir(src.parent)
         return dest
     raise FileExistsError(f"{folder}: too many files named like {name!r}; clean up the folder")
@@ -95,11 +184,18 @@ def _place(src: Path, dest: Path) -> None:
 
 
 def copy_durably(src: Path, dest: Path) -> None:
-    """Copy a regular file's bytes to ``dest`` and fsync it (``dest`` must not exist)."""
-    with open(src, "rb") as reader, open(dest, "xb") as writer:
-        shutil.copyfileobj(reader, writer, _COPY_CHUNK)
-        writer.flush()
-        os.fsync(writer.fileno())
+    """Copy a regular file's bytes to ``dest`` and fsync it (``dest`` must not exist).
+
+    Neither end follows a link, and the copy keeps the source's own mode (a
+    spool file's 0600 stays 0600 in the sent or failed folder) whatever the umask.
+    """
+    fd, st = open_nofollow(src)
+    try:
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, f"{src.name!r} is not a regular file")
+        copy_fd_to_new(fd, dest, mode=stat.S_IMODE(st.st_mode) & 0o777)
+    finally:
+        os.close(fd)
 
 
 def write_reason(path: Path, reason: str) -> None:

@@ -2,23 +2,36 @@
 
 Checks (in this order): a symlink or anything but a regular file is refused
 and never opened; the type must be one FAXAGE sends; the name or folder must
-carry a 10-digit number; the file must not be empty and must be readable.  A
-reject moves the file to the failed folder with ``<name>.txt`` beside it.
+carry a 10-digit number; the file must not be empty, not larger than
+``[outbound] max_file_mb``, and must be readable.  A reject moves the file to
+the failed folder with ``<name>.txt`` beside it.
+
+The bytes sent are the bytes checked: the file is opened once with
+``O_NOFOLLOW`` and checked with ``fstat``, then hashed and copied into a new
+private spool file *from that descriptor*, never by its name, so a symlink
+swapped in meanwhile is never read; the source is removed only if its name
+still leads to the same inode.  The submitter checks size and sha256 of the
+spool copy again before every POST.  In polling mode (a network share, where
+no close event says a writer is done) the source's descriptor is also kept
+until submit, which refuses a file that grew or changed after it was taken.
 
 Crash safety (DESIGN invariant 5): the job row is committed first, recording
 the spool path ``<job_id>-<name>`` it is about to have; then the file is
-renamed there.  A crash between the two leaves a queued row whose spool file
+copied there.  A crash between the two leaves a queued row whose spool file
 is missing while the source is still in the outbox; :meth:`Intake.reconcile`
-(run at start-up, before the first scan) finishes the move for that row, so the
+(run at start-up, before the first scan) finishes the copy for that row, so the
 file is neither lost nor taken as a second job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import hashlib
+import fcntl
 import os
 import stat
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
@@ -27,8 +40,8 @@ from sqlalchemy import select
 
 from faxd.clock import Clock, system_clock
 from faxd.config import OutboundSettings
-from faxd.durable import file_sha256, fsync_dir, fsync_file
-from faxd.errors import IntakeError
+from faxd.durable import fsync_dir
+from faxd.errors import FileChangedError, IntakeError
 from faxd.outbound import files, naming
 from faxd.store.db import Database
 from faxd.store.models import OutboundJob
@@ -36,7 +49,11 @@ from faxd.store.states import JobState
 
 log = structlog.get_logger(__name__)
 
-_READ_CHUNK = 1024 * 1024
+MiB = 1024 * 1024
+#: At most this many taken sources are kept open for the polling-mode re-check.
+MAX_HELD = 256
+#: The reason a job gets when its file changed after faxd took it.
+CHANGED_REASON = "changed while being sent; drop it again"
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,15 @@ class Inspected:
 
     size: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A taken source file's descriptor, kept (polling mode) to see it change until submit."""
+
+    fd: int
+    size: int
+    mtime_ns: int
 
 
 def check_regular(path: Path) -> os.stat_result:
@@ -60,6 +86,11 @@ def check_regular(path: Path) -> os.stat_result:
         raise IntakeError(
             f"{name!r} cannot be read ({exc.strerror}); check its permissions"
         ) from None
+    _refuse_irregular(name, st)
+    return st
+
+
+def _refuse_irregular(name: str, st: os.stat_result) -> None:
     if stat.S_ISLNK(st.st_mode):
         raise IntakeError(
             f"{name!r} is a symbolic link; faxd never follows links: copy the document "
@@ -71,47 +102,73 @@ def check_regular(path: Path) -> os.stat_result:
             f"{name!r} cannot be read as a document: it is {kind}, not a regular file; "
             "save the document as a normal file and drop it in the outbox again"
         )
-    return st
 
 
-def inspect_file(path: Path) -> Inspected:
-    """Check that ``path`` is a non-empty readable regular file; hash it.
+def open_document(path: Path) -> tuple[int, os.stat_result]:
+    """Open ``path`` with ``O_NOFOLLOW`` and check with ``fstat`` that it is a regular file.
 
-    Never follows a symlink and never opens a FIFO or device (opening a FIFO
-    would block the worker).  Raises :class:`IntakeError` with the reason.
+    Returns the open descriptor (the caller closes it) and its ``fstat``.
+    Raises :class:`IntakeError` for a link, a pipe, a device or an unreadable file.
     """
+    check_regular(path)  # never open a device: opening alone can have effects
     name = path.name
-    st = check_regular(path)
-    if st.st_size == 0:
-        raise IntakeError(
-            f"{name!r} is empty (0 bytes); save the document again and drop it in the outbox"
-        )
-    digest = hashlib.sha256()
-    size = 0
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd, st = files.open_nofollow(path)
     except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            raise  # faxd's own limit, not the file's fault: never a reject
+        if exc.errno == errno.ELOOP:
+            _refuse_irregular(name, os.lstat(path))
         raise IntakeError(
             f"{name!r} cannot be read ({exc.strerror}); give the faxd user read "
             "permission on it and drop it in the outbox again"
         ) from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise IntakeError(f"{name!r} changed into something that is not a regular file")
-        while chunk := os.read(fd, _READ_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    except OSError as exc:
-        raise IntakeError(
-            f"{name!r} cannot be read ({exc.strerror}); copy it again and drop it in the outbox"
-        ) from None
-    finally:
+        _refuse_irregular(name, st)
+    except IntakeError:
         os.close(fd)
+        raise
+    return fd, st
+
+
+def check_size(name: str, size: int, max_file_mb: float) -> None:
+    """Refuse an empty file and one over ``[outbound] max_file_mb``."""
     if size == 0:
         raise IntakeError(
             f"{name!r} is empty (0 bytes); save the document again and drop it in the outbox"
         )
-    return Inspected(size, digest.hexdigest())
+    if size > max_file_mb * MiB:
+        raise IntakeError(
+            f"{name!r} is {size / MiB:.1f} MB, larger than the {max_file_mb:g} MB limit "
+            "([outbound] max_file_mb); send a smaller file (split it, or scan in lower "
+            "resolution) or raise max_file_mb"
+        )
+
+
+def hash_document(name: str, fd: int, st: os.stat_result, max_file_mb: float) -> Inspected:
+    """Size-check and hash an open document; :class:`IntakeError` with the reason."""
+    check_size(name, st.st_size, max_file_mb)
+    try:
+        size, sha256 = files.hash_fd(fd)
+    except OSError as exc:
+        raise IntakeError(
+            f"{name!r} cannot be read ({exc.strerror}); copy it again and drop it in the outbox"
+        ) from None
+    check_size(name, size, max_file_mb)
+    return Inspected(size, sha256)
+
+
+def inspect_file(path: Path, max_file_mb: float = float("inf")) -> Inspected:
+    """Check that ``path`` is a non-empty readable regular file; hash it.
+
+    Never follows a symlink and never opens a FIFO or device (opening a FIFO
+    would block the worker).  Raises :class:`IntakeError` with the reason.
+    """
+    fd, st = open_document(path)
+    try:
+        return hash_document(path.name, fd, st, max_file_mb)
+    finally:
+        os.close(fd)
 
 
 class Intake:
@@ -125,6 +182,12 @@ class Intake:
         self.clock = clock
         self.hot_folder = Path(settings.hot_folder)
         self.spool_dir = Path(settings.spool_dir)
+        self.max_file_mb = settings.max_file_mb
+        # Rejected files whose source could not be removed: (relpath, dev, ino, size,
+        # mtime) -> not copied to the failed folder again on every rescan.
+        self._rejected: set[tuple[str, int, int, int, int]] = set()
+        self._held: dict[int, _Held] = {}
+        self._held_lock = threading.Lock()
 
     # -- the hot folder ------------------------------------------------------------
 
@@ -135,52 +198,152 @@ class Intake:
             return None
         if _through_symlink(self.hot_folder, relpath):
             return None  # reached through a linked folder: the link itself is refused
+        if self._already_rejected(path):
+            return None
         try:
             check_regular(path)  # first: a link's own name says nothing about its target
             naming.check_extension(path.name)
             destination = naming.parse_destination(relpath)
-            found = inspect_file(path)
+            fd, st = open_document(path)
         except IntakeError as exc:
             self.reject(path, exc.message)
             return None
-        return self._queue(path, relpath, destination, found, move=True)
+        try:
+            try:
+                found = hash_document(path.name, fd, st, self.max_file_mb)
+            except IntakeError as exc:
+                self.reject(path, exc.message)
+                return None
+            return self._queue(fd, st, path, relpath, destination, found, move=True)
+        finally:
+            os.close(fd)
+
+    def take_over(self, path: Path, faxno: str, recipname: str) -> int:
+        """Queue a file that lies in the hot folder for ``faxno`` and take it out of there.
+
+        ``faxd send`` on an outbox file: the file moves into the spool like a
+        dropped one (so the hot folder cannot make a second job of it).
+        """
+        naming.check_extension(path.name)
+        fd, st = open_document(path)
+        try:
+            found = hash_document(path.name, fd, st, self.max_file_mb)
+            destination = naming.Destination(faxno, recipname[: naming.RECIPIENT_MAX])
+            relpath = path.relative_to(self.hot_folder)
+            job_id = self._queue(fd, st, path, relpath, destination, found, move=True)
+        finally:
+            os.close(fd)
+        if job_id is None:
+            raise IntakeError(
+                f"{path.name!r} changed or could not be moved while faxd took it; "
+                "wait until it is complete and run faxd send again"
+            )
+        return job_id
 
     def reject(self, path: Path, reason: str) -> Path | None:
         """Move ``path`` to the failed folder with ``<name>.txt`` holding ``reason``."""
         tag = "rejected-" + self.clock().strftime("%Y%m%d-%H%M%S")
         failed = Path(self.settings.failed_folder)
         try:
-            dest = files.move_no_clobber(path, failed, path.name, tag=tag)
+            try:
+                dest = files.move_no_clobber(path, failed, path.name, tag=tag)
+            except files.SourceKeptError as kept:
+                # Copied but not removed (a read-only outbox folder): say why beside the
+                # copy, and remember the file so a rescan does not copy it again.
+                files.write_reason(files.reason_path(kept.dest), reason)
+                raise
             files.write_reason(files.reason_path(dest), reason)
         except FileNotFoundError:
             return None
         except OSError as exc:
+            key = self._rejected_key(path)
+            if key is not None:
+                self._rejected.add(key)
             log.error(
                 "outbound.reject_move_failed",
                 path=str(path),
                 reason=reason,
                 error=str(exc),
-                fix=f"check that faxd can write to {failed}",
+                fix=f"check that faxd can write to {failed} and to {path.parent}",
             )
             return None
         log.warning("outbound.rejected", file=path.name, reason=reason, moved_to=str(dest))
         return dest
+
+    def _rejected_key(self, path: Path) -> tuple[str, int, int, int, int] | None:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _already_rejected(self, path: Path) -> bool:
+        if not self._rejected:
+            return False
+        key = self._rejected_key(path)
+        if key in self._rejected:
+            return True
+        # Forget what is gone or changed (a new document under the same name is new).
+        self._rejected = {k for k in self._rejected if k[0] != str(path)}
+        return False
 
     # -- faxd send -------------------------------------------------------------------
 
     def queue_copy(self, path: Path, faxno: str, recipname: str) -> int:
         """Queue a copy of ``path`` (anywhere) for ``faxno``; the original stays put."""
         naming.check_extension(path.name)
-        found = inspect_file(path)
-        destination = naming.Destination(faxno, recipname[: naming.RECIPIENT_MAX])
-        job_id = self._queue(path.absolute(), None, destination, found, move=False)
-        assert job_id is not None  # a failed copy raises instead
+        fd, st = open_document(path)
+        try:
+            found = hash_document(path.name, fd, st, self.max_file_mb)
+            destination = naming.Destination(faxno, recipname[: naming.RECIPIENT_MAX])
+            job_id = self._queue(fd, st, path.absolute(), None, destination, found, move=False)
+        finally:
+            os.close(fd)
+        if job_id is None:
+            raise IntakeError(
+                f"{path.name!r} changed while faxd copied it; wait until it is complete "
+                "and run faxd send again"
+            )
         return job_id
+
+    # -- polling mode: a taken file must not change until it is sent -------------------
+
+    def source_unchanged(self, job_id: int, sha256: str | None) -> bool:
+        """Whether the job's source (kept open in polling mode) still holds what was taken.
+
+        Size, mtime and sha256 are compared.  True when nothing is held (inotify
+        mode, a ``faxd send`` copy, or a daemon restarted since).  The
+        descriptor is released either way.
+        """
+        with self._held_lock:
+            held = self._held.pop(job_id, None)
+        if held is None:
+            return True
+        try:
+            st = os.fstat(held.fd)
+            if (st.st_size, st.st_mtime_ns) != (held.size, held.mtime_ns):
+                return False
+            return sha256 is None or files.hash_fd(held.fd)[1] == sha256
+        except OSError:
+            return False
+        finally:
+            os.close(held.fd)
+
+    def release(self, job_id: int | None = None) -> None:
+        """Close the held descriptor of ``job_id`` (of every job when ``None``)."""
+        with self._held_lock:
+            if job_id is None:
+                held, self._held = list(self._held.values()), {}
+            else:
+                one = self._held.pop(job_id, None)
+                held = [one] if one is not None else []
+        for item in held:
+            os.close(item.fd)
 
     # -- crash recovery --------------------------------------------------------------
 
     def reconcile(self) -> None:
-        """Finish spool moves a crash interrupted (run before the first scan)."""
+        """Finish spool copies a crash interrupted (run before the first scan)."""
         with self.db.session() as session:
             # Only these can be resumed (see ensure_spooled); for the rest it is a no-op.
             ids = session.scalars(
@@ -204,23 +367,50 @@ class Intake:
             # Only a job never claimed can have been cut off before its file reached
             # the spool; any later state found it there (and follow-up moves it on).
             resumable = job.state == JobState.QUEUED.value and job.faxage_jobid is None
-        if spool.exists():
-            return True
+        if os.path.lexists(spool):
+            return True  # what it holds is checked before every POST
         if not resumable:
             return False
+        with self._spool_lock():  # intake (maybe another process) may be copying it now
+            return self._resume(job_id, spool, source, sha256, size, faxno)
+
+    def _resume(
+        self,
+        job_id: int,
+        spool: Path,
+        source: Path | None,
+        sha256: str | None,
+        size: int | None,
+        faxno: str,
+    ) -> bool:
+        if os.path.lexists(spool):
+            return True
         tmp = _spool_tmp(spool)
-        if tmp.exists() and file_sha256(tmp) == sha256:
+        if _holds(tmp, sha256, size):
             # The copy finished and the source was removed; only the rename is left.
             os.replace(tmp, spool)
             fsync_dir(spool.parent)
             return True
-        if source is None or not os.path.lexists(source) or os.path.islink(source):
+        if source is None or not os.path.lexists(source):
             return False
-        if not _same_file(source, sha256, size):
-            # A newer document under the same name: it is its own job, never this one's.
+        try:
+            fd, st = open_document(source)
+        except IntakeError:
             return False
-        log.warning("outbound.spool_move_resumed", job_id=job_id, faxno=faxno, source=str(source))
-        self._spool(source, spool, move=source.is_relative_to(self.hot_folder))
+        try:
+            found = Inspected(*files.hash_fd(fd))
+            if (sha256 and found.sha256 != sha256) or (size is not None and found.size != size):
+                # A newer document under the same name: it is its own job, never this one's.
+                return False
+            log.warning(
+                "outbound.spool_move_resumed", job_id=job_id, faxno=faxno, source=str(source)
+            )
+            move = source.is_relative_to(self.hot_folder)
+            self._copy_in(fd, st, source, spool, found, move=move)
+        except FileChangedError:
+            return False
+        finally:
+            os.close(fd)
         return True
 
     def source_path(self, job: OutboundJob) -> Path | None:
@@ -233,6 +423,8 @@ class Intake:
 
     def _queue(
         self,
+        fd: int,
+        st: os.stat_result,
         path: Path,
         relpath: PurePath | None,
         destination: naming.Destination,
@@ -259,7 +451,12 @@ class Intake:
             job.spool_path = str(self.spool_dir / f"{job.id}-{path.name}")
             job_id, spool = job.id, Path(job.spool_path)
         try:
-            self._spool(path, spool, move=move)
+            self._spool(fd, st, path, spool, found, move=move)
+        except FileChangedError as exc:
+            # Still being written: not a job yet; its next write brings it back.
+            self._forget_job(job_id)
+            log.warning("outbound.changed_while_taken", file=path.name, detail=exc.message)
+            return None
         except OSError as exc:
             # The file provably did not move (no crash): drop the row, or every
             # rescan would add another job for the same file.
@@ -273,6 +470,12 @@ class Intake:
                 fix=f"check that faxd can move files from {path.parent} into {self.spool_dir}",
             )
             return None
+        if move and self.settings.poll_seconds:
+            with self._held_lock:
+                # Bounded: a burst on a share while FAXAGE is down must not use up
+                # the descriptors; beyond the cap a job goes without the re-check.
+                if len(self._held) < MAX_HELD:
+                    self._held[job_id] = _Held(os.dup(fd), st.st_size, st.st_mtime_ns)
         log.info(
             "outbound.queued",
             job_id=job_id,
@@ -282,39 +485,72 @@ class Intake:
         )
         return job_id
 
+    @contextlib.contextmanager
+    def _spool_lock(self) -> Iterator[None]:
+        """Held while a file is copied into the spool, across threads and processes.
+
+        The job row is committed before its copy exists, so the submitter (or
+        the daemon, for a ``faxd send`` copy) may find the row first; it waits
+        here instead of starting a second copy of the same file.
+        """
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.spool_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
     def _forget_job(self, job_id: int) -> None:
         with self.db.session() as session:
             job = session.get(OutboundJob, job_id)
             if job is not None:
                 session.delete(job)
 
-    def _spool(self, source: Path, spool: Path, *, move: bool) -> None:
-        """Rename (outbox) or copy (`faxd send`) ``source`` to ``spool``.
+    def _spool(
+        self,
+        fd: int,
+        st: os.stat_result,
+        source: Path,
+        spool: Path,
+        found: Inspected,
+        *,
+        move: bool,
+    ) -> None:
+        """Copy the open document into a new private spool file; remove the outbox source.
 
-        Across file systems the bytes go to a temporary name first, then the
-        outbox file is removed, then the temporary is renamed: a crash at any
-        point leaves either the source or a complete temporary to resume from.
+        The bytes come from the descriptor that was checked, into a temporary
+        name, fsync'd; then the source is removed (only if its name still leads
+        to the same inode), then the temporary is renamed: a crash at any point
+        leaves either the source or a complete temporary to resume from.
         """
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
-        if move:
-            try:
-                os.rename(source, spool)
-                # Whoever wrote the file may never have fsync'd it: without this a
-                # power cut could leave the job's only copy empty.
-                fsync_file(spool)
-                fsync_dir(source.parent)
-                fsync_dir(self.spool_dir)
-                return
-            except OSError as exc:
-                if exc.errno != errno.EXDEV:
-                    raise
+        with self._spool_lock():
+            if not os.path.lexists(spool):  # else the submitter finished it meanwhile
+                self._copy_in(fd, st, source, spool, found, move=move)
+
+    def _copy_in(
+        self,
+        fd: int,
+        st: os.stat_result,
+        source: Path,
+        spool: Path,
+        found: Inspected,
+        *,
+        move: bool,
+    ) -> None:
         tmp = _spool_tmp(spool)
-        tmp.unlink(missing_ok=True)
-        files.copy_durably(source, tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        copied = Inspected(*files.copy_fd_to_new(fd, tmp))
+        if copied != found:
+            os.unlink(tmp)
+            raise FileChangedError(
+                f"{source.name!r} changed while faxd copied it into the spool "
+                f"({found.size} -> {copied.size} bytes)"
+            )
         fsync_dir(self.spool_dir)
         if move:
-            os.unlink(source)
-            fsync_dir(source.parent)
+            files.unlink_if_same(source, st)
         os.replace(tmp, spool)
         fsync_dir(self.spool_dir)
 
@@ -333,14 +569,23 @@ def _spool_tmp(spool: Path) -> Path:
     return spool.with_name(f".{spool.name}.faxd-tmp")
 
 
-def _same_file(path: Path, sha256: str | None, size: int | None) -> bool:
-    """Whether ``path`` holds the bytes a job recorded (by hash, else by size)."""
+def _holds(path: Path, sha256: str | None, size: int | None) -> bool:
+    """Whether ``path`` (never followed) holds the bytes a job recorded (by hash, else size)."""
     try:
-        if sha256:
-            return file_sha256(path) == sha256
-        return size is None or os.lstat(path).st_size == size
+        fd, st = files.open_nofollow(path)
     except OSError:
         return False
+    try:
+        if not stat.S_ISREG(st.st_mode):
+            return False
+        found_size, found_sha = files.hash_fd(fd)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    if sha256:
+        return found_sha == sha256
+    return size is None or found_size == size
 
 
 def fail_job_file(job: OutboundJob, settings: OutboundSettings, reason: str) -> Path | None:

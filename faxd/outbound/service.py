@@ -1,7 +1,9 @@
 """The outbound half as one object the daemon starts, schedules and stops.
 
-``Outbound`` wires the pieces together: the watcher feeds paths into a queue;
-one worker thread of ours drains it into the :class:`FileStabilityTracker`,
+``Outbound`` wires the pieces together: the watcher feeds paths and their
+event types into a queue; one worker thread of ours drains it, in order, into
+the :class:`FileStabilityTracker` (with inotify, writes and close-for-write
+events; with polling, only "something happened"),
 hands settled files to :class:`Intake`, asks for a full rescan every
 ``rescan_interval`` and restarts a dead observer.  The daemon's scheduler
 calls :meth:`submit_pending` and :meth:`follow_up`; ``--once`` calls
@@ -30,7 +32,7 @@ from faxd.outbound.naming import is_ignored_path
 from faxd.outbound.protocols import OutboundClient
 from faxd.outbound.submitter import Submitter
 from faxd.outbound.tracker import FileStabilityTracker
-from faxd.outbound.watcher import RESCAN, HotFolderWatcher
+from faxd.outbound.watcher import RESCAN, HotFolderWatcher, Seen
 from faxd.store.db import Database
 
 __all__ = ["Outbound", "cancel_job", "list_jobs", "queue_files", "retry_job"]
@@ -40,7 +42,7 @@ log = structlog.get_logger(__name__)
 #: How long an idle worker blocks waiting for an event before it checks the observer.
 IDLE_WAIT_SECONDS = 2.0
 #: Put on the queue to wake the worker (at stop); carries no path.
-_WAKE = Path("\0wake")
+_WAKE: Seen = (Path("\0wake"), "wake")
 
 
 class Outbound:
@@ -67,7 +69,9 @@ class Outbound:
         )
         self.follow = FollowUp(config, db, client, clock=clock)
         self.tracker = FileStabilityTracker(config.settle_seconds, clock=clock)
-        self._paths: queue.Queue[Path] = queue.Queue()
+        self._paths: queue.Queue[Seen] = queue.Queue()
+        # Only inotify reports close-for-write; a polling observer never does.
+        self._close_events = not config.poll_seconds
         self._excluded = tuple(
             Path(p) for p in (config.sent_folder, config.failed_folder, config.spool_dir)
         )
@@ -104,6 +108,7 @@ class Outbound:
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.join(timeout=30)
+        self.intake.release()
 
     def is_healthy(self) -> bool:
         """Whether the observer and our worker thread are both alive."""
@@ -171,18 +176,18 @@ class Outbound:
             item = self._paths.get(timeout=wait)
         except queue.Empty:
             return
-        batch: dict[Path, None] = {}  # ordered and without repeats
+        batch: list[Seen] = []  # in order (a write then a close is not a close then a write)
         while True:
-            batch[item] = None
+            if not batch or batch[-1] != item:
+                batch.append(item)
             try:
                 item = self._paths.get_nowait()
             except queue.Empty:
                 break
         rescan = RESCAN in batch
-        batch.pop(RESCAN, None)
-        batch.pop(_WAKE, None)
-        for path in batch:
-            self._note(path)
+        for path, kind in batch:
+            if (path, kind) not in (RESCAN, _WAKE):
+                self._note(path, kind)
         if rescan:
             found = 0
             for path in self.watcher.scan():
@@ -191,7 +196,7 @@ class Outbound:
                     found += 1
             log.debug("outbound.rescanned", new_candidates=found)
 
-    def _note(self, path: Path) -> None:
+    def _note(self, path: Path, kind: str) -> None:
         if not path.is_relative_to(self.hot_folder) or path == self.hot_folder:
             return
         if any(path.is_relative_to(folder) for folder in self._excluded):
@@ -208,6 +213,14 @@ class Outbound:
         if stat.S_ISDIR(mode):
             for inner in self.watcher.scan(path):  # a folder moved in brings files, no events
                 self.tracker.observe(inner)
+        elif not self._close_events:
+            self.tracker.observe(path)
+        elif kind == "modified":
+            self.tracker.written(path)
+        elif kind == "created":
+            self.tracker.created(path)
+        elif kind == "closed":
+            self.tracker.closed(path)
         else:
             self.tracker.observe(path)
 

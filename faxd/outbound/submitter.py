@@ -8,6 +8,12 @@ went out: :class:`~faxd.errors.OutcomeUnknownError`) the job stays
 ``status`` records (same number, sent at or after the job was created, a JOBID
 no other job owns) before it resends — at most once, and the log says so.
 
+The bytes sent are the bytes taken: the spool copy's size and sha256 are
+checked against the job before every POST (the client streams the file and
+checks it per attempt, retries and resends included), and in polling mode the
+source file intake kept open must not have changed since it was taken.  A
+mismatch fails the job with the reason and posts nothing.
+
 Retry decisions read the error *type*: a transient fault where the POST
 certainly never reached FAXAGE goes back to ``queued`` with backoff;
 :class:`~faxd.errors.PermanentError` (ERR03/04/05) fails the job with FAXAGE's
@@ -25,10 +31,16 @@ from sqlalchemy import select, update
 
 from faxd.clock import Clock, system_clock
 from faxd.config import OutboundSettings
-from faxd.errors import AuthError, OutcomeUnknownError, PermanentError, ProviderError
+from faxd.errors import (
+    AuthError,
+    FileChangedError,
+    OutcomeUnknownError,
+    PermanentError,
+    ProviderError,
+)
 from faxd.faxage.client import FaxFile
 from faxd.faxage.records import StatusRecord
-from faxd.outbound.intake import Intake, fail_job_file
+from faxd.outbound.intake import CHANGED_REASON, Intake, fail_job_file
 from faxd.outbound.protocols import OutboundClient
 from faxd.phone import normalize_caller_id
 from faxd.store.db import Database
@@ -121,6 +133,9 @@ class Submitter:
         if not spooled:
             self._fail(job_id, "the file to send is missing from the spool; drop it again")
             return False
+        if not self._source_unchanged(job_id):
+            self._fail(job_id, f"the file {CHANGED_REASON}")
+            return False
         job = self._claim(job_id)
         if job is None:
             return False  # another process (faxd cancel) changed it first
@@ -129,12 +144,23 @@ class Submitter:
                 jobid = self.client.sendfax(
                     job.faxno,
                     job.recipname,
-                    [FaxFile(name=job.source_name, path=Path(job.spool_path))],
+                    [
+                        FaxFile(
+                            name=job.source_name,
+                            path=Path(job.spool_path),
+                            # 0 / "" = not recorded (rows older than hashing at intake)
+                            size=job.size or None,
+                            sha256=job.sha256 or None,
+                        )
+                    ],
                     tagname=self.settings.tagname,
                     tagnumber=self.settings.tagnumber,
                     resolution=self.settings.resolution,
                     priority=self.settings.priority,
                 )
+            except FileChangedError as exc:
+                self._fail(job.id, exc.message)
+                return False
             except OutcomeUnknownError as exc:
                 self._note(job.id, exc.message)
                 log.warning("outbound.sendfax_outcome_unknown", error=exc.message)
@@ -162,6 +188,12 @@ class Submitter:
             self._record_jobid(job.id, jobid)
             log.info("outbound.submitted", faxage_jobid=jobid)
             return True
+
+    def _source_unchanged(self, job_id: int) -> bool:
+        with self.db.session() as session:
+            job = session.get(OutboundJob, job_id)
+            sha256 = job.sha256 if job is not None else None
+        return self.intake.source_unchanged(job_id, sha256)
 
     def _claim(self, job_id: int) -> OutboundJob | None:
         """Move the job queued -> submitting and commit, unless someone else moved it."""
@@ -232,9 +264,11 @@ class Submitter:
 
     def _fail(self, job_id: int, reason: str) -> None:
         """Mark the job failed and move its file to the failed folder with ``reason``."""
+        self.intake.release(job_id)
         with self.db.session() as session:
             job = session.get(OutboundJob, job_id)
-            assert job is not None
+            if job is None:
+                return  # intake dropped it: the file changed while it was being taken
             advance(job, JobState.FAILED)
             job.last_error = reason
             job.completed_at = self.clock()

@@ -1,7 +1,10 @@
 """Notice files in the hot folder: watchdog events, a full scan, and a liveness check.
 
-The watchdog handler does one thing — put a path on our own queue — because
-an exception inside a handler silently kills watchdog's thread.  Inotify can
+The watchdog handler does one thing — put a path and what happened to it
+(``created``, ``modified``, ``closed`` = inotify's ``IN_CLOSE_WRITE``, or
+``moved``) on our own queue — because an exception inside a handler silently
+kills watchdog's thread.  The close events let the tracker wait for a writer
+to finish instead of guessing from a pause.  Inotify can
 also drop events (queue overflow), and network shares deliver none, so the
 folder is also scanned at start-up and every ``rescan_interval``, and
 ``poll_seconds`` switches to watchdog's polling observer.  Nothing here follows
@@ -27,8 +30,10 @@ from faxd.outbound.naming import is_ignored_name
 
 log = structlog.get_logger(__name__)
 
+#: What the queue carries: a path and the event type seen for it.
+Seen = tuple[Path, str]
 #: Sentinel put on the queue to ask the worker for a full rescan.
-RESCAN = Path("\0rescan")
+RESCAN: Seen = (Path("\0rescan"), "rescan")
 
 _INTERESTING = frozenset({"created", "modified", "closed", "moved"})
 # A folder's own "modified" fires for every file written in it: the file's
@@ -39,7 +44,7 @@ _FOLDER_INTERESTING = frozenset({"created", "moved"})
 class _EnqueueHandler(FileSystemEventHandler):
     """Puts event paths on a queue; never raises."""
 
-    def __init__(self, paths: queue.Queue[Path]) -> None:
+    def __init__(self, paths: queue.Queue[Seen]) -> None:
         self._paths = paths
 
     def on_any_event(self, event: FileSystemEvent) -> None:
@@ -49,7 +54,7 @@ class _EnqueueHandler(FileSystemEventHandler):
                 return
             target = event.dest_path if event.event_type == "moved" else event.src_path
             if target:
-                self._paths.put(Path(os.fsdecode(target)))
+                self._paths.put((Path(os.fsdecode(target)), event.event_type))
         except Exception:
             self._paths.put(RESCAN)
 
@@ -60,7 +65,7 @@ class HotFolderWatcher:
     def __init__(
         self,
         hot_folder: Path,
-        paths: queue.Queue[Path],
+        paths: queue.Queue[Seen],
         *,
         poll_seconds: float | None = None,
         exclude: Iterable[Path] = (),

@@ -6,7 +6,7 @@ import base64
 from collections.abc import Callable, Collection, Generator
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote, quote_plus
+from urllib.parse import parse_qsl, quote, quote_plus
 
 import pytest
 import structlog
@@ -22,6 +22,7 @@ from faxd.errors import (
     TransientError,
 )
 from faxd.faxage import FaxageClient, FaxFile, wire
+from faxd.faxage.formbody import FormBody
 from faxd.faxage.records import DownloadResult
 from faxd.faxage.transport import BATCH_LINES, Form, TextBatch, mark_unsent, split_batches
 
@@ -44,7 +45,9 @@ class FakeTransport:
             raise answer
         return answer() if callable(answer) else answer
 
-    def post_text(self, path: str, form: Form, *, operation: str) -> str:
+    def post_text(self, path: str, form: Form | FormBody, *, operation: str) -> str:
+        if isinstance(form, FormBody):  # sendfax streams its files: record the pairs sent
+            form = parse_qsl(b"".join(form).decode("ascii"), keep_blank_values=True)
         self.calls.append((path, form, operation))
         return self._next()
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from faxd.outbound.files import candidate_names, move_no_clobber, reason_path, write_reason
+from faxd.outbound.files import (
+    candidate_names,
+    move_no_clobber,
+    reason_path,
+    unlink_if_same,
+    write_reason,
+)
 
 
 def test_candidate_names_add_the_tag_before_the_extension() -> None:
@@ -53,3 +59,17 @@ def test_reason_is_one_line(tmp_path: Path) -> None:
     write_reason(path, "FAXAGE could not deliver:\nBusy\r\n  try again")
     assert path.name == "a.pdf.txt"
     assert path.read_text() == "FAXAGE could not deliver: Busy try again\n"
+
+
+def test_unlink_if_same_leaves_a_swapped_in_file_alone(tmp_path: Path) -> None:
+    """The source is removed only if its name still leads to the inode that was copied."""
+    path = tmp_path / "3035551212.pdf"
+    path.write_bytes(b"%PDF-1.4 taken")
+    taken = os.lstat(path)
+    newer = tmp_path / ".newer"
+    newer.write_bytes(b"%PDF-1.4 dropped meanwhile")
+    os.replace(newer, path)  # a new document under the same name
+    assert unlink_if_same(path, taken) is False
+    assert path.read_bytes() == b"%PDF-1.4 dropped meanwhile"
+    assert unlink_if_same(path, os.lstat(path)) is True
+    assert not os.path.lexists(path)

@@ -235,7 +235,10 @@ def test_files_present_at_start_up_are_taken(
     drop(folders.hot, "3035551212.pdf", b"%PDF-1.4 early")
     drop(folders.hot, "3035551213/a.pdf", b"%PDF-1.4 early too")
     make_outbound()
-    assert wait_for(lambda: len(list_jobs(db)) == 2)
+    # The row is committed just before its file is copied into the spool.
+    assert wait_for(
+        lambda: len(jobs := list_jobs(db)) == 2 and all(Path(j.spool_path).exists() for j in jobs)
+    )
     assert sorted(j.faxno for j in list_jobs(db)) == ["3035551212", "3035551213"]
     assert all(Path(j.spool_path).read_bytes().startswith(b"%PDF") for j in list_jobs(db))
 

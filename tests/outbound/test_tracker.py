@@ -157,3 +157,84 @@ def test_real_file_on_disk(tmp_path: Path) -> None:
     assert tracker.due() == []
     clock.advance(2)
     assert tracker.due() == [path]
+
+
+def test_file_open_for_writing_is_never_due_until_closed() -> None:
+    """A write without a close-for-write keeps a file waiting however long it stays unchanged."""
+    tracker, clock, fs = make()
+    path = Path("/out/3035551212.pdf")
+    fs.files[path] = (0, 1_000_000_000)
+    tracker.created(path)
+    fs.files[path] = (4096, 2_000_000_000)
+    tracker.written(path)
+    clock.advance(3599)
+    assert tracker.due() == []  # most of an hour unchanged, still open: a scanner pausing
+    tracker.closed(path)
+    clock.advance(1.9)
+    assert tracker.due() == []  # closed, but not yet quiet for settle_seconds
+    clock.advance(0.1)
+    assert tracker.due() == [path]
+
+
+def test_rescan_does_not_clear_the_open_for_writing_mark() -> None:
+    """A scan's observe() of a file being written leaves it waiting for its close."""
+    tracker, clock, fs = make()
+    path = Path("/out/3035551212.pdf")
+    fs.files[path] = (10, 1_000_000_000)
+    tracker.written(path)
+    tracker.observe(path)
+    clock.advance(10)
+    assert tracker.due() == []
+
+
+def test_created_non_empty_file_is_not_waiting_for_a_close() -> None:
+    """A hard link or a file created with content (no writer open) settles on the pause alone."""
+    tracker, clock, fs = make()
+    path = Path("/out/3035551212.pdf")
+    fs.files[path] = (100, 1_000_000_000)
+    tracker.created(path)
+    clock.advance(2.0)
+    assert tracker.due() == [path]
+
+
+def test_write_after_close_waits_for_the_next_close() -> None:
+    """Closed, then opened and written again: not due until that writer closes too."""
+    tracker, clock, fs = make()
+    path = Path("/out/3035551212.pdf")
+    fs.files[path] = (100, 1_000_000_000)
+    tracker.written(path)
+    tracker.closed(path)
+    clock.advance(1.0)
+    fs.files[path] = (200, 3_000_000_000)
+    tracker.written(path)
+    clock.advance(10)
+    assert tracker.due() == []
+    tracker.closed(path)
+    clock.advance(2.0)
+    assert tracker.due() == [path]
+
+
+def test_lost_close_is_presumed_after_open_write_timeout() -> None:
+    """A file marked open but unchanged for open_write_timeout is taken (inotify lost its close)."""
+    clock, fs = FakeClock(), FakeFiles()
+    tracker = FileStabilityTracker(2.0, clock=clock, stat_fn=fs, open_write_timeout=600.0)
+    path = Path("/out/3035551212.pdf")
+    fs.files[path] = (10, 1_000_000_000)
+    tracker.written(path)
+    clock.advance(599)
+    assert tracker.due() == []
+    clock.advance(1)
+    assert tracker.due() == [path]
+
+
+def test_new_empty_file_waits_for_its_first_close() -> None:
+    """A scanner that creates its file and only writes later: created alone means open."""
+    tracker, clock, fs = make()
+    path = Path("/out/3035551212.pdf")
+    fs.files[path] = (0, 1_000_000_000)
+    tracker.created(path)
+    clock.advance(60)
+    assert tracker.due() == []
+    tracker.closed(path)
+    clock.advance(2.0)
+    assert tracker.due() == [path]
