@@ -81,8 +81,9 @@ def make_outbound(
     from faxd.outbound.service import Outbound
 
     return Outbound(
-        config.outbound, db, client, clock=clock, sendtime_zone=config.faxage.server_zone
-    )
+        config.outbound, db, client, clock=clock, sendtime_zone=config.faxage.server_zone,
+        notify=config.notify,
+    )  # fmt: skip
 
 
 @dataclass

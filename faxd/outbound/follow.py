@@ -20,8 +20,9 @@ from pathlib import Path
 import structlog
 from sqlalchemy import select
 
+from faxd.alerts import events
 from faxd.clock import Clock, system_clock
-from faxd.config import OutboundSettings
+from faxd.config import NotifySettings, OutboundSettings
 from faxd.errors import NotFoundError, ProviderError
 from faxd.faxage.records import StatusRecord
 from faxd.outbound import files
@@ -45,11 +46,13 @@ class FollowUp:
         client: OutboundClient,
         *,
         clock: Clock = system_clock,
+        notify: NotifySettings | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.client = client
         self.clock = clock
+        self.notify = notify  # ``[notify]``: a failed job writes job_failed with its state
 
     def follow_up(self) -> int:
         """One status call for all submitted jobs; return how many finished."""
@@ -117,6 +120,10 @@ class FollowUp:
             job.completed_at = self.clock()
             if final is JobState.FAILED:
                 job.last_error = _failure_reason(record)
+                event = events.job_failed(
+                    job.id, faxno=job.faxno, file=job.source_name, reason=job.last_error
+                )
+                events.record(session.connection(), self.notify, event, now=self.clock())
         log.info(
             "outbound.finished",
             state=final.value,

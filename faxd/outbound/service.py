@@ -24,7 +24,7 @@ from pathlib import Path
 import structlog
 
 from faxd.clock import Clock, system_clock
-from faxd.config import OutboundSettings
+from faxd.config import NotifySettings, OutboundSettings
 from faxd.outbound.commands import cancel_job, list_jobs, queue_files, retry_job
 from faxd.outbound.follow import FollowUp
 from faxd.outbound.intake import Intake
@@ -57,6 +57,7 @@ class Outbound:
         clock: Clock = system_clock,
         tick_seconds: float = 0.2,
         sendtime_zone: tzinfo | None = None,
+        notify: NotifySettings | None = None,
     ) -> None:
         self.config = config
         self.db = db
@@ -65,9 +66,10 @@ class Outbound:
         self.hot_folder = Path(config.hot_folder)
         self.intake = Intake(config, db, clock=clock)
         self.submitter = Submitter(
-            config, db, client, clock=clock, intake=self.intake, sendtime_zone=sendtime_zone
-        )
-        self.follow = FollowUp(config, db, client, clock=clock)
+            config, db, client, clock=clock, intake=self.intake, sendtime_zone=sendtime_zone,
+            notify=notify,
+        )  # fmt: skip
+        self.follow = FollowUp(config, db, client, clock=clock, notify=notify)
         self.tracker = FileStabilityTracker(config.settle_seconds, clock=clock)
         self._paths: queue.Queue[Seen] = queue.Queue()
         # Only inotify reports close-for-write; a polling observer never does.

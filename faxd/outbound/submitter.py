@@ -29,8 +29,9 @@ from pathlib import Path
 import structlog
 from sqlalchemy import select, update
 
+from faxd.alerts import events
 from faxd.clock import Clock, system_clock
-from faxd.config import OutboundSettings
+from faxd.config import NotifySettings, OutboundSettings
 from faxd.errors import (
     AuthError,
     FileChangedError,
@@ -71,6 +72,7 @@ class Submitter:
         clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
         sendtime_zone: tzinfo | None = None,
         auth_pause: timedelta = DEFAULT_AUTH_PAUSE,
+        notify: NotifySettings | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -83,6 +85,7 @@ class Submitter:
         #: The zone of FAXAGE's naive ``sendtime`` values; ``None`` = this machine's.
         self.sendtime_zone = sendtime_zone
         self.auth_pause = auth_pause
+        self.notify = notify  # ``[notify]``: a failed job writes job_failed with its state
         #: Set when FAXAGE refused the login: no job is posted before then.
         self.paused_until: datetime | None = None
 
@@ -273,6 +276,8 @@ class Submitter:
             job.last_error = reason
             job.completed_at = self.clock()
             faxno = job.faxno  # also logged from outside a job's bound context
+            event = events.job_failed(job.id, faxno=faxno, file=job.source_name, reason=reason)
+            events.record(session.connection(), self.notify, event, now=self.clock())
             try:
                 dest = fail_job_file(job, self.settings, reason)
             except OSError as exc:

@@ -1,0 +1,47 @@
+"""A failed outbound job mails job_failed to the admins (real simulator, real SMTP)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from email import message_from_bytes
+from email.policy import default
+from typing import Any
+
+from faxd.alerts.mailer import AdminMailer
+from faxd.config import NotifySettings, OutboundSettings, SmtpSettings
+from faxd.outbound.service import Outbound, list_jobs
+from faxd.smtp import SmtpSender
+
+NOTIFY = NotifySettings(email=("it@example.com",), min_interval=0)
+
+
+def test_a_job_faxage_could_not_deliver_mails_job_failed(
+    make_settings: Callable[..., OutboundSettings], folders: Any, sim: Any, db: Any,
+    client: Any, smtp_server: Any,
+) -> None:  # fmt: skip
+    """The mail names the job, the file and the number, says why, and how to send it again."""
+    sim.fail_numbers.add("3035550110")
+    sim.job_seconds = 0.2
+    service = Outbound(make_settings(), db, client, notify=NOTIFY)
+    service.start()
+    try:
+        (folders.hot / "3035550110 - Nobody.pdf").write_bytes(b"%PDF-1.4\nquote\n")
+        deadline = time.monotonic() + 60
+        while not [j for j in list_jobs(db) if j.state == "failed"]:
+            assert time.monotonic() < deadline, [(j.id, j.state) for j in list_jobs(db)]
+            service.submit_pending()
+            service.follow_up()
+            time.sleep(0.2)
+    finally:
+        service.stop()
+    smtp = SmtpSettings(host=smtp_server.host, port=smtp_server.port, from_addr="faxd@example.com")
+    assert AdminMailer(db, NOTIFY, SmtpSender(smtp), hostname="faxbox").send_due() == 1
+
+    (job,) = list_jobs(db)
+    (mail,) = [message_from_bytes(raw, policy=default) for _f, _t, raw in smtp_server.messages]
+    assert mail["Subject"] == f"[faxd on faxbox] job {job.id} was not sent"
+    body = str(mail.get_body(("plain",)).get_content())
+    assert f"job {job.id}: 3035550110 - Nobody.pdf to 3035550110 was not sent" in body
+    assert "FAXAGE could not deliver the fax" in body
+    assert f"faxd retry --job {job.id}" in body
