@@ -7,7 +7,8 @@ narrow on purpose:
 
 - files in ``sent_folder`` older than ``sent_days`` and in ``failed_folder``
   older than ``failed_days``, each with its reason file (``NAME.txt``);
-- database rows of faxes and jobs that finished more than ``records_days`` ago.
+- database rows of faxes and jobs that finished more than ``records_days`` ago,
+  and of admin notifications sent that long ago (with the events they carried).
 
 What it never touches:
 
@@ -40,7 +41,13 @@ from faxd.clock import Clock, system_clock
 from faxd.config import OutboundSettings, RetentionSettings
 from faxd.outbound.files import reason_path
 from faxd.store.db import Database
-from faxd.store.models import Delivery, InboundFax, OutboundJob
+from faxd.store.models import (
+    AdminEvent,
+    AdminNotification,
+    Delivery,
+    InboundFax,
+    OutboundJob,
+)
 from faxd.store.states import FaxState, JobState
 
 log = structlog.get_logger(__name__)
@@ -69,6 +76,7 @@ class CleanupReport:
     files: list[Removal] = field(default_factory=list)
     fax_rows: int = 0
     job_rows: int = 0
+    notice_rows: int = 0  # admin mails sent (with the events they carried)
     errors: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -78,7 +86,10 @@ class CleanupReport:
             f"{verb} {item.path} ({item.folder}, finished {item.finished:%Y-%m-%d})"
             for item in self.files
         ]
-        out.append(f"{verb} {self.fax_rows} fax record(s) and {self.job_rows} job record(s)")
+        out.append(
+            f"{verb} {self.fax_rows} fax record(s), {self.job_rows} job record(s) and "
+            f"{self.notice_rows} sent notification(s)"
+        )
         out.extend(f"could not remove: {error}" for error in self.errors)
         return out
 
@@ -117,6 +128,7 @@ class Retention:
             cutoff = now - timedelta(days=self.settings.records_days)
             report.fax_rows = self._remove_fax_rows(cutoff, dry_run=dry_run)
             report.job_rows = self._remove_job_rows(cutoff, dry_run=dry_run)
+            report.notice_rows = self._remove_notice_rows(cutoff, dry_run=dry_run)
         log.info(
             "retention pass",
             dry_run=dry_run,
@@ -199,6 +211,19 @@ class Retention:
             ids, lambda batch: (delete(OutboundJob).where(OutboundJob.id.in_(batch)),),
             dry_run=dry_run,
         )  # fmt: skip
+
+    def _remove_notice_rows(self, cutoff: datetime, *, dry_run: bool) -> int:
+        ids = select(AdminNotification.id).where(
+            AdminNotification.sent_at.is_not(None) & (AdminNotification.sent_at < cutoff)
+        )
+        return self._remove_rows(
+            ids,
+            lambda batch: (
+                delete(AdminEvent).where(AdminEvent.notification_id.in_(batch)),
+                delete(AdminNotification).where(AdminNotification.id.in_(batch)),
+            ),
+            dry_run=dry_run,
+        )
 
     def _remove_rows(
         self,

@@ -294,3 +294,26 @@ def test_the_daemon_runs_retention_when_configured(sim: Any, tmp_path: Path) -> 
             daemon.request_stop()
             runner.join(60)
     assert not old.exists()
+
+
+def test_sent_notifications_older_than_records_days_go_with_their_events(
+    db: Database, outbound: OutboundSettings
+) -> None:
+    """Admin mails sent long ago leave with their events; unsent ones and recent ones stay."""
+    from faxd.store.models import AdminEvent, AdminNotification
+
+    with db.session() as session:
+        for sent in (NOW - timedelta(days=400), NOW - timedelta(days=10), None):
+            mail = AdminNotification(kind="fax_failed", message_id="<x@y>", sent_at=sent)
+            session.add(mail)
+            session.flush()
+            session.add(AdminEvent(kind="fax_failed", subject="fax 1", summary="s",
+                                   notification_id=mail.id))  # fmt: skip
+
+    report = Retention(db, RetentionSettings(records_days=365), outbound).run()
+
+    assert report.notice_rows == 1
+    with db.session() as session:
+        kept = sorted(str(m.sent_at) for m in session.scalars(select(AdminNotification)))
+        assert len(kept) == 2 and "None" in kept
+        assert session.scalar(select(func.count()).select_from(AdminEvent)) == 2
