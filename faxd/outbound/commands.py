@@ -18,7 +18,8 @@ from faxd.clock import system_clock
 from faxd.config import OutboundSettings
 from faxd.errors import FaxdError, IntakeError, NotFoundError, PermanentError
 from faxd.outbound import files, naming
-from faxd.outbound.intake import Intake, fail_job_file, inspect_file
+from faxd.outbound.documents import inspect_file
+from faxd.outbound.intake import Intake, fail_job_file
 from faxd.outbound.protocols import OutboundClient
 from faxd.phone import normalize_number
 from faxd.store.db import Database
