@@ -45,7 +45,7 @@ import structlog
 from faxd.actions.base import Deliverable
 from faxd.config import FolderSpec
 from faxd.config.overlaps import fixed_root
-from faxd.durable import fsync_dir_fd
+from faxd.durable import fsync_dir_fd, hash_fd, open_nofollow
 from faxd.errors import DeliveryError
 from faxd.filemodes import missing_folders
 from faxd.templates import render_path
@@ -363,14 +363,21 @@ def _existing(
     if not stat.S_ISREG(found.st_mode):
         return "different"
     try:
-        fd = os.open(final.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder_fd)
+        # O_NONBLOCK: a FIFO swapped in since the stat must not hang the worker.
+        fd, opened = open_nofollow(Path(final.name), dir_fd=folder_fd)
     except FileNotFoundError:
         return "absent"
-    with os.fdopen(fd, "rb") as reader:
-        digest = hashlib.sha256()
-        while chunk := reader.read(_CHUNK):
-            digest.update(chunk)
-    return "same" if digest.hexdigest() == item.sha256.lower() else "different"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "different"  # a link swapped in since the stat: never followed
+        raise
+    try:
+        if not stat.S_ISREG(opened.st_mode):
+            return "different"
+        _size, sha256 = hash_fd(fd)
+    finally:
+        os.close(fd)
+    return "same" if sha256 == item.sha256.lower() else "different"
 
 
 def _same_file(found: os.stat_result, path: Path) -> bool:

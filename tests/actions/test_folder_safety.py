@@ -159,3 +159,55 @@ def test_its_own_spool_file_is_not_a_delivery(spool_dir: Path, make_item: MakeIt
         action.deliver(item)
     assert caught.value.transient is False
     assert item.path.read_bytes()  # still there, untouched
+
+
+#: The attacker: swaps the fax's final name between a copy of its bytes and a FIFO, forever.
+_FIFO_SWAPPER = """
+import os, sys
+final, copy = sys.argv[1:3]
+fifo, plain = final + ".fifo", final + ".plain"
+while True:
+    try:
+        os.link(copy, plain)
+        os.replace(plain, final)
+        os.mkfifo(fifo)
+        os.replace(fifo, final)
+    except OSError:
+        pass
+"""
+
+
+def test_a_fifo_swapped_in_at_the_final_name_never_hangs_a_delivery(
+    tmp_path: Path, make_item: MakeItem
+) -> None:
+    """Staff can write the inbox tree: a FIFO put where the fax goes, between faxd's look
+    and its open, would block a plain open forever.  Every delivery must come back."""
+    import threading
+
+    root = tmp_path / "fax"
+    root.mkdir()
+    item = make_item(recvid=4711)
+    copy = tmp_path / "copy.pdf"
+    copy.write_bytes(item.path.read_bytes())
+    action = FolderAction(FolderSpec(f"{root}/{{recvid}}.pdf"))
+    attacker = subprocess.Popen(
+        [sys.executable, "-c", _FIFO_SWAPPER, str(root / "4711.pdf"), str(copy)]
+    )
+    try:
+        for round_no in range(400):
+            done = threading.Event()
+
+            def deliver(done: threading.Event = done) -> None:
+                try:
+                    action.deliver(item)
+                except DeliveryError:
+                    pass
+                finally:
+                    done.set()
+
+            worker = threading.Thread(target=deliver, daemon=True)
+            worker.start()
+            assert done.wait(60), f"a delivery hung on a FIFO in round {round_no}"
+    finally:
+        attacker.kill()
+        attacker.wait(timeout=30)
