@@ -82,7 +82,9 @@ class PrivateCups:
     def __init__(self) -> None:
         # Not under pytest's 0700 tmp tree: cupsd runs its filters as ``lp``,
         # which must be able to walk to the spool.
-        self.root = Path(tempfile.mkdtemp(prefix="faxd-cups-"))
+        # .ci/run sets the tag so that its clean-up stops only its own cupsd.
+        tag = os.environ.get("FAXD_TEST_CUPS_TAG", "")
+        self.root = Path(tempfile.mkdtemp(prefix=f"faxd-cups-{tag}"))
         self.root.chmod(0o755)
         self.socket = self.root / "cups.sock"
         self.devices = self.root / "devices"
