@@ -160,3 +160,19 @@ def test_separate_folders_are_accepted(tmp_path: Path, route_path: str) -> None:
 )
 def test_fixed_root(template: str, root: str, fields_name_folders: bool) -> None:
     assert fixed_root(template) == (Path(root), fields_name_folders)
+
+
+def test_retention_protects_sent_and_failed_even_with_the_outbox_off(tmp_path: Path) -> None:
+    """[retention] removes old files from sent/ and failed/: a delivery there would be
+    removed too, so it is refused even when [outbound] is disabled."""
+    config = site_config(tmp_path, "{root}/fax/sent/{recvid}.{ext}", outbound=False)
+    with config.open("a") as out:
+        out.write(
+            f'[outbound]\nenabled = false\nsent_folder = "{tmp_path}/fax/sent"\n'
+            "[retention]\nsent_days = 90\n"
+        )
+    (problem,) = [p for p in refusals(config) if "[outbound] sent_folder" in p]
+    assert "routes[0].actions[0].path" in problem
+    text = config.read_text().replace("sent_days = 90", "sent_days = 0")  # keeps forever
+    config.write_text(text)
+    assert load_config(config, env={}).retention is not None

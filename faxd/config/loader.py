@@ -133,7 +133,7 @@ def _build(
         )
     retention = _retention(top.table("retention"))
     notify = _notify(top.table("notify"), have_smtp=smtp is not None)
-    check_overlaps(routes, inbound, outbound, problems)
+    check_overlaps(routes, inbound, outbound, problems, retention)
     warnings: list[str] = []
     for key, message in check_writable(_written_folders(routes, inbound, outbound, database), unit):
         if unit.under_systemd:

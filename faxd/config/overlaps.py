@@ -22,7 +22,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from string import Formatter
 
-from faxd.config.model import FolderSpec, InboundSettings, OutboundSettings, RouteSpec
+from faxd.config.model import (
+    FolderSpec,
+    InboundSettings,
+    OutboundSettings,
+    RetentionSettings,
+    RouteSpec,
+)
 from faxd.config.reader import Problems
 
 
@@ -49,19 +55,27 @@ def fixed_root(template: str) -> tuple[Path, bool]:
 
 
 def protected_folders(
-    inbound: InboundSettings, outbound: OutboundSettings
+    inbound: InboundSettings,
+    outbound: OutboundSettings,
+    retention: RetentionSettings | None = None,
 ) -> list[tuple[str, Path]]:
-    """Folders no delivery may reach, each with the key that sets it."""
+    """Folders no delivery may reach, each with the key that sets it.
+
+    The sent and failed folders are protected while the outbox runs, and also
+    while ``[retention]`` cleans them (it would remove delivered faxes there).
+    """
     found = [
         ("[inbound] spool_dir", inbound.spool_dir),
         ("[outbound] spool_dir", outbound.spool_dir),
     ]
     if outbound.enabled:
-        found += [
-            ("[outbound] hot_folder", outbound.hot_folder),
-            ("[outbound] sent_folder", outbound.sent_folder),
-            ("[outbound] failed_folder", outbound.failed_folder),
-        ]
+        found.append(("[outbound] hot_folder", outbound.hot_folder))
+    sent_days = retention.sent_days if retention is not None else None
+    failed_days = retention.failed_days if retention is not None else None
+    if outbound.enabled or sent_days is not None:
+        found.append(("[outbound] sent_folder", outbound.sent_folder))
+    if outbound.enabled or failed_days is not None:
+        found.append(("[outbound] failed_folder", outbound.failed_folder))
     return found
 
 
@@ -78,11 +92,12 @@ def check_overlaps(
     inbound: InboundSettings,
     outbound: OutboundSettings,
     problems: Problems,
+    retention: RetentionSettings | None = None,
 ) -> None:
     """Add a problem for every folder action that can write where it must not."""
     if not inbound.enabled:
         return  # routes are not used: nothing is delivered
-    protected = protected_folders(inbound, outbound)
+    protected = protected_folders(inbound, outbound, retention)
     for key, action in folder_actions(routes):
         root, fields_name_folders = fixed_root(action.path)
         for what, folder in protected:
