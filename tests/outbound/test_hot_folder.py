@@ -281,8 +281,12 @@ def test_dead_observer_is_restarted(
 def test_slow_writer_is_sent_once_and_complete(
     make_outbound: Callable[..., Outbound], folders: Any, sim: Any, db: Any
 ) -> None:
-    """A file written 10 KB a second for 12 s, closed after every chunk, is sent once, whole."""
-    service = make_outbound(settle_seconds=2.0)
+    """A file written 10 KB a second for 12 s, closed after every chunk, is sent once, whole.
+
+    settle_seconds is six times the writer's pause, so only a writer stalled
+    for over 5 s (not a merely slow machine) would look finished.
+    """
+    service = make_outbound(settle_seconds=6.0)
     path = folders.hot / "3035551212 - Slow Scanner.pdf"
     chunks = [secrets.token_bytes(10_240) for _ in range(12)]
 
@@ -299,7 +303,7 @@ def test_slow_writer_is_sent_once_and_complete(
         assert list_jobs(db) == [], "taken while still being written"
         time.sleep(0.3)
     writer.join()
-    assert wait_for(lambda: len(list_jobs(db)) == 1, timeout=10)
+    assert wait_for(lambda: len(list_jobs(db)) == 1, timeout=60)
     service.submit_pending()
     assert sim.sendfax_posts == 1
     (job,) = sim.jobs.values()

@@ -234,7 +234,7 @@ def test_permanent_refusal_fails_the_job_with_faxage_reason(
     sim.blocked_numbers.add("9005551212")
     service = make_outbound()
     (folders.hot / "9005551212.pdf").write_bytes(b"%PDF-1.4 premium")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120
     while len(list_jobs(db)) != 1 and time.monotonic() < deadline:
         time.sleep(0.05)
     service.submit_pending()
