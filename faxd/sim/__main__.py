@@ -16,6 +16,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from faxd.logs import configure_logging
 from faxd.sim.sending import STATUS_ORDERS
 from faxd.sim.server import FaxageSimulator
 
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve until interrupted; returns the exit status."""
     args = build_parser().parse_args(argv)
+    # Logs go to stderr: stdout carries only the banner, printed once the faxes are seeded,
+    # which is what a script (or a test) waits for before it calls the simulator.
+    configure_logging(level="info")
     if args.faxes < 0 or args.extra_columns < 0:
         print("--faxes and --extra-columns must be 0 or more", file=sys.stderr)
         return 2
