@@ -247,7 +247,7 @@ def test_dlstatus_and_dltrans(sim: Any, client: FaxageClient, tmp_path: Path) ->
 def test_lines_enable_disable_portable(sim: Any, client: FaxageClient) -> None:
     """listlines lists the DIDs; disabledid/enabledid toggle one; portable answers a bool."""
     sim.add_fax(DNIS)
-    assert DNIS in client.listlines()
+    assert DNIS in client.listlines().items
     client.disabledid(DNIS)
     assert DNIS in sim.disabled_lines
     client.enabledid(DNIS)
@@ -260,22 +260,22 @@ def test_lines_enable_disable_portable(sim: Any, client: FaxageClient) -> None:
 def test_getcdr(sim: Any, client: FaxageClient) -> None:
     """getcdr returns call records after nuidgt, with nuids when asked."""
     sim.add_fax(DNIS, "(303)555-0100")
-    records = client.getcdr(nuidgt=0, nuidshow=True)
+    records = client.getcdr(nuidgt=0, nuidshow=True).items
     assert records and records[-1].direction == "IN"
     assert records[-1].src == "3035550100" and records[-1].dst == DNIS
     assert all(r.nuid is not None for r in records)
     later = client.getcdr(nuidgt=records[-1].nuid)
-    assert later == []
+    assert (later.items, later.malformed) == ((), ())
 
 
 def test_provisioning_flow(sim: Any, client: FaxageClient) -> None:
     """listac -> listnpanxx -> listdids -> provdid -> deprovdid, as the document's workflow."""
-    ac = client.listac()[0]
-    npanxx = client.listnpanxx(ac)[0]
+    ac = client.listac().items[0]
+    npanxx = client.listnpanxx(ac).items[0]
     assert npanxx.npanxx.startswith(ac) and npanxx.rcname
-    did = client.listdids(npanxx=npanxx.npanxx)[0]
+    did = client.listdids(npanxx=npanxx.npanxx).items[0]
     client.provdid(did)
-    assert did in client.listlines()
+    assert did in client.listlines().items
     with pytest.raises(PermanentError):
         client.provdid(did)
     client.deprovdid(did)
@@ -313,7 +313,7 @@ def test_slow_answer_is_retried(sim: Any) -> None:
         backoff=0.0,
         sleep=lambda _s: None,
     ) as quick:
-        assert quick.listlines() == sim.lines
+        assert list(quick.listlines().items) == sim.lines
     assert ops(sim, "listlines") == 2
 
 
