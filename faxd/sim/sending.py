@@ -10,7 +10,8 @@ older reading (csid, login, xmitpages, pagecount last) when the simulator's
 ``extra_columns`` appends that many columns to every status line, as FAXAGE
 does when it adds a field; ``sendtime_text`` stands in for every sendtime (an
 unreadable or all-zero one), so reconciling a lost answer can be tested
-against a record whose time cannot be told.
+against a record whose time cannot be told; ``status_extra_lines`` are added
+to every status answer as they are, as a garbled line would be.
 """
 
 from __future__ import annotations
@@ -162,6 +163,7 @@ def status(state: SimState, form: Form) -> Answer:
             return TextAnswer(ERR06)
         order, extra = STATUS_ORDERS[state.status_order], state.extra_columns
         lines = [_status_record(job, form, order, extra, state.sendtime_text) for job in jobs]
+        lines += state.status_extra_lines
     return TextAnswer("".join(line + "\n" for line in lines))
 
 

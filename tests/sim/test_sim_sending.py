@@ -243,6 +243,19 @@ def test_sendtime_text_stands_in_for_every_sendtime(
     assert zero[:6] + zero[7:] == real[:6] + real[7:]
 
 
+def test_status_extra_lines_follow_the_records(
+    timed: tuple[FaxageSimulator, Api, ManualClock],
+) -> None:
+    """status_extra_lines are added as they are after the job records, not to ERR06."""
+    sim, api, _clock = timed
+    sim.status_extra_lines = ["garbled\tline"]
+    assert api.text("status").startswith("ERR06")
+    jobid = jobid_of(send(api))
+    lines = api.text("status", jobid=str(jobid)).splitlines()
+    assert [line.split("\t")[0] for line in lines] == [str(jobid), "garbled"]
+    assert lines[1] == "garbled\tline"
+
+
 def test_status_jobids_array_and_all(sim: FaxageSimulator, api: Api) -> None:
     """jobids[] picks several jobs; no filter lists every job; unknown ids are ERR06."""
     ids = [jobid_of(send(api)) for _ in range(3)]
