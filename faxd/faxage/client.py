@@ -49,6 +49,7 @@ from faxd.faxage.records import (
     DownloadResult,
     ListfaxResult,
     MalformedLine,
+    NewShape,
     StatusRecord,
     StatusResult,
 )
@@ -402,19 +403,30 @@ class FaxageClient(AccountOperations):
         begin: Timestamp = None,
         useronly: bool = False,
         didnumber: str | None = None,
+        batch_lines: int = BATCH_LINES,
     ) -> ListfaxResult:
         """Faxes waiting on FAXAGE (with the fixed column set starttime, filename, pagecount).
 
-        The whole answer at once; :meth:`listfax_batches` reads it in batches.
+        The whole answer at once, for tools and tests that want it whole (each
+        new shape once); the daemon reads it with :meth:`listfax_batches`, so
+        that a long answer never sits in memory.
         """
         records: list[wire.ListfaxRecord] = []
         malformed: list[MalformedLine] = []
+        shapes: dict[tuple[int, int], NewShape] = {}
         for batch in self.listfax_batches(
-            idgt=idgt, idasc=idasc, begin=begin, useronly=useronly, didnumber=didnumber
+            idgt=idgt,
+            idasc=idasc,
+            begin=begin,
+            useronly=useronly,
+            didnumber=didnumber,
+            batch_lines=batch_lines,
         ):
             records.extend(batch.records)
             malformed.extend(batch.malformed)
-        return ListfaxResult(tuple(records), tuple(malformed))
+            for shape in batch.shapes:
+                shapes.setdefault((shape.fields, shape.expected), shape)
+        return ListfaxResult(tuple(records), tuple(malformed), tuple(shapes.values()))
 
     def listfax_batches(
         self,

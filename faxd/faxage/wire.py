@@ -242,7 +242,11 @@ def parse_status_result(
 def parse_status(
     text: str, *, csid: bool, showlogin: bool, xmitpages: bool, pagecount: bool
 ) -> list[StatusRecord]:
-    """The status records of an answer (unreadable lines are left out; ``ERR06`` is ``[]``)."""
+    """The status records of an answer (unreadable lines are left out; ``ERR06`` is ``[]``).
+
+    Part of the documented parsing contract; the client itself calls
+    :func:`parse_status_result`, which keeps the unreadable lines to report.
+    """
     result = parse_status_result(
         text, csid=csid, showlogin=showlogin, xmitpages=xmitpages, pagecount=pagecount
     )

@@ -17,6 +17,7 @@ from faxd.errors import (
     TransientError,
 )
 from faxd.faxage import FaxageClient, FaxFile
+from faxd.faxage.records import NewShape
 
 DNIS = "4158006052"
 
@@ -49,6 +50,15 @@ def test_new_columns_are_logged_once_per_client(sim: Any, client: FaxageClient) 
         "FAXAGE added a column to listfax: 8 fields, expected 7; extra ignored",
         "FAXAGE added a column to status: 13 fields, expected 12; extra ignored",
     ]
+
+
+def test_whole_listfax_carries_each_new_shape_once(sim: Any, client: FaxageClient) -> None:
+    """listfax() (the whole answer) reports a new column once, across all its batches."""
+    sim.extra_columns = 1
+    sim.seed_inbound(3, dnis=(DNIS,))
+    whole = client.listfax(batch_lines=1)  # three batches, each with the new shape
+    assert len(whole.records) == 3
+    assert whole.shapes == (NewShape("listfax", 8, 7),)
 
 
 def test_unknown_status_value_is_logged_once_per_line(sim: Any, client: FaxageClient) -> None:
