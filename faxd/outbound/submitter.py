@@ -378,10 +378,14 @@ class Submitter:
         if job_id in self._unsure_reported:
             return
         self._unsure_reported.add(job_id)
+        message = (
+            f"cannot tell whether FAXAGE got job {job_id}; check the portal; "
+            "faxd asks again at the next pass"
+        )
+        self._note(job_id, message)  # shown by faxd jobs while the job waits
         log.warning(
             "outbound.reconcile_unsure",
-            message=f"cannot tell whether FAXAGE got job {job_id}; check the portal; "
-            "faxd asks again at the next pass",
+            message=message,
             reason="a status record for the number has a sendtime faxd cannot read",
         )
 

@@ -293,7 +293,7 @@ def test_two_records_with_unknown_sendtime_leave_the_job_submitting_unsent(
     job = state_of(db, job_id)
     assert (job.state, job.resends, len(client.sent)) == (JobState.SUBMITTING.value, 0, 1)
     (said,) = [entry for entry in logs if entry["event"] == "outbound.reconcile_unsure"]
-    assert said["message"] == (
+    assert said["message"] == job.last_error == (
         f"cannot tell whether FAXAGE got job {job_id}; check the portal; "
         "faxd asks again at the next pass"
     )
