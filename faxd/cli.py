@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--problems",
         action="store_true",
-        help="listfax lines FAXAGE sent that faxd cannot read (to ask FAXAGE about)",
+        help="listfax and status lines FAXAGE sent that faxd cannot read (to ask FAXAGE about)",
     )
     p.add_argument(
         "--since", type=date_arg, metavar="DATE", help="received on/after YYYY-MM-DD[ HH:MM]"

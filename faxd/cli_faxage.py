@@ -6,6 +6,10 @@ operator tools that neither fax flow uses (the client's
 :mod:`faxd.cli` so that module keeps to the everyday commands.  Like it, this
 module imports nothing heavy until a handler runs: ``faxd --help`` builds
 these parsers too.
+
+A list answer with lines FAXAGE sent that cannot be read still prints what
+could be read; each skipped line gets a note on stderr (``skipped line N:
+reason: text``) so the operator can quote it to FAXAGE.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ def _faxage(args: argparse.Namespace) -> int:
 
     from faxd import tables
     from faxd.app import make_client
+    from faxd.faxage.records import MalformedLine
     from faxd.phone import format_number
 
     with make_client(load(args).faxage, retries=1) as client:
@@ -76,6 +81,7 @@ def _faxage(args: argparse.Namespace) -> int:
         done = {"disabledid": "disabled", "enabledid": "enabled", "provdid": "added to the account",
                 "deprovdid": "removed from the account"}
         result: Any
+        skipped: tuple[MalformedLine, ...] = ()
         if name in done:
             getattr(client, name)(did)
             result, text = {"number": did, "done": True}, f"{format_number(did)} {done[name]}"
@@ -87,12 +93,15 @@ def _faxage(args: argparse.Namespace) -> int:
             if args.nuidgt is None and (args.begin is None or args.end is None):
                 print("faxd faxage getcdr: give --begin and --end, or --nuidgt", file=sys.stderr)
                 return EXIT_USAGE
-            records = client.getcdr(begin=args.begin, end=args.end, nuidgt=args.nuidgt,
-                                    nuidshow=True, didnumber=args.did)
-            result = [dataclasses.asdict(r) for r in records]
+            cdrs = client.getcdr(begin=args.begin, end=args.end, nuidgt=args.nuidgt,
+                                 nuidshow=True, didnumber=args.did)
+            skipped = cdrs.malformed
+            result = [dataclasses.asdict(r) for r in cdrs.items]
             text = tables.render_table(tables.CDR_COLUMNS, result, empty="no calls")
         elif name == "listnpanxx":
-            result = [dataclasses.asdict(r) for r in client.listnpanxx(args.ac)]
+            localities = client.listnpanxx(args.ac)
+            skipped = localities.malformed
+            result = [dataclasses.asdict(r) for r in localities.items]
             text = tables.render_table(tables.NPANXX_COLUMNS, result, empty="none available")
         else:
             if name == "listlines":
@@ -101,7 +110,11 @@ def _faxage(args: argparse.Namespace) -> int:
                 numbers = client.listac()
             else:
                 numbers = client.listdids(args.ac, args.npanxx)
-            result = numbers
-            text = "\n".join(numbers) if numbers else "none"
+            skipped = numbers.malformed
+            result = list(numbers.items)
+            text = "\n".join(numbers.items) if numbers.items else "none"
     print_out(tables.render_json(result) if args.json else text)
+    # On stderr, so the records (and --json) on stdout stay whole and parseable.
+    for bad in skipped:
+        print(f"skipped line {bad.lineno}: {bad.reason}: {bad.text}", file=sys.stderr)
     return EXIT_OK

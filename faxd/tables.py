@@ -157,7 +157,7 @@ def _fax_row(fax: InboundFax) -> dict[str, Any]:
 
 
 def problem_rows(db: Database, *, limit: int = 100) -> list[dict[str, Any]]:
-    """Listfax lines that did not parse, most recently seen first (``faxd inbox --problems``)."""
+    """Listfax and status lines that did not parse, newest first (``faxd inbox --problems``)."""
     from sqlalchemy import select
 
     from faxd.store.models import ListingProblem
@@ -184,7 +184,7 @@ def problem_rows(db: Database, *, limit: int = 100) -> list[dict[str, Any]]:
 def render_problems(rows: Sequence[Row]) -> str:
     """One block per unreadable line, its text in full so it can be quoted to FAXAGE."""
     if not rows:
-        return "no unreadable listfax lines recorded"
+        return "no unreadable listfax or status lines recorded"
     blocks = [
         f"line:       {row['line']}\n"
         f"reason:     {row['reason']}\n"

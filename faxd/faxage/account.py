@@ -4,6 +4,10 @@ Inbound and outbound fax flows never call these; ``faxd faxage ...`` does.
 They are a mixin of :class:`faxd.faxage.client.FaxageClient` so the client
 module keeps to the fax operations and its retry policy, while callers still
 see one client with one method per FAXAGE operation.
+
+The list operations return the whole :class:`~faxd.faxage.records.ListAnswer`:
+a line FAXAGE sends that cannot be read is in its ``malformed`` beside the
+items that could, for the command line to show, instead of failing the answer.
 """
 
 from __future__ import annotations
@@ -46,10 +50,10 @@ class AccountOperations:
         """POST ``fields`` for ``operation`` and return the answer (the client implements it)."""
         raise NotImplementedError
 
-    def _items(self, answer: ListAnswer[_T]) -> list[_T]:
-        """The answer's items, after logging (once) any new column it carried."""
+    def _answer(self, answer: ListAnswer[_T]) -> ListAnswer[_T]:
+        """The answer, after logging (once) any new column it carried."""
         self.notices.report_shapes(answer.shapes)
-        return list(answer.items)
+        return answer
 
     def disabledid(self, did: str) -> None:
         """Busy out ``did`` so no fax can come in on it."""
@@ -66,9 +70,9 @@ class AccountOperations:
         number = normalize_did(did, "portable")
         return wire.parse_portable(self._text("portable", {"didnumber": number}))
 
-    def listlines(self) -> list[str]:
+    def listlines(self) -> ListAnswer[str]:
         """The numbers on this account."""
-        return self._items(wire.parse_number_list(self._text("listlines", {}), "listlines"))
+        return self._answer(wire.parse_number_list(self._text("listlines", {}), "listlines"))
 
     def getcdr(
         self,
@@ -78,7 +82,7 @@ class AccountOperations:
         nuidgt: int | None = None,
         nuidshow: bool = False,
         didnumber: str | None = None,
-    ) -> list[CdrRecord]:
+    ) -> ListAnswer[CdrRecord]:
         """Call detail records between ``begin`` and ``end``, or after ``nuidgt``."""
         if nuidgt is None and (begin is None or end is None):
             raise PermanentError(
@@ -93,21 +97,21 @@ class AccountOperations:
             "didnumber": normalize_did(didnumber, "getcdr") if didnumber else None,
         }
         text = self._text("getcdr", fields, path=CDR_PATH)
-        return self._items(wire.parse_cdr(text, nuidshow=nuidshow))
+        return self._answer(wire.parse_cdr(text, nuidshow=nuidshow))
 
-    def listac(self) -> list[str]:
+    def listac(self) -> ListAnswer[str]:
         """Area codes with numbers available to provision."""
-        return self._items(wire.parse_listac(self._text("listac", {}, path=PROVISION_PATH)))
+        return self._answer(wire.parse_listac(self._text("listac", {}, path=PROVISION_PATH)))
 
-    def listnpanxx(self, ac: str | None = None) -> list[NpaNxx]:
+    def listnpanxx(self, ac: str | None = None) -> ListAnswer[NpaNxx]:
         """Localities (NPANXX) with numbers available, optionally in area code ``ac``."""
         text = self._text("listnpanxx", {"ac": ac}, path=PROVISION_PATH)
-        return self._items(wire.parse_listnpanxx(text))
+        return self._answer(wire.parse_listnpanxx(text))
 
-    def listdids(self, ac: str | None = None, npanxx: str | None = None) -> list[str]:
+    def listdids(self, ac: str | None = None, npanxx: str | None = None) -> ListAnswer[str]:
         """Numbers available to provision (``npanxx`` wins over ``ac``)."""
         text = self._text("listdids", {"ac": ac, "npanxx": npanxx}, path=PROVISION_PATH)
-        return self._items(wire.parse_number_list(text, "listdids"))
+        return self._answer(wire.parse_number_list(text, "listdids"))
 
     def provdid(self, did: str) -> None:
         """Add ``did`` to this account."""

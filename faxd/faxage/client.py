@@ -32,6 +32,7 @@ from typing import TypeVar
 
 import structlog
 
+from faxd.clock import Clock, system_clock
 from faxd.errors import OutcomeUnknownError, ProviderError, TransientError
 from faxd.faxage import wire
 from faxd.faxage.account import (
@@ -44,7 +45,14 @@ from faxd.faxage.account import (
 from faxd.faxage.fields import malformed_line
 from faxd.faxage.formbody import FormBody
 from faxd.faxage.notices import Notices
-from faxd.faxage.records import DownloadResult, ListfaxResult, MalformedLine, StatusRecord
+from faxd.faxage.records import (
+    DownloadResult,
+    ListfaxResult,
+    MalformedLine,
+    NewShape,
+    StatusRecord,
+    StatusResult,
+)
 from faxd.faxage.sending import FaxFile, file_fields, file_tokens, send_options, url_fields
 from faxd.faxage.transport import (
     BATCH_LINES,
@@ -86,6 +94,7 @@ class FaxageClient(AccountOperations):
         retries: int = 3,
         backoff: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Clock = system_clock,
     ) -> None:
         register_secret(password)
         self.username = username
@@ -95,9 +104,15 @@ class FaxageClient(AccountOperations):
         self.backoff = backoff
         self._password = password
         self._sleep = sleep
-        #: Logs each new answer shape and unknown value once for this client's life.
-        self.notices = Notices()
+        #: Logs each new answer shape and unknown value once for this client's life,
+        #: and each unreadable status line once a day by ``clock``.
+        self.notices = Notices(clock=clock)
         self.transport: Transport = transport or RequestsTransport(base_url, timeout=timeout)
+
+    @property
+    def account(self) -> str:
+        """``username@company``: how faxd's database names this FAXAGE account."""
+        return f"{self.username}@{self.company}"
 
     def __repr__(self) -> str:
         return f"FaxageClient({self.username!r}, {self.company!r}, base_url={self.base_url!r})"
@@ -304,8 +319,39 @@ class FaxageClient(AccountOperations):
         end: Timestamp = None,
     ) -> list[StatusRecord]:
         """Status of the given jobs (all jobs when ``None``); ``[]`` when there are none."""
+        return list(
+            self.status_result(
+                jobids,
+                pagecount=pagecount,
+                csid=csid,
+                xmitpages=xmitpages,
+                showlogin=showlogin,
+                useronly=useronly,
+                extqueue=extqueue,
+                begin=begin,
+                end=end,
+            ).records
+        )
+
+    def status_result(
+        self,
+        jobids: Sequence[int] | None = None,
+        *,
+        pagecount: bool = True,
+        csid: bool = True,
+        xmitpages: bool = True,
+        showlogin: bool = False,
+        useronly: bool = False,
+        extqueue: bool = False,
+        begin: Timestamp = None,
+        end: Timestamp = None,
+    ) -> StatusResult:
+        """Like :meth:`status`, with the lines that could not be read (for the caller to keep).
+
+        Those lines are logged here at most once a day each (:class:`Notices`).
+        """
         if jobids is not None and len(jobids) == 0:
-            return []
+            return StatusResult(records=())
         fields: dict[str, wire.FormValue] = {}
         if jobids is not None and len(jobids) == 1:
             fields["jobid"] = int(jobids[0])
@@ -325,13 +371,10 @@ class FaxageClient(AccountOperations):
         result = wire.parse_status_result(
             text, csid=csid, showlogin=showlogin, xmitpages=xmitpages, pagecount=pagecount
         )
-        for bad in result.malformed:
-            log.warning(
-                "faxage.status_line_unreadable", lineno=bad.lineno, reason=bad.reason, line=bad.text
-            )
+        self.notices.report_unreadable("status", result.malformed)
         self.notices.report_shapes(result.shapes)
         self.notices.report_warnings("status", result.warnings)
-        return list(result.records)
+        return result
 
     def dlstatus(self, jobid: int, dest: Path, *, viewtype: str = "pdf") -> DownloadResult:
         """Download the image of a sent fax as ``viewtype`` (``pdf`` or ``tiff``)."""
@@ -360,19 +403,30 @@ class FaxageClient(AccountOperations):
         begin: Timestamp = None,
         useronly: bool = False,
         didnumber: str | None = None,
+        batch_lines: int = BATCH_LINES,
     ) -> ListfaxResult:
         """Faxes waiting on FAXAGE (with the fixed column set starttime, filename, pagecount).
 
-        The whole answer at once; :meth:`listfax_batches` reads it in batches.
+        The whole answer at once, for tools and tests that want it whole (each
+        new shape once); the daemon reads it with :meth:`listfax_batches`, so
+        that a long answer never sits in memory.
         """
         records: list[wire.ListfaxRecord] = []
         malformed: list[MalformedLine] = []
+        shapes: dict[tuple[int, int], NewShape] = {}
         for batch in self.listfax_batches(
-            idgt=idgt, idasc=idasc, begin=begin, useronly=useronly, didnumber=didnumber
+            idgt=idgt,
+            idasc=idasc,
+            begin=begin,
+            useronly=useronly,
+            didnumber=didnumber,
+            batch_lines=batch_lines,
         ):
             records.extend(batch.records)
             malformed.extend(batch.malformed)
-        return ListfaxResult(tuple(records), tuple(malformed))
+            for shape in batch.shapes:
+                shapes.setdefault((shape.fields, shape.expected), shape)
+        return ListfaxResult(tuple(records), tuple(malformed), tuple(shapes.values()))
 
     def listfax_batches(
         self,

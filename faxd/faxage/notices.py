@@ -7,17 +7,22 @@ data (:class:`~faxd.faxage.records.NewShape`,
 it through the client's :class:`Notices`.  FAXAGE gives the same answer on
 every poll, so each shape and each line is logged once for the life of the
 client (the process, in the daemon): an operator learns of it without a line a
-minute.
+minute.  A line that cannot be read at all
+(:class:`~faxd.faxage.records.MalformedLine`) is different: nothing is done
+with it until someone acts, so it is logged again once a day (by the injected
+clock) while FAXAGE keeps sending it.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 import structlog
 
-from faxd.faxage.records import LineWarning, NewShape
+from faxd.clock import Clock, system_clock
+from faxd.faxage.records import LineWarning, MalformedLine, NewShape
 
 __all__ = ["Notices"]
 
@@ -25,15 +30,20 @@ log = structlog.get_logger(__name__)
 
 #: Lines remembered before the memory starts over (a line then warns once more).
 REMEMBER_LINES = 4096
+#: How often a line that cannot be read is logged again while FAXAGE keeps sending it.
+UNREADABLE_EVERY = timedelta(days=1)
 
 
 class Notices:
-    """Remembers which shapes and lines were logged; thread-safe."""
+    """Remembers which shapes and lines were logged, and when; thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock = system_clock, every: timedelta = UNREADABLE_EVERY) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
+        self._every = every
         self._shapes: set[tuple[str, int, int]] = set()
         self._lines: set[tuple[str, str]] = set()
+        self._unreadable: dict[tuple[str, str, str], datetime] = {}
 
     def report_shapes(self, shapes: Iterable[NewShape]) -> None:
         """Log each answer shape (operation + column count) not logged before."""
@@ -67,4 +77,26 @@ class Notices:
                 lineno=warning.lineno,
                 reason=warning.reason,
                 line=warning.text,
+            )
+
+    def report_unreadable(self, operation: str, lines: Iterable[MalformedLine]) -> None:
+        """Log each line that could not be read, at most once per ``every`` (a day)."""
+        now = self._clock()
+        for bad in lines:
+            key = (operation, bad.text, bad.reason)
+            with self._lock:
+                last = self._unreadable.get(key)
+                if last is not None and now - last < self._every:
+                    continue
+                if len(self._unreadable) >= REMEMBER_LINES:
+                    self._unreadable.clear()
+                self._unreadable[key] = now
+            log.warning(
+                f"faxage.{operation}_line_unreadable",
+                operation=operation,
+                lineno=bad.lineno,
+                reason=bad.reason,
+                line=bad.text,
+                hint="faxd cannot act on this line; it is logged again in a day while "
+                "FAXAGE keeps sending it (`faxd inbox --problems` lists it)",
             )

@@ -124,10 +124,15 @@ class StatusResult:
 
 @dataclass(frozen=True)
 class ListAnswer(Generic[T]):
-    """A parsed list answer (getcdr, listac, listnpanxx, number lists) and its new shapes."""
+    """A parsed list answer (getcdr, listac, listnpanxx, number lists).
+
+    ``malformed`` holds the lines that could not be read (an item each would
+    have been), so the caller can show them beside the items that could.
+    """
 
     items: tuple[T, ...]
     shapes: tuple[NewShape, ...] = ()
+    malformed: tuple[MalformedLine, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import TypeVar
 
-from faxd.errors import OutcomeUnknownError, PermanentError, TransientError
+from faxd.errors import OutcomeUnknownError, TransientError
 from faxd.faxage.codes import (
     ERROR_KINDS,
     OPERATION_ERROR_KINDS,
@@ -33,6 +33,7 @@ from faxd.faxage.fields import (
     MAX_PAGES,
     columns,
     int_field,
+    malformed_line,
     numbered_lines,
     optional_int_field,
     tab_records,
@@ -241,7 +242,11 @@ def parse_status_result(
 def parse_status(
     text: str, *, csid: bool, showlogin: bool, xmitpages: bool, pagecount: bool
 ) -> list[StatusRecord]:
-    """The status records of an answer (unreadable lines are left out; ``ERR06`` is ``[]``)."""
+    """The status records of an answer (unreadable lines are left out; ``ERR06`` is ``[]``).
+
+    Part of the documented parsing contract; the client itself calls
+    :func:`parse_status_result`, which keeps the unreadable lines to report.
+    """
     result = parse_status_result(
         text, csid=csid, showlogin=showlogin, xmitpages=xmitpages, pagecount=pagecount
     )
@@ -393,84 +398,84 @@ def parse_portable(text: str) -> bool:
 
 
 def parse_number_list(text: str, operation: str = "listlines") -> ListAnswer[str]:
-    """Newline-separated 10-digit numbers (listlines, listdids), normalised."""
-    raise_for_error(text, operation)
-    shapes: dict[int, NewShape] = {}
-    numbers: list[str] = []
-    for lineno, line in numbered_lines(text):
-        first = columns(line, "\t", 1, operation, shapes)[0]
+    """Newline-separated 10-digit numbers (listlines, listdids), normalised.
+
+    A line that is not a phone number is returned in ``malformed``; the rest
+    of the answer is kept.
+    """
+
+    def number(fields: list[str]) -> str:
         try:
-            numbers.append(normalize_number(first))
+            return normalize_number(fields[0])
         except ValueError:
-            raise PermanentError(
-                f"line {lineno} {summarize_body(line, limit=60)!r} is not a phone number",
-                operation=operation,
-            ) from None
-    return ListAnswer(tuple(numbers), tuple(shapes.values()))
+            raise ValueError(f"{fields[0].strip()[:40]!r} is not a phone number") from None
+
+    return _list_answer(text, operation, "\t", 1, number)
 
 
 def parse_listac(text: str) -> ListAnswer[str]:
-    """Newline-separated area codes with numbers available."""
-    raise_for_error(text, "listac")
-    shapes: dict[int, NewShape] = {}
-    codes = [
-        columns(line, "\t", 1, "listac", shapes)[0].strip()
-        for _lineno, line in numbered_lines(text)
-    ]
-    bad = [code for code in codes if not (len(code) == 3 and code.isascii() and code.isdigit())]
-    if bad:
-        raise PermanentError(
-            f"{summarize_body(bad[0], limit=40)!r} is not an area code", operation="listac"
-        )
-    return ListAnswer(tuple(codes), tuple(shapes.values()))
+    """Newline-separated area codes with numbers available; a bad line is ``malformed``."""
+
+    def area_code(fields: list[str]) -> str:
+        code = fields[0].strip()
+        if not (len(code) == 3 and code.isascii() and code.isdigit()):
+            raise ValueError(f"{code[:40]!r} is not an area code")
+        return code
+
+    return _list_answer(text, "listac", "\t", 1, area_code)
 
 
 def parse_listnpanxx(text: str) -> ListAnswer[NpaNxx]:
     """``<npanxx><tab><rcname><tab><rcstate>`` lines; empty when nothing is available."""
-    raise_for_error(text, "listnpanxx")
-    shapes: dict[int, NewShape] = {}
-    found: list[NpaNxx] = []
-    for lineno, line in numbered_lines(text):
-        fields = columns(line, "\t", 3, "listnpanxx", shapes)
+
+    def locality(fields: list[str]) -> NpaNxx:
         npanxx = fields[0]
         if len(fields) != 3 or not (len(npanxx) == 6 and npanxx.isascii() and npanxx.isdigit()):
-            raise PermanentError(
-                f"line {lineno} {summarize_body(line, limit=60)!r} is not "
-                "<npanxx><tab><rcname><tab><rcstate>",
-                operation="listnpanxx",
-            )
-        found.append(NpaNxx(npanxx, fields[1], fields[2]))
-    return ListAnswer(tuple(found), tuple(shapes.values()))
+            raise ValueError("not <npanxx><tab><rcname><tab><rcstate>")
+        return NpaNxx(npanxx, fields[1], fields[2])
+
+    return _list_answer(text, "listnpanxx", "\t", 3, locality)
 
 
 def parse_cdr(text: str, *, nuidshow: bool) -> ListAnswer[CdrRecord]:
     """``[nuid,]calldate,direction,src,dst,duration`` lines from getcdr.php."""
-    raise_for_error(text, "getcdr")
     expected = 5 + nuidshow
+
+    def cdr(fields: list[str]) -> CdrRecord:
+        if len(fields) != expected:
+            raise ValueError(f"expected {expected} comma-separated fields, got {len(fields)}")
+        nuid = int_field(fields.pop(0), "nuid") if nuidshow else None
+        calldate, direction, src, dst, duration = fields
+        when = timestamp_field(calldate, "calldate")
+        if when is None:
+            raise ValueError("calldate is empty")
+        return CdrRecord(
+            calldate=when,
+            direction=direction.strip().upper(),
+            src=normalize_caller_id(src),
+            dst=normalize_caller_id(dst),
+            duration=int_field(duration, "duration"),
+            nuid=nuid,
+        )
+
+    return _list_answer(text, "getcdr", ",", expected, cdr)
+
+
+def _list_answer(
+    text: str, operation: str, separator: str, expected: int, build: Callable[[list[str]], _V]
+) -> ListAnswer[_V]:
+    """One item per line; a line ``build`` refuses (ValueError) goes into ``malformed``.
+
+    One bad line must not hide the rest of the answer from the operator, so it
+    is reported, with its number and text, beside the items that did parse.
+    """
+    raise_for_error(text, operation)
     shapes: dict[int, NewShape] = {}
-    records: list[CdrRecord] = []
+    items: list[_V] = []
+    malformed: list[MalformedLine] = []
     for lineno, line in numbered_lines(text):
-        fields = columns(line, ",", expected, "getcdr", shapes)
         try:
-            if len(fields) != expected:
-                raise ValueError(f"expected {expected} comma-separated fields, got {len(fields)}")
-            nuid = int_field(fields.pop(0), "nuid") if nuidshow else None
-            calldate, direction, src, dst, duration = fields
-            when = timestamp_field(calldate, "calldate")
-            if when is None:
-                raise ValueError("calldate is empty")
-            records.append(
-                CdrRecord(
-                    calldate=when,
-                    direction=direction.strip().upper(),
-                    src=normalize_caller_id(src),
-                    dst=normalize_caller_id(dst),
-                    duration=int_field(duration, "duration"),
-                    nuid=nuid,
-                )
-            )
+            items.append(build(columns(line, separator, expected, operation, shapes)))
         except ValueError as exc:
-            raise PermanentError(
-                f"line {lineno} {summarize_body(line, limit=80)!r}: {exc}", operation="getcdr"
-            ) from None
-    return ListAnswer(tuple(records), tuple(shapes.values()))
+            malformed.append(malformed_line(lineno, line, str(exc)))
+    return ListAnswer(tuple(items), tuple(shapes.values()), tuple(malformed))

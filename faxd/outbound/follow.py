@@ -5,7 +5,9 @@ submitted job (never one call per job).  A ``success`` moves the spool file to
 the sent folder, a ``failure`` to the failed folder with FAXAGE's long status
 as the one-line reason; pages, transmitted pages, transmit time, CSID and
 commid are stored.  With ``clear_after_status`` the finished record is then
-cleared on FAXAGE.
+cleared on FAXAGE.  A status line that cannot be read is counted in the
+problem table ``faxd inbox --problems`` shows (reason prefixed ``status:``),
+so a job FAXAGE reports unreadably can be asked about.
 
 Crash safety: the destination path is committed *before* the file is renamed,
 so after a crash between the rename and the final commit the next pass sees
@@ -15,6 +17,7 @@ the spool file gone, the file at ``final_path``, and only finishes the record.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import structlog
@@ -24,7 +27,8 @@ from faxd.alerts import events
 from faxd.clock import Clock, system_clock
 from faxd.config import NotifySettings, OutboundSettings
 from faxd.errors import NotFoundError, ProviderError
-from faxd.faxage.records import StatusRecord
+from faxd.faxage.records import MalformedLine, StatusRecord, StatusResult
+from faxd.inbound.ledger import Ledger
 from faxd.outbound import files
 from faxd.outbound.protocols import OutboundClient
 from faxd.store.db import Database
@@ -34,6 +38,8 @@ from faxd.store.states import JobState, advance
 log = structlog.get_logger(__name__)
 
 _FINAL = {"success": JobState.SENT, "failure": JobState.FAILED}
+#: How a recorded problem says it is a status line, not a listfax one.
+STATUS_PROBLEM = "status: "
 
 
 class FollowUp:
@@ -67,12 +73,14 @@ class FollowUp:
         finished = 0
         if by_jobid:
             try:
-                records = self.client.status(
+                result = self.client.status_result(
                     sorted(by_jobid), pagecount=True, csid=True, xmitpages=True
                 )
             except ProviderError as exc:
                 log.warning("outbound.status_failed", error=exc.message, jobs=len(by_jobid))
-                records = []
+                result = StatusResult(records=())
+            self._record_unreadable(result.malformed)
+            records = result.records
             for record in records:
                 if record.jobid not in by_jobid:
                     continue
@@ -91,6 +99,18 @@ class FollowUp:
         if self.settings.clear_after_status:
             self.clear_finished()
         return finished
+
+    def _record_unreadable(self, lines: tuple[MalformedLine, ...]) -> None:
+        """Count the status lines that could not be read where ``faxd inbox --problems`` looks.
+
+        They share the listfax problem table, told apart by a ``status:`` reason.
+        The client has logged them (once a day each), so nothing is logged here.
+        """
+        if lines:
+            ledger = Ledger(self.db, self.client.account, clock=self.clock)
+            ledger.record_problems(
+                [replace(bad, reason=f"{STATUS_PROBLEM}{bad.reason}") for bad in lines]
+            )
 
     def _apply(self, job_id: int, record: StatusRecord) -> bool:
         """Store the record's facts; file the job if it finished. True if it did."""

@@ -10,11 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from faxd.faxage.records import StatusRecord
+from faxd.faxage.records import StatusRecord, StatusResult
 
 
 class OutboundClient(Protocol):
     """``sendfax`` / ``status`` / ``clear`` / ``stopfax`` as the outbound half calls them."""
+
+    @property
+    def account(self) -> str:
+        """``username@company``, the account unreadable status lines are recorded under."""
+        ...
 
     def sendfax(
         self,
@@ -36,6 +41,15 @@ class OutboundClient(Protocol):
         csid: bool = ...,
         xmitpages: bool = ...,
     ) -> list[StatusRecord]: ...
+
+    def status_result(
+        self,
+        jobids: Sequence[int] | None = ...,
+        *,
+        pagecount: bool = ...,
+        csid: bool = ...,
+        xmitpages: bool = ...,
+    ) -> StatusResult: ...
 
     def clear(self, jobid: int) -> None: ...
 

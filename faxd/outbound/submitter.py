@@ -6,7 +6,10 @@ JOBID after it.  If the answer is lost (a crash, a reset after the request
 went out: :class:`~faxd.errors.OutcomeUnknownError`) the job stays
 ``submitting``, and :meth:`Submitter.reconcile` looks for it in FAXAGE's
 ``status`` records (same number, sent at or after the job was created, a JOBID
-no other job owns) before it resends — at most once, and the log says so.
+no other job owns) before it resends — at most once, and the log says so.  A
+record for the number whose sendtime cannot be read is never grounds to
+resend: it is the match when it is the only candidate, and otherwise the job
+stays ``submitting`` until a later pass can tell.
 
 The bytes sent are the bytes taken: the spool copy's size and sha256 are
 checked against the job before every POST (the client streams the file and
@@ -22,6 +25,7 @@ reason; :class:`~faxd.errors.AuthError` stops the pass.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -56,6 +60,16 @@ DEFAULT_CLOCK_SKEW = timedelta(minutes=5)
 DEFAULT_AUTH_PAUSE = timedelta(minutes=5)
 
 
+class Unsure(enum.Enum):
+    """:meth:`Submitter.find_match` cannot tell whether FAXAGE has the job."""
+
+    UNSURE = "unsure"
+
+
+#: A ``status`` record may be the job but cannot be told apart: neither match nor resend.
+UNSURE = Unsure.UNSURE
+
+
 class Submitter:
     """Posts queued jobs and reconciles ``submitting`` ones."""
 
@@ -88,6 +102,8 @@ class Submitter:
         self.notify = notify  # ``[notify]``: a failed job writes job_failed with its state
         #: Set when FAXAGE refused the login: no job is posted before then.
         self.paused_until: datetime | None = None
+        #: Jobs already logged as impossible to reconcile yet (logged once each).
+        self._unsure_reported: set[int] = set()
 
     # -- sending ---------------------------------------------------------------------
 
@@ -316,7 +332,9 @@ class Submitter:
         for job in pending:
             with structlog.contextvars.bound_contextvars(job_id=job.id, faxno=job.faxno):
                 match = self.find_match(job, records, owned)
-                if match is not None:
+                if match is UNSURE:
+                    self._report_unsure(job.id)
+                elif match is not None:
                     owned.add(match.jobid)
                     self._record_jobid(job.id, match.jobid)
                     log.info("outbound.reconciled", faxage_jobid=match.jobid)
@@ -331,18 +349,45 @@ class Submitter:
 
     def find_match(
         self, job: OutboundJob, records: Iterable[StatusRecord], owned: set[int | None]
-    ) -> StatusRecord | None:
-        """The earliest record for the job's number sent since it was created, not owned."""
+    ) -> StatusRecord | Unsure | None:
+        """The earliest record for the job's number sent since it was created, not owned.
+
+        A record for the number whose sendtime is unknown (unreadable or all
+        zeros) may be this job: it is the match when it is the only candidate,
+        and otherwise the answer is :data:`UNSURE`, never ``None`` (which
+        would resend a fax FAXAGE may already have).
+        """
         earliest = job.created_at - self.clock_skew
-        candidates = [
+        ours = [
             record
             for record in records
-            if record.jobid not in owned
-            and normalize_caller_id(record.destnum) == job.faxno
-            and record.sendtime is not None
-            and self._as_utc(record.sendtime) >= earliest
+            if record.jobid not in owned and normalize_caller_id(record.destnum) == job.faxno
         ]
-        return min(candidates, key=lambda r: (r.sendtime, r.jobid), default=None)
+        unknown = [record for record in ours if record.sendtime is None]
+        dated = [
+            record
+            for record in ours
+            if record.sendtime is not None and self._as_utc(record.sendtime) >= earliest
+        ]
+        if unknown:
+            return unknown[0] if len(unknown) == 1 and not dated else UNSURE
+        return min(dated, key=lambda r: (r.sendtime, r.jobid), default=None)
+
+    def _report_unsure(self, job_id: int) -> None:
+        """Leave the job ``submitting`` for the next pass; say so once per job."""
+        if job_id in self._unsure_reported:
+            return
+        self._unsure_reported.add(job_id)
+        message = (
+            f"cannot tell whether FAXAGE got job {job_id}; check the portal; "
+            "faxd asks again at the next pass"
+        )
+        self._note(job_id, message)  # shown by faxd jobs while the job waits
+        log.warning(
+            "outbound.reconcile_unsure",
+            message=message,
+            reason="a status record for the number has a sendtime faxd cannot read",
+        )
 
     def _as_utc(self, naive: datetime) -> datetime:
         if self.sendtime_zone is not None:

@@ -8,7 +8,10 @@ in the 2014 document's order (pagecount, csid, login, xmitpages), or in the
 older reading (csid, login, xmitpages, pagecount last) when the simulator's
 ``status_order`` is ``"2009"``, so tests can show faxd loses no job either way.
 ``extra_columns`` appends that many columns to every status line, as FAXAGE
-does when it adds a field.
+does when it adds a field; ``sendtime_text`` stands in for every sendtime (an
+unreadable or all-zero one), so reconciling a lost answer can be tested
+against a record whose time cannot be told; ``status_extra_lines`` are added
+to every status answer as they are, as a garbled line would be.
 """
 
 from __future__ import annotations
@@ -159,11 +162,14 @@ def status(state: SimState, form: Form) -> Answer:
         if not jobs:
             return TextAnswer(ERR06)
         order, extra = STATUS_ORDERS[state.status_order], state.extra_columns
-        lines = [_status_record(job, form, order, extra) for job in jobs]
+        lines = [_status_record(job, form, order, extra, state.sendtime_text) for job in jobs]
+        lines += state.status_extra_lines
     return TextAnswer("".join(line + "\n" for line in lines))
 
 
-def _status_record(job: SimJob, form: Form, order: tuple[str, ...], extra: int) -> str:
+def _status_record(
+    job: SimJob, form: Form, order: tuple[str, ...], extra: int, sendtime: str | None
+) -> str:
     hours, rest = divmod(job.xmitseconds, 3600)
     longstatus = job.longstatus
     if form.flag("extqueue") and job.pending:
@@ -175,7 +181,7 @@ def _status_record(job: SimJob, form: Form, order: tuple[str, ...], extra: int) 
         job.faxno,
         job.shortstatus,
         longstatus,
-        format_time(job.sendtime),
+        format_time(job.sendtime) if sendtime is None else sendtime,
         format_time(job.completetime),
         f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}",
     ]

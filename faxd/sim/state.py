@@ -102,6 +102,11 @@ class SimState:
         self.status_order = "2014"
         #: Columns appended to every listfax and status line, as FAXAGE adds fields.
         self.extra_columns = 0
+        #: Shown as every status line's sendtime instead of the real one (None: the real
+        #: time), e.g. "garbled" or "0000-00-00 00:00:00", as a broken FAXAGE answer might.
+        self.sendtime_text: str | None = None
+        #: Lines added as they are to every status answer that lists a job (garbled ones).
+        self.status_extra_lines: list[str] = []
         #: The DIDs on the account (listlines), and those busied out.
         self.lines: list[str] = [normalize_number(n) for n in lines]
         self.disabled_lines: set[str] = set()

@@ -313,7 +313,7 @@ def test_simple_operations_post_their_documented_fields(
 def test_getcdr_posts_to_getcdr_php_without_operation() -> None:
     """getcdr.php takes only credentials and its filters (no operation field)."""
     fake = FakeTransport("1,2024-05-01 10:00:00,IN,(303)555-0100,(415)800-6052,60\n")
-    (record,) = make(fake).getcdr(nuidgt=0, nuidshow=True, didnumber="4158006052")
+    (record,) = make(fake).getcdr(nuidgt=0, nuidshow=True, didnumber="4158006052").items
     assert fake.calls[0][0] == "getcdr.php"
     fields = fake.fields()
     assert "operation" not in fields
@@ -350,7 +350,7 @@ def test_transient_faults_are_retried_with_growing_jittered_backoff() -> None:
         "3035551212",
     )
     sleeps: list[float] = []
-    assert make(fake, sleeps).listlines() == ["3035551212"]
+    assert make(fake, sleeps).listlines().items == ("3035551212",)
     assert len(fake.calls) == 3
     assert 0.5 <= sleeps[0] < 1.5 and 1.0 <= sleeps[1] < 3.0
 

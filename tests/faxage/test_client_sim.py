@@ -17,6 +17,7 @@ from faxd.errors import (
     TransientError,
 )
 from faxd.faxage import FaxageClient, FaxFile
+from faxd.faxage.records import NewShape
 
 DNIS = "4158006052"
 
@@ -49,6 +50,15 @@ def test_new_columns_are_logged_once_per_client(sim: Any, client: FaxageClient) 
         "FAXAGE added a column to listfax: 8 fields, expected 7; extra ignored",
         "FAXAGE added a column to status: 13 fields, expected 12; extra ignored",
     ]
+
+
+def test_whole_listfax_carries_each_new_shape_once(sim: Any, client: FaxageClient) -> None:
+    """listfax() (the whole answer) reports a new column once, across all its batches."""
+    sim.extra_columns = 1
+    sim.seed_inbound(3, dnis=(DNIS,))
+    whole = client.listfax(batch_lines=1)  # three batches, each with the new shape
+    assert len(whole.records) == 3
+    assert whole.shapes == (NewShape("listfax", 8, 7),)
 
 
 def test_unknown_status_value_is_logged_once_per_line(sim: Any, client: FaxageClient) -> None:
@@ -247,7 +257,7 @@ def test_dlstatus_and_dltrans(sim: Any, client: FaxageClient, tmp_path: Path) ->
 def test_lines_enable_disable_portable(sim: Any, client: FaxageClient) -> None:
     """listlines lists the DIDs; disabledid/enabledid toggle one; portable answers a bool."""
     sim.add_fax(DNIS)
-    assert DNIS in client.listlines()
+    assert DNIS in client.listlines().items
     client.disabledid(DNIS)
     assert DNIS in sim.disabled_lines
     client.enabledid(DNIS)
@@ -260,22 +270,22 @@ def test_lines_enable_disable_portable(sim: Any, client: FaxageClient) -> None:
 def test_getcdr(sim: Any, client: FaxageClient) -> None:
     """getcdr returns call records after nuidgt, with nuids when asked."""
     sim.add_fax(DNIS, "(303)555-0100")
-    records = client.getcdr(nuidgt=0, nuidshow=True)
+    records = client.getcdr(nuidgt=0, nuidshow=True).items
     assert records and records[-1].direction == "IN"
     assert records[-1].src == "3035550100" and records[-1].dst == DNIS
     assert all(r.nuid is not None for r in records)
     later = client.getcdr(nuidgt=records[-1].nuid)
-    assert later == []
+    assert (later.items, later.malformed) == ((), ())
 
 
 def test_provisioning_flow(sim: Any, client: FaxageClient) -> None:
     """listac -> listnpanxx -> listdids -> provdid -> deprovdid, as the document's workflow."""
-    ac = client.listac()[0]
-    npanxx = client.listnpanxx(ac)[0]
+    ac = client.listac().items[0]
+    npanxx = client.listnpanxx(ac).items[0]
     assert npanxx.npanxx.startswith(ac) and npanxx.rcname
-    did = client.listdids(npanxx=npanxx.npanxx)[0]
+    did = client.listdids(npanxx=npanxx.npanxx).items[0]
     client.provdid(did)
-    assert did in client.listlines()
+    assert did in client.listlines().items
     with pytest.raises(PermanentError):
         client.provdid(did)
     client.deprovdid(did)
@@ -313,7 +323,7 @@ def test_slow_answer_is_retried(sim: Any) -> None:
         backoff=0.0,
         sleep=lambda _s: None,
     ) as quick:
-        assert quick.listlines() == sim.lines
+        assert list(quick.listlines().items) == sim.lines
     assert ops(sim, "listlines") == 2
 
 

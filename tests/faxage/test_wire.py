@@ -15,7 +15,14 @@ from faxd.errors import (
     TransientError,
 )
 from faxd.faxage import wire
-from faxd.faxage.records import CdrRecord, ListfaxRecord, NewShape, NpaNxx, StatusRecord
+from faxd.faxage.records import (
+    CdrRecord,
+    ListfaxRecord,
+    MalformedLine,
+    NewShape,
+    NpaNxx,
+    StatusRecord,
+)
 from faxd.redact import register_secret
 
 T = "\t"
@@ -592,8 +599,6 @@ def test_number_lists() -> None:
     assert answer.items == ("3035551212", "3035551234", "3035551111")
     assert answer.shapes == ()
     assert wire.parse_number_list("", "listdids").items == ()
-    with pytest.raises(PermanentError):
-        wire.parse_number_list("3035551212\nnot-a-number\n", "listdids")
 
 
 def test_listac() -> None:
@@ -609,8 +614,6 @@ def test_listnpanxx() -> None:
         NpaNxx("800555", "Toll-Free", "Toll-Free"),
     )
     assert wire.parse_listnpanxx("").items == ()
-    with pytest.raises(PermanentError):
-        wire.parse_listnpanxx("303991\tDenver\n")
 
 
 def test_cdr_both_layouts() -> None:
@@ -622,10 +625,46 @@ def test_cdr_both_layouts() -> None:
     with_nuid = "991,2024-05-01 10:00:00,OUT,4158006052,3035550101,12\r\n"
     (record,) = wire.parse_cdr(with_nuid, nuidshow=True).items
     assert (record.nuid, record.direction, record.duration) == (991, "OUT", 12)
-    with pytest.raises(PermanentError):
-        wire.parse_cdr(with_nuid.replace("991,", ""), nuidshow=True)
-    with pytest.raises(PermanentError, match="larger than"):
-        wire.parse_cdr(with_nuid.replace("991", str(2**63)), nuidshow=True)
+
+
+def test_one_bad_line_is_skipped_and_the_rest_of_a_list_kept() -> None:
+    """A bad line in getcdr or a provisioning list is returned in malformed, not fatal.
+
+    Each parser keeps the lines around it, and names the bad one by its line
+    number, the reason and its text.
+    """
+    numbers = wire.parse_number_list("3035551212\nnot-a-number\n3035551234\n", "listdids")
+    assert numbers.items == ("3035551212", "3035551234")
+    assert numbers.malformed == (
+        MalformedLine(2, "not-a-number", "'not-a-number' is not a phone number"),
+    )
+    codes = wire.parse_listac("303\n30x\n415\n")
+    assert codes.items == ("303", "415")
+    assert codes.malformed == (MalformedLine(2, "30x", "'30x' is not an area code"),)
+    npanxx = wire.parse_listnpanxx("303991\tDenver\n800555\tToll-Free\tToll-Free\n")
+    assert npanxx.items == (NpaNxx("800555", "Toll-Free", "Toll-Free"),)
+    assert npanxx.malformed == (
+        MalformedLine(1, "303991 | Denver", "not <npanxx><tab><rcname><tab><rcstate>"),
+    )
+    good = "991,2024-05-01 10:00:00,OUT,4158006052,3035550101,12"
+    cdr = wire.parse_cdr(
+        "\n".join(
+            [
+                "992,2024-05-01 10:01:00,IN,3035550100,4158006052,-5",
+                good,
+                "2024-05-01 10:02:00,IN,3035550100,4158006052,7",
+                f"{2**63},2024-05-01 10:03:00,IN,3035550100,4158006052,7",
+            ]
+        ),
+        nuidshow=True,
+    )
+    assert [record.nuid for record in cdr.items] == [991]
+    assert [(bad.lineno, bad.reason) for bad in cdr.malformed] == [
+        (1, "duration '-5' is negative, not a sane value"),
+        (3, "expected 6 comma-separated fields, got 5"),
+        (4, f"nuid '{2**63}' is larger than {2**63 - 1}, not a sane value"),
+    ]
+    assert cdr.malformed[0].text == "992,2024-05-01 10:01:00,IN,3035550100,4158006052,-5"
 
 
 def test_lists_ignore_extra_trailing_columns() -> None:

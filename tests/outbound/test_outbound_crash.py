@@ -73,6 +73,27 @@ def run_faxd_once(config: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def killed_after_the_post(config: Path, sim: Any) -> None:
+    """`faxd run --once`, SIGKILLed after FAXAGE recorded the job, before its answer."""
+    running: list[subprocess.Popen[bytes]] = []
+    sim.on_sendfax = lambda _job: os.kill(running[0].pid, signal.SIGKILL)
+    running.append(run_faxd_once(config))
+    output = running[0].communicate(timeout=60)[0].decode(errors="replace")
+    assert running[0].returncode == -signal.SIGKILL, output
+    assert sim.sendfax_posts == 1
+    sim.on_sendfax = None
+
+
+def restart_twice(config: Path, sim: Any) -> str:
+    """Restart: a pass that reconciles, then one that follows the job to the end; the logs."""
+    output = ""
+    for _ in range(2):
+        again = run_faxd_once(config)
+        output += again.communicate(timeout=60)[0].decode(errors="replace")
+        assert again.returncode == 0, output
+    return output
+
+
 @pytest.mark.parametrize(
     "csid", ["ACME FAX 01", "3035551212", ""], ids=["letters", "digits", "none"]
 )
@@ -91,25 +112,14 @@ def test_sigkill_after_sendfax_post_does_not_send_twice(
     sim.job_seconds = 0.1
     sim.remote_csids["3035551212"] = csid
     assert sim.status_order == "2014"
-    running: list[subprocess.Popen[bytes]] = []
-    sim.on_sendfax = lambda _job: os.kill(running[0].pid, signal.SIGKILL)
-
-    running.append(run_faxd_once(config))
-    output = running[0].communicate(timeout=60)[0].decode(errors="replace")
-    assert running[0].returncode == -signal.SIGKILL, output
-    assert sim.sendfax_posts == 1
+    killed_after_the_post(config, sim)
     db = Database(f"sqlite:///{tmp_path / 'faxd.db'}")
     try:
         (job,) = list_jobs(db)
         assert job.state == JobState.SUBMITTING.value  # committed before the POST
         assert job.faxage_jobid is None
 
-        sim.on_sendfax = None
-        for _ in range(2):  # restart: reconcile; then a pass that follows it to the end
-            again = run_faxd_once(config)
-            output = again.communicate(timeout=60)[0].decode(errors="replace")
-            assert again.returncode == 0, output
-
+        restart_twice(config, sim)
         assert sim.sendfax_posts == 1
         (sim_job,) = sim.jobs.values()
         (job,) = list_jobs(db)
@@ -122,6 +132,32 @@ def test_sigkill_after_sendfax_post_does_not_send_twice(
         assert shown["csid"] == (csid or None)
     finally:
         db.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "sendtime", ["2026-13-45 99:99:99", "0000-00-00 00:00:00"], ids=["unreadable", "zero"]
+)
+def test_sigkill_after_sendfax_post_with_unknown_sendtime_does_not_send_twice(
+    tmp_path: Path, folders: Any, sim: Any, sendtime: str
+) -> None:
+    """The lost answer's status record has a sendtime faxd cannot read: matched, not resent.
+
+    It is the only record for the number, so it is the job; resending because
+    its time is unknown would put the same fax out twice (invariant 5).
+    """
+    config = write_config(tmp_path, folders, sim)
+    data = make_pdf("unknown sendtime " + os.urandom(8).hex(), 1)
+    (folders.hot / "3035551212 - Acme.pdf").write_bytes(data)
+    sim.job_seconds = 0.1
+    sim.sendtime_text = sendtime
+    killed_after_the_post(config, sim)
+
+    output = restart_twice(config, sim)
+    assert sim.sendfax_posts == 1, output
+    (sim_job,) = sim.jobs.values()
+    (shown,) = faxd_jobs_json(config)
+    assert (shown["faxage_jobid"], shown["state"]) == (sim_job.jobid, "sent")
+    assert (folders.sent / "3035551212 - Acme.pdf").read_bytes() == data
 
 
 def faxd_jobs_json(config: Path) -> list[dict[str, Any]]:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from structlog.testing import capture_logs
+
 from faxd.errors import AuthError, OutcomeUnknownError, PermanentError, TransientError
 from faxd.faxage.records import StatusRecord
 from faxd.outbound.service import list_jobs
-from faxd.outbound.submitter import Submitter
+from faxd.outbound.submitter import UNSURE, Submitter
 from faxd.store.models import OutboundJob
 from faxd.store.states import JobState
 
@@ -266,3 +269,51 @@ def test_lost_answer_is_matched_in_the_zone_faxage_writes_times_in(
     in_utc = Submitter(make_settings(), db, FakeClient(), clock=clock, sendtime_zone=UTC)
     assert in_denver.find_match(job, [_record(denver_wallclock)], set()) is not None
     assert in_utc.find_match(job, [_record(denver_wallclock)], set()) is None
+
+
+def test_two_records_with_unknown_sendtime_leave_the_job_submitting_unsent(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """Two unclaimed records for the number, times unreadable: neither matched nor resent.
+
+    The job stays submitting and is asked about again at every pass; the log
+    says so once, then the job is matched when only one candidate is left.
+    """
+    clock = FakeClock()
+    client = FakeClient(OutcomeUnknownError("read timed out", operation="sendfax"))
+    submitter = build(make_settings, db, client, clock)
+    job_id = queue_job(db, folders, clock)
+    submitter.submit_pending()
+    unknown = replace(_record(clock.now), sendtime=None)
+    client.records = [unknown, replace(unknown, jobid=778)]
+    with capture_logs() as logs:
+        for _ in range(3):
+            submitter.reconcile()
+            submitter.submit_pending()
+    job = state_of(db, job_id)
+    assert (job.state, job.resends, len(client.sent)) == (JobState.SUBMITTING.value, 0, 1)
+    (said,) = [entry for entry in logs if entry["event"] == "outbound.reconcile_unsure"]
+    assert said["message"] == job.last_error == (
+        f"cannot tell whether FAXAGE got job {job_id}; check the portal; "
+        "faxd asks again at the next pass"
+    )
+
+    client.records = [unknown]
+    submitter.reconcile()
+    submitter.submit_pending()
+    job = state_of(db, job_id)
+    assert (job.state, job.faxage_jobid, len(client.sent)) == (JobState.SUBMITTED.value, 777, 1)
+
+
+def test_unknown_sendtime_beside_a_dated_candidate_is_unsure(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """Either record could be the job, so find_match neither picks one nor says "none"."""
+    clock = FakeClock()
+    job = state_of(db, queue_job(db, folders, clock))
+    submitter = build(make_settings, db, FakeClient(), clock)
+    dated = _record(clock.now.astimezone().replace(tzinfo=None))
+    unknown = replace(dated, jobid=778, sendtime=None)
+    assert submitter.find_match(job, [dated, unknown], set()) is UNSURE
+    assert submitter.find_match(job, [dated, unknown], {778}) == dated
+    assert submitter.find_match(job, [unknown], {777}) == unknown

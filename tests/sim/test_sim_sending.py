@@ -230,6 +230,32 @@ def test_extra_columns_end_every_status_line(
     assert len(fields) == 12 and fields[9:] == ["2", "extra1", "extra2"]
 
 
+def test_sendtime_text_stands_in_for_every_sendtime(
+    timed: tuple[FaxageSimulator, Api, ManualClock],
+) -> None:
+    """sendtime_text replaces the sendtime column, and only that column, of every line."""
+    sim, api, _clock = timed
+    jobid_of(send(api))
+    real = api.text("status").splitlines()[0].split("\t")
+    sim.sendtime_text = "0000-00-00 00:00:00"
+    zero = api.text("status").splitlines()[0].split("\t")
+    assert zero[6] == "0000-00-00 00:00:00" != real[6]
+    assert zero[:6] + zero[7:] == real[:6] + real[7:]
+
+
+def test_status_extra_lines_follow_the_records(
+    timed: tuple[FaxageSimulator, Api, ManualClock],
+) -> None:
+    """status_extra_lines are added as they are after the job records, not to ERR06."""
+    sim, api, _clock = timed
+    sim.status_extra_lines = ["garbled\tline"]
+    assert api.text("status").startswith("ERR06")
+    jobid = jobid_of(send(api))
+    lines = api.text("status", jobid=str(jobid)).splitlines()
+    assert [line.split("\t")[0] for line in lines] == [str(jobid), "garbled"]
+    assert lines[1] == "garbled\tline"
+
+
 def test_status_jobids_array_and_all(sim: FaxageSimulator, api: Api) -> None:
     """jobids[] picks several jobs; no filter lists every job; unknown ids are ERR06."""
     ids = [jobid_of(send(api)) for _ in range(3)]
