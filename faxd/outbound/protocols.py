@@ -26,6 +26,7 @@ class OutboundClient(Protocol):
         tagnumber: str | None = ...,
         resolution: Any = ...,
         priority: Any = ...,
+        url_notify: str | None = ...,
     ) -> int: ...
 
     def status(

@@ -57,6 +57,7 @@ class Outbound:
         clock: Clock = system_clock,
         tick_seconds: float = 0.2,
         sendtime_zone: tzinfo | None = None,
+        url_notify: str | None = None,
     ) -> None:
         self.config = config
         self.db = db
@@ -65,8 +66,9 @@ class Outbound:
         self.hot_folder = Path(config.hot_folder)
         self.intake = Intake(config, db, clock=clock)
         self.submitter = Submitter(
-            config, db, client, clock=clock, intake=self.intake, sendtime_zone=sendtime_zone
-        )
+            config, db, client, clock=clock, intake=self.intake, sendtime_zone=sendtime_zone,
+            url_notify=url_notify,
+        )  # fmt: skip
         self.follow = FollowUp(config, db, client, clock=clock)
         self.tracker = FileStabilityTracker(config.settle_seconds, clock=clock)
         self._paths: queue.Queue[Seen] = queue.Queue()

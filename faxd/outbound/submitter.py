@@ -71,6 +71,7 @@ class Submitter:
         clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
         sendtime_zone: tzinfo | None = None,
         auth_pause: timedelta = DEFAULT_AUTH_PAUSE,
+        url_notify: str | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -83,6 +84,8 @@ class Submitter:
         #: The zone of FAXAGE's naive ``sendtime`` values; ``None`` = this machine's.
         self.sendtime_zone = sendtime_zone
         self.auth_pause = auth_pause
+        #: Where FAXAGE posts the job's status when it finishes ([http] public_url).
+        self.url_notify = url_notify
         #: Set when FAXAGE refused the login: no job is posted before then.
         self.paused_until: datetime | None = None
 
@@ -157,6 +160,8 @@ class Submitter:
                     tagnumber=self.settings.tagnumber,
                     resolution=self.settings.resolution,
                     priority=self.settings.priority,
+                    # only when set: stand-in clients of older tests lack the keyword
+                    **({"url_notify": self.url_notify} if self.url_notify else {}),
                 )
             except FileChangedError as exc:
                 self._fail(job.id, exc.message)
