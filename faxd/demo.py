@@ -102,6 +102,7 @@ def write_config(
     interval: float = 2.0,
     routes: str = DEFAULT_ROUTES,
     extra_inbound: str = "",
+    extra: str = "",
 ) -> Path:
     """Write ``faxd.toml`` (mode 0600: it holds a password) and the stand-in printer."""
     layout.root.mkdir(parents=True, exist_ok=True)
@@ -136,7 +137,7 @@ failed_folder = "{layout.failed}"
 spool_dir = "{layout.root / 'state' / 'outbound'}"
 settle_seconds = 1
 status_interval = {interval}
-'''
+{extra}'''
     fd = os.open(layout.config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(text)

@@ -7,13 +7,15 @@ running, when moving APScheduler's next run to now would only be skipped
 flag per pass: a hint sets it and moves the job's next run to now unless the
 job is running or already due within :data:`COALESCE_SECONDS`; the pass, run
 through :meth:`Waker.run`, clears the flag as it starts and goes round once
-more if a hint came while it ran.  So a burst costs a handful of passes, and a
-fax that arrived during a pass is still listed within seconds.
+more if a hint came while it ran.  Passes asked for by hints start at least
+:data:`COALESCE_SECONDS` apart, so a burst costs about one pass a second, and
+a fax that arrived during a pass is still listed within seconds.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +37,7 @@ class Waker:
         self._lock = threading.Lock()
         self._wanted = False
         self._running = False
+        self._last_start: datetime | None = None
         #: How many hints moved the job's next run (the rest were collapsed).
         self.moved = 0
 
@@ -47,14 +50,16 @@ class Waker:
             scheduler = self._scheduler()
             if scheduler is None or not scheduler.running:
                 return False
+            window = timedelta(seconds=COALESCE_SECONDS)
             now = datetime.now(UTC)
+            when = max(now, self._last_start + window) if self._last_start else now
             job = scheduler.get_job(self.job_id)
             if job is None or job.next_run_time is None:
                 return False
-            if job.next_run_time <= now + timedelta(seconds=COALESCE_SECONDS):
+            if job.next_run_time <= when + window:
                 return False
             try:
-                scheduler.modify_job(self.job_id, next_run_time=now)
+                scheduler.modify_job(self.job_id, next_run_time=when)
             except JobLookupError:  # removed by a reload meanwhile
                 return False
             self.moved += 1
@@ -62,16 +67,21 @@ class Waker:
 
     def run(self, one_pass: Callable[[], None], *, stopping: Callable[[], bool]) -> None:
         """Run ``one_pass``, again while hints arrived during it (at most :data:`MAX_ROUNDS`)."""
-        with self._lock:
-            self._running = True
-            self._wanted = False
         try:
             for _round in range(MAX_ROUNDS):
+                with self._lock:
+                    self._running = True
+                    self._wanted = False
+                    self._last_start = datetime.now(UTC)
+                started = time.monotonic()
                 one_pass()
                 with self._lock:
                     if not self._wanted or stopping():
                         return
-                    self._wanted = False
+                time.sleep(max(0.0, started + COALESCE_SECONDS - time.monotonic()))
         finally:
             with self._lock:
                 self._running = False
+                pending = self._wanted
+            if pending and not stopping():  # still asked for after MAX_ROUNDS: schedule it
+                self.wake()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -181,6 +182,8 @@ class Listener:
     def __init__(self, app: WebApp, host: str, port: int) -> None:
         import waitress
 
+        # A burst of callbacks queues a few tasks; that is what the threads are for.
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
         self.server: Any = waitress.create_server(
             app,
             host=host,
