@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,16 @@ def test_metrics_counters_match_what_the_daemon_did(sim: Any, tmp_path: Path) ->
         assert value(text, "faxd_oldest_undelivered_fax_age_seconds", provider="faxage") >= 0
         assert value(text, "faxd_provider_errors_total", provider="faxage", kind="transient") >= 1
         assert not faxd.delivered(held.recvid)
+
+
+def test_alert_rules_use_only_metrics_faxd_serves(sim: Any, tmp_path: Path) -> None:
+    rules = (Path(__file__).resolve().parents[2] / "config" / "faxd-alerts.yml").read_text()
+    used = set(re.findall(r"\bfaxd_[a-z_]+", rules))
+    assert {"faxd_last_successful_poll_timestamp_seconds",
+            "faxd_oldest_undelivered_fax_age_seconds", "faxd_polling_paused"} <= used  # fmt: skip
+    with running_daemon(tmp_path, sim) as faxd:
+        sim.inject("err02", times=1)
+        faxd.poll_now()
+        wait_until(lambda: "faxd_provider_errors_total{" in faxd.metrics())
+        served = {name for name, _labels in samples(faxd.metrics())}
+    assert used <= served, used - served
