@@ -67,6 +67,8 @@ def check_health(
             watched=watched,
             files_waiting=files_waiting(outbound.hot_folder),
         )
+        if watched is None:
+            hot_folder["note"] = "watched is unknown here: GET /healthz of the daemon checks it"
         if watched is False:
             reasons.append(f"the hot folder {outbound.hot_folder} is not watched")
     active = {s.value for s in FAX_ACTIVE}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -45,7 +46,9 @@ def test_healthz_503_when_logins_are_refused_or_the_provider_is_down_then_200(
         assert status == 200, body
         assert body["providers"]["faxage"]["last_successful_poll"]
         assert body["hot_folder"]["watched"] is True
-        assert health_cli(faxd.layout.config).returncode == 0
+        cli = health_cli(faxd.layout.config)
+        assert cli.returncode == 0, cli.stderr
+        assert json.loads(cli.stdout)["hot_folder"]["watched"] is None  # not visible from here
 
         sim.inject("err02")
         wait_until(lambda: healthz(faxd.url)[0] == 503)
