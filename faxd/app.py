@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from faxd.inbound.pipeline import InboundPipeline
     from faxd.outbound.service import Outbound
     from faxd.store.db import Database
+    from faxd.web.metrics import Metrics
 
 
 def open_database(config: Config, *, upgrade: bool = False, check: bool = True) -> Database:
@@ -62,14 +63,24 @@ def make_client(settings: FaxageSettings, *, retries: int = 3) -> FaxageClient:
 
 
 def make_pipeline(
-    config: Config, db: Database, client: FaxageClient, *, clock: Clock = system_clock
+    config: Config,
+    db: Database,
+    client: FaxageClient,
+    *,
+    clock: Clock = system_clock,
+    metrics: Metrics | None = None,
 ) -> InboundPipeline | None:
-    """The inbound pipeline, or ``None`` when ``[inbound] enabled = false``."""
+    """The inbound pipeline, or ``None`` when ``[inbound] enabled = false``.
+
+    With ``metrics``, each action's delivery is timed for ``/metrics``.
+    """
     if not config.inbound.enabled:
         return None
+    from faxd.actions.base import build_action
     from faxd.inbound.pipeline import InboundPipeline
 
-    return InboundPipeline(client, db, config, clock=clock)
+    actions = metrics.timed_actions(build_action) if metrics is not None else build_action
+    return InboundPipeline(client, db, config, clock=clock, actions_for=actions)
 
 
 def make_outbound(
@@ -80,10 +91,16 @@ def make_outbound(
         return None
     from faxd.outbound.service import Outbound
 
+    http = config.http
     return Outbound(
-        config.outbound, db, client, clock=clock, sendtime_zone=config.faxage.server_zone,
+        config.outbound,
+        db,
+        client,
+        clock=clock,
+        sendtime_zone=config.faxage.server_zone,
         notify=config.notify,
-    )  # fmt: skip
+        url_notify=http.hook_url("faxage") if http is not None and http.public_url else None,
+    )
 
 
 @dataclass
@@ -96,6 +113,7 @@ class App:
     pipeline: InboundPipeline | None
     outbound: Outbound | None
     mailer: AdminMailer | None = None
+    metrics: Metrics | None = None  # with [http]: what /metrics serves
 
     def close(self) -> None:
         """Release the HTTP connections and the database pool."""
@@ -107,13 +125,20 @@ def build_app(config: Config, *, clock: Clock = system_clock, upgrade: bool = Tr
     """Open the database (migrating it) and build the client and both halves."""
     db = open_database(config, upgrade=upgrade)
     client = make_client(config.faxage)
+    metrics = None
+    if config.http is not None:
+        from faxd.web.metrics import Metrics
+
+        metrics = Metrics(db, config, clock=clock)
+        client.observer = metrics
     return App(
         config=config,
         db=db,
         client=client,
-        pipeline=make_pipeline(config, db, client, clock=clock),
+        pipeline=make_pipeline(config, db, client, clock=clock, metrics=metrics),
         outbound=make_outbound(config, db, client, clock=clock),
         mailer=make_mailer(config, db, clock=clock),
+        metrics=metrics,
     )
 
 

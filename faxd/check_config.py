@@ -18,6 +18,7 @@ from faxd.config import (
     Config,
     EmailSpec,
     FolderSpec,
+    HttpSettings,
     OutboundSettings,
     PrintSpec,
     RouteSpec,
@@ -45,6 +46,7 @@ def render_config(config: Config) -> str:
     lines += _routes(config.routes)
     lines += _section("SMTP", _smtp(config.smtp))
     lines += _section("Outbound", _outbound(config.outbound))
+    lines += _section("HTTP", _http(config.http))
     return redact("\n".join(lines).rstrip() + "\n")
 
 
@@ -166,6 +168,26 @@ def _smtp(smtp: SmtpSettings | None) -> list[tuple[str, str]]:
         ("login", login),
         ("timeout", _seconds(smtp.timeout)),
     ]
+
+
+def _http(http: HttpSettings | None) -> list[tuple[str, str]]:
+    if http is None:
+        return [("listener", "off (no [http]: no callbacks, /healthz or /metrics)")]
+    rows = [
+        ("listen", f"{http.listen_host}:{http.listen_port} (/healthz, /metrics, /hook/...)"),
+        ("token", f"set (from {http.token_source})"),
+    ]
+    if not http.public_url:
+        rows.append(("callbacks", "none asked for (set public_url to get them)"))
+        return rows
+    masked = http.hook_url("faxage", token="<TOKEN>")  # noqa: S106 - a placeholder shown instead of the token
+    rows += [
+        ("public URL", http.public_url),
+        ("FAXAGE", f"url_notify on every sendfax is {masked}"),
+        ("inbound push", f"paste {masked} into the FAXAGE portal, with <TOKEN> "
+         f"replaced by the token (from {http.token_source})"),
+    ]  # fmt: skip
+    return rows
 
 
 def _outbound(outbound: OutboundSettings) -> list[tuple[str, str]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     p = command("status", _status, "what the daemon last did and what is pending")
     add_json_option(p)
+    command("health", _health, "is polling working? JSON as /healthz says it; exit 0 or 1")
 
     from faxd import cli_faxage  # here, not at the top: it builds on this module's helpers
 
@@ -408,6 +409,22 @@ def _cleanup(args: argparse.Namespace) -> int:
         db.dispose()
     print_out("\n".join(report.lines()))
     return EXIT_FAILURE if report.errors else EXIT_OK
+
+
+def _health(args: argparse.Namespace) -> int:
+    """The ``/healthz`` JSON from the database (the watcher cannot be seen from here)."""
+    from faxd import tables
+    from faxd.app import open_database
+    from faxd.web.health import check_health
+
+    config = load(args)
+    db = open_database(config)
+    try:
+        health = check_health(db, config, now=datetime.now(UTC))
+    finally:
+        db.dispose()
+    print_out(tables.render_json(health.report))
+    return EXIT_OK if health.ok else EXIT_FAILURE
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -7,7 +7,10 @@
   the outbound submit pass and the status follow-up, each ``max_instances=1``
   and ``coalesce=True``;
 - the outbound service's watcher and worker thread run beside it;
-- a heartbeat thread pings the systemd watchdog while the health check passes.
+- a heartbeat thread pings the systemd watchdog while the health check passes;
+- with ``[http]``, a waitress listener (:mod:`faxd.web.app`) whose provider
+  callbacks move the poll or the status follow-up to now through a
+  :class:`~faxd.wake.Waker`, and which serves ``/healthz`` and ``/metrics``.
 
 SIGTERM / SIGINT stop taking new work: the scheduler is shut down without
 waiting, the outbound worker finishes the file in hand, and a job thread still
@@ -27,6 +30,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -51,6 +55,7 @@ from faxd.errors import ConfigError, FaxdError
 from faxd.notify import Heartbeat, Notifier
 from faxd.scheduling import DaemonThreadExecutor, Pass, apply_schedule, new_scheduler
 from faxd.tables import job_counts
+from faxd.wake import Waker
 
 log = structlog.get_logger(__name__)
 
@@ -102,6 +107,10 @@ class Daemon:
         self._deadline: threading.Timer | None = None
         self._old_handlers: dict[int, Any] = {}
         self.last_poll: str = "not polled yet"
+        # Provider callbacks ([http]) run these passes now, collapsing bursts.
+        self.poll_waker = Waker("inbound-poll", lambda: self.scheduler)
+        self.follow_waker = Waker("outbound-follow", lambda: self.scheduler)
+        self.listener: Any = None  # faxd.web.app.Listener with [http]
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -181,6 +190,7 @@ class Daemon:
         if self._stop.is_set():  # SIGTERM while migrating: start nothing, just leave
             return
         self._start_outbound()
+        self._start_listener()
         self.scheduler = new_scheduler(self.executor)
         self.scheduler.add_listener(
             self._on_schedule_change, EVENT_JOB_ADDED | EVENT_JOB_MODIFIED | EVENT_JOB_SUBMITTED
@@ -223,7 +233,7 @@ class Daemon:
             self.notifier.ready(status=f"config reload refused ({len(exc.problems)} problems)")
             return False
         old, self.config = self.config, new
-        for section in ("faxage", "database"):
+        for section in ("faxage", "database", "http"):
             if getattr(old, section) != getattr(new, section):
                 log.warning("config.needs_restart", section=section, hint="systemctl restart faxd")
         assert self.app is not None
@@ -233,7 +243,9 @@ class Daemon:
         # busy locks keep the next pass from starting before it is over.
         retired = self.app.pipeline
         self.app.config = new
-        self.app.pipeline = wiring.make_pipeline(new, self.app.db, self.app.client)
+        self.app.pipeline = wiring.make_pipeline(
+            new, self.app.db, self.app.client, metrics=self.app.metrics
+        )
         if retired is not None:
             retired.stop()
         if old.outbound != new.outbound:
@@ -250,6 +262,9 @@ class Daemon:
         """Stop everything started, in reverse order, each step on its own."""
         if self.heartbeat is not None:  # first: the parts stopping below are not a failure
             self.heartbeat.stop()
+        if self.listener is not None:
+            with _logged("http"):
+                self.listener.stop()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self.app is not None and self.app.pipeline is not None:
@@ -276,6 +291,15 @@ class Daemon:
         with app.db.engine.connect() as connection:
             return connection.execute(text("SELECT 1")).scalar() == 1
 
+    def health(self) -> Any:
+        """``/healthz``: the database's view plus whether the hot folder is watched."""
+        from faxd.web.health import check_health
+
+        app = self.app
+        assert app is not None
+        watched = app.outbound.is_healthy() if app.outbound is not None else None
+        return check_health(app.db, self.config, now=self.clock(), watched=watched)
+
     def job_ids(self) -> list[str]:
         """Names of the scheduled jobs."""
         return [job.id for job in self.scheduler.get_jobs()] if self.scheduler else []
@@ -289,15 +313,51 @@ class Daemon:
     # -- the scheduled jobs ------------------------------------------------------------
 
     def _poll_job(self) -> None:
+        self.poll_waker.run(self._poll_once, stopping=self._stop.is_set)
+
+    def _poll_once(self) -> None:
         with self._inbound(operation="poll") as pipeline:
             if pipeline is None:
                 return
+            started = time.monotonic()
             outcome = pipeline.poll()
+            metrics = self.app.metrics if self.app is not None else None
+            if metrics is not None:
+                metrics.polls.labels("faxage").inc()
+                metrics.poll_seconds.labels("faxage").observe(time.monotonic() - started)
             self.last_poll = (
                 outcome.summary() if outcome.paused
                 else f"polled {outcome.new} new, {outcome.failed} failed"
             )
         self._report()
+
+    def _start_listener(self) -> None:
+        """With ``[http]``: serve callbacks, ``/healthz`` and ``/metrics`` on their own threads."""
+        http, app = self.config.http, self.app
+        if http is None or app is None or app.metrics is None:
+            return
+        from faxd.web.app import Listener, WebApp
+
+        web = WebApp(http.token, on_hint=self.on_hint, health=self.health, metrics=app.metrics)
+        try:
+            self.listener = Listener(web, http.listen_host, http.listen_port)
+        except OSError as exc:
+            raise FaxdError(
+                f"cannot listen on {http.listen_host}:{http.listen_port} ([http] listen in "
+                f"{self.config.path}): {exc.strerror or exc}; pick a free port or stop "
+                "what uses it"
+            ) from None
+        self.listener.start()
+
+    def on_hint(self, provider: str, hint: Any) -> None:
+        """A provider callback: run the poll (inbound) or the status follow-up now."""
+        from faxd.web.hooks import HintKind
+
+        del provider  # one provider so far: FAXAGE's passes are the daemon's passes
+        if hint.kind is HintKind.OUTBOUND:
+            self.follow_waker.wake()
+        else:
+            self.poll_waker.wake()
 
     def _sweep_job(self) -> None:
         with self._inbound(operation="sweep") as pipeline:
@@ -326,6 +386,9 @@ class Daemon:
                 outbound.submit_pending()
 
     def _follow_job(self) -> None:
+        self.follow_waker.run(self._follow_once, stopping=self._stop.is_set)
+
+    def _follow_once(self) -> None:
         with self._outbound(operation="follow") as outbound:
             if outbound is not None:
                 outbound.follow_up()

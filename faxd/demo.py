@@ -102,6 +102,7 @@ def write_config(
     interval: float = 2.0,
     routes: str = DEFAULT_ROUTES,
     extra_inbound: str = "",
+    extra: str = "",
 ) -> Path:
     """Write ``faxd.toml`` (mode 0600: it holds a password) and the stand-in printer."""
     layout.root.mkdir(parents=True, exist_ok=True)
@@ -136,7 +137,7 @@ failed_folder = "{layout.failed}"
 spool_dir = "{layout.root / 'state' / 'outbound'}"
 settle_seconds = 1
 status_interval = {interval}
-'''
+{extra}'''
     fd = os.open(layout.config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(text)
@@ -174,14 +175,20 @@ def run_demo(
     layout = DemoLayout(root)
     with FaxageSimulator(DEMO_USER, DEMO_COMPANY, DEMO_PASSWORD, job_seconds=3.0) as sim:
         sim.seed_inbound(12, dnis=(SALES, SUPPORT, FRONT_DESK))
-        write_config(layout, base_url=sim.base_url)
+        http, hook = push_settings()
+        # Polls are rare: the simulator pushes new faxes and finished jobs, as FAXAGE does.
+        write_config(layout, base_url=sim.base_url, interval=PUSH_DEMO_INTERVAL, extra=http)
+        sim.push_url = hook
         config = load_config(layout.config)
         out(f"faxd demo in {root}")
         out(f"FAXAGE simulator at {sim.base_url} with 12 faxes waiting for "
             f"sales {_fmt(SALES)}, support {_fmt(SUPPORT)} and the front desk {_fmt(FRONT_DESK)}")
         daemon = Daemon(config)
         narrator = Narrator(config.database.url, root, out)
-        timers = [threading.Timer(3.0, _drop, (layout, out))]
+        timers = [
+            threading.Timer(3.0, _drop, (layout, out)),
+            threading.Timer(6.0, _push_fax, (sim, out)),
+        ]
         if seconds is not None:
             timers.append(threading.Timer(seconds, daemon.request_stop))
             out(f"running for {seconds:g} seconds (faxd demo --keep runs until Ctrl-C) ...")
@@ -203,6 +210,29 @@ def run_demo(
         out("  " + line)
     out(f"try: faxd inbox --config {layout.config}   faxd jobs --config {layout.config}")
     return code
+
+
+#: The demo's poll and status intervals: long, as push does the work.
+PUSH_DEMO_INTERVAL = 60.0
+
+
+def push_settings() -> tuple[str, str]:
+    """An ``[http]`` section on a free loopback port, and the hook URL it serves."""
+    import secrets
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    token = secrets.token_hex(16)
+    url = f"http://127.0.0.1:{port}"
+    section = f'\n[http]\nlisten = "127.0.0.1:{port}"\npublic_url = "{url}"\ntoken = "{token}"\n'
+    return section, f"{url}/hook/{token}/faxage"
+
+
+def _push_fax(sim: Any, out: Callable[[str], None]) -> None:
+    fax = sim.add_fax(SALES, "(720)555-0142", pagecount=2)
+    out(f"a new fax {fax.recvid} arrives for sales; FAXAGE pushes it to faxd (no poll due)")
 
 
 def _drop(layout: DemoLayout, out: Callable[[str], None]) -> None:

@@ -15,11 +15,11 @@ from faxd.demo import DemoLayout, tree_lines
 
 
 def _finished(root: Path, stdout: Path) -> bool:
-    """Whether the demo has done all its work: 12 faxes done, 2 files in sent/ and narrated."""
+    """Whether the demo has done all its work: 13 faxes done, 2 files in sent/ and narrated."""
     out = stdout.read_text(errors="replace") if stdout.exists() else ""
     sent = DemoLayout(root).sent
     return (
-        out.count("(deleted on FAXAGE)") == 12
+        out.count("(deleted on FAXAGE)") == 13  # 12 seeded, 1 pushed
         and out.count("sent, file moved to sent/") == 2
         and sent.is_dir()
         and len(list(sent.iterdir())) == 2
@@ -28,7 +28,10 @@ def _finished(root: Path, stdout: Path) -> bool:
 
 @pytest.mark.slow
 def test_demo_delivers_faxes_and_sends_the_outbox(tmp_path: Path) -> None:
-    """Run as a user would; 12 faxes reach two folders and the printer, 2 files reach sent/.
+    """Run as a user would; 13 faxes reach two folders and the printer, 2 files reach sent/.
+
+    Polls are a minute apart: the 13th fax (added mid-run) and the sent jobs'
+    results arrive by push, as the simulator calls faxd's listener.
 
     The demo runs until Ctrl-C (``--keep``) and gets it once its narration says
     everything is done, however long a loaded machine takes to get there.
@@ -56,7 +59,7 @@ def test_demo_delivers_faxes_and_sends_the_outbox(tmp_path: Path) -> None:
     sales = sorted(p.name for p in (root / "faxes" / "sales").iterdir())
     support = sorted(p.name for p in (root / "faxes" / "support").rglob("*.pdf"))
     printed = sorted(p.name for p in layout.printed.iterdir())
-    assert (len(sales), len(support), len(printed)) == (4, 4, 4)
+    assert (len(sales), len(support), len(printed)) == (5, 4, 4)
     assert all(p.read_bytes().startswith(b"%PDF-") for p in layout.printed.iterdir())
     assert sorted(p.name for p in layout.sent.iterdir()) == [
         "3035551212 - Acme Corp.pdf", "price list.pdf"
@@ -67,6 +70,7 @@ def test_demo_delivers_faxes_and_sends_the_outbox(tmp_path: Path) -> None:
         "outbound 3035551212 - Acme Corp.pdf -> (303) 555-1212: sent, file moved to sent/"
         in out_text
     )
+    assert "arrives for sales; FAXAGE pushes it to faxd" in out_text
     assert f"Everything is still in {root}" in out_text
     assert "Traceback" not in stderr.read_text()
 

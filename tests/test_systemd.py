@@ -52,6 +52,15 @@ def test_unit_promises() -> None:
     assert unit["ExecStart"][0].split()[1:3] == ["run", "--config"]
 
 
+def test_unit_lets_faxd_bind_only_the_listener_port() -> None:
+    """[http] listens on 8025 by default; the unit allows that bind and no other."""
+    from faxd.config.model import HttpSettings
+
+    unit = directives(UNIT.read_text())
+    assert unit["SocketBindAllow"] == [f"tcp:{HttpSettings(token='x').listen_port}"]
+    assert unit["SocketBindDeny"] == ["any"]
+
+
 def test_unit_bounds_memory_and_tasks_and_keeps_staff_out_of_the_state() -> None:
     """MemoryMax/TasksMax are set; staff (group fax) are not faxd's group; state is 0700."""
     unit = directives(UNIT.read_text())

@@ -23,6 +23,7 @@ from faxd.config.model import (
     Config,
     DatabaseSettings,
     FaxageSettings,
+    HttpSettings,
     InboundSettings,
     NotifySettings,
     OutboundSettings,
@@ -34,7 +35,7 @@ from faxd.config.overlaps import check_overlaps, fixed_root, folder_actions
 from faxd.config.reader import Problems, Table, describe, suggest
 from faxd.config.routes import read_routes
 from faxd.config.sandbox import UnitSource, check_writable
-from faxd.config.secrets import FAXAGE_PASSWORD, SMTP_PASSWORD, resolve_password
+from faxd.config.secrets import FAXAGE_PASSWORD, HTTP_TOKEN, SMTP_PASSWORD, resolve_password
 from faxd.errors import ConfigError
 from faxd.phone import normalize_number
 from faxd.redact import register_secret
@@ -42,6 +43,7 @@ from faxd.redact import register_secret
 DEFAULT_CONFIG_PATH = Path("/etc/faxd/faxd.toml")
 SECTIONS = (
     "faxage", "database", "inbound", "routes", "smtp", "outbound", "retention", "notify",
+    "http",
 )  # fmt: skip
 RESOLUTIONS = {"standard": None, "fine": 1, "superfine": 2}
 _URL_PASSWORD = re.compile(r"^([a-z0-9+.-]+://[^:/@]*:)([^@]*)(@)", re.IGNORECASE)
@@ -133,6 +135,7 @@ def _build(
         )
     retention = _retention(top.table("retention"))
     notify = _notify(top.table("notify"), have_smtp=smtp is not None)
+    http = _http(top.table("http"), file, env)
     check_overlaps(routes, inbound, outbound, problems, retention)
     warnings: list[str] = []
     for key, message in check_writable(_written_folders(routes, inbound, outbound, database), unit):
@@ -152,6 +155,7 @@ def _build(
         outbound=outbound,
         retention=retention,
         notify=notify,
+        http=http,
         warnings=tuple(warnings),
     )
 
@@ -333,6 +337,55 @@ def _notify(table: Table | None, *, have_smtp: bool) -> NotifySettings | None:
     )
     table.finish()
     return settings
+
+
+#: Shortest callback token accepted: it is the only thing between the internet and a poll.
+MIN_TOKEN_LENGTH = 16
+
+
+def _http(table: Table | None, file: Path, env: Mapping[str, str]) -> HttpSettings | None:
+    if table is None:
+        return None
+    listen = table.text("listen") or "127.0.0.1:8025"
+    host, _colon, port_text = listen.rpartition(":")
+    host = host.strip("[]")
+    port = int(port_text) if port_text.isdigit() else -1
+    if not host or not 0 < port < 65536:
+        table.problem("listen", f'{listen!r} must be host:port, e.g. "127.0.0.1:8025"')
+    public_url = (table.text("public_url") or "").rstrip("/")
+    if public_url and not public_url.startswith(("https://", "http://")):
+        table.problem(
+            "public_url", f"{public_url!r} must start with https:// (the reverse proxy's URL)"
+        )
+    if "?" in public_url or "#" in public_url:
+        table.problem(
+            "public_url", "must not hold a query string or fragment: FAXAGE drops them"
+        )
+    secret = resolve_password(table, HTTP_TOKEN, env, file)
+    if secret is None:
+        table.problem(
+            "",
+            'no callback token; set token_file = "/etc/faxd/callback-token" (chmod 600, one '
+            "line, e.g. from `openssl rand -hex 24`), or FAXD_HTTP_TOKEN, or "
+            "LoadCredential=callback-token",
+        )
+    elif len(secret.value) < MIN_TOKEN_LENGTH or not secret.value.isascii() or not all(
+        ch.isalnum() or ch in "-_" for ch in secret.value
+    ):
+        table.problem(
+            "",
+            f"the callback token ({secret.source}) must be at least {MIN_TOKEN_LENGTH} "
+            "letters, digits, - or _ (it goes in a URL path); make one with "
+            "`openssl rand -hex 24`",
+        )
+    table.finish()
+    return HttpSettings(
+        token=secret.value if secret else "",
+        listen_host=host or "127.0.0.1",
+        listen_port=port if 0 < port < 65536 else 8025,
+        public_url=public_url,
+        token_source=secret.source if secret else "",
+    )
 
 
 def _days(table: Table, name: str, default: float | None) -> float | None:

@@ -228,6 +228,23 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    """The HTTP listener: provider callbacks, ``/healthz`` and ``/metrics``."""
+
+    token: str = field(repr=False)
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8025
+    #: How providers reach the listener (through a reverse proxy); "" = no callbacks asked for.
+    public_url: str = ""
+    #: Where the token came from, for ``faxd check-config`` (never the token).
+    token_source: str = ""
+
+    def hook_url(self, provider: str, *, token: str | None = None) -> str:
+        """``{public_url}/hook/{token}/{provider}``; ``token`` replaces the real one (masking)."""
+        return f"{self.public_url}/hook/{self.token if token is None else token}/{provider}"
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything faxd was told, resolved from one file."""
 
@@ -240,6 +257,7 @@ class Config:
     outbound: OutboundSettings
     retention: RetentionSettings | None = None  # None: no [retention] section, keep everything
     notify: NotifySettings | None = None  # None: no [notify] section, nobody is mailed
+    http: HttpSettings | None = None  # None: no [http] section, no listener
     #: Things that will not lose a fax here but may under the service (see
     #: :mod:`faxd.config.sandbox`); check-config prints them, ``faxd run`` logs them.
     warnings: tuple[str, ...] = ()

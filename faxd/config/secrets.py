@@ -34,10 +34,12 @@ class SecretSource:
 
     env_var: str  # FAXD_FAXAGE_PASSWORD
     credential: str  # faxage-password, a file in $CREDENTIALS_DIRECTORY
+    key: str = "password"  # the inline key in the section; its file is ``<key>_file``
 
 
 FAXAGE_PASSWORD = SecretSource("FAXD_FAXAGE_PASSWORD", "faxage-password")
 SMTP_PASSWORD = SecretSource("FAXD_SMTP_PASSWORD", "smtp-password")
+HTTP_TOKEN = SecretSource("FAXD_HTTP_TOKEN", "callback-token", key="token")
 
 
 def file_mode(path: Path) -> int | None:
@@ -81,17 +83,18 @@ def resolve_password(
 def _find(
     table: Table, source: SecretSource, env: Mapping[str, str], config_file: Path
 ) -> Secret | None:
-    inline = table.raw("password")
-    password_file = table.path("password_file")
+    inline = table.raw(source.key)
+    password_file = table.path(f"{source.key}_file")
     if inline is not None:
         if not isinstance(inline, str) or not inline:
-            table.problem("", "the password key must be non-empty text in quotes")
+            table.problem("", f"the {source.key} key must be non-empty text in quotes")
             return None
         check_private_file(table, "", config_file, "the config file")
-        return Secret(inline, f"password in {config_file}")
+        return Secret(inline, f"{source.key} in {config_file}")
     if password_file is not None:
-        value = _read_secret_file(table, "password_file", password_file, check_mode=True)
-        return None if value is None else Secret(value, f"password_file {password_file}")
+        key = f"{source.key}_file"
+        value = _read_secret_file(table, key, password_file, check_mode=True)
+        return None if value is None else Secret(value, f"{key} {password_file}")
     from_env = env.get(source.env_var, "")
     if from_env:
         return Secret(from_env, f"environment variable {source.env_var}")
@@ -109,7 +112,7 @@ def _find(
 def _read_secret_file(table: Table, key: str, path: Path, *, check_mode: bool) -> str | None:
     """The file's text minus one trailing newline, or None after recording a problem."""
     if check_mode:
-        check_private_file(table, key, path, "password_file")
+        check_private_file(table, key, path, key)
     try:
         data = path.read_bytes()
     except FileNotFoundError:

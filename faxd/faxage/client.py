@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import structlog
 
@@ -79,6 +79,14 @@ _ONCE_ONLY = frozenset({"provdid", "deprovdid", "stopfax"})
 _jitter_source = random.SystemRandom()
 
 
+class RequestObserver(Protocol):
+    """Told of each request attempt (``/metrics``: durations, provider errors by kind)."""
+
+    def request_done(self, operation: str, seconds: float) -> None: ...
+
+    def request_failed(self, operation: str, error: ProviderError) -> None: ...
+
+
 class FaxageClient(AccountOperations):
     """A FAXAGE account: ``username`` at ``company``, reached at ``base_url``."""
 
@@ -108,6 +116,8 @@ class FaxageClient(AccountOperations):
         #: and each unreadable status line once a day by ``clock``.
         self.notices = Notices(clock=clock)
         self.transport: Transport = transport or RequestsTransport(base_url, timeout=timeout)
+        #: Set by the daemon when ``[http]`` serves ``/metrics``.
+        self.observer: RequestObserver | None = None
 
     @property
     def account(self) -> str:
@@ -151,9 +161,12 @@ class FaxageClient(AccountOperations):
     def _retrying(self, operation: str, call: Callable[[], _T]) -> _T:
         attempt = 0
         while True:
+            started = time.monotonic()
             try:
-                return call()
+                result = call()
             except ProviderError as exc:
+                if self.observer is not None:
+                    self.observer.request_failed(operation, exc)
                 if not exc.transient or attempt >= self.retries:
                     raise
                 if operation in _ONCE_ONLY and was_sent(exc) and exc.code is None:
@@ -174,6 +187,10 @@ class FaxageClient(AccountOperations):
                 )
                 self._sleep(delay)
                 attempt += 1
+            else:
+                if self.observer is not None:
+                    self.observer.request_done(operation, time.monotonic() - started)
+                return result
 
     def _text(
         self, operation: str, fields: dict[str, wire.FormValue], *, path: str = FAX_PATH

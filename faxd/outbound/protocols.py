@@ -31,6 +31,7 @@ class OutboundClient(Protocol):
         tagnumber: str | None = ...,
         resolution: Any = ...,
         priority: Any = ...,
+        url_notify: str | None = ...,
     ) -> int: ...
 
     def status(

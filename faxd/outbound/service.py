@@ -58,6 +58,7 @@ class Outbound:
         tick_seconds: float = 0.2,
         sendtime_zone: tzinfo | None = None,
         notify: NotifySettings | None = None,
+        url_notify: str | None = None,
     ) -> None:
         self.config = config
         self.db = db
@@ -68,6 +69,7 @@ class Outbound:
         self.submitter = Submitter(
             config, db, client, clock=clock, intake=self.intake, sendtime_zone=sendtime_zone,
             notify=notify,
+            url_notify=url_notify,
         )  # fmt: skip
         self.follow = FollowUp(config, db, client, clock=clock, notify=notify)
         self.tracker = FileStabilityTracker(config.settle_seconds, clock=clock)

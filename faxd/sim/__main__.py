@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="columns to append to every listfax and status line (default 0)",
     )
+    parser.add_argument(
+        "--push-url",
+        metavar="URL",
+        help="post each new fax here, as FAXAGE's inbound push does (faxd: its hook URL)",
+    )
     return parser
 
 
@@ -79,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     sim.status_order = args.status_order
     sim.extra_columns = args.extra_columns
+    sim.push_url = args.push_url
     try:
         sim.start()
     except OSError as exc:

@@ -30,6 +30,7 @@ from faxd.sim.models import (
     extra_values,
     format_time,
 )
+from faxd.sim.push import notify_when_done
 from faxd.sim.receiving import parse_int, parse_time
 from faxd.sim.state import SimState
 
@@ -133,6 +134,7 @@ def sendfax(state: SimState, form: Form) -> Answer:
         hook = state.on_sendfax
     if hook is not None:
         hook(job)
+    notify_when_done(state, job)
     return TextAnswer(f"JOBID: {jobid}")
 
 

@@ -21,6 +21,7 @@ from faxd.clock import Clock, system_clock
 from faxd.phone import UNKNOWN_CALLER_IDS, digits, normalize_number
 from faxd.sim.documents import make_document
 from faxd.sim.models import SimCdr, SimFax, SimJob, SimRequest
+from faxd.sim.push import fax_fields, post_later
 
 DEFAULT_LINES = ("3035550101", "3035550102", "3035550103")
 #: Caller ids seed_inbound cycles through.
@@ -118,6 +119,11 @@ class SimState:
         self.delete_check: Callable[[SimFax], str | None] | None = None
         #: Called after a sendfax job is recorded, before its answer is written.
         self.on_sendfax: Callable[[SimJob], None] | None = None
+        #: Where a new fax is announced (FAXAGE's inbound push); ``None``: nowhere.
+        self.push_url: str | None = None
+        #: Callback posts made (url, fields), and those that failed.
+        self.push_posts: list[tuple[str, dict[str, str]]] = []
+        self.push_failures = 0
         self._next_recvid = FIRST_RECVID
         self._next_jobid = FIRST_JOBID
         self._next_nuid = FIRST_NUID
@@ -181,6 +187,8 @@ class SimState:
                 self.lines.append(number)
             duration = max(0, int((received - started).total_seconds()))
             self.add_cdr(started, "IN", cdr_number(cid), number, duration)
+            if self.push_url:
+                post_later(self, self.push_url, fax_fields(fax))
             return fax
 
     def seed_inbound(

@@ -1,0 +1,108 @@
+"""The simulator calls back, as FAXAGE does: ``url_notify`` and the inbound push.
+
+After a job sent with ``url_notify`` finishes, FAXAGE posts the fields of its
+status record as a form to that URL, with the query string dropped (DESIGN
+"FAXAGE wire notes"); when a fax arrives on an account with a push URL, it
+posts ``recvid, recvdate, starttime, cid, dnis, pagecount, tsid``.  Each post
+runs on its own daemon thread, after the event, so a slow receiver never holds
+the simulator; a post that fails is counted in ``push_failures`` and dropped
+(FAXAGE does not promise delivery either: polling is the truth).
+"""
+
+from __future__ import annotations
+
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from faxd.sim.models import SimFax, SimJob, format_time
+
+if TYPE_CHECKING:
+    from faxd.sim.state import SimState
+
+#: Seconds a callback post may take.
+POST_TIMEOUT = 5.0
+
+
+def without_query(url: str) -> str:
+    """``url`` minus its query string and fragment, as FAXAGE posts to it."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def status_fields(job: SimJob) -> dict[str, str]:
+    """The ``url_notify`` form: the job's status record, by the 2014 document's names."""
+    hours, rest = divmod(job.xmitseconds, 3600)
+    return {
+        "jobid": str(job.jobid),
+        "commid": str(job.commid),
+        "destname": job.recipname,
+        "destnum": job.faxno,
+        "shortstatus": job.shortstatus,
+        "longstatus": job.longstatus,
+        "sendtime": format_time(job.sendtime),
+        "completetime": format_time(job.completetime),
+        "xmittime": f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}",
+        "pagecount": str(job.pagecount),
+        "xmitpages": str(job.xmitpages),
+    }
+
+
+def fax_fields(fax: SimFax) -> dict[str, str]:
+    """The inbound push form for a received fax."""
+    return {
+        "recvid": str(fax.recvid),
+        "recvdate": format_time(fax.recvdate),
+        "starttime": format_time(fax.starttime),
+        "cid": fax.cid,
+        "dnis": fax.dnis,
+        "pagecount": str(fax.pagecount),
+        "tsid": "",
+    }
+
+
+def post_later(state: SimState, url: str, fields: dict[str, str], delay: float = 0.0) -> None:
+    """Post ``fields`` to ``url`` (query dropped) from a daemon thread after ``delay`` s."""
+    timer = threading.Timer(delay, _post, args=(state, without_query(url), fields))
+    timer.daemon = True
+    timer.start()
+
+
+def notify_when_done(state: SimState, job: SimJob) -> None:
+    """Post the job's status to its ``url_notify`` once it has finished."""
+    url = job.url_notify
+    if not url:
+        return
+
+    def finish() -> None:
+        with state.lock:
+            state.settle(job)
+            if job.pending:  # stopped, or the clock is not there yet: FAXAGE says nothing
+                return
+            fields = status_fields(job)
+        post_later(state, url, fields)
+
+    wait = (job.settle_at - state.clock()) / timedelta(seconds=1)
+    timer = threading.Timer(max(0.0, wait) + 0.05, finish)
+    timer.daemon = True
+    timer.start()
+
+
+def _post(state: SimState, url: str, fields: dict[str, str]) -> None:
+    data = urllib.parse.urlencode(fields).encode("ascii")
+    request = urllib.request.Request(  # noqa: S310 - the URL faxd gave, http(s) only
+        url, data=data, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    try:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"not an http URL: {url}")
+        with urllib.request.urlopen(request, timeout=POST_TIMEOUT) as answer:  # noqa: S310
+            answer.read(1024)
+        with state.lock:
+            state.push_posts.append((url, fields))
+    except (OSError, ValueError, urllib.error.URLError):
+        with state.lock:
+            state.push_failures += 1

@@ -1,0 +1,1 @@
+"""faxd's HTTP listener: provider callbacks, ``/healthz``, ``/metrics`` (DESIGN "HTTP listener")."""

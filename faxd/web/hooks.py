@@ -1,0 +1,87 @@
+"""What each provider's callback looks like: the answer it waits for and the id it carries.
+
+The listener (:mod:`faxd.web.app`) is the same for every provider; what differs
+is here, one :class:`ProviderHooks` per provider in :data:`PROVIDERS`.  A
+callback is a hint, never the truth (DESIGN "HTTP listener"): :func:`pick`
+only decides whether the body speaks of a sent job (a status follow-up now) or
+of a received fax (a poll now), and reads the id for the log.  Nothing else in
+the body is used, and no value from it becomes a path or a fax.
+
+FAXAGE (``DESIGN`` "FAXAGE wire notes"): ``url_notify`` posts the fields of
+the job's status record as a form (``jobid``, ``commid``, ``shortstatus``...);
+the undocumented inbound push posts ``recvid``, ``recvdate``, ``starttime``,
+``cid``, ``dnis``, ``pagecount`` and ``tsid``.  It waits for ``200`` and
+reads nothing else.  Adding a provider (VoIP.ms answers ``ok`` to a multipart
+post, iFax sends JSON) is one more entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from urllib.parse import parse_qs
+
+from faxd.faxage.fields import MAX_ID
+
+
+class HintKind(StrEnum):
+    OUTBOUND = "outbound"  # a sent job changed: ask for its status now
+    INBOUND = "inbound"  # a fax arrived: poll now
+
+
+@dataclass(frozen=True)
+class Hint:
+    """What a callback asks faxd to do, and the provider's id it named (for the log)."""
+
+    kind: HintKind
+    ref: int | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The HTTP answer a provider waits for."""
+
+    status: str = "200 OK"
+    content_type: str = "text/plain; charset=utf-8"
+    body: bytes = b"OK"
+
+
+@dataclass(frozen=True)
+class ProviderHooks:
+    """One provider's callbacks: how to answer, how to read a body into a hint."""
+
+    name: str
+    reply: Reply
+    pick: Callable[[bytes, str], Hint]
+
+
+#: Form fields read at most (a status record has about a dozen).
+MAX_FIELDS = 64
+
+
+def _faxage_pick(body: bytes, content_type: str) -> Hint:
+    """``jobid`` -> follow-up; ``recvid`` (or anything else) -> poll."""
+    del content_type  # FAXAGE posts application/x-www-form-urlencoded, but it is not relied on
+    try:
+        fields = parse_qs(body.decode("latin-1"), max_num_fields=MAX_FIELDS)
+    except ValueError:  # more fields than any real callback
+        return Hint(HintKind.INBOUND)
+    if "jobid" in fields:
+        return Hint(HintKind.OUTBOUND, _id(fields["jobid"]))
+    return Hint(HintKind.INBOUND, _id(fields.get("recvid", [])))
+
+
+def _id(values: list[str]) -> int | None:
+    """The first value as a provider id, or ``None`` when it is not one."""
+    text = values[0].strip() if values else ""
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        return None
+    number = int(text)
+    return number if number <= MAX_ID else None
+
+
+FAXAGE = ProviderHooks("faxage", Reply(), _faxage_pick)
+
+#: Every provider that can call back, by the name in the callback path.
+PROVIDERS: dict[str, ProviderHooks] = {FAXAGE.name: FAXAGE}
