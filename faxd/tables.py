@@ -11,6 +11,7 @@ under it) or, with ``--json``, a list of objects for scripts.
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -299,6 +300,7 @@ def status_report(db: Database, config: Config) -> dict[str, Any]:
             "enabled": config.inbound.enabled,
             **cursor,
             "faxes": fax_counts(db),
+            "disk_low": disk_pause(config) if config.inbound.enabled else None,
         },
         "outbound": {
             "enabled": config.outbound.enabled,
@@ -307,6 +309,22 @@ def status_report(db: Database, config: Config) -> dict[str, Any]:
             "pending": sum(n for state, n in jobs.items() if state in active),
         },
     }
+
+
+def disk_pause(config: Config) -> str | None:
+    """Why downloads wait for disk space now (measured as the daemon does), or ``None``.
+
+    Measured here rather than read back: free space changes without faxd, and
+    the next poll decides by what is free then.  A folder that cannot be
+    measured (no permission) is named as such.
+    """
+    from faxd.inbound.diskguard import DiskGuard, pause_reason
+
+    try:
+        low = DiskGuard.for_config(config).measure()
+    except OSError as exc:
+        return f"cannot measure the free space: {exc.strerror or exc} ({exc.filename})"
+    return pause_reason(low) if low else None
 
 
 def render_status(report: Mapping[str, Any], *, now: datetime | None = None) -> str:
@@ -344,6 +362,7 @@ def render_status(report: Mapping[str, Any], *, now: datetime | None = None) -> 
         ]
         if inbound["paused_reason"]:
             items.append(("PAUSED", inbound["paused_reason"]))
+        disk_low = inbound.get("disk_low")
     else:
         items.append(("inbound", "disabled"))
     if outbound["enabled"]:
@@ -351,7 +370,14 @@ def render_status(report: Mapping[str, Any], *, now: datetime | None = None) -> 
                   ("pending", outbound["pending"])]
     else:
         items.append(("outbound", "disabled"))
-    return render_mapping(items)
+    text = render_mapping(items)
+    if inbound["enabled"] and disk_low:
+        # In full, however long the folders' names: it says what to free and where.
+        text += "\n" + textwrap.fill(
+            disk_low, WIDTH, initial_indent="DISK: ", subsequent_indent="      ",
+            break_long_words=False, break_on_hyphens=False,
+        )  # fmt: skip
+    return text
 
 
 # -- FAXAGE account listings --------------------------------------------------------------

@@ -1,0 +1,210 @@
+"""The low-disk guard: downloads wait while the spool or a delivery folder is nearly full.
+
+A download into a full spool, or a delivery into a full folder, can only fail;
+counting such failures as attempts would burn a fax's ``max_attempts`` on a
+problem the office fixes by freeing space, and could end with a fax marked
+failed that nothing was wrong with.  So before each download faxd measures the
+free space of the spool and of the fixed root of every folder action
+(``[inbound] min_free_mb``, DESIGN "Operations"); below the limit downloads
+pause, the faxes stay on FAXAGE, and they resume by themselves once space
+returns.  Deliveries of faxes already spooled go on (they lead to the spool
+file's removal), until a disk actually fills.
+
+A disk that fills while faxd writes (``ENOSPC``, or a quota's ``EDQUOT``) is
+the same condition, found the hard way: the partial file is removed, nothing
+counts as a failed attempt, and that folder keeps downloads (and deliveries
+into it) waiting until more space is free than there was when it filled.
+
+The guard only measures and remembers; what a change means (one log line, the
+``disk_low`` admin condition) is the caller's ``on_change``.  The free-space
+function is injected, so unit tests can drive it without filling a disk.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from faxd.config import Config
+from faxd.config.overlaps import fixed_root, folder_actions
+
+#: Bytes free at a path (``statvfs`` by default; tests pass their own).
+FreeBytes = Callable[[Path], int]
+
+#: Bytes in one MB of ``[inbound] min_free_mb``.
+MIB = 1024 * 1024
+
+#: After a disk filled, this much more than was free then must be free to try again:
+#: a few bytes freed by chance would only fill it again.
+REFILL_MARGIN = MIB
+
+#: Errors that mean "this disk (or this user's quota on it) is full".
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def statvfs_free(path: Path) -> int:
+    """Bytes an unprivileged writer may still use at ``path`` (``f_bavail * f_frsize``)."""
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path``, or its nearest ancestor that exists (a folder faxd has not made yet)."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path(path.anchor or ".")
+
+
+def watched_folders(config: Config) -> list[Path]:
+    """The spool and the fixed root of every folder action of every route, once each."""
+    found = [config.inbound.spool_dir]
+    for _key, spec in folder_actions(config.routes):
+        root = fixed_root(spec.path)[0]
+        if root not in found:
+            found.append(root)
+    return found
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` was caused by a full disk, anywhere in its chain of causes.
+
+    The transport turns the ``OSError`` of a write into a ``DownloadError``
+    and a folder action into a ``DeliveryError``; the ``OSError`` stays
+    attached as the cause (or the context) and its errno says it all.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _FULL:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _mb(size: int) -> str:
+    return f"{size / MIB:.1f}".removesuffix(".0")
+
+
+@dataclass(frozen=True)
+class LowDisk:
+    """One watched folder with too little free space, and why that is too little."""
+
+    folder: Path
+    free: int  # bytes free now
+    needed: int  # bytes that must be free to go on
+    min_free_mb: float
+    filled: bool = False  # the disk filled while faxd wrote to it
+
+    @property
+    def message(self) -> str:
+        """One line a person can act on (free space, the limit, and what sets it)."""
+        if self.filled:
+            return (
+                f"{self.folder} filled up while faxd wrote to it and has {_mb(self.free)} MB "
+                f"free; faxd waits until more than {_mb(self.needed)} MB is free there"
+            )
+        return (
+            f"{self.folder} has {_mb(self.free)} MB free, below [inbound] min_free_mb = "
+            f"{self.min_free_mb:g}"
+        )
+
+
+def pause_reason(low: Sequence[LowDisk]) -> str:
+    """What the log, ``faxd status`` and the ``disk_low`` mail say while downloads wait."""
+    return (
+        "downloads paused: "
+        + "; ".join(d.message for d in low)
+        + ". Free some space there; the faxes wait on FAXAGE and faxd resumes by itself"
+    )
+
+
+#: Told of each change of the low folders: (before, now); ``before`` is ``None`` at first.
+OnChange = Callable[[tuple[LowDisk, ...] | None, tuple[LowDisk, ...]], None]
+
+
+class DiskGuard:
+    """Measures the watched folders and remembers the ones that filled; thread-safe."""
+
+    def __init__(
+        self,
+        folders: Iterable[Path],
+        min_free_mb: float,
+        *,
+        free_bytes: FreeBytes = statvfs_free,
+        on_change: OnChange | None = None,
+    ) -> None:
+        self.folders = tuple(folders)
+        self.min_free_mb = min_free_mb
+        self.min_free = int(min_free_mb * MIB)
+        self.free_bytes = free_bytes
+        self.on_change = on_change
+        self._floors: dict[Path, int] = {}  # folder -> bytes needed after it filled
+        self._low: tuple[LowDisk, ...] | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_config(
+        cls,
+        config: Config,
+        *,
+        free_bytes: FreeBytes = statvfs_free,
+        on_change: OnChange | None = None,
+    ) -> DiskGuard:
+        """The guard of ``config``: its spool and delivery folders, its ``min_free_mb``."""
+        return cls(
+            watched_folders(config),
+            config.inbound.min_free_mb,
+            free_bytes=free_bytes,
+            on_change=on_change,
+        )
+
+    def free(self, folder: Path) -> int:
+        """Bytes free where ``folder`` is (or will be made)."""
+        return self.free_bytes(nearest_existing(folder))
+
+    def measure(self) -> tuple[LowDisk, ...]:
+        """The folders short of space now; forgets a filled folder that has room again."""
+        low: list[LowDisk] = []
+        for folder in self.folders:
+            free = self.free(folder)
+            floor = self._floors.get(folder, 0)
+            if floor and free >= floor:
+                del self._floors[folder]
+                floor = 0
+            needed = max(self.min_free, floor)
+            if free < needed:
+                low.append(LowDisk(folder, free, needed, self.min_free_mb, filled=floor > 0))
+        return tuple(low)
+
+    def check(self) -> tuple[LowDisk, ...]:
+        """Measure; tell ``on_change`` if the low folders changed.  Empty: go ahead."""
+        with self._lock:
+            low = self.measure()
+            before = self._low
+            if before is None or [d.folder for d in before] != [d.folder for d in low]:
+                self._low = low
+                if self.on_change is not None:
+                    self.on_change(before, low)
+            return low
+
+    def filled(self, folder: Path) -> tuple[LowDisk, ...]:
+        """The disk of ``folder`` filled while faxd wrote there: wait for more space."""
+        with self._lock:
+            free = self.free(folder)
+            self._floors[folder] = free + REFILL_MARGIN
+            if folder not in self.folders:
+                self.folders += (folder,)
+        return self.check()
+
+    def waits(self, folder: Path) -> bool:
+        """Whether a write into ``folder`` must wait: it filled and has no more room yet."""
+        with self._lock:
+            if folder not in self._floors:
+                return False
+        return any(d.folder == folder for d in self.check())
