@@ -29,8 +29,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from faxd.config import Config
 from faxd.config.overlaps import fixed_root, folder_actions
+
+log = structlog.get_logger(__name__)
 
 #: Bytes free at a path (``statvfs`` by default; tests pass their own).
 FreeBytes = Callable[[Path], int]
@@ -146,6 +150,7 @@ class DiskGuard:
         self.on_change = on_change
         self._floors: dict[Path, int] = {}  # folder -> bytes needed after it filled
         self._low: tuple[LowDisk, ...] | None = None
+        self._unmeasured: set[Path] = set()  # warned about once each
         self._lock = threading.Lock()
 
     @classmethod
@@ -168,11 +173,36 @@ class DiskGuard:
         """Bytes free where ``folder`` is (or will be made)."""
         return self.free_bytes(nearest_existing(folder))
 
+    def _free_or_none(self, folder: Path) -> int | None:
+        """:meth:`free`, or ``None`` (warned about once) when it cannot be measured.
+
+        A folder faxd cannot even measure (no permission on a parent, an I/O
+        error) does not stop downloads: writing there fails on its own, with
+        the cause named, and counts as the failure it is.
+        """
+        try:
+            free = self.free(folder)
+        except OSError as exc:
+            if folder not in self._unmeasured:
+                self._unmeasured.add(folder)
+                log.warning(
+                    "inbound.disk_unmeasured",
+                    folder=str(folder),
+                    error=f"{exc.strerror or exc}",
+                    hint="faxd cannot tell how much space is free there, so it does not "
+                    "pause for it; let the user faxd runs as reach that folder",
+                )
+            return None
+        self._unmeasured.discard(folder)
+        return free
+
     def measure(self) -> tuple[LowDisk, ...]:
         """The folders short of space now; forgets a filled folder that has room again."""
         low: list[LowDisk] = []
         for folder in self.folders:
-            free = self.free(folder)
+            free = self._free_or_none(folder)
+            if free is None:
+                continue
             floor = self._floors.get(folder, 0)
             if floor and free >= floor:
                 del self._floors[folder]
@@ -196,8 +226,8 @@ class DiskGuard:
     def filled(self, folder: Path) -> tuple[LowDisk, ...]:
         """The disk of ``folder`` filled while faxd wrote there: wait for more space."""
         with self._lock:
-            free = self.free(folder)
-            self._floors[folder] = free + REFILL_MARGIN
+            free = self._free_or_none(folder)
+            self._floors[folder] = (free or 0) + REFILL_MARGIN
             if folder not in self.folders:
                 self.folders += (folder,)
         return self.check()

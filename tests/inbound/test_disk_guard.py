@@ -106,6 +106,32 @@ def test_faxes_already_spooled_are_still_delivered_while_downloads_wait(
     assert row is not None and row.state is FaxState.LISTED and row.attempts == 0
 
 
+def test_a_folder_that_cannot_be_measured_is_warned_about_once_and_does_not_pause(
+    tmp_path: Path, db: Any, inbox: FakeInbox, book: ActionBook, clock: ManualClock,
+    logs: list[Any],
+) -> None:  # fmt: skip
+    """No permission to measure: one warning naming the folder; faxes keep coming."""
+    space = FreeSpace()
+    (tmp_path / "spool").mkdir()
+
+    def no_entry(path: Path) -> int:
+        if path == tmp_path / "spool":
+            raise PermissionError(13, "Permission denied", str(path))
+        return space(path)
+
+    pipe = InboundPipeline(
+        inbox, db, make_config(tmp_path, (recorder_route("sales", "sales-a"),)),
+        actions_for=book, clock=clock, rng=FixedRandom(), free_bytes=no_entry,
+    )  # fmt: skip
+    faxes = [inbox.add(SALES), inbox.add(SALES)]
+    pipe.poll()
+    pipe.poll()
+    assert all(f.deleted for f in faxes)
+    (line,) = events(logs, "inbound.disk_unmeasured")
+    assert line["folder"] == str(tmp_path / "spool") and "Permission denied" in line["error"]
+    assert not events(logs, "inbound.disk_low")
+
+
 def config_text(tmp_path: Path, inbound: str) -> Path:
     return write_config(
         tmp_path / "faxd.toml",
