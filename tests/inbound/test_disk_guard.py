@@ -11,17 +11,18 @@ from typing import Any
 
 import pytest
 from inbound_helpers import (
+    FAKE_FAXAGE,
     SALES,
     SUPPORT,
     ActionBook,
     FakeInbox,
     FixedRandom,
     ManualClock,
+    config_file,
     events,
     fail_transient,
     make_config,
     recorder_route,
-    write_config,
 )
 
 from faxd.config import FolderSpec, RouteSpec, load_config
@@ -132,42 +133,16 @@ def test_a_folder_that_cannot_be_measured_is_warned_about_once_and_does_not_paus
     assert not events(logs, "inbound.disk_low")
 
 
-def config_text(tmp_path: Path, inbound: str) -> Path:
-    return write_config(
-        tmp_path / "faxd.toml",
-        f"""
-[faxage]
-username = "acme"
-company = "12345"
-password = "fake-Pa55word-q7"
-
-[database]
-url = "sqlite:///{tmp_path / "faxd.db"}"
-
-[inbound]
-spool_dir = "{tmp_path / "spool"}"
-{inbound}
-
-[[routes]]
-name = "default"
-actions = [{{ type = "folder", path = "{tmp_path / "fax"}/{{recvid}}.{{ext}}" }}]
-
-[outbound]
-enabled = false
-""",
-    )
-
-
 @pytest.mark.parametrize(("line", "expected"), [("", 500.0), ("min_free_mb = 0", 0.0),
                                                 ("min_free_mb = 0.5", 0.5)])  # fmt: skip
 def test_min_free_mb_defaults_to_500_and_takes_zero_and_fractions(
     tmp_path: Path, line: str, expected: float
 ) -> None:
-    assert load_config(config_text(tmp_path, line)).inbound.min_free_mb == expected
+    assert load_config(config_file(tmp_path, FAKE_FAXAGE, line)).inbound.min_free_mb == expected
 
 
 @pytest.mark.parametrize("value", ["-1", '"lots"', "inf"])
 def test_min_free_mb_refuses_what_is_no_size(tmp_path: Path, value: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        load_config(config_text(tmp_path, f"min_free_mb = {value}"))
+        load_config(config_file(tmp_path, FAKE_FAXAGE, f"min_free_mb = {value}"))
     assert any("min_free_mb" in p and "number of MB" in p for p in caught.value.problems)

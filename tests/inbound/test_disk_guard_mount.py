@@ -129,17 +129,23 @@ def test_below_min_free_downloads_pause_once_and_resume_by_themselves(
     assert "recovered: downloads paused" in str(recovered.get_body(("plain",)).get_content())
 
 
+def too_big_for(
+    disk: Path, tmp_path: Path, sim: Any, client: FaxageClient, db: Any, clock: ManualClock,
+    spool: Path, folder: Path,
+) -> tuple[InboundPipeline, Path, Any]:  # fmt: skip
+    """``min_free_mb = 0``, 1 MiB left free on ``disk``, and a 2 MiB fax waiting."""
+    config = config_for(tmp_path, sim, spool, folder, min_free_mb=0)
+    pipeline = InboundPipeline(client, db, config, clock=clock)
+    return pipeline, ballast(disk, leave=MiB), sim.add_fax(SALES, data=BIG)
+
+
 def test_a_disk_that_fills_during_a_download_loses_nothing(
     tmp_path: Path, small_disk: Path, sim: Any, client: FaxageClient, db: Any,
     clock: ManualClock, logs: list[Any],
 ) -> None:  # fmt: skip
     """A 2 MiB fax into a spool with 1 MiB free: no partial, no attempt, delivered later."""
     spool, folder = small_disk / "spool", tmp_path / "fax"
-    pipeline = InboundPipeline(
-        client, db, config_for(tmp_path, sim, spool, folder, min_free_mb=0), clock=clock
-    )
-    weight = ballast(small_disk, leave=MiB)
-    fax = sim.add_fax(SALES, data=BIG)
+    pipeline, weight, fax = too_big_for(small_disk, tmp_path, sim, client, db, clock, spool, folder)
 
     pipeline.poll()
     tried = fax.getfax_count
@@ -170,11 +176,7 @@ def test_a_folder_delivery_that_fills_the_disk_waits_and_loses_nothing(
 ) -> None:  # fmt: skip
     """A 2 MiB fax into a folder with 1 MiB free: no temporary left, no attempt, no delfax."""
     spool, folder = tmp_path / "spool", small_disk / "fax"
-    pipeline = InboundPipeline(
-        client, db, config_for(tmp_path, sim, spool, folder, min_free_mb=0), clock=clock
-    )
-    weight = ballast(small_disk, leave=MiB)
-    fax = sim.add_fax(SALES, data=BIG)
+    pipeline, weight, fax = too_big_for(small_disk, tmp_path, sim, client, db, clock, spool, folder)
 
     for _ in range(2):
         pipeline.poll()
