@@ -13,7 +13,8 @@ file's removal), until a disk actually fills.
 A disk that fills while faxd writes (``ENOSPC``, or a quota's ``EDQUOT``) is
 the same condition, found the hard way: the partial file is removed, nothing
 counts as a failed attempt, and that folder keeps downloads (and deliveries
-into it) waiting until more space is free than there was when it filled.
+into it) waiting until more space is free than there was when it filled, or
+more files may be made there (a disk can run out of inodes with bytes to spare).
 
 The guard only measures and remembers; what a change means (one log line, the
 ``disk_low`` admin condition) is the caller's ``on_change``.  The free-space
@@ -54,6 +55,11 @@ def statvfs_free(path: Path) -> int:
     """Bytes an unprivileged writer may still use at ``path`` (``f_bavail * f_frsize``)."""
     st = os.statvfs(path)
     return st.f_bavail * st.f_frsize
+
+
+def statvfs_files(path: Path) -> int:
+    """Files (inodes) an unprivileged writer may still create at ``path`` (``f_favail``)."""
+    return os.statvfs(path).f_favail
 
 
 def nearest_existing(path: Path) -> Path:
@@ -111,7 +117,8 @@ class LowDisk:
         if self.filled:
             return (
                 f"{self.folder} filled up while faxd wrote to it and has {_mb(self.free)} MB "
-                f"free; faxd waits until more than {_mb(self.needed)} MB is free there"
+                f"free; faxd waits until more than {_mb(self.needed)} MB is free there, "
+                "or files are removed"
             )
         return (
             f"{self.folder} has {_mb(self.free)} MB free, below [inbound] min_free_mb = "
@@ -128,6 +135,24 @@ def pause_reason(low: Sequence[LowDisk]) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _Floor:
+    """What a folder that filled needs before faxd writes there again."""
+
+    free: int  # bytes: what was free when it filled, and a margin
+    files: int | None  # files that could still be made then (``None``: unknown)
+
+    def passed(self, free: int, files: int | None) -> bool:
+        """Room again: the bytes needed, or, if it ran out of files, some files removed.
+
+        Only a disk that had no file left to give is judged by files: on a
+        disk short of bytes, files come and go all the time without helping.
+        """
+        if free >= self.free:
+            return True
+        return self.files == 0 and files is not None and files > 0
+
+
 #: Told of each change of the low folders: (before, now); ``before`` is ``None`` at first.
 OnChange = Callable[[tuple[LowDisk, ...] | None, tuple[LowDisk, ...]], None]
 
@@ -141,14 +166,17 @@ class DiskGuard:
         min_free_mb: float,
         *,
         free_bytes: FreeBytes = statvfs_free,
+        free_files: FreeBytes = statvfs_files,
         on_change: OnChange | None = None,
     ) -> None:
         self.folders = tuple(folders)
         self.min_free_mb = min_free_mb
         self.min_free = int(min_free_mb * MIB)
         self.free_bytes = free_bytes
+        self.free_files = free_files
         self.on_change = on_change
-        self._floors: dict[Path, int] = {}  # folder -> bytes needed after it filled
+        self._floors: dict[Path, _Floor] = {}  # the folders that filled
+
         self._low: tuple[LowDisk, ...] | None = None
         self._unmeasured: set[Path] = set()  # warned about once each
         self._lock = threading.Lock()
@@ -159,6 +187,7 @@ class DiskGuard:
         config: Config,
         *,
         free_bytes: FreeBytes = statvfs_free,
+        free_files: FreeBytes = statvfs_files,
         on_change: OnChange | None = None,
     ) -> DiskGuard:
         """The guard of ``config``: its spool and delivery folders, its ``min_free_mb``."""
@@ -166,6 +195,7 @@ class DiskGuard:
             watched_folders(config),
             config.inbound.min_free_mb,
             free_bytes=free_bytes,
+            free_files=free_files,
             on_change=on_change,
         )
 
@@ -196,6 +226,13 @@ class DiskGuard:
         self._unmeasured.discard(folder)
         return free
 
+    def _files(self, folder: Path) -> int | None:
+        """Files that may still be made where ``folder`` is; ``None`` if unknown."""
+        try:
+            return self.free_files(nearest_existing(folder))
+        except OSError:
+            return None
+
     def measure(self) -> tuple[LowDisk, ...]:
         """The folders short of space now; forgets a filled folder that has room again."""
         low: list[LowDisk] = []
@@ -203,13 +240,14 @@ class DiskGuard:
             free = self._free_or_none(folder)
             if free is None:
                 continue
-            floor = self._floors.get(folder, 0)
-            if floor and free >= floor:
+            floor = self._floors.get(folder)
+            if floor is not None and floor.passed(free, self._files(folder)):
                 del self._floors[folder]
-                floor = 0
-            needed = max(self.min_free, floor)
+                floor = None
+            needed = max(self.min_free, floor.free if floor is not None else 0)
             if free < needed:
-                low.append(LowDisk(folder, free, needed, self.min_free_mb, filled=floor > 0))
+                filled = floor is not None
+                low.append(LowDisk(folder, free, needed, self.min_free_mb, filled=filled))
         return tuple(low)
 
     def check(self) -> tuple[LowDisk, ...]:
@@ -227,7 +265,7 @@ class DiskGuard:
         """The disk of ``folder`` filled while faxd wrote there: wait for more space."""
         with self._lock:
             free = self._free_or_none(folder)
-            self._floors[folder] = (free or 0) + REFILL_MARGIN
+            self._floors[folder] = _Floor((free or 0) + REFILL_MARGIN, self._files(folder))
             if folder not in self.folders:
                 self.folders += (folder,)
         return self.check()

@@ -164,10 +164,10 @@ class FaxWorker:
         """
         if self.guard is not None and self.guard.check():
             return row  # downloads paused: the fax waits on FAXAGE, no attempt counted
-        self.spool.ensure()
-        part = self.spool.new_part(row.recvid)
         limit = self.config.inbound.max_fax_mb
         try:
+            self.spool.ensure()
+            part = self.spool.new_part(row.recvid)  # a spool out of inodes fails here
             result = self.client.getfax(row.recvid, part, max_bytes=int(limit * MIB))
             final = self.spool.commit(part, row.recvid, result.kind)
         except TooLargeError as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from email import message_from_bytes
 from email.policy import default
@@ -40,16 +41,15 @@ NOTIFY = NotifySettings(email=("it@example.com",), min_interval=0)
 BIG = b"%PDF-1.4\n" + os.urandom(2 * MiB)
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A fresh 8 MB tmpfs, unmounted afterwards whatever the test did."""
-    mount = tmp_path / "small"
+@contextmanager
+def tmpfs(mount: Path, options: str) -> Iterator[Path]:
+    """A fresh tmpfs at ``mount`` (made), unmounted afterwards whatever the test did."""
     mount.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root; the low-disk tests need a small real disk")
     try:
         done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0755", "tmpfs", str(mount)],
+            ["mount", "-t", "tmpfs", "-o", f"{options},mode=0755", "tmpfs", str(mount)],
             capture_output=True,
             text=True,
             check=False,
@@ -62,6 +62,13 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """An 8 MB tmpfs for this test."""
+    with tmpfs(tmp_path / "small", "size=8m") as mount:
+        yield mount
 
 
 def ballast(disk: Path, *, leave: int) -> Path:
@@ -199,3 +206,35 @@ def test_a_folder_delivery_that_fills_the_disk_waits_and_loses_nothing(
     assert fax.getfax_count == 1
     row = pipeline.ledger.get(fax.recvid)
     assert row is not None and row.state is FaxState.DONE and row.attempts == 0
+
+
+def test_a_spool_out_of_inodes_waits_until_a_file_is_removed(
+    tmp_path: Path, sim: Any, client: FaxageClient, db: Any, clock: ManualClock,
+    logs: list[Any],
+) -> None:  # fmt: skip
+    """Bytes to spare but no file left to make: no attempt; one file removed and it goes on."""
+    with tmpfs(tmp_path / "tiny", "size=8m,nr_inodes=16") as disk:
+        spool, folder = disk / "spool", tmp_path / "fax"
+        spool.mkdir()
+        fillers: list[Path] = []
+        with pytest.raises(OSError, match="No space left"):
+            while True:
+                fillers.append(disk / f"filler-{len(fillers)}")
+                fillers[-1].touch()
+        config = config_for(tmp_path, sim, spool, folder, min_free_mb=1)
+        pipeline = InboundPipeline(client, db, config, clock=clock)
+        fax = sim.add_fax(SALES)
+
+        pipeline.poll()
+        clock.advance(3600)
+        pipeline.poll()
+        row = pipeline.ledger.get(fax.recvid)
+        assert row is not None and row.state is FaxState.LISTED
+        assert row.attempts == 0 and row.next_attempt_at is None
+        assert fax.getfax_count == 0 and not fax.deleted
+        (line,) = events_of(logs, "inbound.disk_low")
+        assert f"{spool} filled up while faxd wrote to it" in line["message"]
+
+        fillers[0].unlink()
+        pipeline.poll()
+        assert fax.deleted and (folder / f"{fax.recvid}.pdf").read_bytes() == fax.data
