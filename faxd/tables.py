@@ -316,14 +316,11 @@ def disk_pause(config: Config) -> str | None:
 
     Measured here rather than read back: free space changes without faxd, and
     the next poll decides by what is free then.  A folder that cannot be
-    measured (no permission) is named as such.
+    measured is left out, with a warning in the log, as the daemon does.
     """
     from faxd.inbound.diskguard import DiskGuard, pause_reason
 
-    try:
-        low = DiskGuard.for_config(config).measure()
-    except OSError as exc:
-        return f"cannot measure the free space: {exc.strerror or exc} ({exc.filename})"
+    low = DiskGuard.for_config(config).measure()
     return pause_reason(low) if low else None
 
 
@@ -331,6 +328,7 @@ def render_status(report: Mapping[str, Any], *, now: datetime | None = None) -> 
     """``status_report`` as aligned lines a person reads at a glance."""
     now = now or datetime.now(UTC)
     inbound, outbound = report["inbound"], report["outbound"]
+    disk_low = inbound.get("disk_low") if inbound["enabled"] else None
 
     def when(value: datetime | None, *, future: bool = False) -> str:
         if value is None:
@@ -362,7 +360,6 @@ def render_status(report: Mapping[str, Any], *, now: datetime | None = None) -> 
         ]
         if inbound["paused_reason"]:
             items.append(("PAUSED", inbound["paused_reason"]))
-        disk_low = inbound.get("disk_low")
     else:
         items.append(("inbound", "disabled"))
     if outbound["enabled"]:
@@ -371,7 +368,7 @@ def render_status(report: Mapping[str, Any], *, now: datetime | None = None) -> 
     else:
         items.append(("outbound", "disabled"))
     text = render_mapping(items)
-    if inbound["enabled"] and disk_low:
+    if disk_low:
         # In full, however long the folders' names: it says what to free and where.
         text += "\n" + textwrap.fill(
             disk_low, WIDTH, initial_indent="DISK: ", subsequent_indent="      ",

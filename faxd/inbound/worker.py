@@ -272,14 +272,15 @@ class FaxWorker:
             if delivery.done:
                 continue
             action = actions[delivery.action_index]
-            folder = action.root if isinstance(action, FolderAction) else self.spool.root
-            if self.guard is not None and self.guard.waits(folder):
+            # Only a folder action writes to a disk faxd watches; the others do not wait.
+            root = action.root if isinstance(action, FolderAction) else None
+            if root is not None and self.guard is not None and self.guard.waits(root):
                 waiting = True
                 continue
             try:
                 detail = action.deliver(item)
             except Exception as exc:
-                if self.guard is not None and disk_full(exc):
+                if root is not None and self.guard is not None and disk_full(exc):
                     log.warning(
                         "inbound.delivery_disk_full",
                         action=delivery.action_type,
@@ -287,7 +288,7 @@ class FaxWorker:
                         error=describe(exc),
                         hint="no partial file left; the delivery waits for space",
                     )
-                    self.guard.filled(folder)
+                    self.guard.filled(root)
                     waiting = True
                     continue
                 if worst is None or (permanent(exc) and not permanent(worst)):
