@@ -136,7 +136,7 @@ class Ledger(LedgerSteps):
                 events.clear_condition(conn, self.notify, key, now=now)
             else:
                 event = events.Event(
-                    kind="disk_low", subject=f"the disk of {folder}", summary=reason,
+                    kind="disk_low", subject=folder, summary=reason,
                     detail="faxd downloads no fax until space is free again; nothing is lost.",
                     command=f"df -h {shlex.quote(folder)}   # what is free\n"
                     "faxd status   # the pause",

@@ -118,7 +118,7 @@ def test_below_min_free_downloads_pause_once_and_resume_by_themselves(
     assert mailer.send_due() == 1
     (mail,) = [message_from_bytes(raw, policy=default) for _f, _t, raw in smtp_server.messages]
     assert mail["X-Faxd-Event"] == "disk_low"
-    assert mail["Subject"] == f"[faxd on faxbox] the disk of {spool} is low on disk"
+    assert mail["Subject"] == f"[faxd on faxbox] {spool} is low on disk"
     body = str(mail.get_body(("plain",)).get_content())
     assert f"{spool} has 0.5 MB free, below [inbound] min_free_mb = 1" in " ".join(body.split())
     status = " ".join(render_status(status_report(db, config)).split())
