@@ -11,6 +11,7 @@ under it) or, with ``--json``, a list of objects for scripts.
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -299,6 +300,7 @@ def status_report(db: Database, config: Config) -> dict[str, Any]:
             "enabled": config.inbound.enabled,
             **cursor,
             "faxes": fax_counts(db),
+            "disk_low": disk_pause(config) if config.inbound.enabled else None,
         },
         "outbound": {
             "enabled": config.outbound.enabled,
@@ -309,10 +311,24 @@ def status_report(db: Database, config: Config) -> dict[str, Any]:
     }
 
 
+def disk_pause(config: Config) -> str | None:
+    """Why downloads wait for disk space now (measured as the daemon does), or ``None``.
+
+    Measured here rather than read back: free space changes without faxd, and
+    the next poll decides by what is free then.  A folder that cannot be
+    measured is left out, with a warning in the log, as the daemon does.
+    """
+    from faxd.inbound.diskguard import DiskGuard, pause_reason
+
+    low = DiskGuard.for_config(config).measure()
+    return pause_reason(low) if low else None
+
+
 def render_status(report: Mapping[str, Any], *, now: datetime | None = None) -> str:
     """``status_report`` as aligned lines a person reads at a glance."""
     now = now or datetime.now(UTC)
     inbound, outbound = report["inbound"], report["outbound"]
+    disk_low = inbound.get("disk_low") if inbound["enabled"] else None
 
     def when(value: datetime | None, *, future: bool = False) -> str:
         if value is None:
@@ -351,7 +367,14 @@ def render_status(report: Mapping[str, Any], *, now: datetime | None = None) -> 
                   ("pending", outbound["pending"])]
     else:
         items.append(("outbound", "disabled"))
-    return render_mapping(items)
+    text = render_mapping(items)
+    if disk_low:
+        # In full, however long the folders' names: it says what to free and where.
+        text += "\n" + textwrap.fill(
+            disk_low, WIDTH, initial_indent="DISK: ", subsequent_indent="      ",
+            break_long_words=False, break_on_hyphens=False,
+        )  # fmt: skip
+    return text
 
 
 # -- FAXAGE account listings --------------------------------------------------------------

@@ -258,16 +258,17 @@ def _database(table: Table | None, base: Path) -> DatabaseSettings:
     return DatabaseSettings(url=url)
 
 
-def _megabytes(table: Table, name: str, default: float) -> float:
-    """A size in MB above 0; fractions allowed (0.5 is 512 KiB)."""
+def _megabytes(table: Table, name: str, default: float, *, zero: bool = False) -> float:
+    """A size in MB above 0 (or 0 too, with ``zero``); fractions allowed (0.5 is 512 KiB)."""
     value = table.raw(name)
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int | float):
         table.problem(name, f"must be a number of MB (e.g. 200), not {describe(value)}")
         return default
-    if not 0 < value < float("inf"):
-        table.problem(name, f"must be a number of MB above 0, not {value}")
+    if not (value >= 0 if zero else value > 0) or value == float("inf"):
+        lowest = "0 or more" if zero else "above 0"
+        table.problem(name, f"must be a number of MB {lowest}, not {value}")
         return default
     return float(value)
 
@@ -287,6 +288,7 @@ def _inbound(table: Table | None, base: Path) -> InboundSettings:
         backoff_max=table.duration("backoff_max", d.backoff_max),
         concurrency=table.integer("concurrency", d.concurrency, minimum=1, maximum=32),
         max_fax_mb=_megabytes(table, "max_fax_mb", d.max_fax_mb),
+        min_free_mb=_megabytes(table, "min_free_mb", d.min_free_mb, zero=True),
     )
     if settings.backoff_max < settings.backoff_base:
         table.problem(

@@ -74,6 +74,7 @@ class InboundSettings:
     backoff_max: float = 3600.0
     concurrency: int = 4
     max_fax_mb: float = 200.0  # a larger getfax body is cut off and the fax failed
+    min_free_mb: float = 500.0  # below this (spool or a delivery folder) downloads pause
 
 
 #: Mode of a delivered fax file unless the folder action sets ``mode``.

@@ -31,6 +31,7 @@ lock for milliseconds, never for a download.  States change only through
 from __future__ import annotations
 
 import hashlib
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -118,6 +119,27 @@ class Ledger(LedgerSteps):
                 event = events.Event(
                     kind="auth_failed", subject=f"FAXAGE account {self.account}",
                     summary=reason, command="faxd check-config   # then: faxd status",
+                )  # fmt: skip
+                events.raise_condition(conn, self.notify, key, event, now=now)
+
+    def set_disk_low(self, reason: str | None, *, folder: str = "") -> None:
+        """Downloads paused for want of disk (``reason``), or resumed (``None``).
+
+        The pause is the ``disk_low`` condition of this account: raised once
+        with it, cleared (``recovered``) when space returns.  ``folder`` is the
+        first folder short of space, which the mail's subject names.
+        """
+        key = f"disk_low:{self.account}"
+        with self.db.session() as session:
+            conn, now = session.connection(), self.clock()
+            if reason is None:
+                events.clear_condition(conn, self.notify, key, now=now)
+            else:
+                event = events.Event(
+                    kind="disk_low", subject=folder, summary=reason,
+                    detail="faxd downloads no fax until space is free again; nothing is lost.",
+                    command=f"df -h {shlex.quote(folder)}   # what is free\n"
+                    "faxd status   # the pause",
                 )  # fmt: skip
                 events.raise_condition(conn, self.notify, key, event, now=now)
 

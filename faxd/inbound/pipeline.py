@@ -20,6 +20,10 @@ module tells the step-by-step story of one fax.  What keeps it crash-safe
 - a fax is worked on by one thread at a time, and a failing fax never stops
   the others.
 
+Too little free disk (``[inbound] min_free_mb``, :mod:`faxd.inbound.diskguard`)
+pauses downloads, with one log line when it starts and one when it ends, and
+the ``disk_low`` condition raised and cleared in the database.
+
 ``ERR02`` pauses polling with one log line per poll (invariant 8) and stops
 the pass from taking further faxes; a periodic full listing, :meth:`sweep`,
 catches anything on FAXAGE the database does not know or has not finished.
@@ -42,6 +46,7 @@ from faxd.errors import AuthError, FaxdError, NotFoundError, ProviderError
 from faxd.faxage.records import ListfaxResult, MalformedLine
 from faxd.inbound import spool as spooling
 from faxd.inbound.backoff import RandomSource
+from faxd.inbound.diskguard import DiskGuard, FreeBytes, LowDisk, pause_reason, statvfs_free
 from faxd.inbound.dispatch import Dispatcher
 from faxd.inbound.ledger import Ledger
 from faxd.inbound.outcome import PollOutcome, Tally
@@ -89,6 +94,7 @@ class InboundPipeline:
         actions_for: ActionFactory = build_action,
         clock: Clock = system_clock,
         rng: RandomSource | None = None,
+        free_bytes: FreeBytes = statvfs_free,
     ) -> None:
         self.client = client
         self.config = config
@@ -96,6 +102,9 @@ class InboundPipeline:
         self.clock = clock
         self.ledger = Ledger(db, config.faxage.account, clock=clock, notify=config.notify)
         self.spool = Spool(config.inbound.spool_dir)
+        self.guard = DiskGuard.for_config(
+            config, free_bytes=free_bytes, on_change=self._disk_changed
+        )
         self.worker = FaxWorker(
             client,
             self.ledger,
@@ -104,6 +113,7 @@ class InboundPipeline:
             actions_for=actions_for,
             clock=clock,
             rng=rng or random.Random(),  # noqa: S311 - jitter, not secrets
+            guard=self.guard,
         )
         self.dispatcher = Dispatcher(config.inbound.concurrency)
         self._stop = threading.Event()
@@ -242,6 +252,18 @@ class InboundPipeline:
         log.error("inbound.login_refused", message=reason, code=exc.code)
         self.ledger.set_paused(reason)
 
+    def _disk_changed(self, before: tuple[LowDisk, ...] | None, now: tuple[LowDisk, ...]) -> None:
+        """Downloads paused or resumed for disk space: one log line, and ``disk_low``."""
+        if now:
+            reason = pause_reason(now)
+            log.warning("inbound.disk_low", message=reason)
+            self.ledger.set_disk_low(reason, folder=str(now[0].folder))
+            return
+        if before:
+            log.info("inbound.disk_ok", hint="enough free space again; downloads resume")
+        # At start (before is None) too: a pause recorded before a restart is over.
+        self.ledger.set_disk_low(None)
+
     def _delete_again(self, row: FaxRow) -> bool:
         """A fax recorded done and deleted is listed again: delete it again."""
         with bound_contextvars(recvid=row.recvid, dnis=row.dnis):
@@ -265,6 +287,7 @@ class InboundPipeline:
         polling and lets only the faxes already in hand finish.
         """
         self._recover()
+        self.guard.check()  # raises or clears disk_low even when no download is due
         tally = Tally()
 
         def halt() -> bool:

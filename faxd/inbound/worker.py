@@ -15,9 +15,14 @@ ordered so that a crash at any instant loses nothing and duplicates no file
    spool file is removed.
 
 A failure is recorded with backoff, or after ``max_attempts`` as ``failed``
-(kept on FAXAGE).  The worker holds no state of its own between calls: the
-ledger's short transactions and the fax's own spool files are all it touches,
-so one worker serves every thread of the pipeline's pool at once.
+(kept on FAXAGE).  A lack of disk is no failure (:mod:`faxd.inbound.diskguard`):
+with too little free space no download starts, and a disk that fills during a
+download or a folder delivery leaves no partial file and no attempt counted;
+the fax waits, in the state it had, until space returns.
+
+The worker holds no state of its own between calls: the ledger's short
+transactions and the fax's own spool files are all it touches, so one worker
+serves every thread of the pipeline's pool at once.
 """
 
 from __future__ import annotations
@@ -31,12 +36,14 @@ import structlog
 from structlog.contextvars import bound_contextvars
 
 from faxd.actions.base import Action, Deliverable
+from faxd.actions.folder import FolderAction
 from faxd.clock import Clock
 from faxd.config import ActionSpec, Config, RouteSpec, SmtpSettings
 from faxd.errors import AuthError, FaxdError, NotFoundError, RoutingError, TooLargeError
 from faxd.faxage.records import DownloadResult, ListfaxResult
 from faxd.inbound import spool as spooling
 from faxd.inbound.backoff import RandomSource, RetryPolicy
+from faxd.inbound.diskguard import DiskGuard, disk_full
 from faxd.inbound.ledger import Ledger
 from faxd.inbound.rows import DeliveryRow, FaxRow, Plan
 from faxd.inbound.spool import Spool
@@ -91,8 +98,11 @@ class FaxWorker:
         actions_for: ActionFactory,
         clock: Clock,
         rng: RandomSource,
+        guard: DiskGuard | None = None,
     ) -> None:
         self.client = client
+        #: Downloads wait while it finds a disk short of space (``None``: never).
+        self.guard = guard
         self.ledger = ledger
         self.spool = spool
         self.config = config
@@ -152,10 +162,12 @@ class FaxWorker:
         deliveries run on it at once; a fax that cannot be routed is recorded
         as downloaded and held.
         """
-        self.spool.ensure()
-        part = self.spool.new_part(row.recvid)
+        if self.guard is not None and self.guard.check():
+            return row  # downloads paused: the fax waits on FAXAGE, no attempt counted
         limit = self.config.inbound.max_fax_mb
         try:
+            self.spool.ensure()
+            part = self.spool.new_part(row.recvid)  # a spool out of inodes fails here
             result = self.client.getfax(row.recvid, part, max_bytes=int(limit * MIB))
             final = self.spool.commit(part, row.recvid, result.kind)
         except TooLargeError as exc:
@@ -167,8 +179,16 @@ class FaxWorker:
                 limit=exc.limit,
                 operation="getfax",
             ) from exc
-        except BaseException:
+        except BaseException as exc:
             self.spool.discard_part(row.recvid)
+            if self.guard is not None and isinstance(exc, Exception) and disk_full(exc):
+                log.warning(
+                    "inbound.download_disk_full",
+                    folder=str(self.spool.root),
+                    hint="partial file removed; the fax waits on FAXAGE for space",
+                )
+                self.guard.filled(self.spool.root)
+                return row
             raise
         log.debug("inbound.downloaded", size=result.size, kind=result.kind)
         facts = _facts(row, result.kind)
@@ -247,13 +267,30 @@ class FaxWorker:
         """
         failures: dict[int, str] = {}
         worst: Exception | None = None
+        waiting = False  # a delivery waits for disk space: no failure, not delivered yet
         for delivery in deliveries:
             if delivery.done:
                 continue
             action = actions[delivery.action_index]
+            # Only a folder action writes to a disk faxd watches; the others do not wait.
+            root = action.root if isinstance(action, FolderAction) else None
+            if root is not None and self.guard is not None and self.guard.waits(root):
+                waiting = True
+                continue
             try:
                 detail = action.deliver(item)
             except Exception as exc:
+                if root is not None and self.guard is not None and disk_full(exc):
+                    log.warning(
+                        "inbound.delivery_disk_full",
+                        action=delivery.action_type,
+                        target=delivery.target,
+                        error=describe(exc),
+                        hint="no partial file left; the delivery waits for space",
+                    )
+                    self.guard.filled(root)
+                    waiting = True
+                    continue
                 if worst is None or (permanent(exc) and not permanent(worst)):
                     worst = exc  # one action that cannot succeed decides for the fax
                 failures[delivery.id] = describe(exc)
@@ -268,6 +305,8 @@ class FaxWorker:
             log.info("inbound.action_done", action=delivery.action_type, detail=detail)
         if worst is not None:
             return self._record_failure(row, worst, failures)
+        if waiting:
+            return row
         if row.state is not FaxState.DELIVERED:
             # Every delivery was already done (recorded before a crash or a retry).
             row = self.ledger.mark_delivered(row.recvid)

@@ -7,7 +7,8 @@
 - ``RecordingAction``: an action that records what it delivered and can be told
   to fail; ``actions_for`` builds them from ``CommandSpec`` argv names.
 - ``make_config``: a :class:`~faxd.config.Config` built in code for a tmp dir.
-- ``write_config``: a real TOML config file for tests that load one.
+- ``write_config``: a real TOML config file for tests that load one; ``config_file``
+  one with a login, a folder route and the ``[inbound]`` lines given.
 - ``commit_levels``: the ``synchronous`` level of each commit a database makes.
 """
 
@@ -284,6 +285,35 @@ def write_config(path: Path, body: str) -> Path:
     path.write_text(body)
     os.chmod(path, 0o600)
     return path
+
+
+def config_file(tmp_path: Path, sim: Any, inbound: str) -> Path:
+    """A real config file: ``sim``'s login (the simulator, or any FaxageSettings), the
+    ``[inbound]`` lines given, one default route into a folder, no outbound."""
+    return write_config(
+        tmp_path / "faxd.toml",
+        f"""
+[faxage]
+username = "{sim.username}"
+company = "{sim.company}"
+password = "{sim.password}"
+base_url = "{sim.base_url}"
+
+[database]
+url = "sqlite:///{tmp_path / "faxd.db"}"
+
+[inbound]
+spool_dir = "{tmp_path / "spool"}"
+{inbound}
+
+[[routes]]
+name = "default"
+actions = [{{ type = "folder", path = "{tmp_path / "fax"}/{{recvid}}.{{ext}}" }}]
+
+[outbound]
+enabled = false
+""",
+    )
 
 
 def events(

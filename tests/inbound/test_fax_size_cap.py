@@ -18,10 +18,10 @@ from inbound_helpers import (
     ActionBook,
     FixedRandom,
     ManualClock,
+    config_file,
     make_config,
     recorder_route,
     sim_settings,
-    write_config,
 )
 
 from faxd.app import make_client
@@ -68,33 +68,6 @@ def test_a_fax_over_the_cap_fails_once_and_stays_on_faxage(
         assert fax.deleted and book["sales-a"].delivered[-1][0] == fax.recvid
     finally:
         client.close()
-
-
-def config_file(tmp_path: Path, sim: Any, inbound: str) -> Path:
-    return write_config(
-        tmp_path / "faxd.toml",
-        f"""
-[faxage]
-username = "{sim.username}"
-company = "{sim.company}"
-password = "{sim.password}"
-base_url = "{sim.base_url}"
-
-[database]
-url = "sqlite:///{tmp_path / "faxd.db"}"
-
-[inbound]
-spool_dir = "{tmp_path / "spool"}"
-{inbound}
-
-[[routes]]
-name = "default"
-actions = [{{ type = "folder", path = "{tmp_path / "fax"}/{{recvid}}.{{ext}}" }}]
-
-[outbound]
-enabled = false
-""",
-    )
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
