@@ -135,13 +135,13 @@ class Intake:
             destination = naming.parse_destination(relpath)
             fd, st = open_document(path, dir_fd=folder_fd)
         except IntakeError as exc:
-            self._reject_in(folder_fd, path, exc.message)
+            self._reject(folder_fd, path, exc.message)
             return None
         try:
             try:
                 found = hash_document(path.name, fd, st, self.max_file_mb)
             except IntakeError as exc:
-                self._reject_in(folder_fd, path, exc.message)
+                self._reject(folder_fd, path, exc.message)
                 return None
             return self._queue(fd, st, path, relpath, destination, found, folder_fd=folder_fd)
         finally:
@@ -187,18 +187,8 @@ class Intake:
             )
         return job_id
 
-    def reject(self, path: Path, reason: str) -> Path | None:
-        """Move ``path`` (in the hot folder) to the failed folder, ``<name>.txt`` saying why."""
-        try:
-            folder_fd = files.open_folder(self.hot_folder, path.relative_to(self.hot_folder))
-        except OSError:
-            return None  # gone, or its folder is a link: nothing of ours to move
-        try:
-            return self._reject_in(folder_fd, path, reason)
-        finally:
-            os.close(folder_fd)
-
-    def _reject_in(self, folder_fd: int, path: Path, reason: str) -> Path | None:
+    def _reject(self, folder_fd: int, path: Path, reason: str) -> Path | None:
+        """Move ``path`` (its folder pinned as ``folder_fd``) to failed/ with the reason."""
         tag = "rejected-" + self.clock().strftime("%Y%m%d-%H%M%S")
         failed = Path(self.settings.failed_folder)
         try:
