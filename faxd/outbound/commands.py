@@ -128,11 +128,15 @@ def cancel_job(
     job_id: int,
     *,
     config: OutboundSettings | None = None,
+    intake: Intake | None = None,
 ) -> OutboundJob:
     """Cancel a job: locally when queued, with ``stopfax`` when submitted.
 
     With ``config`` the file moves to the failed folder with a reason beside
     it; without, it stays in the spool (``faxd retry`` revives it either way).
+    ``intake`` is the daemon's, when it cancels in-process: the job's source
+    kept open for the polling-mode re-check is closed now (from another
+    process the daemon's next follow-up pass closes it).
     """
     with db.session() as session:
         found = _get(session.get(OutboundJob, job_id), job_id)
@@ -163,7 +167,9 @@ def cancel_job(
             )
             if dest is not None:
                 job.final_path = str(dest)
-        return job
+    if intake is not None:
+        intake.release(job_id)
+    return job
 
 
 def _get(job: OutboundJob | None, job_id: int) -> OutboundJob:

@@ -41,12 +41,15 @@ class Inspected:
     sha256: str
 
 
+def check_regular(path: Path, *, dir_fd: int | None = None) -> os.stat_result:
+    """Refuse a symlink, a folder, a FIFO or a device (without opening it); return its lstat.
 
-def check_regular(path: Path) -> os.stat_result:
-    """Refuse a symlink, a folder, a FIFO or a device (without opening it); return its lstat."""
+    With ``dir_fd``, ``path.name`` is looked up in that folder (see
+    :func:`faxd.outbound.files.open_folder`), never by the path's folders.
+    """
     name = path.name
     try:
-        st = os.lstat(path)
+        st = os.stat(_where(path, dir_fd), dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
         raise IntakeError(
             f"{name!r} does not exist; check the name (it may have been moved or deleted)"
@@ -73,21 +76,23 @@ def _refuse_irregular(name: str, st: os.stat_result) -> None:
         )
 
 
-def open_document(path: Path) -> tuple[int, os.stat_result]:
+def open_document(path: Path, *, dir_fd: int | None = None) -> tuple[int, os.stat_result]:
     """Open ``path`` with ``O_NOFOLLOW`` and check with ``fstat`` that it is a regular file.
 
     Returns the open descriptor (the caller closes it) and its ``fstat``.
-    Raises :class:`IntakeError` for a link, a pipe, a device or an unreadable file.
+    Raises :class:`IntakeError` for a link, a pipe, a device or an unreadable
+    file.  With ``dir_fd``, ``path.name`` is opened in that folder.
     """
-    check_regular(path)  # never open a device: opening alone can have effects
+    check_regular(path, dir_fd=dir_fd)  # never open a device: opening alone can have effects
     name = path.name
+    where = _where(path, dir_fd)
     try:
-        fd, st = files.open_nofollow(path)
+        fd, st = files.open_nofollow(where, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno in (errno.EMFILE, errno.ENFILE):
             raise  # faxd's own limit, not the file's fault: never a reject
         if exc.errno == errno.ELOOP:
-            _refuse_irregular(name, os.lstat(path))
+            _refuse_irregular(name, os.stat(where, dir_fd=dir_fd, follow_symlinks=False))
         raise IntakeError(
             f"{name!r} cannot be read ({exc.strerror}); give the faxd user read "
             "permission on it and drop it in the outbox again"
@@ -98,6 +103,11 @@ def open_document(path: Path) -> tuple[int, os.stat_result]:
         os.close(fd)
         raise
     return fd, st
+
+
+def _where(path: Path, dir_fd: int | None) -> Path:
+    """The name to look up: the bare name inside a pinned folder, else the whole path."""
+    return Path(path.name) if dir_fd is not None else path
 
 
 def check_size(name: str, size: int, max_file_mb: float) -> None:

@@ -6,6 +6,12 @@ id) added to the name.  Moves use ``link`` + ``unlink`` (atomic and refusing to
 overwrite) with a copy fallback across file systems, never follow symlinks,
 and fsync the folders involved so a power cut cannot undo a finished move.
 
+The outbox is reached through directory descriptors: each folder between
+the hot folder and a file is opened with ``O_NOFOLLOW`` relative to the one
+above (:func:`open_folder`), and the file is opened, checked, unlinked or
+moved relative to that pinned folder, so a subfolder swapped for a symlink
+never lets faxd read or remove anything outside the outbox.
+
 Reading is by file descriptor: a document is opened once with ``O_NOFOLLOW``
 (a symlink swapped in at the last moment is refused) and ``O_NONBLOCK`` (a FIFO
 cannot stall the worker), checked with ``fstat``, and copied, hashed and
@@ -21,9 +27,9 @@ import hashlib
 import os
 import stat
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePath
 
-from faxd.durable import fsync_dir, hash_fd, open_nofollow
+from faxd.durable import fsync_dir, fsync_dir_fd, hash_fd, open_nofollow
 
 __all__ = [
     "SPOOL_MODE",
@@ -32,7 +38,9 @@ __all__ = [
     "copy_durably",
     "copy_fd_to_new",
     "hash_fd",
+    "is_same",
     "move_no_clobber",
+    "open_folder",
     "open_nofollow",
     "reason_path",
     "unlink_if_same",
@@ -73,29 +81,64 @@ def copy_fd_to_new(src_fd: int, dest: Path, *, mode: int = SPOOL_MODE) -> tuple[
     return size, digest.hexdigest()
 
 
-def unlink_if_same(path: Path, st: os.stat_result) -> bool:
+def open_folder(root: Path, relpath: PurePath) -> int:
+    """Open the folder holding ``relpath`` inside ``root``, never through a link.
+
+    Each component between ``root`` and the file's name is opened with
+    ``O_DIRECTORY | O_NOFOLLOW`` relative to the one above it, so a folder
+    swapped for a symlink raises ``OSError`` (``ELOOP`` or ``ENOTDIR``) instead
+    of leading outside.  Returns the descriptor (the caller closes it).
+    """
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    fd = os.open(root, flags)
+    try:
+        for part in relpath.parts[:-1]:
+            if part in ("", ".", "..") or "/" in part:
+                raise OSError(errno.EINVAL, f"{relpath} does not lie inside {root}")
+            inner = os.open(part, flags | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def unlink_if_same(path: Path, st: os.stat_result, *, dir_fd: int | None = None) -> bool:
     """Remove ``path`` only if it is still the file ``st`` describes (same device and inode).
 
-    The check and the unlink happen in one pinned directory (by descriptor),
-    so a name swapped for another file or link is left alone.  False when the
-    name is gone or now names something else.
+    The check and the unlink happen in one pinned directory (by descriptor:
+    ``dir_fd``, the folder the file was opened in, or else ``path.parent``
+    opened now), so a name swapped for another file or link is left alone.
+    False when the name is gone or now names something else.
     """
+    if dir_fd is not None:
+        return _unlink_if_same_in(dir_fd, path.name, st)
     try:
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        parent_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
         return False  # its folder is gone too
     try:
-        try:
-            now = os.stat(path.name, dir_fd=dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return False
-        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
-            return False
-        os.unlink(path.name, dir_fd=dir_fd)
-        os.fsync(dir_fd)
-        return True
+        return _unlink_if_same_in(parent_fd, path.name, st)
     finally:
-        os.close(dir_fd)
+        os.close(parent_fd)
+
+
+def is_same(dir_fd: int, name: str, st: os.stat_result) -> bool:
+    """Whether ``name`` in the folder ``dir_fd`` (never followed) is the file ``st`` describes."""
+    try:
+        now = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
+
+
+def _unlink_if_same_in(dir_fd: int, name: str, st: os.stat_result) -> bool:
+    if not is_same(dir_fd, name, st):
+        return False
+    os.unlink(name, dir_fd=dir_fd)
+    os.fsync(dir_fd)
+    return True
 
 
 class SourceKeptError(OSError):
@@ -117,42 +160,59 @@ def candidate_names(name: str, tag: str) -> list[str]:
     return names
 
 
-def move_no_clobber(src: Path, folder: Path, name: str, *, tag: str) -> Path:
+def move_no_clobber(
+    src: Path, folder: Path, name: str, *, tag: str, src_dir_fd: int | None = None
+) -> Path:
     """Move ``src`` into ``folder`` under ``name`` (or a tagged variant); return the new path.
 
     ``src`` itself is moved even when it is a symlink or a FIFO: nothing is
     followed or opened except to copy a regular file across file systems.
+    With ``src_dir_fd`` the file is ``src.name`` in that pinned folder (the
+    outbox folder it was found in), whatever ``src.parent`` names by now.
     """
     folder.mkdir(parents=True, exist_ok=True)
+    if src_dir_fd is None:
+        parent_fd = os.open(src.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    else:
+        parent_fd = src_dir_fd
+    try:
+        return _move_from(parent_fd, src, folder, name, tag)
+    finally:
+        if src_dir_fd is None:
+            os.close(parent_fd)
+
+
+def _move_from(dir_fd: int, src: Path, folder: Path, name: str, tag: str) -> Path:
     for candidate in candidate_names(name, tag):
         dest = folder / candidate
         try:
-            _place(src, dest)
+            _place(dir_fd, src.name, dest)
         except FileExistsError:
             continue
         fsync_dir(folder)
         try:
-            os.unlink(src)
+            os.unlink(src.name, dir_fd=dir_fd)
         except FileNotFoundError:
             pass
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise SourceKeptError(exc.errno or 0, reason, str(src), dest) from None
-        fsync_dir(src.parent)
+        fsync_dir_fd(dir_fd)
         return dest
     raise FileExistsError(f"{folder}: too many files named like {name!r}; clean up the folder")
 
 
-def _place(src: Path, dest: Path) -> None:
-    """Give ``src`` the name ``dest`` (or copy it there); FileExistsError if ``dest`` exists.
+def _place(dir_fd: int, src_name: str, dest: Path) -> None:
+    """Give ``src_name`` (in folder ``dir_fd``) the name ``dest`` (or copy it there).
 
-    A hard link refuses to overwrite atomically.  Where links are not allowed
-    (``fs.protected_hardlinks`` for another user's file, SMB mounts) a rename
-    after an existence check does the job; only across file systems is the
-    file copied, which needs it to be readable.
+    FileExistsError if ``dest`` exists.  A hard link refuses to overwrite
+    atomically.  Where links are not allowed (``fs.protected_hardlinks`` for
+    another user's file, SMB mounts) a rename after an existence check does
+    the job; only across file systems is the file copied, which needs it to
+    be readable.
     """
     try:
-        os.link(src, dest, follow_symlinks=False)
+        os.link(src_name, dest, src_dir_fd=dir_fd, follow_symlinks=False)
         return
     except FileExistsError:
         raise
@@ -160,16 +220,16 @@ def _place(src: Path, dest: Path) -> None:
         if exc.errno != errno.EXDEV:
             if os.path.lexists(dest):
                 raise FileExistsError(dest) from None
-            os.rename(src, dest)
+            os.rename(src_name, dest, src_dir_fd=dir_fd)
             return
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.faxd-tmp")
-    st = os.lstat(src)
+    st = os.lstat(src_name, dir_fd=dir_fd)
     if stat.S_ISLNK(st.st_mode):
-        os.symlink(os.readlink(src), tmp)
+        os.symlink(os.readlink(src_name, dir_fd=dir_fd), tmp)
     elif stat.S_ISFIFO(st.st_mode):
         os.mkfifo(tmp, 0o600)
     else:
-        copy_durably(src, tmp)
+        copy_durably(Path(src_name), tmp, src_dir_fd=dir_fd)
     try:
         os.link(tmp, dest, follow_symlinks=False)
     except FileExistsError:
@@ -183,13 +243,14 @@ def _place(src: Path, dest: Path) -> None:
             os.unlink(tmp)
 
 
-def copy_durably(src: Path, dest: Path) -> None:
+def copy_durably(src: Path, dest: Path, *, src_dir_fd: int | None = None) -> None:
     """Copy a regular file's bytes to ``dest`` and fsync it (``dest`` must not exist).
 
     Neither end follows a link, and the copy keeps the source's own mode (a
-    spool file's 0600 stays 0600 in the sent or failed folder) whatever the umask.
+    spool file's 0600 stays 0600 in the sent or failed folder) whatever the
+    umask.  With ``src_dir_fd``, ``src`` is relative to that folder.
     """
-    fd, st = open_nofollow(src)
+    fd, st = open_nofollow(src, dir_fd=src_dir_fd)
     try:
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, f"{src.name!r} is not a regular file")

@@ -1,19 +1,28 @@
 """Turn a settled file into exactly one queued job, or reject it with a reason.
 
-Checks (in this order): a symlink or anything but a regular file is refused
-and never opened; the type must be one FAXAGE sends; the name or folder must
-carry a 10-digit number; the file must not be empty, not larger than
+Checks (in this order): a file reached through a linked folder is left
+alone; a symlink or anything but a regular file is refused and never
+opened; the type must be one FAXAGE sends; the name or folder must carry a
+10-digit number; the file must not be empty, not larger than
 ``[outbound] max_file_mb``, and must be readable.  A reject moves the file to
 the failed folder with ``<name>.txt`` beside it.
 
-The bytes sent are the bytes checked: the file is opened once with
-``O_NOFOLLOW`` and checked with ``fstat``, then hashed and copied into a new
-private spool file *from that descriptor*, never by its name, so a symlink
-swapped in meanwhile is never read; the source is removed only if its name
-still leads to the same inode.  The submitter checks size and sha256 of the
-spool copy again before every POST.  In polling mode (a network share, where
-no close event says a writer is done) the source's descriptor is also kept
-until submit, which refuses a file that grew or changed after it was taken.
+The bytes sent are the bytes checked: the folder holding the file is
+opened from the hot folder down, one ``O_NOFOLLOW`` component at a time
+(:func:`files.open_folder`), and everything after (open, unlink, the move
+of a rejected file) happens relative to that pinned folder, so a subfolder
+swapped for a symlink cannot lead outside the outbox.  The file is opened
+once with ``O_NOFOLLOW`` and checked with ``fstat``, then hashed and copied
+into a new private spool file *from that descriptor*, never by its name, so
+a symlink swapped in meanwhile is never read.  The copy and the removal of
+the source happen under the spool lock, only while the source's name still
+leads to the inode that was checked: of two takers racing for one file (the
+daemon and ``faxd send``) only the one that removes it keeps its job.  The
+submitter checks size and sha256 of the spool copy again before every POST.
+In polling mode (a network share, where no close event says a writer is
+done) the source's descriptor is also kept until the job leaves
+``queued``/``submitting``, and every submit attempt refuses a file that grew
+or changed after it was taken.
 
 Crash safety (DESIGN invariant 5): the job row is committed first, recording
 the spool path ``<job_id>-<name>`` it is about to have; then the file is
@@ -26,6 +35,7 @@ file is neither lost nor taken as a second job.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import stat
@@ -58,6 +68,10 @@ log = structlog.get_logger(__name__)
 MAX_HELD = 256
 #: The reason a job gets when its file changed after faxd took it.
 CHANGED_REASON = "changed while being sent; drop it again"
+#: Why opening a file's folder found nothing to take (gone, or a link in the way).
+_NOT_THERE = (errno.ENOENT, errno.ELOOP, errno.ENOTDIR)
+#: The states in which a job may still be submitted from its source.
+_SUBMITTABLE = (JobState.QUEUED.value, JobState.SUBMITTING.value)
 
 
 @dataclass(frozen=True)
@@ -86,33 +100,50 @@ class Intake:
         self._rejected: set[tuple[str, int, int, int, int]] = set()
         self._held: dict[int, _Held] = {}
         self._held_lock = threading.Lock()
+        self._cap_logged = False  # "the re-check is off" is said once per time the cap is hit
 
     # -- the hot folder ------------------------------------------------------------
 
     def take(self, path: Path) -> int | None:
         """Queue ``path`` (inside the hot folder) as a job, or reject it. Returns the job id."""
         relpath = path.relative_to(self.hot_folder)
-        if naming.is_ignored_path(relpath) or not os.path.lexists(path):
-            return None
-        if _through_symlink(self.hot_folder, relpath):
-            return None  # reached through a linked folder: the link itself is refused
-        if self._already_rejected(path):
+        if naming.is_ignored_path(relpath):
             return None
         try:
-            check_regular(path)  # first: a link's own name says nothing about its target
+            folder_fd = files.open_folder(self.hot_folder, relpath)
+        except OSError as exc:
+            if exc.errno in _NOT_THERE:
+                return None  # gone, or reached through a linked folder: the link is refused
+            raise
+        try:
+            return self._take_in(folder_fd, path, relpath)
+        finally:
+            os.close(folder_fd)
+
+    def _take_in(self, folder_fd: int, path: Path, relpath: PurePath) -> int | None:
+        """:meth:`take` for ``path``, whose folder is open as ``folder_fd``."""
+        try:
+            os.stat(path.name, dir_fd=folder_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        if self._already_rejected(path, folder_fd):
+            return None
+        try:
+            # first: a link's own name says nothing about its target
+            check_regular(path, dir_fd=folder_fd)
             naming.check_extension(path.name)
             destination = naming.parse_destination(relpath)
-            fd, st = open_document(path)
+            fd, st = open_document(path, dir_fd=folder_fd)
         except IntakeError as exc:
-            self.reject(path, exc.message)
+            self._reject(folder_fd, path, exc.message)
             return None
         try:
             try:
                 found = hash_document(path.name, fd, st, self.max_file_mb)
             except IntakeError as exc:
-                self.reject(path, exc.message)
+                self._reject(folder_fd, path, exc.message)
                 return None
-            return self._queue(fd, st, path, relpath, destination, found, move=True)
+            return self._queue(fd, st, path, relpath, destination, found, folder_fd=folder_fd)
         finally:
             os.close(fd)
 
@@ -123,28 +154,48 @@ class Intake:
         dropped one (so the hot folder cannot make a second job of it).
         """
         naming.check_extension(path.name)
-        fd, st = open_document(path)
+        relpath = path.relative_to(self.hot_folder)
         try:
-            found = hash_document(path.name, fd, st, self.max_file_mb)
-            destination = naming.Destination(faxno, recipname[: naming.RECIPIENT_MAX])
-            relpath = path.relative_to(self.hot_folder)
-            job_id = self._queue(fd, st, path, relpath, destination, found, move=True)
+            folder_fd = files.open_folder(self.hot_folder, relpath)
+        except OSError as exc:
+            raise IntakeError(
+                f"the folder of {path.name!r} cannot be opened ({exc.strerror}); faxd never "
+                "follows a linked folder in the outbox: put the document in a real folder"
+            ) from None
+        try:
+            fd, st = open_document(path, dir_fd=folder_fd)
+            try:
+                found = hash_document(path.name, fd, st, self.max_file_mb)
+                destination = naming.Destination(faxno, recipname[: naming.RECIPIENT_MAX])
+                job_id = self._queue(
+                    fd, st, path, relpath, destination, found, folder_fd=folder_fd
+                )
+            finally:
+                os.close(fd)
+            gone = job_id is None and not files.is_same(folder_fd, path.name, st)
         finally:
-            os.close(fd)
+            os.close(folder_fd)
         if job_id is None:
+            if gone:
+                raise IntakeError(
+                    f"{path.name!r} left the outbox while faxd took it (the running daemon "
+                    "may have queued it already); check faxd jobs before sending it again"
+                )
             raise IntakeError(
                 f"{path.name!r} changed or could not be moved while faxd took it; "
                 "wait until it is complete and run faxd send again"
             )
         return job_id
 
-    def reject(self, path: Path, reason: str) -> Path | None:
-        """Move ``path`` to the failed folder with ``<name>.txt`` holding ``reason``."""
+    def _reject(self, folder_fd: int, path: Path, reason: str) -> Path | None:
+        """Move ``path`` (its folder pinned as ``folder_fd``) to failed/ with the reason."""
         tag = "rejected-" + self.clock().strftime("%Y%m%d-%H%M%S")
         failed = Path(self.settings.failed_folder)
         try:
             try:
-                dest = files.move_no_clobber(path, failed, path.name, tag=tag)
+                dest = files.move_no_clobber(
+                    path, failed, path.name, tag=tag, src_dir_fd=folder_fd
+                )
             except files.SourceKeptError as kept:
                 # Copied but not removed (a read-only outbox folder): say why beside the
                 # copy, and remember the file so a rescan does not copy it again.
@@ -154,7 +205,7 @@ class Intake:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            key = self._rejected_key(path)
+            key = self._rejected_key(path, folder_fd)
             if key is not None:
                 self._rejected.add(key)
             log.error(
@@ -168,17 +219,19 @@ class Intake:
         log.warning("outbound.rejected", file=path.name, reason=reason, moved_to=str(dest))
         return dest
 
-    def _rejected_key(self, path: Path) -> tuple[str, int, int, int, int] | None:
+    def _rejected_key(
+        self, path: Path, folder_fd: int
+    ) -> tuple[str, int, int, int, int] | None:
         try:
-            st = os.lstat(path)
+            st = os.stat(path.name, dir_fd=folder_fd, follow_symlinks=False)
         except OSError:
             return None
         return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
-    def _already_rejected(self, path: Path) -> bool:
+    def _already_rejected(self, path: Path, folder_fd: int) -> bool:
         if not self._rejected:
             return False
-        key = self._rejected_key(path)
+        key = self._rejected_key(path, folder_fd)
         if key in self._rejected:
             return True
         # Forget what is gone or changed (a new document under the same name is new).
@@ -194,7 +247,7 @@ class Intake:
         try:
             found = hash_document(path.name, fd, st, self.max_file_mb)
             destination = naming.Destination(faxno, recipname[: naming.RECIPIENT_MAX])
-            job_id = self._queue(fd, st, path.absolute(), None, destination, found, move=False)
+            job_id = self._queue(fd, st, path.absolute(), None, destination, found)
         finally:
             os.close(fd)
         if job_id is None:
@@ -211,21 +264,23 @@ class Intake:
 
         Size, mtime and sha256 are compared.  True when nothing is held (inotify
         mode, a ``faxd send`` copy, or a daemon restarted since).  The
-        descriptor is released either way.
+        descriptor stays held, so a retry after a transient error checks
+        again; :meth:`release` and :meth:`release_finished` close it.
         """
         with self._held_lock:
-            held = self._held.pop(job_id, None)
-        if held is None:
-            return True
+            held = self._held.get(job_id)
+            if held is None:
+                return True
+            fd = os.dup(held.fd)  # a release meanwhile must not close it under us
         try:
-            st = os.fstat(held.fd)
+            st = os.fstat(fd)
             if (st.st_size, st.st_mtime_ns) != (held.size, held.mtime_ns):
                 return False
-            return sha256 is None or files.hash_fd(held.fd)[1] == sha256
+            return sha256 is None or files.hash_fd(fd)[1] == sha256
         except OSError:
             return False
         finally:
-            os.close(held.fd)
+            os.close(fd)
 
     def release(self, job_id: int | None = None) -> None:
         """Close the held descriptor of ``job_id`` (of every job when ``None``)."""
@@ -237,6 +292,30 @@ class Intake:
                 held = [one] if one is not None else []
         for item in held:
             os.close(item.fd)
+
+    def release_finished(self) -> None:
+        """Close the descriptors of jobs no longer ``queued`` or ``submitting``.
+
+        A job cancelled (maybe by ``faxd cancel`` in another process), sent or
+        failed will not be submitted again from its source; without this its
+        descriptor would stay open until the daemon stops and use up the cap.
+        """
+        with self._held_lock:
+            ids = list(self._held)
+        if not ids:
+            return
+        with self.db.session() as session:
+            live = set(
+                session.scalars(
+                    select(OutboundJob.id).where(
+                        OutboundJob.id.in_(ids),
+                        OutboundJob.state.in_(_SUBMITTABLE),
+                    )
+                ).all()
+            )
+        for job_id in ids:
+            if job_id not in live:
+                self.release(job_id)
 
     # -- crash recovery --------------------------------------------------------------
 
@@ -289,11 +368,35 @@ class Intake:
             os.replace(tmp, spool)
             fsync_dir(spool.parent)
             return True
-        if source is None or not os.path.lexists(source):
+        if source is None:
             return False
+        folder_fd = None
+        if source.is_relative_to(self.hot_folder):
+            try:
+                folder_fd = files.open_folder(self.hot_folder, source.relative_to(self.hot_folder))
+            except OSError:
+                return False  # gone, or its folder is now a link
         try:
-            fd, st = open_document(source)
+            return self._resume_from(job_id, spool, source, folder_fd, sha256, size, faxno)
+        finally:
+            if folder_fd is not None:
+                os.close(folder_fd)
+
+    def _resume_from(
+        self,
+        job_id: int,
+        spool: Path,
+        source: Path,
+        folder_fd: int | None,
+        sha256: str | None,
+        size: int | None,
+        faxno: str,
+    ) -> bool:
+        try:
+            fd, st = open_document(source, dir_fd=folder_fd)
         except IntakeError:
+            return False
+        except FileNotFoundError:
             return False
         try:
             found = Inspected(*files.hash_fd(fd))
@@ -303,8 +406,7 @@ class Intake:
             log.warning(
                 "outbound.spool_move_resumed", job_id=job_id, faxno=faxno, source=str(source)
             )
-            move = source.is_relative_to(self.hot_folder)
-            self._copy_in(fd, st, source, spool, found, move=move)
+            self._copy_in(fd, st, source, spool, found, folder_fd=folder_fd)
         except FileChangedError:
             return False
         finally:
@@ -328,8 +430,14 @@ class Intake:
         destination: naming.Destination,
         found: Inspected,
         *,
-        move: bool,
+        folder_fd: int | None = None,
     ) -> int | None:
+        """Commit the job row, then copy the file into the spool (see the module doc).
+
+        With ``folder_fd`` (the source's pinned outbox folder) the source is
+        moved: removed once copied, and the job kept only if this taker removed it.
+        """
+        move = folder_fd is not None
         now = self.clock()
         with self.db.session() as session:
             job = OutboundJob(
@@ -349,7 +457,7 @@ class Intake:
             job.spool_path = str(self.spool_dir / f"{job.id}-{path.name}")
             job_id, spool = job.id, Path(job.spool_path)
         try:
-            self._spool(fd, st, path, spool, found, move=move)
+            self._spool(fd, st, path, spool, found, folder_fd=folder_fd)
         except FileChangedError as exc:
             # Still being written: not a job yet; its next write brings it back.
             self._forget_job(job_id)
@@ -369,11 +477,7 @@ class Intake:
             )
             return None
         if move and self.settings.poll_seconds:
-            with self._held_lock:
-                # Bounded: a burst on a share while FAXAGE is down must not use up
-                # the descriptors; beyond the cap a job goes without the re-check.
-                if len(self._held) < MAX_HELD:
-                    self._held[job_id] = _Held(os.dup(fd), st.st_size, st.st_mtime_ns)
+            self._hold(job_id, fd, st)
         log.info(
             "outbound.queued",
             job_id=job_id,
@@ -382,6 +486,24 @@ class Intake:
             size=found.size,
         )
         return job_id
+
+    def _hold(self, job_id: int, fd: int, st: os.stat_result) -> None:
+        with self._held_lock:
+            # Bounded: a burst on a share while FAXAGE is down must not use up
+            # the descriptors; beyond the cap a job goes without the re-check.
+            if len(self._held) < MAX_HELD:
+                self._held[job_id] = _Held(os.dup(fd), st.st_size, st.st_mtime_ns)
+                self._cap_logged = False
+                return
+            if self._cap_logged:
+                return
+            self._cap_logged = True
+        log.warning(
+            "outbound.recheck_cap_reached",
+            held=MAX_HELD,
+            detail="files taken from now on are not re-checked against their source at submit",
+            fix="let FAXAGE catch up with the queue (faxd jobs) or use inotify instead of polling",
+        )
 
     @contextlib.contextmanager
     def _spool_lock(self) -> Iterator[None]:
@@ -413,7 +535,7 @@ class Intake:
         spool: Path,
         found: Inspected,
         *,
-        move: bool,
+        folder_fd: int | None,
     ) -> None:
         """Copy the open document into a new private spool file; remove the outbox source.
 
@@ -424,7 +546,7 @@ class Intake:
         """
         with self._spool_lock():
             if not os.path.lexists(spool):  # else the submitter finished it meanwhile
-                self._copy_in(fd, st, source, spool, found, move=move)
+                self._copy_in(fd, st, source, spool, found, folder_fd=folder_fd)
 
     def _copy_in(
         self,
@@ -434,8 +556,16 @@ class Intake:
         spool: Path,
         found: Inspected,
         *,
-        move: bool,
+        folder_fd: int | None,
     ) -> None:
+        """Copy, then remove the source in ``folder_fd`` (if given); run under the spool lock.
+
+        Another taker of the same file (``faxd send`` racing the daemon) holds
+        the lock in turn: whoever comes second finds the name gone or leading
+        elsewhere and gets :class:`FileChangedError`, so one file is one job.
+        """
+        if folder_fd is not None and not files.is_same(folder_fd, source.name, st):
+            raise FileChangedError(f"{source.name!r} was taken or replaced meanwhile")
         tmp = _spool_tmp(spool)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -447,20 +577,11 @@ class Intake:
                 f"({found.size} -> {copied.size} bytes)"
             )
         fsync_dir(self.spool_dir)
-        if move:
-            files.unlink_if_same(source, st)
+        if folder_fd is not None and not files.unlink_if_same(source, st, dir_fd=folder_fd):
+            os.unlink(tmp)
+            raise FileChangedError(f"{source.name!r} was taken or replaced meanwhile")
         os.replace(tmp, spool)
         fsync_dir(self.spool_dir)
-
-
-def _through_symlink(root: Path, relpath: PurePath) -> bool:
-    """Whether a folder between ``root`` and the file is a symlink (leads outside)."""
-    current = root
-    for part in relpath.parts[:-1]:
-        current = current / part
-        if current.is_symlink():
-            return True
-    return False
 
 
 def _spool_tmp(spool: Path) -> Path:

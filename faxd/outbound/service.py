@@ -134,6 +134,8 @@ class Outbound:
     def follow_up(self) -> int:
         """One ``status`` call for every submitted job; file the finished ones."""
         with self._pass_lock:
+            # Sent, failed or cancelled (maybe by `faxd cancel`) jobs need no source any more.
+            self.intake.release_finished()
             return self.follow.follow_up()
 
     def run_once(self, *, sleep: Callable[[float], None] = time.sleep) -> None:

@@ -207,7 +207,11 @@ class Submitter:
                 self._requeue_or_fail(job.id, job.attempts, exc.message)
                 return False
             except OSError as exc:
-                self._fail(job.id, f"the spooled file could not be read ({exc.strerror})")
+                self._fail(
+                    job.id,
+                    f"the spooled file could not be read ({exc.strerror}); "
+                    "drop the document in the outbox again",
+                )
                 return False
             self._record_jobid(job.id, jobid)
             log.info("outbound.submitted", faxage_jobid=jobid)

@@ -12,7 +12,10 @@ that keeps the file open and pauses mid-document leaves it unchanged for as
 long as it likes.  So a write (:meth:`written`, or :meth:`created` for a new
 empty file) marks the path *open for writing*, and only its close-for-write
 (:meth:`closed`, inotify's ``IN_CLOSE_WRITE``) clears the mark; a marked path
-is not due while it stays marked.  Only after ``open_write_timeout`` (an
+is not due while it stays marked.  ``IN_CLOSE_WRITE`` fires when any writer
+closes the file, not only the last one: with two writers the first close
+clears the mark while the other may still be writing (its next write marks
+the path again).  Only after ``open_write_timeout`` (an
 hour) unchanged is it presumed closed: inotify drops events when its queue
 overflows and while a dead observer is restarted, and a lost close must not
 keep a document from ever being sent.  Polling mode (network shares)

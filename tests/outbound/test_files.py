@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
-from pathlib import Path
+from pathlib import Path, PurePath
+
+import pytest
 
 from faxd.outbound.files import (
     candidate_names,
     move_no_clobber,
+    open_folder,
     reason_path,
     unlink_if_same,
     write_reason,
@@ -73,3 +77,45 @@ def test_unlink_if_same_leaves_a_swapped_in_file_alone(tmp_path: Path) -> None:
     assert path.read_bytes() == b"%PDF-1.4 dropped meanwhile"
     assert unlink_if_same(path, os.lstat(path)) is True
     assert not os.path.lexists(path)
+
+
+def _swap_for_link(tmp_path: Path) -> tuple[Path, Path, int]:
+    """outbox/sub/a.exe, its folder pinned, then outbox/sub swapped for a link to private/."""
+    outbox, private = tmp_path / "outbox", tmp_path / "private"
+    (outbox / "sub").mkdir(parents=True)
+    private.mkdir()
+    (outbox / "sub" / "a.exe").write_bytes(b"outbox file")
+    (private / "a.exe").write_bytes(b"precious")
+    pinned = open_folder(outbox, PurePath("sub/a.exe"))
+    os.rename(outbox / "sub", outbox / ".old")
+    os.symlink(private, outbox / "sub")
+    return outbox, private, pinned
+
+
+def test_open_folder_refuses_a_linked_folder_and_dot_dot(tmp_path: Path) -> None:
+    """No component between the hot folder and the file is followed when it is a link."""
+    outbox, _private, pinned = _swap_for_link(tmp_path)
+    os.close(pinned)
+    with pytest.raises(OSError) as refused:
+        open_folder(outbox, PurePath("sub/a.exe"))
+    assert refused.value.errno in (errno.ELOOP, errno.ENOTDIR)
+    with pytest.raises(OSError):
+        open_folder(outbox / ".old", PurePath("../../private/a.exe"))
+
+
+def test_move_and_unlink_in_a_pinned_folder_never_reach_through_a_swapped_link(
+    tmp_path: Path,
+) -> None:
+    """With the folder pinned, moving or unlinking ``sub/a.exe`` acts on the outbox file only."""
+    outbox, private, pinned = _swap_for_link(tmp_path)
+    try:
+        precious = os.lstat(private / "a.exe")
+        assert unlink_if_same(outbox / "sub" / "a.exe", precious, dir_fd=pinned) is False
+        moved = move_no_clobber(
+            outbox / "sub" / "a.exe", tmp_path / "failed", "a.exe", tag="x", src_dir_fd=pinned
+        )
+    finally:
+        os.close(pinned)
+    assert moved.read_bytes() == b"outbox file"
+    assert (private / "a.exe").read_bytes() == b"precious"
+    assert not (outbox / ".old" / "a.exe").exists()
