@@ -103,6 +103,9 @@ class Daemon:
         # One inbound pass (poll or sweep) and one outbound pass (submit or follow)
         # at a time, also across a reload that replaced the objects doing them.
         self._inbound_busy = threading.Lock()
+        #: A poll was skipped because a sweep held the inbound side: poll once it ends,
+        #: or a fax pushed meanwhile would wait a whole poll interval.
+        self._poll_skipped = threading.Event()
         self._outbound_busy = threading.Lock()
         self._deadline: threading.Timer | None = None
         self._old_handlers: dict[int, Any] = {}
@@ -318,6 +321,8 @@ class Daemon:
     def _poll_once(self) -> None:
         with self._inbound(operation="poll") as pipeline:
             if pipeline is None:
+                if not self._stop.is_set():
+                    self._poll_skipped.set()
                 return
             started = time.monotonic()
             outcome = pipeline.poll()
@@ -363,6 +368,9 @@ class Daemon:
         with self._inbound(operation="sweep") as pipeline:
             if pipeline is not None:
                 pipeline.sweep()
+        if self._poll_skipped.is_set() and not self._stop.is_set():
+            self._poll_skipped.clear()
+            self.poll_waker.wake()  # the poll (a callback's, say) skipped during the sweep
         self._report()
 
     def _start_outbound(self) -> None:
