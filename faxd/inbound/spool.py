@@ -14,6 +14,7 @@ sharing anything but the directory.  Faxes are private: the spool folder is made
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Container
 from pathlib import Path
 
@@ -59,7 +60,11 @@ class Spool:
         fsyncs only the file's data); the file's own fsync here costs next to
         nothing after the client's, and keeps this promise whoever wrote it.
         """
-        os.chmod(part, PRIVATE_FILE)  # whoever created it, and with whatever umask
+        if stat.S_IMODE(os.stat(part).st_mode) != PRIVATE_FILE:
+            # Whoever created it, and with whatever umask.  Only when needed: a chmod
+            # dirties the inode, and the fsync below would then force a journal commit
+            # for every fax although new_part() already made the file 0600.
+            os.chmod(part, PRIVATE_FILE)
         fsync_file(part)
         final = self.final_path(recvid, kind)
         os.replace(part, final)
