@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from faxd.faxage import FaxageClient
+from faxd.providers.faxage import FaxageClient
 from faxd.sim import FaxageSimulator
 
 RESULTS = Path(__file__).resolve().parent / "results" / "getfax_memory.json"

@@ -3,7 +3,7 @@
 Issue 10 finding 3: building the sendfax form held the file several times
 over (bytes, base64, URL-encoded, the request), about 688 MB for a 50 MB
 scan.  Now intake copies the file into the spool in pieces and the sendfax
-body is streamed from disk (:mod:`faxd.faxage.formbody`).
+body is streamed from disk (:mod:`faxd.providers.faxage.formbody`).
 
 The FAXAGE simulator runs in this process (it reads the whole POST into
 memory to decode it, which is fine for a simulator and is why it is not in

@@ -16,9 +16,9 @@ from faxd.clock import Clock, system_clock
 if TYPE_CHECKING:
     from faxd.alerts.mailer import AdminMailer
     from faxd.config import Config, FaxageSettings
-    from faxd.faxage.client import FaxageClient
     from faxd.inbound.pipeline import InboundPipeline
     from faxd.outbound.service import Outbound
+    from faxd.providers.faxage.client import FaxageClient
     from faxd.store.db import Database
     from faxd.web.metrics import Metrics
 
@@ -50,7 +50,7 @@ def open_database(config: Config, *, upgrade: bool = False, check: bool = True) 
 
 def make_client(settings: FaxageSettings, *, retries: int = 3) -> FaxageClient:
     """A FAXAGE client for the configured account."""
-    from faxd.faxage.client import FaxageClient
+    from faxd.providers.faxage.client import FaxageClient
 
     return FaxageClient(
         settings.username,

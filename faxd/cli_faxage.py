@@ -2,7 +2,7 @@
 
 Listing and provisioning numbers, call detail records, busying out a line:
 operator tools that neither fax flow uses (the client's
-:class:`~faxd.faxage.account.AccountOperations`).  They live apart from
+:class:`~faxd.providers.faxage.account.AccountOperations`).  They live apart from
 :mod:`faxd.cli` so that module keeps to the everyday commands.  Like it, this
 module imports nothing heavy until a handler runs: ``faxd --help`` builds
 these parsers too.
@@ -73,8 +73,8 @@ def _faxage(args: argparse.Namespace) -> int:
 
     from faxd import tables
     from faxd.app import make_client
-    from faxd.faxage.records import MalformedLine
     from faxd.phone import format_number
+    from faxd.providers.faxage.records import MalformedLine
 
     with make_client(load(args).faxage, retries=1) as client:
         name, did = str(args.operation), str(getattr(args, "did", None) or "")

@@ -1,7 +1,7 @@
 """Fixtures shared by the whole suite: real servers on loopback and a real database.
 
 - ``sim``: the FAXAGE simulator (a real HTTP server on 127.0.0.1, random port).
-- ``client``: a :class:`faxd.faxage.client.FaxageClient` pointed at ``sim``, with short
+- ``client``: a :class:`faxd.providers.faxage.client.FaxageClient` pointed at ``sim``, with short
   timeouts and no sleeping between retries.
 - ``smtp_server``: an aiosmtpd server on loopback that keeps every message it accepts.
 - ``db``: a SQLite file in a temp dir, migrated to head with Alembic.
@@ -44,7 +44,7 @@ def sim() -> Iterator[Any]:
 
 @pytest.fixture
 def client(sim: Any) -> Iterator[Any]:
-    from faxd.faxage.client import FaxageClient
+    from faxd.providers.faxage.client import FaxageClient
 
     c = FaxageClient(
         SIM_USER,

@@ -41,11 +41,11 @@ from sqlalchemy.orm import Session
 from faxd.alerts import events
 from faxd.clock import Clock
 from faxd.config import NotifySettings
-from faxd.faxage.records import ListfaxRecord, MalformedLine
 from faxd.inbound.backoff import RandomSource, RetryPolicy
 from faxd.inbound.rows import CursorRow, DeliveryRow, FaxRow, Plan
 from faxd.inbound.steps import ERROR_LIMIT as _ERROR_LIMIT
 from faxd.inbound.steps import LedgerSteps
+from faxd.providers.faxage.records import ListfaxRecord, MalformedLine
 from faxd.store.db import Database
 from faxd.store.models import Delivery, InboundFax, ListingProblem, PollCursor
 from faxd.store.states import FAX_ACTIVE, FaxState, advance

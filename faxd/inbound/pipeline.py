@@ -43,7 +43,6 @@ from faxd.actions.base import build_action
 from faxd.clock import Clock, system_clock
 from faxd.config import Config
 from faxd.errors import AuthError, FaxdError, NotFoundError, ProviderError
-from faxd.faxage.records import ListfaxResult, MalformedLine
 from faxd.inbound import spool as spooling
 from faxd.inbound.backoff import RandomSource
 from faxd.inbound.diskguard import DiskGuard, FreeBytes, LowDisk, pause_reason, statvfs_free
@@ -53,6 +52,7 @@ from faxd.inbound.outcome import PollOutcome, Tally
 from faxd.inbound.rows import FaxRow
 from faxd.inbound.spool import Spool
 from faxd.inbound.worker import ActionFactory, FaxWorker, InboundClient, compatible
+from faxd.providers.faxage.records import ListfaxResult, MalformedLine
 from faxd.store.db import Database
 from faxd.store.states import FaxState
 

@@ -31,8 +31,8 @@ from typing import Any
 from sqlalchemy import Connection, Row, Table, bindparam, func, insert, select, update
 
 from faxd.clock import Clock
-from faxd.faxage.records import DownloadResult
 from faxd.inbound.rows import DeliveryRow, FaxRow, Plan
+from faxd.providers.faxage.records import DownloadResult
 from faxd.store.db import Database
 from faxd.store.models import Base, Delivery, InboundFax
 from faxd.store.states import DeliveryState, FaxState, advance

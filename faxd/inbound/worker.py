@@ -40,13 +40,13 @@ from faxd.actions.folder import FolderAction
 from faxd.clock import Clock
 from faxd.config import ActionSpec, Config, RouteSpec, SmtpSettings
 from faxd.errors import AuthError, FaxdError, NotFoundError, RoutingError, TooLargeError
-from faxd.faxage.records import DownloadResult, ListfaxResult
 from faxd.inbound import spool as spooling
 from faxd.inbound.backoff import RandomSource, RetryPolicy
 from faxd.inbound.diskguard import DiskGuard, disk_full
 from faxd.inbound.ledger import Ledger
 from faxd.inbound.rows import DeliveryRow, FaxRow, Plan
 from faxd.inbound.spool import Spool
+from faxd.providers.faxage.records import DownloadResult, ListfaxResult
 from faxd.redact import redact
 from faxd.routing import FaxFacts, route
 from faxd.store.states import FAX_ACTIVE, FaxState

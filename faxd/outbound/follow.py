@@ -27,10 +27,10 @@ from faxd.alerts import events
 from faxd.clock import Clock, system_clock
 from faxd.config import NotifySettings, OutboundSettings
 from faxd.errors import NotFoundError, ProviderError
-from faxd.faxage.records import MalformedLine, StatusRecord, StatusResult
 from faxd.inbound.ledger import Ledger
 from faxd.outbound import files
 from faxd.outbound.protocols import OutboundClient
+from faxd.providers.faxage.records import MalformedLine, StatusRecord, StatusResult
 from faxd.store.db import Database
 from faxd.store.models import OutboundJob
 from faxd.store.states import JobState, advance

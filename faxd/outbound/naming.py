@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 
 from faxd.errors import IntakeError
-from faxd.faxage.files import SEND_EXTENSIONS
+from faxd.providers.faxage.files import SEND_EXTENSIONS
 
 #: File types FAXAGE converts and sends (its "Supported File Types" table).
 SUPPORTED_EXTENSIONS: frozenset[str] = SEND_EXTENSIONS

@@ -1,7 +1,7 @@
 """The slice of the FAXAGE client the outbound half uses, as a Protocol.
 
 The submitter, follow-up and CLI helpers take any object with these methods:
-the real :class:`faxd.faxage.client.FaxageClient` in production and in the
+the real :class:`faxd.providers.faxage.client.FaxageClient` in production and in the
 integration tests (against the simulator), a small fake in unit tests.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from faxd.faxage.records import StatusRecord, StatusResult
+from faxd.providers.faxage.records import StatusRecord, StatusResult
 
 
 class OutboundClient(Protocol):

@@ -43,11 +43,11 @@ from faxd.errors import (
     PermanentError,
     ProviderError,
 )
-from faxd.faxage.client import FaxFile
-from faxd.faxage.records import StatusRecord
 from faxd.outbound.intake import CHANGED_REASON, Intake, fail_job_file
 from faxd.outbound.protocols import OutboundClient
 from faxd.phone import normalize_caller_id
+from faxd.providers.faxage.client import FaxFile
+from faxd.providers.faxage.records import StatusRecord
 from faxd.store.db import Database
 from faxd.store.models import OutboundJob
 from faxd.store.states import JobState, advance

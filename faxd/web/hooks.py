@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import parse_qs
 
-from faxd.faxage.fields import MAX_ID
+from faxd.providers.faxage.fields import MAX_ID
 
 
 class HintKind(StrEnum):

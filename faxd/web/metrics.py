@@ -6,7 +6,7 @@ at each scrape by :class:`StateCollector`, so it is right after a restart and
 the same whichever process scrapes; what only the running daemon sees (how
 long polls, downloads and actions took, provider errors by kind, callbacks)
 is counted as it happens by :class:`Metrics`, told through the client's
-:class:`~faxd.faxage.client.RequestObserver` hook, the action factory
+:class:`~faxd.providers.faxage.client.RequestObserver` hook, the action factory
 (:meth:`Metrics.timed_actions`) and the daemon's poll job.  Everything lives
 in its own ``CollectorRegistry``, never the process-global one, so two
 daemons in one test process do not share counters.
@@ -88,7 +88,7 @@ class Metrics:
         """The Prometheus text exposition of everything."""
         return generate_latest(self.registry)
 
-    # -- faxd.faxage.client.RequestObserver ----------------------------------------
+    # -- faxd.providers.faxage.client.RequestObserver ----------------------------------------
 
     def request_done(self, operation: str, seconds: float) -> None:
         if operation == "getfax":

@@ -38,7 +38,12 @@ from faxd.config import (
     SmtpSettings,
 )
 from faxd.errors import DeliveryError, FaxdError, TransientError
-from faxd.faxage.records import DownloadResult, ListfaxRecord, ListfaxResult, MalformedLine
+from faxd.providers.faxage.records import (
+    DownloadResult,
+    ListfaxRecord,
+    ListfaxResult,
+    MalformedLine,
+)
 from faxd.sim import SimFax
 
 PDF = b"%PDF-1.4\n"

@@ -38,9 +38,9 @@ from inbound_helpers import (
 
 from faxd.config import Config
 from faxd.errors import AuthError
-from faxd.faxage.records import DownloadResult, ListfaxResult
 from faxd.inbound.dispatch import Dispatcher
 from faxd.inbound.pipeline import InboundClient, InboundPipeline
+from faxd.providers.faxage.records import DownloadResult, ListfaxResult
 from faxd.store.models import Delivery, InboundFax
 
 ROUTES = (recorder_route("support", "support-a", "support-b", dnis=(SUPPORT,)),)

@@ -27,9 +27,9 @@ from sqlalchemy import select
 
 from faxd.alerts.mailer import AdminMailer
 from faxd.config import Config, FolderSpec, NotifySettings, RouteSpec, SmtpSettings
-from faxd.faxage.client import FaxageClient
 from faxd.inbound.diskguard import statvfs_free
 from faxd.inbound.pipeline import InboundPipeline
+from faxd.providers.faxage.client import FaxageClient
 from faxd.smtp import SmtpSender
 from faxd.store.models import Delivery
 from faxd.store.states import FaxState

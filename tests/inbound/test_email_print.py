@@ -9,8 +9,8 @@ from typing import Any
 from inbound_helpers import ManualClock, make_config, sim_settings
 
 from faxd.config import EmailSpec, FolderSpec, PrintSpec, RouteSpec, SmtpSettings
-from faxd.faxage.client import FaxageClient
 from faxd.inbound.pipeline import InboundPipeline
+from faxd.providers.faxage.client import FaxageClient
 from faxd.store.models import Delivery
 from faxd.store.states import FaxState
 

@@ -16,8 +16,8 @@ from inbound_helpers import (
     sim_settings,
 )
 
-from faxd.faxage.client import FaxageClient
 from faxd.inbound.pipeline import InboundPipeline
+from faxd.providers.faxage.client import FaxageClient
 from faxd.store.models import InboundFax
 
 FAULTS = ("http500", "err01", "reset", "slow", "truncate", "err13")

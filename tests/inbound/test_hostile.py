@@ -9,8 +9,8 @@ from typing import Any
 from inbound_helpers import events, make_config, sim_settings
 
 from faxd.config import EmailSpec, FolderSpec, RouteSpec, SmtpSettings
-from faxd.faxage.client import FaxageClient
 from faxd.inbound.pipeline import InboundPipeline
+from faxd.providers.faxage.client import FaxageClient
 from faxd.store.models import InboundFax
 
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from inbound_helpers import FixedRandom, ManualClock, commit_levels
 
-from faxd.faxage.records import DownloadResult, ListfaxRecord
 from faxd.inbound.backoff import RetryPolicy
 from faxd.inbound.ledger import Ledger
+from faxd.providers.faxage.records import DownloadResult, ListfaxRecord
 from faxd.store.models import InboundFax, PollCursor
 from faxd.store.states import FaxState, IllegalTransition
 

@@ -28,8 +28,8 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from faxd.config import Config
-from faxd.faxage.records import MalformedLine
 from faxd.inbound.pipeline import InboundPipeline
+from faxd.providers.faxage.records import MalformedLine
 from faxd.store.models import InboundFax, ListingProblem
 
 SALES = "3035550101"

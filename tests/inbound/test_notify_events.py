@@ -20,8 +20,8 @@ from inbound_helpers import SALES, ManualClock, make_config, sim_settings
 from faxd.alerts.mailer import AdminMailer
 from faxd.alerts.watch import check_provider
 from faxd.config import FolderSpec, NotifySettings, RouteSpec, SmtpSettings
-from faxd.faxage.client import FaxageClient
 from faxd.inbound.pipeline import InboundPipeline
+from faxd.providers.faxage.client import FaxageClient
 from faxd.smtp import SmtpSender
 
 NOTIFY = NotifySettings(email=("it@example.com",), min_interval=0)

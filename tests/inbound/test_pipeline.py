@@ -29,9 +29,9 @@ from inbound_helpers import (
 from faxd.actions.base import Deliverable
 from faxd.config import Config
 from faxd.errors import AuthError, FaxdError, NotFoundError, TransientError
-from faxd.faxage.records import MalformedLine
 from faxd.hours import Hours
 from faxd.inbound.pipeline import InboundPipeline
+from faxd.providers.faxage.records import MalformedLine
 from faxd.store.models import Delivery, InboundFax
 from faxd.store.states import FaxState
 

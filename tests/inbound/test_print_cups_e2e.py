@@ -17,8 +17,8 @@ from inbound_helpers import ManualClock, make_config, sim_settings
 
 from faxd.actions.base import Action, build_action
 from faxd.config import ActionSpec, PrintSpec, RouteSpec, SmtpSettings
-from faxd.faxage.client import FaxageClient
 from faxd.inbound.pipeline import InboundPipeline
+from faxd.providers.faxage.client import FaxageClient
 from faxd.store.models import Delivery
 from faxd.store.states import FaxState
 

@@ -25,11 +25,11 @@ from typing import Any
 from structlog.testing import capture_logs
 
 from faxd.errors import IntakeError
-from faxd.faxage.client import FaxageClient
 from faxd.outbound.commands import cancel_job
 from faxd.outbound.intake import CHANGED_REASON, MAX_HELD, Intake
 from faxd.outbound.service import Outbound, list_jobs
 from faxd.outbound.submitter import Submitter
+from faxd.providers.faxage.client import FaxageClient
 from faxd.store.states import JobState
 
 #: Takes per swap test: enough that faxd before the fix lost every run tried.

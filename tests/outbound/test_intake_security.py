@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from faxd.faxage.client import FaxageClient
 from faxd.outbound.intake import Intake
 from faxd.outbound.service import Outbound, list_jobs
 from faxd.outbound.submitter import Submitter
+from faxd.providers.faxage.client import FaxageClient
 from faxd.store.states import JobState
 
 ROUNDS = 200

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from faxd.faxage.client import FaxFile
 from faxd.outbound.service import Outbound, list_jobs
+from faxd.providers.faxage.client import FaxFile
 from faxd.sim.documents import make_pdf
 from faxd.store.db import Database
 from faxd.store.models import OutboundJob

@@ -19,8 +19,8 @@ from faxd import tables
 from faxd.cli import main
 from faxd.config import load_config
 from faxd.demo import DemoLayout, write_config
-from faxd.faxage.client import FaxageClient, FaxFile
 from faxd.outbound.follow import FollowUp
+from faxd.providers.faxage.client import FaxageClient, FaxFile
 from faxd.store.db import Database
 from faxd.store.models import OutboundJob
 from faxd.store.states import JobState

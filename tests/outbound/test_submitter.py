@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 from structlog.testing import capture_logs
 
 from faxd.errors import AuthError, OutcomeUnknownError, PermanentError, TransientError
-from faxd.faxage.records import StatusRecord
 from faxd.outbound.service import list_jobs
 from faxd.outbound.submitter import UNSURE, Submitter
+from faxd.providers.faxage.records import StatusRecord
 from faxd.store.models import OutboundJob
 from faxd.store.states import JobState
 

@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 
 from faxd.config import OutboundSettings
-from faxd.faxage.records import StatusRecord
 from faxd.outbound.service import Outbound, list_jobs
+from faxd.providers.faxage.records import StatusRecord
 from faxd.store.db import Database
 
 CHILD_TIMEOUT_SECONDS = 30.0

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from faxd.faxage.sending import FaxFile
+from faxd.providers.faxage.sending import FaxFile
 from faxd.sim.documents import make_pdf
 
 

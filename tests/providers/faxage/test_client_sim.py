@@ -16,8 +16,8 @@ from faxd.errors import (
     PermanentError,
     TransientError,
 )
-from faxd.faxage import FaxageClient, FaxFile
-from faxd.faxage.records import NewShape
+from faxd.providers.faxage import FaxageClient, FaxFile
+from faxd.providers.faxage.records import NewShape
 
 DNIS = "4158006052"
 

@@ -1,14 +1,14 @@
 """Log, once, what the FAXAGE parsers noticed but did not refuse.
 
-The parsers in :mod:`faxd.faxage.wire` are pure: a line with a new trailing
+The parsers in :mod:`faxd.providers.faxage.wire` are pure: a line with a new trailing
 column, or a status record with a value that became unknown, comes back as
-data (:class:`~faxd.faxage.records.NewShape`,
-:class:`~faxd.faxage.records.LineWarning`).  Whoever fetched the answer logs
+data (:class:`~faxd.providers.faxage.records.NewShape`,
+:class:`~faxd.providers.faxage.records.LineWarning`).  Whoever fetched the answer logs
 it through the client's :class:`Notices`.  FAXAGE gives the same answer on
 every poll, so each shape and each line is logged once for the life of the
 client (the process, in the daemon): an operator learns of it without a line a
 minute.  A line that cannot be read at all
-(:class:`~faxd.faxage.records.MalformedLine`) is different: nothing is done
+(:class:`~faxd.providers.faxage.records.MalformedLine`) is different: nothing is done
 with it until someone acts, so it is logged again once a day (by the injected
 clock) while FAXAGE keeps sending it.
 """
@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from faxd.clock import Clock, system_clock
-from faxd.faxage.records import LineWarning, MalformedLine, NewShape
+from faxd.providers.faxage.records import LineWarning, MalformedLine, NewShape
 
 __all__ = ["Notices"]
 

@@ -17,8 +17,8 @@ import pytest
 from scripted_http import Action, Received, ScriptedServer, lying_length, reply
 
 from faxd.errors import AuthError, DownloadError, TooLargeError
-from faxd.faxage import FaxageClient
-from faxd.faxage.transport import MAX_LINE, split_batches
+from faxd.providers.faxage import FaxageClient
+from faxd.providers.faxage.transport import MAX_LINE, split_batches
 
 MiB = 1024 * 1024
 

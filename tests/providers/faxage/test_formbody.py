@@ -12,9 +12,9 @@ import pytest
 from scripted_http import ScriptedServer, reply
 
 from faxd.errors import FileChangedError
-from faxd.faxage.formbody import FormBody
-from faxd.faxage.sending import FaxFile, file_tokens
-from faxd.faxage.transport import RequestsTransport
+from faxd.providers.faxage.formbody import FormBody
+from faxd.providers.faxage.sending import FaxFile, file_tokens
+from faxd.providers.faxage.transport import RequestsTransport
 
 
 def _tricky_bytes(size: int) -> bytes:

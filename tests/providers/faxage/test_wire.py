@@ -14,8 +14,8 @@ from faxd.errors import (
     ProviderError,
     TransientError,
 )
-from faxd.faxage import wire
-from faxd.faxage.records import (
+from faxd.providers.faxage import wire
+from faxd.providers.faxage.records import (
     CdrRecord,
     ListfaxRecord,
     MalformedLine,

@@ -1,6 +1,6 @@
 """The records FAXAGE answers are parsed into.
 
-They live apart from :mod:`faxd.faxage.wire` (which parses) so that the rest of
+They live apart from :mod:`faxd.providers.faxage.wire` (which parses) so that the rest of
 faxd can import a record type without pulling in the parsers, and so both
 modules stay small.  Every record is a frozen dataclass: an answer, once parsed,
 is a fact that nothing downstream should edit.

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from faxd.faxage.records import LineWarning, MalformedLine, NewShape
+from faxd.providers.faxage.records import LineWarning, MalformedLine, NewShape
 from faxd.redact import summarize_body
 
 __all__ = [

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from faxd.faxage import wire
+from faxd.providers.faxage import wire
 
 __all__ = ["BATCH_BYTES", "BATCH_LINES", "MAX_LINE", "TextBatch", "split_batches"]
 

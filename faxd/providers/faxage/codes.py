@@ -4,7 +4,7 @@ FAXAGE answers errors with HTTP 200 and a text body, and one code can mean
 different things on different endpoints (``ERR11`` is "nothing to list" on
 listfax, ``ERR05`` is "not yours" on deprovdid).  Retry decisions read the
 class this module picks, so the whole classification lives in two tables that
-can be checked against the documents at a glance.  :mod:`faxd.faxage.wire`
+can be checked against the documents at a glance.  :mod:`faxd.providers.faxage.wire`
 re-exports everything here; the rest of faxd imports it from there.
 """
 

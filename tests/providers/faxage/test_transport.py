@@ -16,7 +16,7 @@ from faxd.errors import (
     PermanentError,
     TransientError,
 )
-from faxd.faxage.transport import RequestsTransport, was_sent
+from faxd.providers.faxage.transport import RequestsTransport, was_sent
 
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 400 + b"\n%%EOF\n"
 TIFF_LE = b"II*\x00" + b"\x01" * 5000

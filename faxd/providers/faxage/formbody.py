@@ -11,7 +11,7 @@ request carries a plain ``Content-Length`` (not chunked encoding).
 The bytes sent are the bytes checked: a file is opened once with
 ``O_NOFOLLOW`` and ``fstat``-checked, then read twice from that descriptor,
 first to hash it and measure the encoded length, then to send.  When the
-:class:`~faxd.faxage.sending.FaxFile` names the size and sha256 it must have,
+:class:`~faxd.providers.faxage.sending.FaxFile` names the size and sha256 it must have,
 a mismatch on the first read raises :class:`~faxd.errors.FileChangedError`
 before anything is posted; on the second read it raises before the last piece
 leaves, so the server never gets a complete body.  A body is made per POST, so
@@ -31,7 +31,7 @@ from urllib.parse import quote_plus
 
 from faxd.durable import open_nofollow
 from faxd.errors import FileChangedError
-from faxd.faxage.sending import FaxFile
+from faxd.providers.faxage.sending import FaxFile
 
 __all__ = ["CONTENT_TYPE", "FILE_FIELD", "FormBody"]
 

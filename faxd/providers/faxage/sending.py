@@ -3,8 +3,8 @@
 Checking a fax before it goes out (a known file type, a 10-digit number, an
 option FAXAGE accepts) and laying it out as the documented form fields is pure
 work; the files are not read here: their content is streamed into the POST
-by :mod:`faxd.faxage.formbody`, and :func:`file_fields` puts a token in their
-place.  It lives here so that :mod:`faxd.faxage.client` keeps to the POST
+by :mod:`faxd.providers.faxage.formbody`, and :func:`file_fields` puts a token in their
+place.  It lives here so that :mod:`faxd.providers.faxage.client` keeps to the POST
 itself and its once-only retry rule.
 """
 
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from faxd.errors import PermanentError
-from faxd.faxage import wire
-from faxd.faxage.account import normalize_did
+from faxd.providers.faxage import wire
+from faxd.providers.faxage.account import normalize_did
 
 __all__ = ["FaxFile", "file_fields", "file_tokens", "send_options", "url_fields"]
 

@@ -8,7 +8,7 @@ shift with the flags sent, empty fields that are real fields, ``ERR11`` that
 means "nothing", ``ERR08`` that echoes the password back) are handled once and
 tested against the documents' own examples without a server.
 
-Errors: :func:`raise_for_error` (from :mod:`faxd.faxage.codes`, re-exported
+Errors: :func:`raise_for_error` (from :mod:`faxd.providers.faxage.codes`, re-exported
 here) turns an ``ERRnn:`` answer into the class from :mod:`faxd.errors` that
 :data:`ERROR_KINDS` (and, where one endpoint gives a code another meaning,
 :data:`OPERATION_ERROR_KINDS`) names for it.
@@ -22,14 +22,15 @@ from datetime import date, datetime
 from typing import TypeVar
 
 from faxd.errors import OutcomeUnknownError, TransientError
-from faxd.faxage.codes import (
+from faxd.phone import normalize_caller_id, normalize_number
+from faxd.providers.faxage.codes import (
     ERROR_KINDS,
     OPERATION_ERROR_KINDS,
     error_code,
     is_empty_answer,
     raise_for_error,
 )
-from faxd.faxage.fields import (
+from faxd.providers.faxage.fields import (
     MAX_PAGES,
     columns,
     int_field,
@@ -39,13 +40,13 @@ from faxd.faxage.fields import (
     tab_records,
     timestamp_field,
 )
-from faxd.faxage.files import (
+from faxd.providers.faxage.files import (
     SEND_EXTENSIONS,
     filename_from_content_disposition,
     safe_filename,
     sniff_kind,
 )
-from faxd.faxage.records import (
+from faxd.providers.faxage.records import (
     CdrRecord,
     LineWarning,
     ListAnswer,
@@ -57,7 +58,6 @@ from faxd.faxage.records import (
     StatusRecord,
     StatusResult,
 )
-from faxd.phone import normalize_caller_id, normalize_number
 from faxd.redact import summarize_body
 
 __all__ = [

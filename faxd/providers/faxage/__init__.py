@@ -1,15 +1,15 @@
 """The FAXAGE fax API, as faxd uses it.
 
-Three layers, each testable on its own: :mod:`~faxd.faxage.wire` turns answer
-text into records and errors (pure), :mod:`~faxd.faxage.transport` moves bytes
-over HTTP and verifies downloads, and :mod:`~faxd.faxage.client` offers one
+Three layers, each testable on its own: :mod:`~faxd.providers.faxage.wire` turns answer
+text into records and errors (pure), :mod:`~faxd.providers.faxage.transport` moves bytes
+over HTTP and verifies downloads, and :mod:`~faxd.providers.faxage.client` offers one
 method per FAXAGE operation with the retry policy.  Callers import from here.
 """
 
 from __future__ import annotations
 
-from faxd.faxage.client import FaxageClient, FaxFile
-from faxd.faxage.records import (
+from faxd.providers.faxage.client import FaxageClient, FaxFile
+from faxd.providers.faxage.records import (
     CdrRecord,
     DownloadResult,
     ListfaxRecord,

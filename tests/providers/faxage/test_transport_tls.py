@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from faxd.errors import OutcomeUnknownError, TransientError
-from faxd.faxage import FaxageClient, FaxFile
-from faxd.faxage.transport import RequestsTransport, was_sent
+from faxd.providers.faxage import FaxageClient, FaxFile
+from faxd.providers.faxage.transport import RequestsTransport, was_sent
 
 FORM = [("username", "u"), ("operation", "listlines")]
 

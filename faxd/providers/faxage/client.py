@@ -1,12 +1,12 @@
 """One method per FAXAGE operation, with the retry policy around them.
 
 The rest of faxd talks to FAXAGE only through :class:`FaxageClient`.  Each
-method builds the documented POST fields (:func:`faxd.faxage.wire.build_form`),
-sends them through a transport (:mod:`faxd.faxage.transport`) and parses the
-answer into records (:mod:`faxd.faxage.wire`).  Transient faults are retried
+method builds the documented POST fields (:func:`faxd.providers.faxage.wire.build_form`),
+sends them through a transport (:mod:`faxd.providers.faxage.transport`) and parses the
+answer into records (:mod:`faxd.providers.faxage.wire`).  Transient faults are retried
 with exponential backoff and jitter; permanent ones are raised at once.  What a
-sendfax carries (:class:`~faxd.faxage.sending.FaxFile`, the checked options) is
-laid out in :mod:`faxd.faxage.sending`.
+sendfax carries (:class:`~faxd.providers.faxage.sending.FaxFile`, the checked options) is
+laid out in :mod:`faxd.providers.faxage.sending`.
 
 ``sendfax`` is the exception to the retry rule (DESIGN invariant 5): it is
 posted again only when the previous POST certainly never left this machine.
@@ -34,18 +34,18 @@ import structlog
 
 from faxd.clock import Clock, system_clock
 from faxd.errors import OutcomeUnknownError, ProviderError, TransientError
-from faxd.faxage import wire
-from faxd.faxage.account import (
+from faxd.providers.faxage import wire
+from faxd.providers.faxage.account import (
     CDR_PATH,
     FAX_PATH,
     AccountOperations,
     Timestamp,
     normalize_did,
 )
-from faxd.faxage.fields import malformed_line
-from faxd.faxage.formbody import FormBody
-from faxd.faxage.notices import Notices
-from faxd.faxage.records import (
+from faxd.providers.faxage.fields import malformed_line
+from faxd.providers.faxage.formbody import FormBody
+from faxd.providers.faxage.notices import Notices
+from faxd.providers.faxage.records import (
     DownloadResult,
     ListfaxResult,
     MalformedLine,
@@ -53,8 +53,14 @@ from faxd.faxage.records import (
     StatusRecord,
     StatusResult,
 )
-from faxd.faxage.sending import FaxFile, file_fields, file_tokens, send_options, url_fields
-from faxd.faxage.transport import (
+from faxd.providers.faxage.sending import (
+    FaxFile,
+    file_fields,
+    file_tokens,
+    send_options,
+    url_fields,
+)
+from faxd.providers.faxage.transport import (
     BATCH_LINES,
     MAX_LINE,
     Form,

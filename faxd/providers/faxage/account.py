@@ -1,11 +1,11 @@
 """FAXAGE's account operations: the numbers on the account, CDRs, provisioning.
 
 Inbound and outbound fax flows never call these; ``faxd faxage ...`` does.
-They are a mixin of :class:`faxd.faxage.client.FaxageClient` so the client
+They are a mixin of :class:`faxd.providers.faxage.client.FaxageClient` so the client
 module keeps to the fax operations and its retry policy, while callers still
 see one client with one method per FAXAGE operation.
 
-The list operations return the whole :class:`~faxd.faxage.records.ListAnswer`:
+The list operations return the whole :class:`~faxd.providers.faxage.records.ListAnswer`:
 a line FAXAGE sends that cannot be read is in its ``malformed`` beside the
 items that could, for the command line to show, instead of failing the answer.
 """
@@ -16,10 +16,10 @@ from datetime import datetime
 from typing import TypeVar
 
 from faxd.errors import PermanentError
-from faxd.faxage import wire
-from faxd.faxage.notices import Notices
-from faxd.faxage.records import CdrRecord, ListAnswer, NpaNxx
 from faxd.phone import normalize_number
+from faxd.providers.faxage import wire
+from faxd.providers.faxage.notices import Notices
+from faxd.providers.faxage.records import CdrRecord, ListAnswer, NpaNxx
 
 __all__ = ["FAX_PATH", "AccountOperations", "Timestamp", "normalize_did"]
 

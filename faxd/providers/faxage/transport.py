@@ -22,8 +22,8 @@ same host, and the per-request lookup cost more CPU than the rest of
 
 A text answer that can be long (``listfax``) is read as it arrives and handed
 on in batches of whole lines (:meth:`RequestsTransport.post_lines`, cut by the
-pure :func:`faxd.faxage.lines.split_batches`), so neither the answer nor the work done on it has to
-fit in memory at once, and a line without an end is cut at a fixed length
+pure :func:`~faxd.providers.faxage.lines.split_batches`), so neither the answer nor the
+work done on it has to fit in memory at once, and a line without an end is cut at a fixed length
 instead of growing without bound.
 """
 
@@ -54,10 +54,10 @@ from faxd.errors import (
     TooLargeError,
     TransientError,
 )
-from faxd.faxage import wire
-from faxd.faxage.formbody import CONTENT_TYPE, FormBody
-from faxd.faxage.lines import BATCH_BYTES, BATCH_LINES, MAX_LINE, TextBatch, split_batches
-from faxd.faxage.records import DownloadResult
+from faxd.providers.faxage import wire
+from faxd.providers.faxage.formbody import CONTENT_TYPE, FormBody
+from faxd.providers.faxage.lines import BATCH_BYTES, BATCH_LINES, MAX_LINE, TextBatch, split_batches
+from faxd.providers.faxage.records import DownloadResult
 from faxd.redact import summarize_body
 
 __all__ = [
@@ -81,8 +81,10 @@ Form = list[tuple[str, str]]
 _CHUNK = 64 * 1024
 _ERROR_PEEK = 64 * 1024  # how much of an ERR body a download reads to report it
 USER_AGENT = "faxd/0.1 (+https://github.com/faxd)"
+
+
 class Transport(Protocol):
-    """What :class:`faxd.faxage.client.FaxageClient` needs from HTTP (tests pass fakes)."""
+    """What :class:`~faxd.providers.faxage.client.FaxageClient` needs from HTTP (tests: fakes)."""
 
     def post_text(self, path: str, form: Form | FormBody, *, operation: str) -> str: ...
 

@@ -21,10 +21,10 @@ from faxd.errors import (
     ProviderError,
     TransientError,
 )
-from faxd.faxage import FaxageClient, FaxFile, wire
-from faxd.faxage.formbody import FormBody
-from faxd.faxage.records import DownloadResult
-from faxd.faxage.transport import BATCH_LINES, Form, TextBatch, mark_unsent, split_batches
+from faxd.providers.faxage import FaxageClient, FaxFile, wire
+from faxd.providers.faxage.formbody import FormBody
+from faxd.providers.faxage.records import DownloadResult
+from faxd.providers.faxage.transport import BATCH_LINES, Form, TextBatch, mark_unsent, split_batches
 
 PASSWORD = "p@ss+w/rd=Sekr3t!"
 
