@@ -9,7 +9,7 @@ tests can build settings directly.  Passwords are excluded from ``repr``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import tzinfo
+from datetime import date, tzinfo
 from pathlib import Path
 from typing import ClassVar
 from zoneinfo import ZoneInfo
@@ -51,6 +51,64 @@ class FaxageSettings:
     def account(self) -> str:
         """``username@company``, as logs and the CLI name the account."""
         return f"{self.username}@{self.company}"
+
+
+@dataclass(frozen=True)
+class VoipmsSettings:
+    """A VoIP.ms account (``[voipms]``): the REST API with an API password."""
+
+    username: str  # api_username: the account e-mail
+    password: str = field(repr=False)
+    base_url: str = "https://voip.ms/api/v1/rest.php"
+    folder: str = "INBOX"  # the fax folder faxd ingests
+    timezone: str = "America/New_York"  # zone of the API's naive dates
+    after_delivery: str = "delete"  # delete | move | keep
+    archive_folder: str = "ARCHIVE"  # with after_delivery = "move"
+    from_number: str = ""  # sending: one of the account's fax numbers ("" = cannot send)
+    from_name: str = ""
+    since: date | None = None  # how far back a fresh install looks (default: 90 days)
+    timeout: float = 60.0
+    password_source: str = ""
+
+    @property
+    def account(self) -> str:
+        return self.username
+
+
+@dataclass(frozen=True)
+class IfaxSettings:
+    """An iFax account (``[ifax]``): JSON POSTs with an ``accessToken`` header."""
+
+    access_token: str = field(repr=False)
+    base_url: str = "https://api.ifaxapp.com/v1"
+    caller_id: str = ""  # sending ("" = the account default)
+    quality: str = "Standard"  # Low | Standard | HD
+    since: date | None = None  # how far back a fresh install looks (default: day before)
+    timeout: float = 60.0
+    token_source: str = ""
+
+    @property
+    def account(self) -> str:
+        """A stable, non-secret name for the account (the token's last four characters)."""
+        return f"ifax-...{self.access_token[-4:]}" if len(self.access_token) >= 8 else "ifax"
+
+
+@dataclass(frozen=True)
+class FaxnummerSettings:
+    """A faxnummer.de (Portunity) account (``[faxnummer]``): sending only."""
+
+    product_login: str  # sProductLogin
+    product_code: str = field(repr=False)  # sProductCode
+    base_url: str = "https://wr.ispsuite.portunity.de/webrequests/product-voip/index.php"
+    source: str = ""  # sSource: a number of this account
+    sender: str = ""  # sSender: at most 20 printable ASCII characters
+    status_email: str = ""  # sEmail: required by the API
+    timeout: float = 60.0
+    code_source: str = ""
+
+    @property
+    def account(self) -> str:
+        return self.product_login
 
 
 @dataclass(frozen=True)
@@ -259,6 +317,15 @@ class Config:
     retention: RetentionSettings | None = None  # None: no [retention] section, keep everything
     notify: NotifySettings | None = None  # None: no [notify] section, nobody is mailed
     http: HttpSettings | None = None  # None: no [http] section, no listener
+    voipms: VoipmsSettings | None = None  # None: no [voipms] section
+    ifax: IfaxSettings | None = None  # None: no [ifax] section
+    faxnummer: FaxnummerSettings | None = None  # None: no [faxnummer] section
+    #: ``[inbound] providers``: the providers polled (default: every configured one that receives).
+    inbound_providers: tuple[str, ...] = ("faxage",)
+    #: ``[outbound] provider``: the one that sends the hot folder's files.
+    outbound_provider: str = "faxage"
+    #: ``[outbound] country``: ISO 3166 code national numbers are read in.
+    country: str = "US"
     #: Things that will not lose a fax here but may under the service (see
     #: :mod:`faxd.config.sandbox`); check-config prints them, ``faxd run`` logs them.
     warnings: tuple[str, ...] = ()
