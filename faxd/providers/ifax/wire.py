@@ -82,7 +82,7 @@ STATUS_WORDS: Mapping[str, JobOutcome] = {
 #: Fields of an inbound record faxd reads; any other is reported once.
 INBOUND_FIELDS = frozenset(
     {"jobId", "transactionId", "receivedTime", "faxCallStart", "fromNumber", "toNumber"}
-    | {"faxTotalPages", "faxReceivedPages", "fileName", "faxId", "id"}
+    | {"faxTotalPages", "faxReceivedPages", "fileName", "faxId", "id", "faxStatus", "direction"}
 )
 #: Fields of a status record faxd reads.
 STATUS_FIELDS = frozenset(
