@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 import requests
 import structlog
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
@@ -435,7 +436,7 @@ class IfaxClient:
                 raise DownloadError(
                     f"iFax's answer is unusable ({exc}); faxd retries later", operation=operation
                 ) from None
-            except OSError as exc:
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
                 raise DownloadError(
                     f"the download broke off or could not be written ({type(exc).__name__}); "
                     "faxd retries later",
