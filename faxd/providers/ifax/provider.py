@@ -156,6 +156,8 @@ class IfaxInbound:
         offset = 0
         held: ListingBatch | None = None
         for page in self.client.inbound_pages(start, end):
+            if held is not None and page.records == 0:
+                continue  # the empty page that ends a listing: the cursor goes on ``held``
             if held is not None:
                 yield held
             faxes: list[RemoteFax] = []
