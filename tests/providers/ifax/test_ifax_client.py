@@ -21,6 +21,7 @@ from faxd.errors import (
 )
 from faxd.providers.base import JobOutcome
 from faxd.providers.ifax.client import IfaxClient
+from faxd.providers.ifax.sendbody import JsonFileBody
 from faxd.providers.ifax.sim import IfaxSimulator
 from faxd.sim.documents import make_pdf, make_tiff
 
@@ -141,6 +142,17 @@ def test_a_download_past_the_limit_is_cut_off(
     assert ok.size == len(fax.data)
 
 
+def test_a_download_that_is_not_a_fax_file_is_refused(
+    ifax_sim: IfaxSimulator, ifax_client: IfaxClient, tmp_path: Path
+) -> None:
+    (fax,) = ifax_sim.seed_inbound(1)
+    fax.data = b"<html>an error page, base64-encoded</html>"
+    dest = tmp_path / "in.pdf"
+    with pytest.raises(DownloadError, match="not a PDF or TIFF"):
+        ifax_client.download(*_ids(fax.remote_id), dest)
+    assert not dest.exists()
+
+
 def test_a_missing_fax_is_not_found(ifax_client: IfaxClient, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError):
         ifax_client.download("1", "2", tmp_path / "x.pdf")
@@ -182,6 +194,21 @@ def test_a_changed_file_is_never_sent(
     with pytest.raises(FileChangedError):
         ifax_client.send("+13035550101", path, file_name="doc.pdf", size=size, sha256=sha)
     assert _count(ifax_sim, "fax-send") == 0 and ifax_sim.jobs == []
+
+
+def test_a_file_changed_while_streaming_is_cut_off_before_its_end(tmp_path: Path) -> None:
+    data = make_pdf("long", size=1_000_000)
+    path, size, sha = _spool(tmp_path, data)
+    body = JsonFileBody(b'{"fileData": "', path, b'"}', size=size, sha256=sha)
+    with body:
+        pieces = iter(body)
+        sent = [next(pieces), next(pieces)]
+        with path.open("r+b") as f:  # the same inode, rewritten behind faxd's back
+            f.seek(size - 10)
+            f.write(b"0123456789")
+        with pytest.raises(FileChangedError, match="changed while it was being sent"):
+            sent.extend(pieces)
+    assert sum(map(len, sent)) < len(body)
 
 
 @pytest.mark.parametrize("kind", ["reset", "http500"])

@@ -17,6 +17,7 @@ from faxd.demo import DemoLayout, write_config
 from faxd.errors import PermanentError, TransientError
 from faxd.providers import registry
 from faxd.providers.base import JobOutcome, ListingBatch, Release, SendRequest
+from faxd.providers.ifax import wire
 from faxd.providers.ifax.client import IfaxClient
 from faxd.providers.ifax.provider import IfaxInbound, IfaxOutbound
 from faxd.providers.ifax.sim import IfaxSimulator
@@ -140,13 +141,26 @@ def test_polls_over_days_never_skip_a_fax(ifax_sim: IfaxSimulator, clock: StepCl
     assert len(expected) > 40
 
 
-def test_duplicates_across_pages_are_listed_once(
-    ifax_sim: IfaxSimulator, inbound: IfaxInbound, clock: StepClock
-) -> None:
-    faxes = ifax_sim.seed_inbound(5)
-    ifax_sim.page_size = 4
-    ids, _ = _drain(inbound.list_new(None, now=clock.now))
-    assert sorted(ids) == sorted(f.remote_id for f in faxes)
+class _OverlappingPages:
+    """A listing whose pages overlap, as an inclusive ``lastFaxId`` would make them."""
+
+    def __init__(self, pages: list[wire.FaxPage]) -> None:
+        self.pages = pages
+
+    def inbound_pages(self, start: date, end: date) -> Iterator[wire.FaxPage]:
+        yield from self.pages
+
+
+def test_duplicates_across_pages_are_listed_once(ifax_sim: IfaxSimulator, clock: StepClock) -> None:
+    def page(*ids: int) -> wire.FaxPage:
+        records = [{"jobId": i, "transactionId": i + 1, "receivedTime": "2026-03-10"} for i in ids]
+        return wire.parse_fax_page(records)
+
+    pages = _OverlappingPages([page(9, 8, 7), page(7, 6), page(6), page()])
+    inbound = IfaxInbound(_settings(ifax_sim), pages)  # type: ignore[arg-type]
+    ids, cursors = _drain(inbound.list_new(None, now=clock.now))
+    assert ids == ["9:10", "8:9", "7:8", "6:7"]
+    assert cursors == [None, None, "2026-03-09"]
 
 
 def test_release_keeps_the_fax_and_calls_nothing(
