@@ -23,6 +23,7 @@ from enum import StrEnum
 from urllib.parse import parse_qs
 
 from faxd.providers.faxage.fields import MAX_ID
+from faxd.providers.ifax.wire import pick_callback as ifax_pick
 
 
 class HintKind(StrEnum):
@@ -83,5 +84,14 @@ def _id(values: list[str]) -> int | None:
 
 FAXAGE = ProviderHooks("faxage", Reply(), _faxage_pick)
 
+
+def _ifax_pick(body: bytes, content_type: str) -> Hint:
+    """iFax's JSON webhook (or its legacy multipart callback): see the ifax wire module."""
+    kind, ref = ifax_pick(body, content_type)
+    return Hint(HintKind(kind), ref)
+
+
+IFAX = ProviderHooks("ifax", Reply(), _ifax_pick)
+
 #: Every provider that can call back, by the name in the callback path.
-PROVIDERS: dict[str, ProviderHooks] = {FAXAGE.name: FAXAGE}
+PROVIDERS: dict[str, ProviderHooks] = {FAXAGE.name: FAXAGE, IFAX.name: IFAX}
