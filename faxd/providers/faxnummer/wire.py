@@ -243,6 +243,7 @@ def _failure(status: str, comment: str, operation: str) -> ProviderError:
             "password of the fax account (sProductCode, the one of the accXXXXX/sipXXXXX "
             "product login), not the password of the customer centre (Kundencenter)",
             operation=operation,
+            code=status,
         )
     if "webrequest" in lowered or "not available for this account" in lowered:
         return AuthError(
@@ -251,35 +252,43 @@ def _failure(status: str, comment: str, operation: str) -> ProviderError:
             "not the customer-centre (Kundencenter) login, and check that the tariff "
             "includes webrequests",
             operation=operation,
+            code=status,
         )
     if "fax wrong format" in lowered:
         return PermanentError(
             f"{said}. The file is not a PDF faxnummer.de can read; export it again as PDF",
             operation=operation,
+            code=status,
         )
     if "destination wrong format" in lowered:
         return PermanentError(
             f"{said}. Check the fax number (international form, e.g. 0049 30 1234567)",
             operation=operation,
+            code=status,
         )
     if "email wrong format" in lowered:
         return PermanentError(
             f"{said}. Set status_email in [faxnummer] to a valid e-mail address",
             operation=operation,
+            code=status,
         )
     if any(word in lowered for word in ("credit", "guthaben", "balance", "funds")):
         return PermanentError(
             f"{said}. Top up the prepaid balance in the faxnummer.de customer centre",
             operation=operation,
+            code=status,
         )
     if "failed to send" in lowered or "internal" in lowered:
-        return TransientError(f"{said}; faxd tries again later", operation=operation)
+        return TransientError(f"{said}; faxd tries again later", operation=operation, code=status)
     if operation == STATUS and any(w in lowered for w in ("not found", "unknown", "no job")):
-        return NotFoundError(f"{said}; faxnummer.de has no such job", operation=operation)
+        return NotFoundError(
+            f"{said}; faxnummer.de has no such job", operation=operation, code=status
+        )
     return PermanentError(
         f"{said}. faxd does not know this answer; check the account in the faxnummer.de "
         "customer centre",
         operation=operation,
+        code=status,
     )
 
 
