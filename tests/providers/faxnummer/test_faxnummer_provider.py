@@ -144,7 +144,7 @@ def test_sim_rate_faults_are_reproducible_by_seed() -> None:
 
 def test_sim_refuses_a_non_pdf_and_a_wrong_path() -> None:
     with FaxnummerSimulator() as sim:
-        form = {
+        form: dict[str, Any] = {
             "sProductLogin": (None, sim.login),
             "sProductCode": (None, sim.code),
             "sCommand": (None, "SendFax"),
