@@ -44,7 +44,14 @@ from PIL import Image, ImageSequence
 from faxd.durable import fsync_file
 from faxd.errors import FaxdError
 
-__all__ = ["ConversionError", "Converter", "detect_type", "prepare", "text_encoding"]
+__all__ = [
+    "ConversionError",
+    "Converter",
+    "detect_type",
+    "prepare",
+    "text_encoding",
+    "wrapped_lines",
+]
 
 IMAGE_TYPES = frozenset({"png", "jpg", "gif", "tif", "bmp"})
 OFFICE_TYPES = frozenset({"doc", "docx", "odt", "rtf", "xls", "xlsx", "ods", "ppt", "pptx", "odp"})
@@ -62,6 +69,8 @@ MONO_FONTS = (
 )
 
 _SNIFF = 64 * 1024
+#: Characters of one line read at once; a longer line is carried over to the next read.
+_LINE_READ = 64 * 1024
 _ODF = {
     b"application/vnd.oasis.opendocument.text": "odt",
     b"application/vnd.oasis.opendocument.spreadsheet": "ods",
@@ -241,7 +250,7 @@ class Converter:
         rows = max(10, int((height - 112) / leading))
         row = rows  # start a page on the first line
         pages = 0
-        for line in _wrapped_lines(path, encoding, columns):
+        for line in wrapped_lines(path, encoding, columns):
             if line == "\f" or row >= rows:
                 pages += 1
                 if pages > self.max_text_pages:
@@ -355,37 +364,56 @@ def _flattened_frames(path: Path) -> Iterator[bytes]:
             yield buffer.getvalue()
 
 
-def text_encoding(path: Path) -> str:
-    """``utf-8-sig`` if the whole file is UTF-8 (checked in pieces), else ``latin-1``."""
+def text_encoding(path: Path, *, limit: int = 16 * 1024 * 1024) -> str:
+    """``utf-8-sig`` if the file is UTF-8 (checked in pieces), else ``latin-1``.
+
+    Only the first ``limit`` bytes are checked, so a huge file costs bounded
+    time; a stray byte past them is rendered as a replacement character.
+    """
     decoder = codecs.getincrementaldecoder("utf-8")()
+    checked = 0
     try:
         with path.open("rb") as handle:
-            while chunk := handle.read(_SNIFF):
+            while checked < limit and (chunk := handle.read(_SNIFF)):
                 decoder.decode(chunk)
-            decoder.decode(b"", final=True)
+                checked += len(chunk)
+            if checked < limit:
+                decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return "latin-1"
     return "utf-8-sig"
 
 
-def _wrapped_lines(path: Path, encoding: str, columns: int) -> Iterator[str]:
+def wrapped_lines(path: Path, encoding: str, columns: int) -> Iterator[str]:
     """The file's lines, tabs expanded, control characters dropped, cut at ``columns``.
 
-    A form feed is yielded as ``"\\f"`` on its own, meaning "new page".
+    A form feed is yielded as ``"\\f"`` on its own, meaning "new page".  Lines
+    are read at most :data:`_LINE_READ` characters at a time, so a file with no
+    line breaks does not have to fit in memory.
     """
-    with path.open("r", encoding=encoding, newline=None) as handle:
-        for raw in handle:
+    with path.open("r", encoding=encoding, errors="replace", newline=None) as handle:
+        carry = ""  # the start of a line longer than one read, shorter than a row
+        while raw := handle.readline(_LINE_READ):
+            ended = raw.endswith("\n")
             pieces = raw.rstrip("\n").split("\f")
             for index, piece in enumerate(pieces):
+                last = index == len(pieces) - 1
                 if index:
                     yield "\f"
                 text = "".join(ch for ch in piece.expandtabs(8) if ch.isprintable())
-                if not text and len(pieces) > 1 and index in (0, len(pieces) - 1):
+                if index == 0:
+                    text, carry = carry + text, ""
+                if not text and len(pieces) > 1 and (index == 0 or (last and ended)):
                     continue  # the form feed itself, not an empty line beside it
                 while len(text) > columns:
                     yield text[:columns]
                     text = text[columns:]
-                yield text
+                if last and not ended:
+                    carry = text  # the line goes on in the next read
+                else:
+                    yield text
+        if carry:
+            yield carry
 
 
 def _output_path(source: Path, workdir: Path) -> Path:

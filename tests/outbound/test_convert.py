@@ -19,6 +19,7 @@ from faxd.outbound.convert import (
     detect_type,
     prepare,
     text_encoding,
+    wrapped_lines,
 )
 from faxd.sim.documents import make_pdf
 
@@ -310,3 +311,18 @@ def test_libreoffice_converts_office_documents(
     assert out.parent == workdir
     assert out.read_bytes().startswith(b"%PDF-")
     assert out.stat().st_size > 500
+
+
+def test_a_line_longer_than_one_read_wraps_evenly(tmp_path: Path) -> None:
+    """A file without line breaks is read in pieces, yet every row is full but the last."""
+    path = tmp_path / "one-line.txt"
+    path.write_text("x" * 200_000 + "tail")
+    rows = list(wrapped_lines(path, "utf-8", 80))
+    assert [len(row) for row in rows[:-1]] == [80] * 2500
+    assert rows[-1] == "tail"
+
+
+def test_wrapped_lines_expand_tabs_and_drop_controls(tmp_path: Path) -> None:
+    path = tmp_path / "tabs.txt"
+    path.write_bytes(b"a\tb\x07c\r\n\fnext\n")
+    assert list(wrapped_lines(path, "utf-8", 80)) == ["a       bc", "\f", "next"]

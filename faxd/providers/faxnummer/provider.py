@@ -123,12 +123,13 @@ class FaxnummerChecker:
         try:
             job = self.client.status(CHECK_UUID)
         except PermanentError as exc:  # AuthError is not a PermanentError: it propagates
-            answer = f"answered {exc.message.split(': ', 1)[-1][:80]!r}"
+            said = exc.message.split("answered ", 1)[-1][:100]
         else:
-            answer = f"answered status {job.status}"
+            said = f"status {job.status}"
         return (
-            f"login {self.client.settings.product_login} not refused (faxnummer.de has no "
-            f"read-only call; asked the status of a job that does not exist and it {answer})"
+            f"login {self.client.settings.product_login} not refused; faxnummer.de has no "
+            "read-only call, so faxd asked the status of a job that does not exist and "
+            f"got: {said}"
         )
 
 
