@@ -148,7 +148,9 @@ def status_body(fmt: str, status: str, **more: str) -> str:
     ],
 )
 def test_status_words_map_to_outcomes(fmt: str, status: str, outcome: JobOutcome) -> None:
-    job = wire.parse_status(status_body(fmt, status), UUID).job
+    result = wire.parse_status(status_body(fmt, status), UUID)
+    assert result.unknown_words == ()  # a documented word, not one read as pending by default
+    job = result.job
     assert job.outcome is outcome
     assert job.remote_id == UUID
     assert job.number == "+4920269555"
