@@ -1,0 +1,1 @@
+"""faxnummer.de (Portunity webrequests): sending only, since its API has no receive functions."""
