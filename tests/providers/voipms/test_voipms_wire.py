@@ -207,6 +207,13 @@ def test_corrupt_base64_raises(bad: bytes) -> None:
         decode_in_chunks(body, 64)
 
 
+def test_base64_with_characters_replaced_in_place_raises() -> None:
+    b64 = base64.b64encode(make_pdf("Fax 4"))
+    body = b'{"status":"success","message_base64":"' + b64[:40] + b"*!*!" + b64[44:] + b'"}'
+    with pytest.raises(DownloadError, match="corrupt"):
+        decode_in_chunks(body, 64)
+
+
 def test_an_answer_cut_inside_the_base64_raises() -> None:
     body = php_json(
         {"status": "success", "message_base64": base64.b64encode(make_pdf("x")).decode()}
