@@ -158,7 +158,7 @@ class VoipmsClient:
         params = self._params("getFaxMessagePDF", {"id": fax_id})
         result = self._retrying(
             "getFaxMessagePDF",
-            lambda: self.transport.download(
+            lambda: self.transport.download_fax(
                 params, dest, operation="getFaxMessagePDF", max_bytes=max_bytes
             ),
         )

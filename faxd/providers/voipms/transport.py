@@ -17,7 +17,8 @@ size and sha256 of what was written, fsync.  A download that fails any check
 leaves no file.
 
 Each thread has its own pooled ``requests.Session``, closed when the thread
-ends (the FAXAGE transport's holder is reused for that).
+ends: that part, the chunked reader and the length check are the FAXAGE
+transport's (:class:`~faxd.providers.faxage.transport.RequestsTransport`).
 """
 
 from __future__ import annotations
@@ -25,25 +26,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import threading
-import time
-import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import requests
-import urllib3
-from requests.adapters import HTTPAdapter
 
 from faxd.errors import DownloadError, PermanentError, TooLargeError, TransientError
 from faxd.providers.base import Downloaded
 from faxd.providers.faxage.files import sniff_kind
 from faxd.providers.faxage.transport import (
-    USER_AGENT,
+    RequestsTransport,
     _certificate_rejected,
-    _environment_settings,
     _never_connected,
-    _ThreadSession,
     mark_unsent,
 )
 from faxd.providers.voipms import wire
@@ -120,82 +115,39 @@ def map_request_errors(operation: str) -> Iterator[None]:
         ) from None
 
 
-class VoipmsTransport:
-    """Requests to one ``rest.php`` URL, one pooled session per thread."""
+class VoipmsTransport(RequestsTransport):
+    """Requests to one ``rest.php`` URL.
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        timeout: float = 60.0,
-        connect_timeout: float = 10.0,
-        download_deadline: float = 900.0,
-        pool_size: int = 4,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.base_url = base_url
-        self.timeout = timeout
-        self.connect_timeout = min(connect_timeout, timeout)
-        self.download_deadline = download_deadline
-        self.pool_size = pool_size
-        self._monotonic = monotonic
-        self._local = threading.local()
-        self._closers: list[weakref.finalize[[], _ThreadSession]] = []
-        self._lock = threading.Lock()
+    Built on the FAXAGE transport for what does not depend on the provider:
+    the per-thread session pool, the chunked body reader with its deadline,
+    and the Content-Length check.  Its FAXAGE form methods are not used here.
+    """
 
     def __repr__(self) -> str:
         return f"VoipmsTransport({self.base_url!r})"
 
-    def _session(self) -> requests.Session:
-        holder: _ThreadSession | None = getattr(self._local, "holder", None)
-        if holder is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.pool_size, max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            session.headers["User-Agent"] = USER_AGENT
-            _environment_settings(session, self.base_url)
-            holder = _ThreadSession(session)
-            closer = weakref.finalize(holder, session.close)
-            with self._lock:
-                self._closers = [c for c in self._closers if c.alive]
-                self._closers.append(closer)
-            self._local.holder = holder
-        return holder.session
-
-    def close(self) -> None:
-        """Close every live thread's session and its pooled connections."""
-        with self._lock:
-            closers, self._closers = self._closers, []
-        for closer in closers:
-            closer()
-        self._local = threading.local()
-
     # ------------------------------------------------------------------ requests
 
-    def get(self, params: Params, *, operation: str) -> wire.Envelope:
-        """GET ``rest.php?params`` and read the JSON answer (error statuses raise)."""
+    def _open(self, verb: str, operation: str, **kw: Any) -> requests.Response:
+        """Send one request; the answer's body is left to be read as it arrives."""
         with map_request_errors(operation):
-            response = self._session().get(
+            return self._session().request(
+                verb,
                 self.base_url,
-                params=dict(params),
                 timeout=(self.connect_timeout, self.timeout),
                 allow_redirects=False,
                 stream=True,
+                **kw,
             )
+
+    def get(self, params: Params, *, operation: str) -> wire.Envelope:
+        """GET ``rest.php?params`` and read the JSON answer (error statuses raise)."""
+        response = self._open("GET", operation, params=dict(params))
         return wire.parse_envelope(self._read_all(response, operation), operation)
 
     def post(self, body: SendBody, *, operation: str) -> wire.Envelope:
         """POST a streamed form body (sendFaxMessage) and read the JSON answer."""
-        with map_request_errors(operation):
-            response = self._session().post(
-                self.base_url,
-                data=body,
-                headers={"Content-Type": CONTENT_TYPE},
-                timeout=(self.connect_timeout, self.timeout),
-                allow_redirects=False,
-                stream=True,
-            )
+        response = self._open("POST", operation, data=body, headers={"Content-Type": CONTENT_TYPE})
         return wire.parse_envelope(self._read_all(response, operation), operation)
 
     def _read_all(self, response: requests.Response, operation: str) -> bytes:
@@ -215,29 +167,23 @@ class VoipmsTransport:
         finally:
             response.close()
 
-    def download(
+    def download_fax(
         self, params: Params, dest: Path, *, operation: str, max_bytes: int | None = None
     ) -> Downloaded:
         """Stream the base64 fax of a JSON answer to ``dest``, decoded and verified."""
         try:
-            with map_request_errors(operation):
-                response = self._session().get(
-                    self.base_url,
-                    params=dict(params),
-                    timeout=(self.connect_timeout, self.timeout),
-                    allow_redirects=False,
-                    stream=True,
-                    headers={"Accept-Encoding": "identity"},
-                )
+            response = self._open(
+                "GET", operation, params=dict(params), headers={"Accept-Encoding": "identity"}
+            )
             try:
-                return self._receive(response, dest, operation, max_bytes)
+                return self._receive_fax(response, dest, operation, max_bytes)
             finally:
                 response.close()
         except BaseException:
             dest.unlink(missing_ok=True)
             raise
 
-    def _receive(
+    def _receive_fax(
         self, response: requests.Response, dest: Path, operation: str, max_bytes: int | None
     ) -> Downloaded:
         self._check_status(response, operation)
@@ -287,47 +233,12 @@ class VoipmsTransport:
             ) from None
         return Downloaded(path=dest, size=size, sha256=digest.hexdigest(), kind=kind)
 
-    def _chunks(
-        self, response: requests.Response, operation: str, deadline: float
-    ) -> Iterator[bytes]:
-        """The body as it arrives; a broken stream or the deadline is a DownloadError."""
-        try:
-            while True:
-                if self._monotonic() > deadline:
-                    raise DownloadError(
-                        f"answer took longer than {self.download_deadline:.0f} s; "
-                        "faxd retries later",
-                        operation=operation,
-                    )
-                chunk = response.raw.read1(_CHUNK, decode_content=True)
-                if not chunk:
-                    return
-                yield chunk
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise DownloadError(
-                f"answer broke off ({type(exc).__name__}); faxd retries later", operation=operation
-            ) from None
-
     @staticmethod
     def _check_status(response: requests.Response, operation: str) -> None:
         with map_request_errors(operation):
             if response.status_code != 200:
                 response._content = response.raw.read(2048, decode_content=True)
                 raise requests.HTTPError(response=response)
-
-    @staticmethod
-    def _check_length(response: requests.Response, size: int, operation: str) -> None:
-        declared = response.headers.get("Content-Length")
-        if declared is None:
-            return
-        encoding = response.headers.get("Content-Encoding", "identity").lower()
-        received = size if encoding in ("", "identity") else int(response.raw.tell())
-        if not declared.strip().isdigit() or int(declared) != received:
-            raise DownloadError(
-                f"received {received} bytes but Content-Length said {declared[:20]}; "
-                "faxd retries later",
-                operation=operation,
-            )
 
 
 def _check_magic(head: bytes, operation: str) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import binascii
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -229,6 +229,28 @@ def _records(envelope: Envelope, key: str) -> tuple[list[object], Unreadable | N
     return [], Unreadable(0, _record_text(value), f"'{key}' is not a list")
 
 
+def _fax_records(
+    envelope: Envelope, unreadable: list[Unreadable], unknown: set[str]
+) -> Iterator[tuple[int, dict[str, Any], str]]:
+    """Each ``faxes`` record with a readable id, as (position, record, id).
+
+    The rest go to ``unreadable``, and field names no document mentions to ``unknown``.
+    """
+    items, problem = _records(envelope, "faxes")
+    if problem:
+        unreadable.append(problem)
+    for index, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            unreadable.append(Unreadable(index, _record_text(item), "record is not an object"))
+            continue
+        unknown.update(str(k)[:40] for k in item if k not in FAX_FIELDS)
+        remote_id = _fax_id(item.get("id"))
+        if remote_id is None:
+            unreadable.append(Unreadable(index, _record_text(item), "no readable id"))
+            continue
+        yield index, item, remote_id
+
+
 @dataclass(frozen=True)
 class FaxList:
     """The received faxes of one getFaxMessages answer."""
@@ -241,20 +263,13 @@ class FaxList:
 
 def parse_faxes(envelope: Envelope) -> FaxList:
     """The ``faxes`` of a getFaxMessages answer as :class:`RemoteFax` records."""
-    items, problem = _records(envelope, "faxes")
     faxes: list[RemoteFax] = []
-    unreadable: list[Unreadable] = [problem] if problem else []
+    unreadable: list[Unreadable] = []
     unknown: set[str] = set()
-    for index, item in enumerate(items, start=1):
-        if not isinstance(item, dict):
-            unreadable.append(Unreadable(index, _record_text(item), "record is not an object"))
-            continue
-        unknown.update(str(k)[:40] for k in item if k not in FAX_FIELDS)
-        remote_id = _fax_id(item.get("id"))
+    for index, item, remote_id in _fax_records(envelope, unreadable, unknown):
         received = parse_date(item.get("date"))
-        if remote_id is None or received is None:
-            what = "id" if remote_id is None else "date"
-            unreadable.append(Unreadable(index, _record_text(item), f"no readable {what}"))
+        if received is None:
+            unreadable.append(Unreadable(index, _record_text(item), "no readable date"))
             continue
         faxes.append(
             RemoteFax(
@@ -312,20 +327,11 @@ def sent_outcome(word: str) -> JobOutcome | None:
 
 def parse_sent(envelope: Envelope) -> JobList:
     """The ``faxes`` of a ``folder=SENT`` answer as :class:`JobStatus` records."""
-    items, problem = _records(envelope, "faxes")
     jobs: list[JobStatus] = []
-    unreadable: list[Unreadable] = [problem] if problem else []
+    unreadable: list[Unreadable] = []
     unknown: set[str] = set()
     words: set[str] = set()
-    for index, item in enumerate(items, start=1):
-        if not isinstance(item, dict):
-            unreadable.append(Unreadable(index, _record_text(item), "record is not an object"))
-            continue
-        unknown.update(str(k)[:40] for k in item if k not in FAX_FIELDS)
-        remote_id = _fax_id(item.get("id"))
-        if remote_id is None:
-            unreadable.append(Unreadable(index, _record_text(item), "no readable id"))
-            continue
+    for _, item, remote_id in _fax_records(envelope, unreadable, unknown):
         word = _scalar(item.get("status"))[:40]
         outcome = sent_outcome(word)
         if outcome is None:
