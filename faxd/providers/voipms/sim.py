@@ -705,6 +705,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m faxd.sim --provider voipms",
         description="Serve a simulated VoIP.ms account over HTTP (for tests and demos).",
     )
+    # Accepted so the dispatcher may pass its whole command line through.
+    parser.add_argument("--provider", choices=["voipms"], default="voipms", help=argparse.SUPPRESS)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8026, help="port (0 picks a free one)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for fault rates")

@@ -168,7 +168,7 @@ def test_the_request_log_never_holds_the_password(voipms_sim: VoipmsSimulator) -
 
 def test_main_serves_until_terminated() -> None:
     code = "import sys; from faxd.providers.voipms.sim import main; sys.exit(main(sys.argv[1:]))"
-    args = ["--port", "0", "--faxes", "2", "--password", "cli-Secret-pw"]
+    args = ["--provider", "voipms", "--port", "0", "--faxes", "2", "--password", "cli-Secret-pw"]
     proc = subprocess.Popen(
         [sys.executable, "-c", code, *args],
         stdout=subprocess.PIPE,
