@@ -197,6 +197,8 @@ class VoipmsSimulator:
         self.jobs: list[SentFax] = []
         self.fail_numbers: set[str] = set()
         self.allowed_ips: set[str] | None = None
+        #: Fields added to every getFaxMessages record (VoIP.ms adding fields over time).
+        self.extra_fields: dict[str, str] = {}
         self.delete_check: Callable[[VoipmsFax], str | None] | None = None
         self.violations: list[str] = []
         #: (method, parameters without api_password) of every request, in order.
@@ -387,11 +389,11 @@ class VoipmsSimulator:
                 if fax.deleted or folder not in ("ALL", name):
                     continue
                 if start <= fax.date.date() <= end and wanted in (None, str(fax.id)):
-                    records.append(_received(fax, name))
+                    records.append({**_received(fax, name), **self.extra_fields})
             if folder in ("ALL", "SENT"):
                 for job in self.jobs:
                     if start <= job.date.date() <= end and wanted in (None, str(job.id)):
-                        records.append(_sent(job))
+                        records.append({**_sent(job), **self.extra_fields})
         if not records:
             return _status("no_message")
         records.sort(key=lambda r: r["date"], reverse=True)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import structlog
 from voipms_helpers import write_pdf
 
 from faxd.errors import (
@@ -18,6 +19,7 @@ from faxd.errors import (
     TooLargeError,
     TransientError,
 )
+from faxd.providers.base import JobOutcome
 from faxd.providers.voipms.client import VoipmsClient
 from faxd.providers.voipms.sim import VoipmsSimulator
 from faxd.sim.documents import make_pdf
@@ -297,3 +299,27 @@ def test_never_connected_send_is_retried(tmp_path: Path, sleeps: list[float]) ->
     assert not isinstance(caught.value, OutcomeUnknownError)
     assert len(sleeps) == 2
     client.close()
+
+
+def test_surprises_are_logged_once(
+    voipms_sim: VoipmsSimulator, voipms_client: VoipmsClient, tmp_path: Path
+) -> None:
+    voipms_sim.seed_inbound(2)
+    voipms_sim.extra_fields = {"note": "hi", "fax_to_sip": "0"}
+    data = make_pdf("outgoing")
+    send(voipms_client, write_pdf(tmp_path, data), data)
+    voipms_sim.jobs[0].status = "WARPED"
+    start, end = today(voipms_sim)
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(3):
+            assert len(voipms_client.received(start, end, "INBOX").faxes) == 2  # type: ignore[arg-type]
+            (job,) = voipms_client.sent(start, end).jobs  # type: ignore[arg-type]
+            assert job.outcome is JobOutcome.PENDING
+    warnings = sorted(
+        (e["event"], e.get("field") or e.get("status")) for e in logs if e["log_level"] == "warning"
+    )
+    assert warnings == [
+        ("voipms.unknown_fax_status", "WARPED"),
+        ("voipms.unknown_field", "fax_to_sip"),
+        ("voipms.unknown_field", "note"),
+    ]
