@@ -93,5 +93,17 @@ def _ifax_pick(body: bytes, content_type: str) -> Hint:
 
 IFAX = ProviderHooks("ifax", Reply(), _ifax_pick)
 
+def _voipms_pick(body: bytes, content_type: str) -> Hint:
+    # Imported here: the VoIP.ms wire module imports Hint from this module.
+    from faxd.providers.voipms.wire import pick_callback
+
+    return pick_callback(body, content_type)
+
+
+#: VoIP.ms retries its url_callback until the answer is "ok".
+VOIPMS = ProviderHooks("voipms", Reply(body=b"ok"), _voipms_pick)
+
 #: Every provider that can call back, by the name in the callback path.
-PROVIDERS: dict[str, ProviderHooks] = {FAXAGE.name: FAXAGE, IFAX.name: IFAX}
+PROVIDERS: dict[str, ProviderHooks] = {
+    hooks.name: hooks for hooks in (FAXAGE, VOIPMS, IFAX)
+}

@@ -154,7 +154,7 @@ def test_wrong_token_is_404_counted_and_asks_for_nothing(faxd: Running, sim: Any
         faxd.hook.replace(faxd.token, faxd.token[:-1] + ("0" if faxd.token[-1] != "0" else "1")),
         faxd.hook.replace(faxd.token, faxd.token[:8]),
         faxd.hook.replace(faxd.token, ""),
-        faxd.hook.replace("/faxage", "/voipms"),  # right token, no such provider
+        faxd.hook.replace("/faxage", "/nosuch"),  # right token, no such provider
     ]
     for url in wrong:
         answer = requests.post(url, data={"recvid": "1"}, timeout=10)
