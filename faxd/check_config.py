@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shlex
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from faxd.config import (
     ActionSpec,
@@ -30,7 +30,10 @@ from faxd.config import (
     VoipmsSettings,
     mask_url,
 )
+from faxd.errors import FaxdError
 from faxd.phone import format_number
+from faxd.providers import registry
+from faxd.providers.base import OnlineCheck
 from faxd.providers.registry import RECEIVING, configured
 from faxd.redact import redact
 
@@ -54,6 +57,43 @@ def render_config(config: Config) -> str:
     lines += _section("Outbound", _outbound(config.outbound, config.outbound_provider))
     lines += _section("HTTP", _http(config.http))
     return redact("\n".join(lines).rstrip() + "\n")
+
+
+def check_online(
+    config: Config,
+    *,
+    make_checker: Callable[[Config, str], OnlineCheck] = registry.make_checker,
+) -> tuple[list[str], bool]:
+    """``check-config --online``: log in to each configured provider with a harmless read.
+
+    One line per provider, ``<name>: OK — <what it read>`` or ``<name>: FAILED —
+    <reason>``, and whether all were OK.  Any failure, down to a provider whose
+    adapter cannot be built, is that provider's line; it never stops the others.
+    """
+    lines: list[str] = []
+    all_ok = True
+    for name in configured(config):
+        try:
+            read = make_checker(config, name).check_login()
+        except Exception as exc:  # every failure is reported, whatever raised it
+            all_ok = False
+            lines.append(f"{name}: FAILED — {_one_line(_reason(exc))}")
+        else:
+            lines.append(f"{name}: OK — {_one_line(read)}")
+    return lines, all_ok
+
+
+def _reason(exc: Exception) -> str:
+    """What went wrong, from faxd's own message or the exception's type and text."""
+    if isinstance(exc, FaxdError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _one_line(text: str) -> str:
+    """``text`` redacted, its whitespace and control characters collapsed to single spaces."""
+    printable = "".join(ch if ch.isprintable() else " " for ch in redact(text))
+    return " ".join(printable.split())
 
 
 def _section(title: str, rows: Iterable[tuple[str, str]]) -> list[str]:
