@@ -105,7 +105,6 @@ def test_voipms_section_parsed_with_defaults(tmp_path: Path) -> None:
     [
         ('after_delivery = "archive"\n', "after_delivery", "not one of delete | move | keep"),
         ('after_delivery = "move"\n', "archive_folder", "missing; after_delivery = \"move\""),
-        ('archive_folder = "OLD"\n', "archive_folder", 'after_delivery is "delete"'),
         ('after_delivery = "move"\narchive_folder = "inbox"\n', "archive_folder", "takes faxes"),
         ('timezone = "Mars/Olympus"\n', "timezone", "not a time zone name"),
         ('timezone = "../../etc/passwd"\n', "timezone", "not a time zone name"),
@@ -367,3 +366,28 @@ def test_status_account_without_faxage(tmp_path: Path) -> None:
     assert config.account == "office@example.com"
     with pytest.raises(ConfigError, match=r"faxd faxage needs a \[faxage\] section"):
         config.require_faxage("faxd faxage")
+
+
+def test_example_provider_sections_load_when_uncommented(tmp_path: Path) -> None:
+    """config/faxd.toml's commented provider sections are valid as written (DESIGN's)."""
+    example = Path(__file__).resolve().parent.parent / "config" / "faxd.toml"
+    lines = example.read_text().splitlines()
+    start = lines.index("# [voipms]                               # VoIP.ms: receives and sends")
+    end = next(i for i, line in enumerate(lines) if line.startswith("# status_email"))
+    for i in range(start, end + 1):
+        lines[i] = lines[i][2:]
+    for i, line in enumerate(lines):
+        if line.startswith(("# providers = ", "# provider = ")):
+            lines[i] = line[2:]
+    for name, value in (("voipms-api-password", VOIPMS_PW), ("ifax-token", IFAX_TOKEN),
+                        ("faxnummer-code", FXN_CODE)):  # fmt: skip
+        secret = tmp_path / name
+        secret.write_text(value + "\n")
+        secret.chmod(0o600)
+    text = "\n".join(lines).replace('_file = "/etc/faxd/', f'_file = "{tmp_path}/')
+    config = load(tmp_path, text, {"FAXD_FAXAGE_PASSWORD": FAXAGE_PW})
+    assert config.inbound_providers == ("faxage", "voipms")
+    assert config.outbound_provider == "faxage"
+    assert config.voipms is not None and config.voipms.password == VOIPMS_PW
+    assert config.ifax is not None and config.ifax.access_token == IFAX_TOKEN
+    assert config.faxnummer is not None and config.faxnummer.sender == "Acme GmbH"

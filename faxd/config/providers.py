@@ -135,11 +135,6 @@ def read_voipms(table: Table | None, ctx: SectionContext) -> VoipmsSettings | No
             'missing; after_delivery = "move" needs the folder delivered faxes go to, '
             'e.g. archive_folder = "ARCHIVE"',
         )
-    elif after != "move" and archive is not None:
-        table.problem(
-            "archive_folder",
-            f'is set but after_delivery is "{after}"; set after_delivery = "move" or remove it',
-        )
     elif after == "move" and archive is not None and archive.casefold() == folder.casefold():
         table.problem(
             "archive_folder",
