@@ -137,3 +137,18 @@ def test_cli_online_failure_exits_non_zero(tmp_path: Path, sim: FaxageSimulator)
         capture_output=True, text=True, timeout=60, check=False, env=env,
     )  # fmt: skip
     assert offline.returncode == 0 and "Online check" not in offline.stdout
+
+
+def test_faxage_check_retries_one_server_error_then_reports_the_next(
+    tmp_path: Path, sim: FaxageSimulator
+) -> None:
+    """One 500 is retried (a blip is not a failed login); a second is FAILED with its reason."""
+    config = load(tmp_path, sim, PASSWORD)
+    blip = sim.inject("http500", operation="listfax", times=1)
+    lines, ok = check_online(config, make_checker=faxage_only)
+    assert ok and blip.fired == 1, lines
+
+    sim.inject("http500", operation="listfax", times=2)
+    lines, ok = check_online(config, make_checker=faxage_only)
+    assert not ok
+    assert lines[0].startswith("faxage: FAILED — ") and "500" in lines[0], lines

@@ -48,7 +48,7 @@ class FaxageLoginCheck:
 
 
 def make_checker(config: Config) -> FaxageLoginCheck:
-    """The check for the configured ``[faxage]`` account (one try: a person is waiting)."""
+    """The check for the configured ``[faxage]`` account (one retry: a person is waiting)."""
     settings = config.require_faxage("checking the FAXAGE login")
     client = FaxageClient(
         settings.username,
@@ -56,6 +56,6 @@ def make_checker(config: Config) -> FaxageLoginCheck:
         settings.password,
         base_url=settings.base_url,
         timeout=settings.timeout,
-        retries=0,
+        retries=1,
     )
     return FaxageLoginCheck(settings, client)
