@@ -290,8 +290,9 @@ def test_inbound_providers_refused(tmp_path: Path, providers: str, fragment: str
 def test_only_faxnummer_needs_inbound_off(tmp_path: Path) -> None:
     """faxnummer.de alone cannot receive: [inbound] enabled must be false, and then it loads."""
     text = FAXNUMMER + ROUTE + OUTBOX
-    message = only(problems(tmp_path, text + "[inbound]\nenabled = true\n"), "[inbound] enabled")
-    assert FAXNUMMER_CANNOT_RECEIVE in message
+    for inbound in ("[inbound]\nenabled = true\n", ""):  # receiving is on by default
+        message = only(problems(tmp_path, text + inbound), "[inbound] enabled")
+        assert FAXNUMMER_CANNOT_RECEIVE in message
     config = load(tmp_path, text + "[inbound]\nenabled = false\n")
     assert config.inbound_providers == () and config.outbound_provider == "faxnummer"
 

@@ -148,7 +148,12 @@ def _build(
     outbound_table = top.table("outbound")
     wanted_outbound = outbound_table.text("provider") if outbound_table else None
     outbound = _outbound(outbound_table, base, inbound)
-    inbound_names = inbound_providers(inbound_table, wanted_inbound, present, inbound.enabled)
+    inbound_names = inbound_providers(
+        inbound_table or Table({}, "[inbound]", problems, base),
+        wanted_inbound,
+        present,
+        inbound.enabled,
+    )
     senders = [n for n in present if n != "voipms" or (voipms is not None and voipms.from_number)]
     outbound_name = outbound_provider(
         outbound_table, wanted_outbound, present, senders, outbound.enabled

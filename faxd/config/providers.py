@@ -271,12 +271,12 @@ def _named(table: Table, key: str, name: str, configured: Sequence[str]) -> bool
 
 
 def inbound_providers(
-    table: Table | None, wanted: list[str] | None, configured: Sequence[str], enabled: bool
+    table: Table, wanted: list[str] | None, configured: Sequence[str], enabled: bool
 ) -> tuple[str, ...]:
     """``[inbound] providers`` checked, or every configured provider that can receive."""
     default = tuple(name for name in RECEIVING if name in configured)
-    if table is None or wanted is None:
-        if enabled and configured and not default and table is not None:
+    if wanted is None:
+        if enabled and configured and not default:
             table.problem(
                 "enabled",
                 f"no configured provider can receive ({FAXNUMMER_CANNOT_RECEIVE}); set "
