@@ -158,7 +158,7 @@ def listing(lines: int) -> dict[str, Any]:
         work = Path(tmp)
         config = load_config(faxd_config(work / "faxd.toml", base_url=url, work=work))
         db = open_database(config, upgrade=True)
-        client = make_client(config.faxage)
+        client = make_client(config.require_faxage("this bench"))
         pipeline = make_pipeline(config, db, client)
         assert pipeline is not None
         pipeline.ledger.cursor()  # the cursor row exists before measuring
@@ -171,7 +171,8 @@ def listing(lines: int) -> dict[str, Any]:
         rise = peak_mb() - before
         with db.session() as session:
             rows = session.query(InboundFax).count()
-            cursor = session.get_one(PollCursor, config.faxage.account).last_recvid
+            account = config.require_faxage("this bench").account
+            cursor = session.get_one(PollCursor, account).last_recvid
         client.close()
         db.dispose()
     longest = max(transactions.durations)
@@ -201,7 +202,7 @@ def getfax_cap(cap_mb: float) -> dict[str, Any]:
         )
         config = load_config(path)
         db = open_database(config, upgrade=True)
-        client = make_client(config.faxage, retries=0)
+        client = make_client(config.require_faxage("this bench"), retries=0)
         pipeline = make_pipeline(config, db, client)
         assert pipeline is not None
         pipeline.list_new()

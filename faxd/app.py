@@ -97,7 +97,7 @@ def make_outbound(
         db,
         client,
         clock=clock,
-        sendtime_zone=config.faxage.server_zone,
+        sendtime_zone=config.require_faxage("sending").server_zone,
         notify=config.notify,
         url_notify=http.hook_url("faxage") if http is not None and http.public_url else None,
     )
@@ -124,7 +124,7 @@ class App:
 def build_app(config: Config, *, clock: Clock = system_clock, upgrade: bool = True) -> App:
     """Open the database (migrating it) and build the client and both halves."""
     db = open_database(config, upgrade=upgrade)
-    client = make_client(config.faxage)
+    client = make_client(config.require_faxage("faxd run"))
     metrics = None
     if config.http is not None:
         from faxd.web.metrics import Metrics

@@ -10,22 +10,31 @@ from __future__ import annotations
 
 import shlex
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from faxd.config import (
     ActionSpec,
     CommandSpec,
     Config,
     EmailSpec,
+    FaxageSettings,
+    FaxnummerSettings,
     FolderSpec,
     HttpSettings,
+    IfaxSettings,
     OutboundSettings,
     PrintSpec,
+    ProviderSettings,
     RouteSpec,
     SmtpSettings,
+    VoipmsSettings,
     mask_url,
 )
+from faxd.errors import FaxdError
 from faxd.phone import format_number
+from faxd.providers import registry
+from faxd.providers.base import OnlineCheck
+from faxd.providers.registry import RECEIVING, configured
 from faxd.redact import redact
 
 WIDTH = 80
@@ -40,14 +49,51 @@ def render_config(config: Config) -> str:
         for warning in config.warnings:
             lines += _row("  !", warning, indent=4)
         lines.append("")
-    lines += _section("FAXAGE", _faxage(config))
+    lines += _providers(config)
     lines += _section("Database", [("url", mask_url(config.database.url))])
     lines += _section("Inbound", _inbound(config))
     lines += _routes(config.routes)
     lines += _section("SMTP", _smtp(config.smtp))
-    lines += _section("Outbound", _outbound(config.outbound))
+    lines += _section("Outbound", _outbound(config.outbound, config.outbound_provider))
     lines += _section("HTTP", _http(config.http))
     return redact("\n".join(lines).rstrip() + "\n")
+
+
+def check_online(
+    config: Config,
+    *,
+    make_checker: Callable[[Config, str], OnlineCheck] = registry.make_checker,
+) -> tuple[list[str], bool]:
+    """``check-config --online``: log in to each configured provider with a harmless read.
+
+    One line per provider, ``<name>: OK — <what it read>`` or ``<name>: FAILED —
+    <reason>``, and whether all were OK.  Any failure, down to a provider whose
+    adapter cannot be built, is that provider's line; it never stops the others.
+    """
+    lines: list[str] = []
+    all_ok = True
+    for name in configured(config):
+        try:
+            read = make_checker(config, name).check_login()
+        except Exception as exc:  # every failure is reported, whatever raised it
+            all_ok = False
+            lines.append(f"{name}: FAILED — {_one_line(_reason(exc))}")
+        else:
+            lines.append(f"{name}: OK — {_one_line(read)}")
+    return lines, all_ok
+
+
+def _reason(exc: Exception) -> str:
+    """What went wrong, from faxd's own message or the exception's type and text."""
+    if isinstance(exc, FaxdError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _one_line(text: str) -> str:
+    """``text`` redacted, its whitespace and control characters collapsed to single spaces."""
+    printable = "".join(ch if ch.isprintable() else " " for ch in redact(text))
+    return " ".join(printable.split())
 
 
 def _section(title: str, rows: Iterable[tuple[str, str]]) -> list[str]:
@@ -79,14 +125,86 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def _faxage(config: Config) -> list[tuple[str, str]]:
-    faxage = config.faxage
-    return [
-        ("account", faxage.account),
-        ("password", f"set (from {faxage.password_source or 'the config'})"),
-        ("base_url", faxage.base_url),
-        ("timeout", _seconds(faxage.timeout)),
-    ]
+#: How each provider is titled in the output.
+TITLES = {"faxage": "FAXAGE", "voipms": "VoIP.ms", "ifax": "iFax", "faxnummer": "faxnummer.de"}
+
+
+def _providers(config: Config) -> list[str]:
+    """One section per configured provider: account, secret's source, settings, abilities."""
+    lines: list[str] = []
+    for name in configured(config):
+        settings = config.provider(name)
+        if settings is not None:
+            title = f"{TITLES[name]} [{name}]"
+            lines += _section(title, [*_provider_rows(settings), ("can", _abilities(config, name))])
+    return lines
+
+
+def _set_from(source: str) -> str:
+    return f"set (from {source or 'the config'})"
+
+
+def _provider_rows(settings: ProviderSettings) -> list[tuple[str, str]]:
+    rows = [("account", settings.account)]
+    if isinstance(settings, FaxageSettings):
+        rows.append(("password", _set_from(settings.password_source)))
+    elif isinstance(settings, VoipmsSettings):
+        rows += [
+            ("password", _set_from(settings.password_source)),
+            ("folder", settings.folder),
+            ("timezone", settings.timezone),
+        ]
+        if settings.from_number:
+            rows.append(("from", f"{settings.from_number} {settings.from_name}".rstrip()))
+    elif isinstance(settings, IfaxSettings):
+        rows += [
+            ("token", _set_from(settings.token_source)),
+            ("caller id", settings.caller_id or "the account's default"),
+            ("quality", settings.quality),
+        ]
+    else:
+        rows += [
+            ("code", _set_from(settings.code_source)),
+            ("source", settings.source or "the account's default"),
+            ("sender", settings.sender or "(none)"),
+            ("status mail", settings.status_email),
+        ]
+    if not isinstance(settings, FaxageSettings | FaxnummerSettings) and settings.since:
+        rows.append(("since", settings.since.isoformat()))
+    return [*rows, ("base_url", settings.base_url), ("timeout", _seconds(settings.timeout))]
+
+
+def _abilities(config: Config, name: str) -> str:
+    """What ``name`` does here: receive (and how faxes are released), send."""
+    if name not in RECEIVING:
+        receive = "no receiving (its API has no receive functions)"
+    elif name in config.inbound_providers and config.inbound.enabled:
+        receive = f"receive ({_release(config, name)})"
+    else:
+        receive = "receive (not polled: see [inbound])"
+    voipms = config.voipms
+    if name == "voipms" and voipms is not None and not voipms.from_number:
+        send = "no sending (set from_number to send)"
+    elif name == config.outbound_provider and config.outbound.enabled:
+        send = "send (the hot folder's provider)"
+    else:
+        send = "send (not the hot folder's provider)"
+    return f"{receive}; {send}"
+
+
+def _release(config: Config, name: str) -> str:
+    """What happens to a fax on the provider once it is delivered."""
+    voipms = config.voipms
+    if name == "voipms" and voipms is not None:
+        mode = voipms.after_delivery
+        if mode == "move":
+            return f"moved to {voipms.archive_folder} after delivery"
+        return "deleted after delivery" if mode == "delete" else "kept on VoIP.ms"
+    if name == "ifax":
+        return "kept on iFax: its API has no delete; faxd remembers what it took"
+    if config.inbound.delete_after_delivery:
+        return "deleted after delivery"
+    return "kept on FAXAGE"
 
 
 def _inbound(config: Config) -> list[tuple[str, str]]:
@@ -95,6 +213,7 @@ def _inbound(config: Config) -> list[tuple[str, str]]:
         return [("enabled", "no (faxes are not fetched)")]
     return [
         ("enabled", "yes"),
+        ("providers", ", ".join(config.inbound_providers)),
         (
             "poll",
             f"every {_seconds(inbound.poll_interval)}, "
@@ -190,7 +309,7 @@ def _http(http: HttpSettings | None) -> list[tuple[str, str]]:
     return rows
 
 
-def _outbound(outbound: OutboundSettings) -> list[tuple[str, str]]:
+def _outbound(outbound: OutboundSettings, provider: str) -> list[tuple[str, str]]:
     if not outbound.enabled:
         return [("enabled", "no (the hot folder is not watched)")]
     watch = (
@@ -201,6 +320,7 @@ def _outbound(outbound: OutboundSettings) -> list[tuple[str, str]]:
     resolution = {None: "account default", 1: "fine", 2: "superfine"}[outbound.resolution]
     rows = [
         ("enabled", "yes"),
+        ("provider", provider),
         ("hot folder", str(outbound.hot_folder)),
         ("sent", str(outbound.sent_folder)),
         ("failed", str(outbound.failed_folder)),

@@ -87,7 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("run", _run, "run the daemon (under systemd: Type=notify)")
     p.set_defaults(log_level="info")
     p.add_argument("--once", action="store_true", help="one poll and one outbound pass, then exit")
-    command("check-config", _check_config, "check the config file and show what it means")
+    p = command("check-config", _check_config, "check the config file and show what it means")
+    p.add_argument(
+        "--online",
+        action="store_true",
+        help="also log in to each configured provider with a read that changes nothing",
+    )
     p = command("db", _db_help, "database maintenance")
     db_sub = p.add_subparsers(metavar="ACTION")
     up = db_sub.add_parser("upgrade", parents=[common], help="migrate the database schema")
@@ -230,10 +235,14 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check_config(args: argparse.Namespace) -> int:
     config = load(args)
-    from faxd.check_config import render_config
+    from faxd.check_config import check_online, render_config
 
     print_out(render_config(config))
-    return EXIT_OK
+    if not args.online:
+        return EXIT_OK
+    lines, all_ok = check_online(config)
+    print_out("Online check\n" + "\n".join(f"  {line}" for line in lines))
+    return EXIT_OK if all_ok else EXIT_FAILURE
 
 
 def _db_help(args: argparse.Namespace) -> int:

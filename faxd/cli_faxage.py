@@ -76,7 +76,7 @@ def _faxage(args: argparse.Namespace) -> int:
     from faxd.phone import format_number
     from faxd.providers.faxage.records import MalformedLine
 
-    with make_client(load(args).faxage, retries=1) as client:
+    with make_client(load(args).require_faxage("faxd faxage"), retries=1) as client:
         name, did = str(args.operation), str(getattr(args, "did", None) or "")
         done = {"disabledid": "disabled", "enabledid": "enabled", "provdid": "added to the account",
                 "deprovdid": "removed from the account"}

@@ -411,7 +411,7 @@ class Daemon:
             return
         job = scheduler.get_job(event.job_id)
         try:
-            record_next_run(app.db, self.config.faxage.account, event.job_id,
+            record_next_run(app.db, self.config.account, event.job_id,
                             job.next_run_time if job is not None else None)  # fmt: skip
         except Exception as exc:  # the schedule line of `faxd status` is never worth a pass
             log.warning("daemon.schedule_not_recorded", job=event.job_id, error=str(exc))
@@ -425,7 +425,7 @@ class Daemon:
         with _logged("notify"):
             if self.config.inbound.enabled:
                 check_provider(
-                    self.app.db, self.config.notify, self.config.faxage.account,
+                    self.app.db, self.config.notify, self.config.account,
                     poll_interval=self.config.inbound.poll_interval,
                     since=self.started_at, now=self.clock(),
                 )  # fmt: skip

@@ -44,7 +44,7 @@ NOISY_LOGGERS = (
 )
 
 # Event keys whose value is secret whatever it is.
-_SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token)")
+_SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|product_?code)")
 
 _HANDLER_NAME = "faxd"
 

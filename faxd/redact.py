@@ -28,9 +28,20 @@ _secrets: tuple[str, ...] = ()
 _short_words: set[str] = set()
 _short: re.Pattern[str] | None = None
 
-# key=value pairs whose value is secret whatever it is, e.g. in an echoed POST.
+#: Field names whose value is secret whatever it is: FAXAGE's ``password``, VoIP.ms's
+#: ``api_password`` (in the query string of every GET), iFax's ``accessToken`` header,
+#: faxnummer.de's ``sProductCode``, and faxd's own ``*_token`` / ``product_code`` keys.
+_SECRET_NAMES = r"password|passwd|pass|secret|access_?token|token|s?product_?code"  # noqa: S105 - names
+# name=value, name: value, "name": "value", 'name': 'value', [name] => value, e.g. in an
+# echoed POST, a URL, a JSON body or a dict of headers.  A name may follow "_" (api_password).
 _SECRET_FIELD = re.compile(
-    r"(?i)\b(password|passwd|pass|secret|token)(\s*[=:]\s*|\"?\s*=>\s*\"?|\]?\s*=>\s*)([^&\s,;\"']+)"
+    rf"(?i)(?<![A-Za-z0-9])({_SECRET_NAMES})"
+    r"([\"']?\s*[=:]\s*[\"']?|\"?\s*=>\s*\"?|\]?\s*=>\s*)([^&\s,;\"']+)"
+)
+# A multipart/form-data part named like a secret: its value is the line after the blank one.
+_SECRET_PART = re.compile(
+    rf"(?i)(name=\"(?:[A-Za-z0-9_]*_)?(?:{_SECRET_NAMES})\"[^\n]*\n(?:[^\r\n]+\r?\n)*\r?\n)"
+    r"([^\r\n]+)"
 )
 
 
@@ -83,7 +94,10 @@ def redact(text: str) -> str:
     short = _short
     if short is not None:
         text = short.sub(MASK, text)
-    return _SECRET_FIELD.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    text = _SECRET_FIELD.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    if "name=" in text:
+        text = _SECRET_PART.sub(lambda m: f"{m.group(1)}{MASK}", text)
+    return text
 
 
 def summarize_body(body: bytes | str, limit: int = 200) -> str:

@@ -288,13 +288,13 @@ def status_report(db: Database, config: Config) -> dict[str, Any]:
     """
     from faxd.store.states import JOB_ACTIVE
 
-    cursor = cursor_row(db, config.faxage.account)
+    cursor = cursor_row(db, config.account)
     jobs = job_counts(db)
     active = {s.value for s in JOB_ACTIVE}
 
     return {
         "config": str(config.path),
-        "account": config.faxage.account,
+        "account": config.account,
         "schema": {"current": db.current_revision(), "newest": db.head_revision()},
         "inbound": {
             "enabled": config.inbound.enabled,

@@ -78,6 +78,18 @@ def test_values_under_secret_keys_are_masked_whole() -> None:
     assert line["smtp"] == {"api_token": MASK}
 
 
+def test_values_under_provider_secret_keys_are_masked_whole() -> None:
+    """Issue 11: VoIP.ms's api_password, iFax's accessToken, faxnummer.de's sProductCode."""
+    stream = _configured(json=True)
+    fields = {"api_password": "v1", "accessToken": "i2", "sProductCode": "f3", "method": "m"}
+    structlog.get_logger("faxd.test").info("provider.request", form=fields, product_code="f4")
+    [line] = _json_lines(stream)
+    assert line["form"] == {
+        "api_password": MASK, "accessToken": MASK, "sProductCode": MASK, "method": "m"
+    }  # fmt: skip
+    assert line["product_code"] == MASK
+
+
 def test_secret_in_a_traceback_is_masked() -> None:
     """log.exception() renders the traceback as text first, then masks the password in it."""
     stream = _configured(json=True)

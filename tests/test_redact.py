@@ -56,3 +56,35 @@ def test_a_short_password_does_not_mask_every_letter() -> None:
     """A password "a" must not eat the a's of ordinary words; only the token "a" goes."""
     register_secret("a")
     assert redact("a fax arrived from a caller") == f"{MASK} fax arrived from {MASK} caller"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # VoIP.ms: every GET carries api_password in its query string.
+        "GET https://voip.ms/api/v1/rest.php?api_username=a%40b.c&api_password=Vq-8zz&method=x",
+        "HTTPSConnectionPool(host='voip.ms'): url: /api/v1/rest.php?api_password=Vq-8zz&method=y",
+        # iFax: the accessToken header, as a dict of headers and in a JSON body.
+        "{'Content-Type': 'application/json', 'accessToken': 'Vq-8zz'}",
+        '{"accessToken": "Vq-8zz", "faxNumber": "+13035550101"}',
+        "accessToken: Vq-8zz",
+        "access_token=Vq-8zz",
+        # faxnummer.de: sProductCode as a form field, a PHP dump, a multipart part.
+        "sCommand=SendFax&sProductLogin=acc1&sProductCode=Vq-8zz&sDestination=0049",
+        "[sProductCode] => Vq-8zz\n",
+        'Content-Disposition: form-data; name="sProductCode"\r\n\r\nVq-8zz\r\n--b--',
+    ],
+)
+def test_provider_secret_fields_are_masked_even_when_not_registered(text: str) -> None:
+    """Issue 11: each provider's own name for its secret hides the value, whatever it is."""
+    out = redact(text)
+    assert "Vq-8zz" not in out and MASK in out
+    assert "Vq" not in out  # no part of it left beside the mask
+
+
+def test_provider_secret_fields_leave_other_fields_alone() -> None:
+    """Only the secret's value goes: the method, login and number stay readable."""
+    out = redact("rest.php?api_username=office&api_password=Vq-8zz&method=getFaxMessages")
+    assert out == f"rest.php?api_username=office&api_password={MASK}&method=getFaxMessages"
+    out = redact('{"accessToken": "Vq-8zz", "faxNumber": "+13035550101"}')
+    assert out == f'{{"accessToken": "{MASK}", "faxNumber": "+13035550101"}}'

@@ -1,5 +1,11 @@
 """DESIGN invariant 6 end to end: the FAXAGE and SMTP passwords never leave faxd.
 
+Issue 11 adds the other providers' secrets (VoIP.ms API password, iFax access
+token, faxnummer.de product code): the last test gives faxd all four, each from
+a different source, and a hostile "provider" that echoes every request back
+(query string, headers and body), then searches config loading, check-config,
+the --online failures and the daemon's log lines for any of them.
+
 The real daemon (`python -m faxd run --once`, JSON logs on stderr) runs several
 times against the FAXAGE simulator while faults are injected in turn: ERR08
 (which echoes the whole POST back, password and base64 file data included) on
@@ -18,8 +24,10 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -78,11 +86,11 @@ LEAKS = {
 }
 
 
-def leaks_in(data: bytes | str) -> list[str]:
+def leaks_in(data: bytes | str, leaks: Mapping[str, bytes] = LEAKS) -> list[str]:
     """The names of the password forms found in ``data``, also where a line was wrapped."""
     blob = data.encode("utf-8", errors="replace") if isinstance(data, str) else data
     unwrapped = re.sub(rb"\s+", b"", blob)
-    return [name for name, form in LEAKS.items() if form in blob or form in unwrapped]
+    return [name for name, form in leaks.items() if form in blob or form in unwrapped]
 
 
 @dataclass
@@ -253,5 +261,141 @@ def test_passwords_never_leave_through_logs_db_or_cli(
                   for i, e in enumerate(logs)})
     found.update({str(p): leaks_in(p.read_bytes()) for p in site.files()})
     found.update({f"email {i}": leaks_in(m) for i, m in enumerate(smtp.messages)})
+    leaked = {where: names for where, names in found.items() if names}
+    assert not leaked, "\n".join(f"{where}: {', '.join(names)}" for where, names in leaked.items())
+
+
+# -- issue 11: every provider's secret -----------------------------------------------------------
+
+VOIPMS_PASSWORD = "Vm5+voipms/SECRET=37&k"
+IFAX_TOKEN = "If9-ifax_SECRET.token~58"
+FAXNUMMER_CODE = "Fn2+faxnummer/SECRET=64"
+DEFAULT_ROUTE = """
+[[routes]]
+name = "default"
+actions = [{ type = "folder", path = "faxes/other/{recvid}.{ext}" }]
+"""
+PROVIDER_LEAKS = {
+    **{f"FAXAGE password ({k})": v for k, v in leak_forms(FAXAGE_PASSWORD).items()},
+    **{f"VoIP.ms password ({k})": v for k, v in leak_forms(VOIPMS_PASSWORD).items()},
+    **{f"iFax token ({k})": v for k, v in leak_forms(IFAX_TOKEN).items()},
+    **{f"faxnummer code ({k})": v for k, v in leak_forms(FAXNUMMER_CODE).items()},
+}
+
+
+class EchoHandler(BaseHTTPRequestHandler):
+    """A hostile provider: every answer is the whole request it got, secrets and all."""
+
+    def _echo(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        echo = f"{self.requestline}\n{self.headers}\n".encode() + body
+        self.server.requests.append(echo)  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(echo)))
+        self.end_headers()
+        self.wfile.write(echo)
+
+    do_GET = do_POST = _echo
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def echo_provider() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), EchoHandler)
+    server.requests = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.slow
+def test_every_providers_secret_stays_out_of_config_check_and_logs(
+    secret_sim: FaxageSimulator, echo_provider: ThreadingHTTPServer, tmp_path: Path
+) -> None:
+    """All four providers' secrets, each from another source, never appear in config errors,
+    check-config, check-config --online failures or any log line of `faxd run --once`."""
+    from faxd.check_config import render_config
+    from faxd.config import load_config
+    from faxd.errors import ConfigError
+
+    echo = f"http://127.0.0.1:{echo_provider.server_address[1]}"
+    layout = DemoLayout(tmp_path / "site")
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir(mode=0o700)
+    voipms_file = secrets_dir / "voipms-api-password"
+    voipms_file.write_text(VOIPMS_PASSWORD + "\n")
+    voipms_file.chmod(0o600)
+    credentials = tmp_path / "credentials"
+    credentials.mkdir(mode=0o700)
+    (credentials / "faxnummer-code").write_text(FAXNUMMER_CODE + "\n")
+    providers = (
+        'provider = "faxage"\n'
+        f'[voipms]\nusername = "office@example.com"\npassword_file = "{voipms_file}"\n'
+        f'base_url = "{echo}/api/v1/rest.php"\nfrom_number = "5552341234"\ntimeout = 5\n'
+        f'[ifax]\nbase_url = "{echo}/v1"\ntimeout = 5\n'
+        f'[faxnummer]\nproduct_login = "acc12345"\nbase_url = "{echo}/index.php"\n'
+        'status_email = "fax@example.com"\ntimeout = 5\n'
+    )
+    config_path = write_config(
+        layout, base_url=secret_sim.base_url, username=secret_sim.username,
+        company=secret_sim.company, password=FAXAGE_PASSWORD, interval=1.0,
+        routes=ROUTES.split("[[routes]]\nname = \"support\"")[0] + DEFAULT_ROUTE,
+        extra=providers,
+    )  # fmt: skip
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "FAXD_IFAX_TOKEN": IFAX_TOKEN,
+        "CREDENTIALS_DIRECTORY": str(credentials),
+    }
+    outputs: list[tuple[str, str]] = []
+
+    # Config loading: the settings, their repr, check-config, and a config error.
+    config = load_config(config_path, env=env)
+    assert (config.voipms and config.voipms.password) == VOIPMS_PASSWORD
+    assert (config.ifax and config.ifax.access_token) == IFAX_TOKEN
+    assert (config.faxnummer and config.faxnummer.product_code) == FAXNUMMER_CODE
+    rendered = render_config(config)
+    for where in (f"password_file {voipms_file}", "environment variable FAXD_IFAX_TOKEN",
+                  "systemd credential faxnummer-code"):  # fmt: skip
+        assert "".join(where.split()) in "".join(rendered.split())  # long paths are wrapped
+    outputs += [("repr(config)", repr(config)), ("render_config", rendered)]
+    voipms_file.chmod(0o644)
+    with pytest.raises(ConfigError) as refused:
+        load_config(config_path, env=env)
+    voipms_file.chmod(0o600)
+    assert "chmod 600" in str(refused.value)
+    outputs.append(("config error", str(refused.value) + "\n".join(refused.value.problems)))
+
+    def faxd(*argv: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "faxd", *argv, "--config", str(config_path)],
+            capture_output=True, text=True, timeout=120, check=False, env=env,
+        )  # fmt: skip
+        outputs.extend([(f"{' '.join(argv)} stdout", done.stdout),
+                        (f"{' '.join(argv)} stderr", done.stderr)])  # fmt: skip
+        return done
+
+    assert faxd("check-config").returncode == 0
+    online = faxd("check-config", "--online")
+    assert online.returncode == 1, online.stdout + online.stderr
+    # The echo "provider" answers nonsense, so at least its three fail, each on its own line.
+    verdicts = [line.strip().split(" — ")[0] for line in online.stdout.splitlines()
+                if " — " in line]  # fmt: skip
+    assert [v.split(":")[0] for v in verdicts] == ["faxage", "voipms", "ifax", "faxnummer"]
+    assert verdicts[1:] == ["voipms: FAILED", "ifax: FAILED", "faxnummer: FAILED"]
+    secret_sim.seed_inbound(1, dnis=(SALES,))
+    secret_sim.inject("err08", operation="listfax", times=1)
+    faxd("run", "--once")
+    faxd("run", "--once")
+
+    found = {what: leaks_in(text, PROVIDER_LEAKS) for what, text in outputs}
     leaked = {where: names for where, names in found.items() if names}
     assert not leaked, "\n".join(f"{where}: {', '.join(names)}" for where, names in leaked.items())

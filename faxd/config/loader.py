@@ -8,15 +8,11 @@ all problems are collected and raised together as one
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import tomllib
 from collections.abc import Mapping
-from email.utils import getaddresses
 from pathlib import Path
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from faxd.config.model import (
     NOTIFY_EVENTS,
@@ -32,18 +28,32 @@ from faxd.config.model import (
     SmtpSettings,
 )
 from faxd.config.overlaps import check_overlaps, fixed_root, folder_actions
+from faxd.config.providers import (
+    SectionContext,
+    inbound_providers,
+    outbound_provider,
+    read_faxnummer,
+    read_ifax,
+    read_voipms,
+    require_one,
+    time_zone,
+)
 from faxd.config.reader import Problems, Table, describe, suggest
 from faxd.config.routes import read_routes
 from faxd.config.sandbox import UnitSource, check_writable
 from faxd.config.secrets import FAXAGE_PASSWORD, HTTP_TOKEN, SMTP_PASSWORD, resolve_password
+from faxd.config.values import base_url as check_base_url
+from faxd.config.values import is_loopback as _is_loopback
+from faxd.config.values import one_address as _one_address
 from faxd.errors import ConfigError
 from faxd.phone import normalize_number
+from faxd.providers.base import PROVIDER_NAMES
 from faxd.redact import register_secret
 
 DEFAULT_CONFIG_PATH = Path("/etc/faxd/faxd.toml")
 SECTIONS = (
     "faxage", "database", "inbound", "routes", "smtp", "outbound", "retention", "notify",
-    "http",
+    "http", "voipms", "ifax", "faxnummer",
 )  # fmt: skip
 RESOLUTIONS = {"standard": None, "fine": 1, "superfine": 2}
 _URL_PASSWORD = re.compile(r"^([a-z0-9+.-]+://[^:/@]*:)([^@]*)(@)", re.IGNORECASE)
@@ -115,9 +125,18 @@ def _build(
     for name in document:
         if name not in SECTIONS:
             problems.add(f"[{name}]", "unknown section" + suggest(name, SECTIONS))
+    warnings: list[str] = []
     faxage = _faxage(top.table("faxage"), problems, file, env)
+    context = SectionContext(file, env, warnings)
+    voipms = read_voipms(top.table("voipms"), context)
+    ifax = read_ifax(top.table("ifax"), context)
+    faxnummer = read_faxnummer(top.table("faxnummer"), context)
+    present = [name for name in PROVIDER_NAMES if name in document]
+    require_one(present, problems)
     database = _database(top.table("database"), base)
-    inbound = _inbound(top.table("inbound"), base)
+    inbound_table = top.table("inbound")
+    wanted_inbound = inbound_table.text_list("providers") if inbound_table else None
+    inbound = _inbound(inbound_table, base)
     smtp = _smtp(top.table("smtp"), file, env)
     routes = read_routes(document.get("routes"), problems, base, have_smtp=smtp is not None)
     if inbound.enabled and not routes:
@@ -126,7 +145,19 @@ def _build(
             "no [[routes]]: every fax would be held; add at least a default "
             'route, e.g. [[routes]] name = "default" with a folder action',
         )
-    outbound = _outbound(top.table("outbound"), base, inbound)
+    outbound_table = top.table("outbound")
+    wanted_outbound = outbound_table.text("provider") if outbound_table else None
+    outbound = _outbound(outbound_table, base, inbound)
+    inbound_names = inbound_providers(
+        inbound_table or Table({}, "[inbound]", problems, base),
+        wanted_inbound,
+        present,
+        inbound.enabled,
+    )
+    senders = [n for n in present if n != "voipms" or (voipms is not None and voipms.from_number)]
+    outbound_name = outbound_provider(
+        outbound_table, wanted_outbound, present, senders, outbound.enabled
+    )
     if inbound.spool_dir == outbound.spool_dir:
         problems.add(
             "[outbound] spool_dir",
@@ -137,13 +168,12 @@ def _build(
     notify = _notify(top.table("notify"), have_smtp=smtp is not None)
     http = _http(top.table("http"), file, env)
     check_overlaps(routes, inbound, outbound, problems, retention)
-    warnings: list[str] = []
     for key, message in check_writable(_written_folders(routes, inbound, outbound, database), unit):
         if unit.under_systemd:
             problems.add(key, message)
         else:
             warnings.append(f"{key}: {message} (a warning here: faxd is not running under it)")
-    if faxage is None:
+    if problems.items:
         return None
     return Config(
         path=file,
@@ -156,6 +186,11 @@ def _build(
         retention=retention,
         notify=notify,
         http=http,
+        voipms=voipms,
+        ifax=ifax,
+        faxnummer=faxnummer,
+        inbound_providers=inbound_names,
+        outbound_provider=outbound_name,
         warnings=tuple(warnings),
     )
 
@@ -185,11 +220,6 @@ def _faxage(
     table: Table | None, problems: Problems, file: Path, env: Mapping[str, str]
 ) -> FaxageSettings | None:
     if table is None:
-        problems.add(
-            "[faxage]",
-            "missing section; add [faxage] with username, company and "
-            "password_file (your FAXAGE API login)",
-        )
         return None
     username = table.text("username", required=True, hint="your FAXAGE API user name")
     company = table.raw("company")
@@ -209,26 +239,9 @@ def _faxage(
             "password, or the environment variable FAXD_FAXAGE_PASSWORD, or "
             "LoadCredential=faxage-password in the systemd unit",
         )
-    base_url = (table.text("base_url") or "https://api.faxage.com").rstrip("/")
-    if not base_url.startswith(("https://", "http://")):
-        table.problem("base_url", f"{base_url!r} must start with https://")
-    elif base_url.startswith("http://") and not _is_loopback(_url_host(base_url)):
-        table.problem(
-            "base_url",
-            f"{base_url!r} is plain http, which would send the password in clear text; "
-            "use https:// (plain http is only for a simulator on this machine)",
-        )
+    base_url = check_base_url(table, "https://api.faxage.com")
     timeout = table.duration("timeout", 60.0)
-    zone = table.text("timezone") or ""
-    if zone:
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            table.problem(
-                "timezone",
-                f"{zone!r} is not a time zone name; use one like \"America/Denver\" "
-                "(the zone set for your account on FAXAGE)",
-            )
+    zone = time_zone(table, "timezone", "", "the zone set for your account on FAXAGE")
     table.finish()
     if username is None or company is None or secret is None:
         return None
@@ -447,41 +460,6 @@ def _smtp(table: Table | None, file: Path, env: Mapping[str, str]) -> SmtpSettin
         timeout=timeout,
         password_source=secret.source if secret else "",
     )
-
-
-def _url_host(url: str) -> str:
-    """The host part of ``url`` ("" when it cannot be parsed)."""
-    try:
-        return urlsplit(url).hostname or ""
-    except ValueError:
-        return ""
-
-
-def _is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine (clear text never leaves it).
-
-    Only ``localhost`` itself or a loopback IP address: a name that merely starts
-    with ``127.`` (``127.0.0.1.evil.com``) is anybody's DNS name.
-    """
-    name = host.strip().strip("[]").lower().rstrip(".")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def _one_address(text: str) -> bool:
-    """Whether ``text`` is a single mailbox (``a@b`` or ``Name <a@b>``), on one line."""
-    if not text.isprintable():  # CR, LF, tab and other controls
-        return False
-    found = getaddresses([text])
-    if len(found) != 1:
-        return False
-    address = found[0][1]
-    local, _at, domain = address.rpartition("@")
-    return bool(local and domain) and not any(ch.isspace() for ch in address)
 
 
 def _outbound(table: Table | None, base: Path, inbound: InboundSettings) -> OutboundSettings:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
+from faxd.errors import ConfigError
 from faxd.hours import Hours
 
 DEFAULT_EMAIL_SUBJECT = "Fax from {cid} ({pages} pages)"
@@ -109,6 +110,9 @@ class FaxnummerSettings:
     @property
     def account(self) -> str:
         return self.product_login
+
+
+ProviderSettings = FaxageSettings | VoipmsSettings | IfaxSettings | FaxnummerSettings
 
 
 @dataclass(frozen=True)
@@ -308,7 +312,7 @@ class Config:
     """Everything faxd was told, resolved from one file."""
 
     path: Path
-    faxage: FaxageSettings
+    faxage: FaxageSettings | None  # None: no [faxage] section
     database: DatabaseSettings
     inbound: InboundSettings
     routes: tuple[RouteSpec, ...]
@@ -329,3 +333,29 @@ class Config:
     #: Things that will not lose a fax here but may under the service (see
     #: :mod:`faxd.config.sandbox`); check-config prints them, ``faxd run`` logs them.
     warnings: tuple[str, ...] = ()
+
+    def provider(self, name: str) -> ProviderSettings | None:
+        """The settings of provider ``name`` (``faxage``, ``voipms``...), None if not configured."""
+        found: ProviderSettings | None = getattr(self, name, None)
+        return found
+
+    @property
+    def account(self) -> str:
+        """The account one-provider views report (status, health, metrics).
+
+        The first provider polled, else the one that sends.
+        """
+        for name in (*self.inbound_providers, self.outbound_provider):
+            settings = self.provider(name)
+            if settings is not None:
+                return settings.account
+        return ""
+
+    def require_faxage(self, what: str) -> FaxageSettings:
+        """``[faxage]``, or a ConfigError saying that ``what`` needs it."""
+        if self.faxage is None:
+            raise ConfigError(
+                f"{self.path}: {what} needs a [faxage] section with your FAXAGE login; "
+                "add one, or use a command for a configured provider"
+            )
+        return self.faxage

@@ -1,4 +1,4 @@
-"""Where the FAXAGE and SMTP passwords come from, and the file-mode checks on them.
+"""Where passwords and tokens (FAXAGE, SMTP, the other providers) come from, and file modes.
 
 A password may sit in the config file, in a ``password_file``, in an environment
 variable, or in a systemd credential (``LoadCredential=``).  The first one found
@@ -26,6 +26,8 @@ class Secret:
 
     value: str = field(repr=False)
     source: str
+    #: Whether it sits in the config file itself (which is worth a warning).
+    inline: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,9 @@ class SecretSource:
 FAXAGE_PASSWORD = SecretSource("FAXD_FAXAGE_PASSWORD", "faxage-password")
 SMTP_PASSWORD = SecretSource("FAXD_SMTP_PASSWORD", "smtp-password")
 HTTP_TOKEN = SecretSource("FAXD_HTTP_TOKEN", "callback-token", key="token")
+VOIPMS_PASSWORD = SecretSource("FAXD_VOIPMS_PASSWORD", "voipms-password")
+IFAX_TOKEN = SecretSource("FAXD_IFAX_TOKEN", "ifax-token", key="access_token")
+FAXNUMMER_CODE = SecretSource("FAXD_FAXNUMMER_CODE", "faxnummer-code", key="product_code")
 
 
 def file_mode(path: Path) -> int | None:
@@ -90,7 +95,7 @@ def _find(
             table.problem("", f"the {source.key} key must be non-empty text in quotes")
             return None
         check_private_file(table, "", config_file, "the config file")
-        return Secret(inline, f"{source.key} in {config_file}")
+        return Secret(inline, f"{source.key} in {config_file}", inline=True)
     if password_file is not None:
         key = f"{source.key}_file"
         value = _read_secret_file(table, key, password_file, check_mode=True)

@@ -100,7 +100,8 @@ class InboundPipeline:
         self.config = config
         self.settings = config.inbound
         self.clock = clock
-        self.ledger = Ledger(db, config.faxage.account, clock=clock, notify=config.notify)
+        account = config.require_faxage("receiving").account
+        self.ledger = Ledger(db, account, clock=clock, notify=config.notify)
         self.spool = Spool(config.inbound.spool_dir)
         self.guard = DiskGuard.for_config(
             config, free_bytes=free_bytes, on_change=self._disk_changed
@@ -205,7 +206,7 @@ class InboundPipeline:
                 if paused:
                     paused = False
                     self.ledger.set_paused(None)
-                    log.info("inbound.login_accepted", account=self.config.faxage.account)
+                    log.info("inbound.login_accepted", account=self.ledger.account)
                 listed.add(self.ledger.record_listing(batch.records), batch)
                 self._report(batch.malformed)
                 if each is not None:
@@ -243,7 +244,7 @@ class InboundPipeline:
 
     def _pause(self, exc: AuthError) -> None:
         """ERR02: one clear error line, and polling paused until a login works."""
-        faxage = self.config.faxage
+        faxage = self.config.require_faxage("receiving")
         reason = (
             f"FAXAGE refused the login for user {faxage.username} company {faxage.company}: "
             f"check username/company/password in {self.config.path}; polling paused, "

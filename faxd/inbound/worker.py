@@ -221,7 +221,8 @@ class FaxWorker:
         processed: a fax that arrived at 22:00 during an outage is still an
         after-hours fax when faxd catches up at 08:00.
         """
-        zone = self.config.faxage.server_zone  # FAXAGE's wall clock; None = this machine's
+        # FAXAGE's wall clock; None = this machine's
+        zone = self.config.require_faxage("receiving").server_zone
         received = row.recvdate.replace(tzinfo=zone) if zone is not None else row.recvdate
         try:
             spec = route(facts, self.config.routes, received)

@@ -1,22 +1,28 @@
-"""Run the FAXAGE simulator standalone, for demos and for pointing a test install at it.
+"""Run a provider simulator standalone, for demos and for pointing a test install at it.
 
     python -m faxd.sim --host 127.0.0.1 --port 8025 --seed 12 \\
         --username demo --company 12345 --password demo-password
+    python -m faxd.sim --provider voipms ...
 
-It seeds a few received faxes, prints where it listens (never the password)
-and serves until SIGINT or SIGTERM.
+Without ``--provider`` (or with ``--provider faxage``) it is the FAXAGE one: it
+seeds a few received faxes, prints where it listens (never the password) and
+serves until SIGINT or SIGTERM.  Any other provider's simulator is its package's
+``sim`` module, imported only when asked for; the rest of the command line is
+its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sys
 import threading
-from collections.abc import Sequence
-from types import FrameType
+from collections.abc import Callable, Sequence
+from types import FrameType, ModuleType
 
 from faxd.logs import configure_logging
+from faxd.providers.base import PROVIDER_NAMES
 from faxd.sim.sending import STATUS_ORDERS
 from faxd.sim.server import FaxageSimulator
 
@@ -25,8 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m faxd.sim``."""
     parser = argparse.ArgumentParser(
         prog="python -m faxd.sim",
-        description="Serve a simulated FAXAGE account over HTTP (for tests and demos).",
+        description="Serve a simulated FAXAGE account over HTTP (for tests and demos); "
+        "--provider voipms|ifax|faxnummer runs another provider's simulator instead.",
     )
+    parser.add_argument("--provider", choices=["faxage"], default="faxage")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8025, help="port to bind (0 picks a free one)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for fault rates")
@@ -57,8 +65,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Serve until interrupted; returns the exit status."""
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    import_module: Callable[[str], ModuleType] = importlib.import_module,
+) -> int:
+    """Run the simulator ``--provider`` names (FAXAGE by default); returns the exit status."""
+    chooser = argparse.ArgumentParser(add_help=False)
+    chooser.add_argument("--provider", choices=PROVIDER_NAMES, default="faxage")
+    chosen, rest = chooser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    if chosen.provider == "faxage":
+        return serve_faxage(rest)
+    module_name = f"faxd.providers.{chosen.provider}.sim"
+    try:
+        module = import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (module_name + ".").startswith(exc.name + "."):
+            raise  # the simulator is there but something it imports is not
+        print(
+            f"this faxd has no {chosen.provider} simulator ({module_name} is missing); "
+            f"choose --provider from the installed ones, e.g. faxage",
+            file=sys.stderr,
+        )
+        return 2
+    status: int = module.main(rest)
+    return status
+
+
+def serve_faxage(argv: Sequence[str]) -> int:
+    """Serve the FAXAGE simulator until interrupted; returns the exit status."""
     args = build_parser().parse_args(argv)
     # Logs go to stderr: stdout carries only the banner, printed once the faxes are seeded,
     # which is what a script (or a test) waits for before it calls the simulator.

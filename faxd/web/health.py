@@ -38,10 +38,10 @@ def check_health(
 ) -> Health:
     """Judge faxd's health from the database (and ``watched``: the outbox watcher alive)."""
     reasons: list[str] = []
-    cursor = cursor_row(db, config.faxage.account)
-    listed = _last_listed(db, config.faxage.account)
+    cursor = cursor_row(db, config.account)
+    listed = _last_listed(db, config.account)
     provider: dict[str, Any] = {
-        "account": config.faxage.account,
+        "account": config.account,
         "last_successful_poll": _iso(listed),
         "last_poll_at": _iso(cursor["last_poll_at"]),
         "last_outcome": cursor["last_poll_outcome"],

@@ -169,7 +169,7 @@ class StateCollector(Collector):
             first = session.scalar(
                 select(func.min(InboundFax.listed_at)).where(InboundFax.state.in_(UNDELIVERED))
             )
-            cursor = session.get(PollCursor, self.config.faxage.account)
+            cursor = session.get(PollCursor, self.config.account)
         oldest.add_metric([PROVIDER], _age(now, first))
         listed = cursor.last_listed_at if cursor is not None else None
         last.add_metric([PROVIDER], listed.timestamp() if listed is not None else 0.0)
