@@ -53,6 +53,16 @@ class SimFax:
     getfax_count: int = 0
 
     @property
+    def remote_id(self) -> str:
+        """The id faxd stores for this fax (every provider's ids are strings there)."""
+        return str(self.recvid)
+
+    @property
+    def released(self) -> bool:
+        """Whether faxd let go of the fax on FAXAGE (deleted it), as every simulator says."""
+        return self.deleted
+
+    @property
     def size(self) -> int:
         """Bytes getfax serves for this fax."""
         if self.data_path is not None:
