@@ -18,6 +18,9 @@ Revises: 0005
 Create Date: 2026-11-30 13:20:00
 """
 
+# The SQL below is built from this module's own table and column names only.
+# ruff: noqa: S608
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -136,6 +139,27 @@ def _upgrade_problems() -> None:
         )
 
 
+#: Admin conditions keyed by account, now by ``provider:account`` (see ``condition_scope``).
+_CONDITION_KINDS = ("auth_failed", "disk_low", "provider_down")
+
+
+def _rekey_conditions(old: str, new: str) -> None:
+    """Rename the raised conditions of each FAXAGE account, so they still clear."""
+    bind = op.get_bind()
+    for kind in _CONDITION_KINDS:
+        rows = bind.execute(
+            sa.text("SELECT key FROM admin_conditions WHERE kind = :kind"), {"kind": kind}
+        ).scalars()
+        for key in list(rows):
+            scope = key.partition(":")[2]
+            if not scope.startswith(old):
+                continue
+            bind.execute(
+                sa.text("UPDATE admin_conditions SET key = :new WHERE key = :old"),
+                {"new": f"{kind}:{new}{scope[len(old) :]}", "old": key},
+            )
+
+
 def upgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
     if sqlite:
@@ -145,6 +169,7 @@ def upgrade() -> None:
         _unpark_deliveries()
     _upgrade_cursor()
     _upgrade_problems()
+    _rekey_conditions("", "faxage:")
 
 
 def _downgrade_faxes() -> None:
@@ -198,7 +223,7 @@ def downgrade() -> None:
     bind = op.get_bind()
     for table in ("inbound_faxes", "poll_cursor", "listing_problems"):
         others = bind.execute(
-            sa.text(f"SELECT COUNT(*) FROM {table} WHERE provider != 'faxage'")  # noqa: S608
+            sa.text(f"SELECT COUNT(*) FROM {table} WHERE provider != 'faxage'")
         ).scalar_one()
         if others:
             raise RuntimeError(
@@ -207,6 +232,7 @@ def downgrade() -> None:
                 "the upgrade instead"
             )
     sqlite = bind.dialect.name == "sqlite"
+    _rekey_conditions("faxage:", "")
     _downgrade_problems()
     _downgrade_cursor()
     if sqlite:
