@@ -179,13 +179,14 @@ class Ledger(LedgerSteps):
         faxes are recorded (``None``: leave it as it is).  A fax the ledger
         knows already (by provider, account and remote id) is never added
         twice, however often a window listing shows it.
-        Returns the remote ids that were new, in listing order.
+        Returns the remote ids that were new, oldest first (the order they are
+        worked on).
         """
         with self.db.session() as session:
             row = self._cursor(session)
             known = set(self._remote_ids_in(session, {f.remote_id for f in faxes}))
             new: list[str] = []
-            for fax in faxes:
+            for fax in sorted(faxes, key=_oldest_first):
                 if fax.remote_id in known:
                     continue
                 known.add(fax.remote_id)
@@ -417,6 +418,11 @@ class Ledger(LedgerSteps):
             fax.next_attempt_at = None
             fax.last_error = None
             return FaxRow.of(fax)
+
+
+def _oldest_first(fax: RemoteFax) -> tuple[datetime, int, str]:
+    """Received time, then the id; digit ids of one length sort as numbers do."""
+    return fax.received_at, len(fax.remote_id), fax.remote_id
 
 
 def _fingerprint(line: Unreadable) -> str:

@@ -276,10 +276,9 @@ class InboundPipeline:
     def _pause(self, exc: AuthError) -> None:
         """A refused login: one clear error line, and polling paused until a login works."""
         reason = (
-            f"{self.name} refused the login for account {self.provider.account} "
-            f"({exc.message}): check the credentials in the [{self.name}] section of "
-            f"{self.config.path} (and the account's settings in the provider's portal); "
-            f"polling of {self.name} paused, retrying every {self.settings.poll_interval:g} s"
+            f"{self.name}: {exc.message}; config file {self.config.path}; polling of {self.name} "
+            f"account {self.provider.account} paused, retrying every "
+            f"{self.settings.poll_interval:g} s"
         )
         log.error("inbound.login_refused", provider=self.name, message=reason, code=exc.code)
         self.ledger.set_paused(reason)

@@ -53,6 +53,16 @@ class SimFax:
     getfax_count: int = 0
 
     @property
+    def remote_id(self) -> str:
+        """The id faxd knows the fax by (the provider-neutral simulator contract)."""
+        return str(self.recvid)
+
+    @property
+    def released(self) -> bool:
+        """Deleted on the account (the simulator contract's name)."""
+        return self.deleted
+
+    @property
     def size(self) -> int:
         """Bytes getfax serves for this fax."""
         if self.data_path is not None:

@@ -19,6 +19,7 @@ from inbound_helpers import (
     FixedRandom,
     ManualClock,
     config_file,
+    faxage_inbound,
     make_config,
     recorder_route,
     sim_settings,
@@ -45,10 +46,10 @@ def test_a_fax_over_the_cap_fails_once_and_stays_on_faxage(
         tmp_path, (recorder_route("sales", "sales-a"),), faxage=sim_settings(sim), max_fax_mb=1
     )
     client = make_client(config.faxage)
-    pipe = InboundPipeline(client, db, config, actions_for=book, clock=clock, rng=FixedRandom())
+    pipe = InboundPipeline(faxage_inbound(client, config), db, config, actions_for=book, clock=clock, rng=FixedRandom())
     try:
         pipe.poll()
-        row = pipe.ledger.get(fax.recvid)
+        row = pipe.ledger.get(fax.remote_id)
         assert row is not None and row.state is FaxState.FAILED
         assert row.last_error is not None
         assert "larger than [inbound] max_fax_mb = 1 MB" in row.last_error
@@ -62,8 +63,8 @@ def test_a_fax_over_the_cap_fails_once_and_stays_on_faxage(
         assert fax.getfax_count == 1 and not fax.deleted
         # Raised, and retried by hand, it goes through.
         bigger = replace(config, inbound=replace(config.inbound, max_fax_mb=2.5))
-        pipe = InboundPipeline(client, db, bigger, actions_for=book, clock=clock)
-        pipe.retry(fax.recvid)
+        pipe = InboundPipeline(faxage_inbound(client, bigger), db, bigger, actions_for=book, clock=clock)
+        pipe.retry(fax.remote_id)
         pipe.poll()
         assert fax.deleted and book["sales-a"].delivered[-1][0] == fax.recvid
     finally:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inbound_helpers import SALES, ManualClock, make_config, sim_settings
+from inbound_helpers import SALES, ManualClock, faxage_inbound, make_config, sim_settings
 
 from faxd.alerts.mailer import AdminMailer
 from faxd.alerts.watch import check_provider
@@ -43,7 +43,7 @@ def setup(tmp_path: Path, sim: Any, client: FaxageClient, db: Any, smtp_server: 
         make_config(tmp_path, routes, faxage=sim_settings(sim), smtp=smtp, **inbound),
         notify=NOTIFY,
     )
-    pipeline = InboundPipeline(client, db, config, clock=clock)
+    pipeline = InboundPipeline(faxage_inbound(client, config), db, config, clock=clock)
     mailer = AdminMailer(db, NOTIFY, SmtpSender(smtp), clock=clock, hostname="faxbox")
     return pipeline, mailer
 

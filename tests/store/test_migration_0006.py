@@ -82,6 +82,11 @@ def _at_0005(tmp_path: Path, *, last_recvid: int) -> Database:
                  "VALUES (5, :a, :f, 'bad line', 'no recvid', :t, :t, 4, :t)"),
             {"a": ACCOUNT, "f": "c" * 64, "t": T},
         )  # fmt: skip
+        conn.execute(
+            text("INSERT INTO admin_conditions (key, kind, summary, raised_at) "
+                 "VALUES (:k, 'auth_failed', 'login refused', :t)"),
+            {"k": f"auth_failed:{ACCOUNT}", "t": T},
+        )  # fmt: skip
     return db
 
 
@@ -123,6 +128,8 @@ def test_upgrade_keeps_every_faxage_row_with_its_values(tmp_path: Path) -> None:
             "text": "bad line", "reason": "no recvid", "first_seen": _sql(T),
             "last_seen": _sql(T), "count": 4, "last_logged_at": _sql(T),
         }  # fmt: skip
+        [condition] = _rows(db, "admin_conditions")
+        assert condition["key"] == f"auth_failed:faxage:{ACCOUNT}"  # so a good login clears it
         _assert_schema_is_the_models(db)
     finally:
         db.dispose()
@@ -179,6 +186,7 @@ def test_downgrade_gives_the_faxage_rows_back(tmp_path: Path) -> None:
             config.attributes["connection"] = connection
             command.downgrade(config, "0005")
         after = _rows(db, "inbound_faxes"), _rows(db, "deliveries"), _rows(db, "poll_cursor")
+        assert _rows(db, "admin_conditions")[0]["key"] == f"auth_failed:{ACCOUNT}"
         assert after[0] == before[0]
         assert after[1] == before[1]
         assert [{k: r[k] for k in before[2][0]} for r in after[2]] == before[2]

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from faxd.errors import PermanentError
+from faxd.errors import AuthError, PermanentError
 from faxd.providers.base import (
     Capabilities,
     Downloaded,
@@ -75,9 +76,12 @@ class FaxageInbound:
         *,
         delete_after_delivery: bool = True,
         server_zone: tzinfo | None = None,
+        login: str = "",
     ) -> None:
         self.client = client
         self.account = account
+        #: How a refused login names the login to fix ("user acme company 12345").
+        self.login = login or f"account {account}"
         self.capabilities = Capabilities(
             receive=True,
             send=True,
@@ -91,20 +95,23 @@ class FaxageInbound:
         """``listfax`` after recvid ``cursor``, ascending; each batch carries the new cursor."""
         del now  # FAXAGE keeps the cursor: no date window
         highest = _recvid(cursor) if cursor is not None else 0
-        for batch in self.client.listfax_batches(idgt=highest or None, idasc=True):
-            if batch.records:
-                highest = max(highest, max(r.recvid for r in batch.records))
-            yield _batch(batch, str(highest) if highest else None)
+        with self._login_named():
+            for batch in self.client.listfax_batches(idgt=highest or None, idasc=True):
+                if batch.records:
+                    highest = max(highest, max(r.recvid for r in batch.records))
+                yield _batch(batch, str(highest) if highest else None)
 
     def list_all(self, *, now: datetime) -> Iterator[ListingBatch]:
         """The whole ``listfax`` (the sweep); the cursor is left as it is."""
         del now
-        for batch in self.client.listfax_batches(idgt=None, idasc=True):
-            yield _batch(batch, None)
+        with self._login_named():
+            for batch in self.client.listfax_batches(idgt=None, idasc=True):
+                yield _batch(batch, None)
 
     def download(self, remote_id: str, dest: Path, *, max_bytes: int | None) -> Downloaded:
         """``getfax`` into ``dest``, checked by the client (ERR body, length, magic, sha256)."""
-        result = self.client.getfax(_recvid(remote_id), dest, max_bytes=max_bytes)
+        with self._login_named():
+            result = self.client.getfax(_recvid(remote_id), dest, max_bytes=max_bytes)
         return Downloaded(
             result.path, result.size, result.sha256, result.kind, result.server_filename
         )
@@ -113,7 +120,21 @@ class FaxageInbound:
         """``delfax`` (raises NotFoundError when FAXAGE no longer has it)."""
         if self.capabilities.release is Release.KEEP:
             return
-        self.client.delfax(_recvid(remote_id))
+        with self._login_named():
+            self.client.delfax(_recvid(remote_id))
+
+    @contextmanager
+    def _login_named(self) -> Iterator[None]:
+        """ERR02 says only "login incorrect": say which login, and what to check."""
+        try:
+            yield
+        except AuthError as exc:
+            raise AuthError(
+                f"FAXAGE refused the login for {self.login} ({exc.message}): "
+                "check username, company and password in [faxage]",
+                operation=exc.operation,
+                code=exc.code,
+            ) from exc
 
 
 def _recvid(remote_id: str) -> int:
@@ -166,6 +187,7 @@ def make_inbound(
         settings.account,
         delete_after_delivery=config.inbound.delete_after_delivery,
         server_zone=settings.server_zone,
+        login=f"user {settings.username} company {settings.company}",
     )
 
 
