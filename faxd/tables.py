@@ -300,14 +300,14 @@ def cursor_rows(db: Database, providers: Sequence[str]) -> list[dict[str, Any]]:
     from faxd.store.models import PollCursor
 
     rows: list[dict[str, Any]] = []
-    with db.session() as session:
-        for provider in providers:
+    for provider in providers:
+        with db.session() as session:
             found = session.scalars(
                 select(PollCursor.account).where(PollCursor.provider == provider)
             ).all()
-            rows += [cursor_row(db, provider, account) for account in found] or [
-                {**cursor_row(db, provider, ""), "account": None}
-            ]
+        rows += [cursor_row(db, provider, account) for account in found] or [
+            {**cursor_row(db, provider, ""), "account": None}
+        ]
     return rows
 
 

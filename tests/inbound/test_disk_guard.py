@@ -79,7 +79,7 @@ def test_a_delivery_folder_not_made_yet_is_measured_where_it_will_be_made(
 
     space.free[tmp_path / "archive"] = 600 * MIB
     pipe.poll()
-    assert fax.deleted and book["sales-a"].delivered[0][0] == fax.recvid
+    assert fax.deleted and book["sales-a"].delivered[0][0] == fax.remote_id
     assert len(events(logs, "inbound.disk_ok")) == 1
 
 

@@ -123,6 +123,6 @@ def test_print_goes_through_lp_and_a_failing_lp_keeps_the_fax(
     args = calls[1].splitlines()
     assert args[:6] == ["-d", "office-laser", "-n", "2", "-o", "sides=two-sided-long-edge"]
     assert args[6:8] == ["-t", f"Fax {fax.recvid} from 3035550100"]
-    assert args[8] == str(config.inbound.spool_dir / f"{fax.recvid}.pdf")
+    assert args[8] == str(config.inbound.spool_dir / f"faxage-{fax.recvid}.pdf")
     with db.session() as session:
         assert session.query(Delivery).one().detail == "office-laser-17"

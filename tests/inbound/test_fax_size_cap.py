@@ -53,7 +53,7 @@ def test_a_fax_over_the_cap_fails_once_and_stays_on_faxage(
         assert row is not None and row.state is FaxState.FAILED
         assert row.last_error is not None
         assert "larger than [inbound] max_fax_mb = 1 MB" in row.last_error
-        assert f"faxd retry {fax.recvid}" in row.last_error
+        assert f"faxd retry --provider faxage {fax.recvid}" in row.last_error
         assert list((tmp_path / "spool").iterdir()) == []
         assert not fax.deleted and fax.getfax_count == 1
         assert small.deleted  # the others are not held up
@@ -66,7 +66,7 @@ def test_a_fax_over_the_cap_fails_once_and_stays_on_faxage(
         pipe = InboundPipeline(faxage_inbound(client, bigger), db, bigger, actions_for=book, clock=clock)
         pipe.retry(fax.remote_id)
         pipe.poll()
-        assert fax.deleted and book["sales-a"].delivered[-1][0] == fax.recvid
+        assert fax.deleted and book["sales-a"].delivered[-1][0] == fax.remote_id
     finally:
         client.close()
 
@@ -89,7 +89,8 @@ def test_inbox_failed_shows_the_fax_too_large(
     assert "max_fax_mb = 1 MB" in " ".join(out.split())
     code, out = run(capsys, "inbox", "--failed", "--json", "--config", str(config))
     (row,) = json.loads(out)
-    assert row["recvid"] == fax.recvid and "faxd retry" in row["last_error"]
+    assert row["remote_id"] == fax.remote_id and row["provider"] == "faxage"
+    assert "faxd retry" in row["last_error"]
     assert not fax.deleted
 
 
