@@ -40,8 +40,8 @@ from inbound_helpers import (
 from faxd.config import Config
 from faxd.errors import AuthError
 from faxd.inbound.dispatch import Dispatcher
-from faxd.providers.base import RemoteFax
 from faxd.inbound.pipeline import InboundPipeline
+from faxd.providers.base import RemoteFax
 from faxd.providers.faxage.provider import ListfaxClient as InboundClient
 from faxd.providers.faxage.records import DownloadResult, ListfaxResult
 from faxd.store.models import Delivery, InboundFax
@@ -95,7 +95,14 @@ def parallel(config: Config, concurrency: int) -> Config:
 def make_pipeline(
     client: InboundClient, db: Any, config: Config, book: ActionBook, clock: ManualClock
 ) -> InboundPipeline:
-    return InboundPipeline(faxage_inbound(client, config), db, config, actions_for=book, clock=clock, rng=FixedRandom(0.0))
+    return InboundPipeline(
+        faxage_inbound(client, config),
+        db,
+        config,
+        actions_for=book,
+        clock=clock,
+        rng=FixedRandom(0.0),
+    )
 
 
 def states(db: Any) -> Counter[str]:

@@ -89,7 +89,8 @@ def test_faxes_already_spooled_are_still_delivered_while_downloads_wait(
     """The pause is for downloads only: a spooled fax is delivered (and its spool file freed)."""
     space = FreeSpace()
     pipe = InboundPipeline(
-        faxage_inbound(inbox), db, make_config(tmp_path, (recorder_route("sales", "sales-a"),), min_free_mb=1),
+        faxage_inbound(inbox), db,
+        make_config(tmp_path, (recorder_route("sales", "sales-a"),), min_free_mb=1),
         actions_for=book, clock=clock, rng=FixedRandom(), free_bytes=space,
     )  # fmt: skip
     first = inbox.add(SALES)

@@ -46,7 +46,9 @@ def test_a_fax_over_the_cap_fails_once_and_stays_on_faxage(
         tmp_path, (recorder_route("sales", "sales-a"),), faxage=sim_settings(sim), max_fax_mb=1
     )
     client = make_client(config.faxage)
-    pipe = InboundPipeline(faxage_inbound(client, config), db, config, actions_for=book, clock=clock, rng=FixedRandom())
+    pipe = InboundPipeline(
+        faxage_inbound(client, config), db, config, actions_for=book, clock=clock, rng=FixedRandom()
+    )
     try:
         pipe.poll()
         row = pipe.ledger.get(fax.remote_id)
@@ -63,7 +65,9 @@ def test_a_fax_over_the_cap_fails_once_and_stays_on_faxage(
         assert fax.getfax_count == 1 and not fax.deleted
         # Raised, and retried by hand, it goes through.
         bigger = replace(config, inbound=replace(config.inbound, max_fax_mb=2.5))
-        pipe = InboundPipeline(faxage_inbound(client, bigger), db, bigger, actions_for=book, clock=clock)
+        pipe = InboundPipeline(
+            faxage_inbound(client, bigger), db, bigger, actions_for=book, clock=clock
+        )
         pipe.retry(fax.remote_id)
         pipe.poll()
         assert fax.deleted and book["sales-a"].delivered[-1][0] == fax.remote_id

@@ -43,7 +43,14 @@ def config(tmp_path: Path) -> Config:
 
 @pytest.fixture
 def pipe(inbox: FakeInbox, db: Any, config: Config, book: ActionBook, clock: ManualClock) -> Any:
-    return InboundPipeline(faxage_inbound(inbox, config), db, config, actions_for=book, clock=clock, rng=FixedRandom(0.0))
+    return InboundPipeline(
+        faxage_inbound(inbox, config),
+        db,
+        config,
+        actions_for=book,
+        clock=clock,
+        rng=FixedRandom(0.0),
+    )
 
 
 @contextmanager

@@ -125,8 +125,8 @@ def test_a_provider_that_stops_answering_mails_provider_down_then_recovered(
     for _ in range(3):
         clock.advance(60)
         pipeline.poll()
-        check_provider(db, NOTIFY, "faxage", pipeline.ledger.account, poll_interval=60, since=started,
-                       now=clock())  # fmt: skip
+        check_provider(db, NOTIFY, "faxage", pipeline.ledger.account, poll_interval=60,
+                       since=started, now=clock())  # fmt: skip
     assert mailer.send_due() == 0  # 180 s is not yet more than three intervals
     clock.advance(1)
     assert check_provider(db, NOTIFY, "faxage", pipeline.ledger.account, poll_interval=60,

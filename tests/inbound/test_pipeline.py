@@ -50,7 +50,14 @@ def pipeline(
     book: ActionBook,
     clock: ManualClock,
 ) -> InboundPipeline:
-    return InboundPipeline(faxage_inbound(inbox, config), db, config, actions_for=book, clock=clock, rng=FixedRandom(0.0))
+    return InboundPipeline(
+        faxage_inbound(inbox, config),
+        db,
+        config,
+        actions_for=book,
+        clock=clock,
+        rng=FixedRandom(0.0),
+    )
 
 
 def one_at_a_time(config: Config) -> Config:

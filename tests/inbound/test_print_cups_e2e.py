@@ -48,7 +48,9 @@ def pipeline(tmp_path: Path, sim: Any, client: FaxageClient, db: Any, cups: Priv
     def actions_for(spec: ActionSpec, *, smtp: SmtpSettings | None) -> Action:
         return build_action(spec, smtp=smtp, env=cups.env)
 
-    return InboundPipeline(faxage_inbound(client, config), db, config, actions_for=actions_for, clock=clock)
+    return InboundPipeline(
+        faxage_inbound(client, config), db, config, actions_for=actions_for, clock=clock
+    )
 
 
 def test_a_fax_is_printed_by_cups_before_it_is_deleted(

@@ -82,9 +82,7 @@ def test_remove_refuses_paths_outside_the_spool(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o277])
-def test_spool_folders_and_files_are_private_whatever_the_umask(
-    tmp_path: Path, umask: int
-) -> None:
+def test_spool_folders_and_files_are_private_whatever_the_umask(tmp_path: Path, umask: int) -> None:
     """Issue 10 #5: under umask 022 the spool is 0700 and a fax in it 0600, from its first
     byte (the part file exists, 0600, before the download opens it) to its final name;
     exactly so, also under a umask that would take faxd's own write bit."""

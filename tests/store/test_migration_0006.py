@@ -57,7 +57,7 @@ def _at_0005(tmp_path: Path, *, last_recvid: int) -> Database:
     with db.engine.begin() as conn:
         for fax in FAXES:
             conn.execute(
-                text(f"INSERT INTO inbound_faxes ({_FAX_COLUMNS}) VALUES ("
+                text(f"INSERT INTO inbound_faxes ({_FAX_COLUMNS}) VALUES ("  # noqa: S608
                      ":id, :account, :recvid, :recvdate, NULL, '3035550100', '3035550101', "
                      "'fax.pdf', 2, :state, :attempts, NULL, :last_error, :route, :spool_path, "
                      ":kind, :size, :sha256, :t, :t, :delivered_at, :deleted_at)"),
