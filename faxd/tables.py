@@ -113,7 +113,7 @@ def render_mapping(items: Sequence[tuple[str, Any]]) -> str:
 
 INBOX_COLUMNS = (
     Column("provider", "PROVIDER"),
-    Column("remote_id", "REMOTE ID", right=True, shrink=True),
+    Column("remote_id", "ID", right=True, shrink=True),
     Column("received", "RECEIVED"),
     Column("cid", "FROM", shrink=True),
     Column("dnis", "TO"),
