@@ -39,6 +39,11 @@ _DELIVERY_COLUMNS = (
     "detail, last_error, completed_at"
 )
 _PARKED = "_deliveries_0006"
+#: The poll_cursor columns 0006 keeps as they are.
+_CURSOR_KEPT = (
+    "last_poll_at, last_poll_outcome, last_sweep_at, paused_reason, "
+    "last_listed_at, next_poll_at, next_sweep_at"
+)
 
 
 def _delivery_columns() -> list[sa.Column[object]]:
@@ -114,15 +119,11 @@ def _upgrade_cursor() -> None:
         sa.Column("next_sweep_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("provider", "account"),
     )
-    kept = (
-        "last_poll_at, last_poll_outcome, last_sweep_at, paused_reason, "
-        "last_listed_at, next_poll_at, next_sweep_at"
-    )
     op.execute(
-        f"INSERT INTO poll_cursor_0006 (provider, account, cursor, {kept}) "
+        f"INSERT INTO poll_cursor_0006 (provider, account, cursor, {_CURSOR_KEPT}) "
         "SELECT 'faxage', account, "
         "CASE WHEN last_recvid > 0 THEN CAST(last_recvid AS VARCHAR(200)) END, "
-        f"{kept} FROM poll_cursor"
+        f"{_CURSOR_KEPT} FROM poll_cursor"
     )
     op.drop_table("poll_cursor")
     op.rename_table("poll_cursor_0006", "poll_cursor")
@@ -197,13 +198,9 @@ def _downgrade_cursor() -> None:
         sa.Column("last_listed_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("account"),
     )
-    kept = (
-        "last_poll_at, last_poll_outcome, last_sweep_at, paused_reason, "
-        "last_listed_at, next_poll_at, next_sweep_at"
-    )
     op.execute(
-        f"INSERT INTO poll_cursor_0005 (account, last_recvid, {kept}) "
-        f"SELECT account, COALESCE(CAST(cursor AS INTEGER), 0), {kept} FROM poll_cursor"
+        f"INSERT INTO poll_cursor_0005 (account, last_recvid, {_CURSOR_KEPT}) "
+        f"SELECT account, COALESCE(CAST(cursor AS INTEGER), 0), {_CURSOR_KEPT} FROM poll_cursor"
     )
     op.drop_table("poll_cursor")
     op.rename_table("poll_cursor_0005", "poll_cursor")
