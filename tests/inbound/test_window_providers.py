@@ -10,7 +10,8 @@ interface itself, passed in through the constructor: no module is patched).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -73,6 +74,7 @@ class WindowInbox:
         self.lagging = False
         self.calls: list[tuple[str, str | None]] = []
         self.fail_listing: list[Exception] = []
+        self.before_download: Callable[[str], None] | None = None
 
     def add(self, remote_id: str, dnis: str = SALES) -> Held:
         fax = Held(remote_id, dnis, PDF + f"{self.name} {remote_id}\n".encode())
@@ -104,6 +106,8 @@ class WindowInbox:
 
     def download(self, remote_id: str, dest: Path, *, max_bytes: int | None) -> Downloaded:
         self.calls.append(("download", remote_id))
+        if self.before_download is not None:
+            self.before_download(remote_id)
         fax = self.faxes[remote_id]
         dest.write_bytes(fax.data)
         return Downloaded(dest, len(fax.data), hashlib.sha256(fax.data).hexdigest(), "pdf")
@@ -235,6 +239,35 @@ def test_two_providers_with_the_same_id_are_two_faxes_routed_by_provider(
     assert book["rest"].delivered == [("17", from_ifax.data)]
     assert (tmp_path / "fax" / "ifax" / "17.pdf").read_bytes() == from_ifax.data
     assert from_voipms.gone and not from_ifax.gone
+
+
+def test_a_shared_dispatcher_claims_a_fax_per_provider_not_per_id(
+    tmp_path: Path, db: Any, book: ActionBook, clock: ManualClock
+) -> None:
+    """While voipms fax 17 is being downloaded, ifax fax 17 is not "taken": it runs too."""
+    config = make_config(tmp_path, (recorder_route("all", "rec"),), concurrency=2)
+    shared = Dispatcher(2)
+    voipms, ifax = WindowInbox("voipms", Release.DELETE), WindowInbox("ifax", Release.KEEP)
+    voipms.add("17")
+    ifax.add("17")
+    inside, go_on = threading.Event(), threading.Event()
+
+    def hold(remote_id: str) -> None:
+        inside.set()
+        assert go_on.wait(10)
+
+    voipms.before_download = hold
+    slow, quick = (pipeline(p, db, config, book, clock, dispatcher=shared) for p in (voipms, ifax))
+    slow.ledger.record_listing(next(voipms.list_new(None, now=clock())).faxes)
+    worker = threading.Thread(target=slow.process_due)
+    worker.start()
+    try:
+        assert inside.wait(10)
+        assert quick.poll().done == 1  # not skipped as "claimed by another pass"
+    finally:
+        go_on.set()
+        worker.join(10)
+    assert rows(db) == [("ifax", "17", "done"), ("voipms", "17", "done")]
 
 
 def test_a_refused_login_pauses_only_that_provider_and_names_it(
