@@ -172,7 +172,7 @@ def listing(lines: int) -> dict[str, Any]:
         with db.session() as session:
             rows = session.query(InboundFax).count()
             account = config.require_faxage("this bench").account
-            cursor = session.get_one(PollCursor, account).last_recvid
+            cursor = session.get_one(PollCursor, ("faxage", account)).cursor
         client.close()
         db.dispose()
     longest = max(transactions.durations)
@@ -187,7 +187,7 @@ def listing(lines: int) -> dict[str, Any]:
         "transactions": len(transactions.durations),
         "longest_transaction_s": round(longest, 3),
         "passed": rows == lines
-        and cursor == lines
+        and cursor == str(lines)
         and rise < RSS_LIMIT_MB
         and longest < LOCK_LIMIT_S,
     }
@@ -227,7 +227,7 @@ def getfax_cap(cap_mb: float) -> dict[str, Any]:
         done.set()
         watcher.join()
         rise = peak_mb() - before
-        row = pipeline.ledger.get(1)
+        row = pipeline.ledger.get("1")
         assert row is not None
         left = sorted(p.name for p in config.inbound.spool_dir.iterdir())
         client.close()

@@ -62,25 +62,51 @@ def make_client(settings: FaxageSettings, *, retries: int = 3) -> FaxageClient:
     )
 
 
+def make_pipelines(
+    config: Config,
+    db: Database,
+    client: FaxageClient | None,
+    *,
+    clock: Clock = system_clock,
+    metrics: Metrics | None = None,
+) -> dict[str, InboundPipeline]:
+    """One inbound pipeline per provider in ``[inbound] providers`` (none when disabled).
+
+    They share one dispatcher, so a fax is never worked on twice at once
+    whichever pass holds it.  ``client`` is the shared FAXAGE client (passed
+    to FAXAGE's adapter).  With ``metrics``, each action's delivery is timed
+    for ``/metrics``.
+    """
+    if not config.inbound.enabled:
+        return {}
+    from faxd.actions.base import build_action
+    from faxd.inbound.dispatch import Dispatcher
+    from faxd.inbound.pipeline import InboundPipeline
+    from faxd.providers import registry
+
+    actions = metrics.timed_actions(build_action) if metrics is not None else build_action
+    dispatcher = Dispatcher(config.inbound.concurrency)
+    pipelines: dict[str, InboundPipeline] = {}
+    for name in config.inbound_providers:
+        shared = {"client": client} if name == "faxage" and client is not None else {}
+        provider = registry.make_inbound(config, name, clock=clock, **shared)
+        pipelines[name] = InboundPipeline(
+            provider, db, config, clock=clock, actions_for=actions, dispatcher=dispatcher
+        )
+    return pipelines
+
+
 def make_pipeline(
     config: Config,
     db: Database,
-    client: FaxageClient,
+    client: FaxageClient | None,
     *,
     clock: Clock = system_clock,
     metrics: Metrics | None = None,
 ) -> InboundPipeline | None:
-    """The inbound pipeline, or ``None`` when ``[inbound] enabled = false``.
-
-    With ``metrics``, each action's delivery is timed for ``/metrics``.
-    """
-    if not config.inbound.enabled:
-        return None
-    from faxd.actions.base import build_action
-    from faxd.inbound.pipeline import InboundPipeline
-
-    actions = metrics.timed_actions(build_action) if metrics is not None else build_action
-    return InboundPipeline(client, db, config, clock=clock, actions_for=actions)
+    """The first inbound provider's pipeline (the only one in most offices), or ``None``."""
+    pipelines = make_pipelines(config, db, client, clock=clock, metrics=metrics)
+    return next(iter(pipelines.values()), None)
 
 
 def make_outbound(
@@ -110,10 +136,19 @@ class App:
     config: Config
     db: Database
     client: FaxageClient
-    pipeline: InboundPipeline | None
+    pipelines: dict[str, InboundPipeline]  # by provider name, in [inbound] providers order
     outbound: Outbound | None
     mailer: AdminMailer | None = None
     metrics: Metrics | None = None  # with [http]: what /metrics serves
+
+    @property
+    def pipeline(self) -> InboundPipeline | None:
+        """The first inbound provider's pipeline (``None``: inbound disabled)."""
+        return next(iter(self.pipelines.values()), None)
+
+    def pipeline_for(self, provider: str) -> InboundPipeline | None:
+        """The pipeline of ``provider``, if it is one of ``[inbound] providers``."""
+        return self.pipelines.get(provider)
 
     def close(self) -> None:
         """Release the HTTP connections and the database pool."""
@@ -135,7 +170,7 @@ def build_app(config: Config, *, clock: Clock = system_clock, upgrade: bool = Tr
         config=config,
         db=db,
         client=client,
-        pipeline=make_pipeline(config, db, client, clock=clock, metrics=metrics),
+        pipelines=make_pipelines(config, db, client, clock=clock, metrics=metrics),
         outbound=make_outbound(config, db, client, clock=clock),
         mailer=make_mailer(config, db, clock=clock),
         metrics=metrics,

@@ -115,10 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("jobs", _jobs, "list outbound fax jobs")
     p.add_argument("--state", help="only jobs in this state (queued, submitted, sent, failed...)")
     add_json_option(p)
-    p = command("retry", _retry, "retry a failed fax (RECVID) or a failed job (--job ID)")
+    p = command("retry", _retry, "retry a failed fax (REMOTE_ID) or a failed job (--job ID)")
     target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument("recvid", nargs="?", type=int, help="the recvid faxd inbox shows")
+    target.add_argument("remote_id", nargs="?", help="the remote id faxd inbox shows")
     target.add_argument("--job", type=int, metavar="ID", help="the job number faxd jobs shows")
+    p.add_argument(
+        "--provider", metavar="NAME",
+        help="the provider faxd inbox shows (needed only when two providers have that id)",
+    )  # fmt: skip
     p = command("cancel", _cancel, "cancel a queued or submitted outbound job")
     p.add_argument("job", type=int, metavar="JOB_ID")
     p = command("send", _send, "queue files to fax (the running daemon sends them)")
@@ -318,6 +322,8 @@ def _jobs(args: argparse.Namespace) -> int:
 
 def _retry(args: argparse.Namespace) -> int:
     from faxd import app as wiring
+    from faxd import tables
+    from faxd.errors import FaxdError
 
     config = load(args)
     if args.job is not None:
@@ -335,10 +341,21 @@ def _retry(args: argparse.Namespace) -> int:
         if built.pipeline is None:
             print("faxd: inbound is disabled in the config; nothing to retry", file=sys.stderr)
             return EXIT_FAILURE
-        state = built.pipeline.retry(args.recvid)
+        provider = args.provider or tables.fax_provider(built.db, args.remote_id)
+        pipeline = built.pipeline_for(provider)
+        if pipeline is None:
+            listed = ", ".join(built.pipelines)
+            raise FaxdError(
+                f"{provider} is not one of [inbound] providers ({listed}) in {config.path}; "
+                "add it there to retry its faxes"
+            )
+        state = pipeline.retry(args.remote_id)
     finally:
         built.close()
-    print_out(f"fax {args.recvid} is {state.value} again; the daemon resumes it at its next poll")
+    print_out(
+        f"{provider} fax {args.remote_id} is {state.value} again; "
+        "the daemon resumes it at its next poll"
+    )
     return EXIT_OK
 
 

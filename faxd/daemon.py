@@ -148,11 +148,11 @@ class Daemon:
         self.app = wiring.build_app(self.config, clock=self.clock)
         problems: list[str] = []
         try:
-            if self.app.pipeline is not None:
-                outcome = self.app.pipeline.poll()
-                log.info("daemon.polled", outcome=outcome.summary())
+            for name, pipeline in self.app.pipelines.items():
+                outcome = pipeline.poll()
+                log.info("daemon.polled", provider=name, outcome=outcome.summary())
                 if outcome.errors or outcome.paused:
-                    problems.append(f"inbound: {outcome.summary()}")
+                    problems.append(f"inbound {name}: {outcome.summary()}")
             if self.app.outbound is not None:
                 try:
                     self.app.outbound.run_once()
@@ -244,13 +244,13 @@ class Daemon:
         # minutes, and a SIGTERM must still be served): that pass finishes with
         # the object it holds, the old pipeline takes no further fax, and the
         # busy locks keep the next pass from starting before it is over.
-        retired = self.app.pipeline
+        retired = list(self.app.pipelines.values())
         self.app.config = new
-        self.app.pipeline = wiring.make_pipeline(
+        self.app.pipelines = wiring.make_pipelines(
             new, self.app.db, self.app.client, metrics=self.app.metrics
         )
-        if retired is not None:
-            retired.stop()
+        for pipeline in retired:
+            pipeline.stop()
         if old.outbound != new.outbound:
             if self.app.outbound is not None:
                 self.app.outbound.stop()
@@ -270,8 +270,8 @@ class Daemon:
                 self.listener.stop()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        if self.app is not None and self.app.pipeline is not None:
-            self.app.pipeline.stop()
+        for pipeline in self.app.pipelines.values() if self.app is not None else ():
+            pipeline.stop()
         if self.app is not None and self.app.outbound is not None:
             self.app.outbound.stop()
         if not self.executor.join(STOP_GRACE_SECONDS):
@@ -319,21 +319,28 @@ class Daemon:
         self.poll_waker.run(self._poll_once, stopping=self._stop.is_set)
 
     def _poll_once(self) -> None:
-        with self._inbound(operation="poll") as pipeline:
-            if pipeline is None:
+        with self._inbound(operation="poll") as pipelines:
+            if pipelines is None:
                 if not self._stop.is_set():
                     self._poll_skipped.set()
                 return
-            started = time.monotonic()
-            outcome = pipeline.poll()
-            metrics = self.app.metrics if self.app is not None else None
-            if metrics is not None:
-                metrics.polls.labels("faxage").inc()
-                metrics.poll_seconds.labels("faxage").observe(time.monotonic() - started)
-            self.last_poll = (
-                outcome.summary() if outcome.paused
-                else f"polled {outcome.new} new, {outcome.failed} failed"
-            )
+            lines: list[str] = []
+            for name, pipeline in pipelines.items():
+                # Each provider on its own: one that fails or is paused stops no other.
+                with _logged(f"poll {name}"):
+                    started = time.monotonic()
+                    outcome = pipeline.poll()
+                    metrics = self.app.metrics if self.app is not None else None
+                    if metrics is not None:
+                        metrics.polls.labels(name).inc()
+                        metrics.poll_seconds.labels(name).observe(time.monotonic() - started)
+                    line = (
+                        outcome.summary() if outcome.paused
+                        else f"polled {outcome.new} new, {outcome.failed} failed"
+                    )  # fmt: skip
+                    lines.append(line if len(pipelines) == 1 else f"{name}: {line}")
+            if lines:
+                self.last_poll = "; ".join(lines)
         self._report()
 
     def _start_listener(self) -> None:
@@ -365,9 +372,10 @@ class Daemon:
             self.poll_waker.wake()
 
     def _sweep_job(self) -> None:
-        with self._inbound(operation="sweep") as pipeline:
-            if pipeline is not None:
-                pipeline.sweep()
+        with self._inbound(operation="sweep") as pipelines:
+            for name, pipeline in (pipelines or {}).items():
+                with _logged(f"sweep {name}"):
+                    pipeline.sweep()
         if self._poll_skipped.is_set() and not self._stop.is_set():
             self._poll_skipped.clear()
             self.poll_waker.wake()  # the poll (a callback's, say) skipped during the sweep
@@ -411,8 +419,9 @@ class Daemon:
             return
         job = scheduler.get_job(event.job_id)
         try:
-            record_next_run(app.db, self.config.account, event.job_id,
-                            job.next_run_time if job is not None else None)  # fmt: skip
+            for pipeline in app.pipelines.values():
+                record_next_run(app.db, pipeline.name, pipeline.provider.account, event.job_id,
+                                job.next_run_time if job is not None else None)  # fmt: skip
         except Exception as exc:  # the schedule line of `faxd status` is never worth a pass
             log.warning("daemon.schedule_not_recorded", job=event.job_id, error=str(exc))
 
@@ -423,9 +432,9 @@ class Daemon:
         if self.app is None or mailer is None or self._stop.is_set():
             return
         with _logged("notify"):
-            if self.config.inbound.enabled:
+            for pipeline in self.app.pipelines.values():
                 check_provider(
-                    self.app.db, self.config.notify, self.config.account,
+                    self.app.db, self.config.notify, pipeline.name, pipeline.provider.account,
                     poll_interval=self.config.inbound.poll_interval,
                     since=self.started_at, now=self.clock(),
                 )  # fmt: skip
@@ -442,7 +451,7 @@ class Daemon:
 
     @contextmanager
     def _inbound(self, *, operation: str) -> Iterator[Any]:
-        """The pipeline to work with, or ``None`` if stopping.
+        """The pipelines to work with (by provider), or ``None`` if skipped or stopping.
 
         A poll that finds another pass running is skipped (the next one is
         due soon, and that pass processes what is due anyway); a sweep waits
@@ -454,7 +463,7 @@ class Daemon:
             return
         try:
             with _logged(operation):
-                yield self.app.pipeline if self.app else None
+                yield self.app.pipelines if self.app else None
         finally:
             self._inbound_busy.release()
 

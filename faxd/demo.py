@@ -289,7 +289,8 @@ class Narrator:
             ).all()
             jobs = session.scalars(select(OutboundJob)).all()
             for fax in faxes:
-                self._say(f"fax:{fax.recvid}", fax.state, partial(self._fax_line, fax))
+                key = f"fax:{fax.provider}:{fax.remote_id}"
+                self._say(key, fax.state, partial(self._fax_line, fax))
             for job in jobs:
                 self._say(f"job:{job.id}", job.state, partial(self._job_line, job))
 
@@ -302,7 +303,7 @@ class Narrator:
             self.out(text)
 
     def _fax_line(self, fax: Any) -> str | None:
-        head = f"fax {fax.recvid} from {_fmt(fax.cid) if fax.cid else 'an unknown caller'}"
+        head = f"fax {fax.remote_id} from {_fmt(fax.cid) if fax.cid else 'an unknown caller'}"
         if fax.state == "done":
             places = [self._place(d.action_type, d.detail) for d in fax.deliveries]
             return f"{head} -> {', '.join(places) or fax.route} (deleted on FAXAGE)"

@@ -15,8 +15,9 @@ What it never touches:
 - a file whose job is not finished (a retried job's file stays, whatever its age);
 - a symlink, or anything outside those two folders (nothing is followed);
 - the folders written by folder actions: they are the office's archive;
-- the row of a fax still on FAXAGE (kept on purpose, failed or held): the next
-  full ``listfax`` would find it again and, with its row gone, deliver it twice.
+- the row of a fax still on its provider (kept on purpose, e.g. iFax's keep-on-server,
+  failed or held): the next listing would find it again and, with its row gone,
+  deliver it twice.
 
 A file's age is counted from when its job finished, as recorded; a file with
 no job row (a rejected drop, or one whose row was already removed) from its

@@ -27,15 +27,17 @@ class FaxFacts:
 
     ``dnis`` is the 10-digit number it was sent to, ``cid`` the normalised caller
     id (``""`` when unavailable), ``ext`` the file extension (``pdf``/``tif``),
-    ``received`` the time FAXAGE reports it arrived.
+    ``received`` the time the provider reports it arrived, ``recvid`` the
+    provider's remote id of the fax and ``provider`` the provider's name.
     """
 
-    recvid: int
+    recvid: str
     dnis: str
     cid: str
     pages: int | None
     ext: str
     received: datetime
+    provider: str = ""
 
     def template_fields(self, route_name: str) -> dict[str, object]:
         """The values of the path and text template fields for this fax.
@@ -53,6 +55,7 @@ class FaxFacts:
             "ext": self.ext,
             "route": route_name,
             "received": self.received,
+            "provider": self.provider or UNKNOWN,
         }
 
 
@@ -69,7 +72,8 @@ def route(facts: FaxFacts, routes: Sequence[RouteSpec], now: datetime) -> RouteS
         if _matches(spec, facts, local_now):
             return spec
     raise RoutingError(
-        f"no route matches fax {facts.recvid} sent to {facts.dnis or 'an unknown number'} "
+        f"no route matches {facts.provider} fax {facts.recvid} "
+        f"sent to {facts.dnis or 'an unknown number'} "
         f"from {facts.cid or 'an unknown caller'}; add a route for this number or a "
         "default route (one with no dnis, cid or hours) at the end of the [[routes]] list"
     )
@@ -80,5 +84,7 @@ def _matches(spec: RouteSpec, facts: FaxFacts, local_now: datetime) -> bool:
     if spec.dnis and facts.dnis not in spec.dnis:
         return False
     if spec.cid and facts.cid not in spec.cid:
+        return False
+    if spec.providers and facts.provider not in spec.providers:
         return False
     return spec.hours is None or spec.hours.contains(local_now)

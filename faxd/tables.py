@@ -112,7 +112,8 @@ def render_mapping(items: Sequence[tuple[str, Any]]) -> str:
 # -- inbound faxes -----------------------------------------------------------------------
 
 INBOX_COLUMNS = (
-    Column("recvid", "RECVID", right=True),
+    Column("provider", "PROVIDER"),
+    Column("remote_id", "ID", right=True, shrink=True),
     Column("received", "RECEIVED"),
     Column("cid", "FROM", shrink=True),
     Column("dnis", "TO"),
@@ -125,13 +126,13 @@ INBOX_COLUMNS = (
 def inbox_rows(
     db: Database, *, failed_only: bool = False, since: datetime | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
-    """Newest faxes first: what ``faxd inbox`` lists (``since`` is FAXAGE's wall clock)."""
+    """Newest faxes first: what ``faxd inbox`` lists (``since`` is the provider's wall clock)."""
     from sqlalchemy import select
 
     from faxd.store.models import InboundFax
     from faxd.store.states import FaxState
 
-    query = select(InboundFax).order_by(InboundFax.recvid.desc()).limit(limit)
+    query = select(InboundFax).order_by(InboundFax.id.desc()).limit(limit)
     if failed_only:
         query = query.where(InboundFax.state == FaxState.FAILED.value)
     if since is not None:
@@ -142,7 +143,8 @@ def inbox_rows(
 
 def _fax_row(fax: InboundFax) -> dict[str, Any]:
     return {
-        "recvid": fax.recvid,
+        "provider": fax.provider,
+        "remote_id": fax.remote_id,
         "received": fax.recvdate,
         "cid": fax.cid or "unknown",
         "dnis": fax.dnis,
@@ -155,6 +157,37 @@ def _fax_row(fax: InboundFax) -> dict[str, Any]:
         "size": fax.size,
         "sha256": fax.sha256,
     }
+
+
+def fax_provider(db: Database, remote_id: str) -> str:
+    """The provider of the fax ``remote_id`` (``faxd retry`` without ``--provider``).
+
+    Raises :class:`~faxd.errors.FaxdError` when no fax has that id, or when
+    faxes of several providers do (then ``--provider`` must say which).
+    """
+    from sqlalchemy import select
+
+    from faxd.errors import FaxdError
+    from faxd.store.models import InboundFax
+
+    with db.session() as session:
+        found = sorted(
+            set(
+                session.scalars(
+                    select(InboundFax.provider).where(InboundFax.remote_id == remote_id)
+                )
+            )
+        )
+    if not found:
+        raise FaxdError(
+            f"no inbound fax {remote_id} in the database; `faxd inbox` lists the faxes faxd knows"
+        )
+    if len(found) > 1:
+        raise FaxdError(
+            f"faxes of {' and '.join(found)} both have the id {remote_id}; "
+            f"say which with --provider {found[0]} (or {', '.join(found[1:])})"
+        )
+    return found[0]
 
 
 def problem_rows(db: Database, *, limit: int = 100) -> list[dict[str, Any]]:
@@ -171,6 +204,7 @@ def problem_rows(db: Database, *, limit: int = 100) -> list[dict[str, Any]]:
     with db.session() as session:
         return [
             {
+                "provider": problem.provider,
                 "account": problem.account,
                 "line": problem.text,
                 "reason": problem.reason,
@@ -183,7 +217,7 @@ def problem_rows(db: Database, *, limit: int = 100) -> list[dict[str, Any]]:
 
 
 def render_problems(rows: Sequence[Row]) -> str:
-    """One block per unreadable line, its text in full so it can be quoted to FAXAGE."""
+    """One block per unreadable line, its text in full so it can be quoted to the provider."""
     if not rows:
         return "no unreadable listfax or status lines recorded"
     blocks = [
@@ -191,7 +225,7 @@ def render_problems(rows: Sequence[Row]) -> str:
         f"reason:     {row['reason']}\n"
         f"seen:       {row['count']} time{'' if row['count'] == 1 else 's'}, "
         f"first {_cell(row['first_seen'])} UTC, last {_cell(row['last_seen'])} UTC "
-        f"({row['account']})"
+        f"({row['provider']} {row['account']})"
         for row in rows
     ]
     return "\n\n".join(blocks)
@@ -259,18 +293,39 @@ def job_counts(db: Database, *, active_only: bool = False) -> dict[str, int]:
         return {state: int(n) for state, n in session.execute(query)}
 
 
-def cursor_row(db: Database, account: str) -> dict[str, Any]:
-    """Where polling stands for ``account`` (empty values before the first poll)."""
+def cursor_rows(db: Database, providers: Sequence[str]) -> list[dict[str, Any]]:
+    """Where polling stands for each account of ``providers`` (one empty row before a poll)."""
+    from sqlalchemy import select
+
+    from faxd.store.models import PollCursor
+
+    rows: list[dict[str, Any]] = []
+    for provider in providers:
+        with db.session() as session:
+            found = session.scalars(
+                select(PollCursor.account).where(PollCursor.provider == provider)
+            ).all()
+        rows += [cursor_row(db, provider, account) for account in found] or [
+            {**cursor_row(db, provider, ""), "account": None}
+        ]
+    return rows
+
+
+def cursor_row(db: Database, provider: str, account: str) -> dict[str, Any]:
+    """Where polling stands for one provider account (empty values before the first poll)."""
     from faxd.store.models import PollCursor
 
     with db.session() as session:
-        cursor = session.get(PollCursor, account)
+        cursor = session.get(PollCursor, (provider, account))
         if cursor is None:
-            return {"last_recvid": None, "last_poll_at": None, "last_poll_outcome": None,
+            return {"provider": provider, "account": account, "cursor": None,
+                    "last_poll_at": None, "last_poll_outcome": None,
                     "last_sweep_at": None, "paused_reason": None, "next_poll_at": None,
-                    "next_sweep_at": None}
+                    "next_sweep_at": None}  # fmt: skip
         return {
-            "last_recvid": cursor.last_recvid,
+            "provider": provider,
+            "account": account,
+            "cursor": cursor.cursor,
             "last_poll_at": cursor.last_poll_at,
             "last_poll_outcome": cursor.last_poll_outcome,
             "last_sweep_at": cursor.last_sweep_at,
@@ -288,7 +343,7 @@ def status_report(db: Database, config: Config) -> dict[str, Any]:
     """
     from faxd.store.states import JOB_ACTIVE
 
-    cursor = cursor_row(db, config.account)
+    cursors = cursor_rows(db, config.inbound_providers)
     jobs = job_counts(db)
     active = {s.value for s in JOB_ACTIVE}
 
@@ -298,7 +353,8 @@ def status_report(db: Database, config: Config) -> dict[str, Any]:
         "schema": {"current": db.current_revision(), "newest": db.head_revision()},
         "inbound": {
             "enabled": config.inbound.enabled,
-            **cursor,
+            **cursors[0],  # the first provider's, as `faxd status` showed before
+            "providers": cursors,
             "faxes": fax_counts(db),
             "disk_low": disk_pause(config) if config.inbound.enabled else None,
         },
@@ -345,26 +401,35 @@ def render_status(report: Mapping[str, Any], *, now: datetime | None = None) -> 
     items: list[tuple[str, Any]] = [
         ("config", report["config"]),
         ("account", report["account"]),
-        ("schema", schema["current"] if schema["current"] == schema["newest"]
-         else f"{schema['current']} (newest {schema['newest']}: run faxd db upgrade)"),
+        (
+            "schema",
+            schema["current"]
+            if schema["current"] == schema["newest"]
+            else f"{schema['current']} (newest {schema['newest']}: run faxd db upgrade)",
+        ),
     ]
     if inbound["enabled"]:
-        items += [
-            ("last poll", when(inbound["last_poll_at"])),
-            ("outcome", inbound["last_poll_outcome"] or "-"),
-            ("cursor", f"recvid {inbound['last_recvid']}" if inbound["last_recvid"] else "-"),
-            ("next poll", when(inbound["next_poll_at"], future=True)),
-            ("last sweep", when(inbound["last_sweep_at"])),
-            ("next sweep", when(inbound["next_sweep_at"], future=True)),
-            ("faxes", counts(inbound["faxes"])),
-        ]
-        if inbound["paused_reason"]:
-            items.append(("PAUSED", inbound["paused_reason"]))
+        for cursor in inbound["providers"]:
+            items += [
+                ("provider", f"{cursor['provider']} {cursor['account'] or ''}".strip()),
+                ("last poll", when(cursor["last_poll_at"])),
+                ("outcome", cursor["last_poll_outcome"] or "-"),
+                ("cursor", cursor["cursor"] or "-"),
+                ("next poll", when(cursor["next_poll_at"], future=True)),
+                ("last sweep", when(cursor["last_sweep_at"])),
+                ("next sweep", when(cursor["next_sweep_at"], future=True)),
+            ]
+            if cursor["paused_reason"]:
+                items.append(("PAUSED", cursor["paused_reason"]))
+        items.append(("faxes", counts(inbound["faxes"])))
     else:
         items.append(("inbound", "disabled"))
     if outbound["enabled"]:
-        items += [("outbox", outbound["hot_folder"]), ("jobs", counts(outbound["jobs"])),
-                  ("pending", outbound["pending"])]
+        items += [
+            ("outbox", outbound["hot_folder"]),
+            ("jobs", counts(outbound["jobs"])),
+            ("pending", outbound["pending"]),
+        ]
     else:
         items.append(("outbound", "disabled"))
     text = render_mapping(items)

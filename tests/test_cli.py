@@ -52,7 +52,8 @@ def seeded(config: Path, sim: Any) -> Iterator[Database]:
             (104731, "listed", 3, None),
         ):
             session.add(InboundFax(
-                account=account, recvid=recvid, recvdate=datetime(2024, 5, day, 9, 30),
+                provider="faxage", account=account, remote_id=str(recvid),
+                recvdate=datetime(2024, 5, day, 9, 30),
                 cid="3035550100", dnis="3035550101", pagecount=2, state=state,
                 route="sales" if state == "done" else None, last_error=error, attempts=3,
             ))
@@ -141,11 +142,13 @@ def test_inbox_table_fits_80_columns(
     lines = out.rstrip("\n").splitlines()
     assert code == 0
     assert all(len(line) <= 80 for line in lines)
-    assert lines[0].split() == ["RECVID", "RECEIVED", "FROM", "TO", "PG", "ROUTE", "STATE"]
-    assert [line.split()[0] for line in lines[1:] if not line.startswith(" ")] == [
-        "104731", "104730", "104729"
-    ]
-    failed_at = next(i for i, line in enumerate(lines) if line.startswith("104730"))
+    assert lines[0].split() == [
+        "PROVIDER", "ID", "RECEIVED", "FROM", "TO", "PG", "ROUTE", "STATE",
+    ]  # fmt: skip
+    assert [line.split()[:2] for line in lines[1:] if not line.startswith(" ")] == [
+        ["faxage", "104731"], ["faxage", "104730"], ["faxage", "104729"]
+    ]  # fmt: skip
+    failed_at = next(i for i, line in enumerate(lines) if line.split()[1:2] == ["104730"])
     assert lines[failed_at + 1].startswith("    ! getfax: FAXAGE answered ERR13")
 
 
@@ -156,14 +159,16 @@ def test_inbox_filters_and_json(
     code, out, _err = run(capsys, "inbox", "--config", str(config), "--failed", "--json")
     rows = json.loads(out)
     assert code == 0
-    assert [(r["recvid"], r["state"], r["last_error"]) for r in rows] == [
-        (104730, "failed", LONG_ERROR)
+    assert [(r["provider"], r["remote_id"], r["state"], r["last_error"]) for r in rows] == [
+        ("faxage", "104730", "failed", LONG_ERROR)
     ]
     assert rows[0]["received"] == "2024-05-02T09:30:00"
-    assert set(rows[0]) >= {"recvid", "received", "cid", "dnis", "pages", "route", "state"}
+    assert set(rows[0]) >= {
+        "provider", "remote_id", "received", "cid", "dnis", "pages", "route", "state",
+    }  # fmt: skip
     code, out, _err = run(capsys, "inbox", "--config", str(config), "--since", "2024-05-02",
                           "--json")
-    assert [r["recvid"] for r in json.loads(out)] == [104731, 104730]
+    assert [r["remote_id"] for r in json.loads(out)] == ["104731", "104730"]
 
 
 def test_inbox_bad_date_is_usage_error(
@@ -237,11 +242,11 @@ def test_retry_failed_fax(
 ) -> None:
     """retry RECVID sends a failed fax back to work; an unknown recvid is one line, exit 1."""
     code, out, _err = run(capsys, "retry", "104730", "--config", str(config))
-    assert code == 0 and out.startswith("fax 104730 is listed again")
+    assert code == 0 and out.startswith("faxage fax 104730 is listed again")
     with seeded.session() as session:
         from sqlalchemy import select
 
-        fax = session.scalars(select(InboundFax).where(InboundFax.recvid == 104730)).one()
+        fax = session.scalars(select(InboundFax).where(InboundFax.remote_id == "104730")).one()
         assert (fax.state, fax.attempts) == ("listed", 0)
     code, _out, err = run(capsys, "retry", "999", "--config", str(config))
     assert code == 1 and err.count("\n") == 1 and "999" in err

@@ -322,7 +322,7 @@ def test_run_once_with_faxage_unreachable_exits_1(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("faxd: inbound: ") and "Traceback" not in done.stderr
+    assert last.startswith("faxd: inbound faxage: ") and "Traceback" not in done.stderr
 
 
 def test_health_check_fails_when_a_part_dies(sim: Any, layout: DemoLayout) -> None:
@@ -419,14 +419,14 @@ def test_passes_never_overlap_even_across_a_reload(sim: Any, layout: DemoLayout)
 
     daemon = Daemon(load_config(configure(layout, sim)))
     old, new = _Blocking(), _Blocking()
-    daemon.app = SimpleNamespace(pipeline=old, outbound=old)  # type: ignore[assignment]
+    daemon.app = SimpleNamespace(pipelines={"faxage": old}, outbound=old)  # type: ignore[assignment]
     threads = [threading.Thread(target=job) for job in (daemon._poll_job, daemon._submit_job)]
     threads[0].start()
     assert old.entered.wait(5)
     old.entered.clear()
     threads[1].start()
     assert old.entered.wait(5)
-    daemon.app = SimpleNamespace(pipeline=new, outbound=new)  # type: ignore[assignment]
+    daemon.app = SimpleNamespace(pipelines={"faxage": new}, outbound=new)  # type: ignore[assignment]
     later = [threading.Thread(target=job) for job in (daemon._sweep_job, daemon._follow_job)]
     for thread in later:
         thread.start()

@@ -1,6 +1,6 @@
 """Every log line about one fax or one job says which (ARCHITECTURE.md, Logging).
 
-A line about a received fax carries ``recvid`` and ``dnis`` (and ``route``
+A line about a received fax carries ``provider``, ``remote_id`` and ``dnis`` (and ``route``
 once the fax is routed); a line about an outbound job carries ``job_id`` (faxd's
 job number) and ``faxno``.  The real daemon (`python -m faxd run --once`, JSON
 lines on stderr) works through faxes and outbox files against the simulator,
@@ -40,25 +40,27 @@ def run_once(config: Path) -> list[Event]:
     return [json.loads(line) for line in done.stderr.splitlines() if not line.startswith("faxd: ")]
 
 
-def fax_problems(events: list[Event], faxes: dict[int, Event]) -> list[str]:
+def fax_problems(events: list[Event], faxes: dict[str, Event]) -> list[str]:
     """Each line naming a fax without the rest of its context, or with a wrong one."""
     problems: list[str] = []
-    routed: set[int] = set()
+    routed: set[str] = set()
     for n, event in enumerate(events):
-        if "recvid" not in event and "dnis" not in event:
+        if "remote_id" not in event and "dnis" not in event:
             continue
         where = f"line {n} {event['event']!r} ({event.get('logger')})"
-        fax = faxes.get(event.get("recvid", -1))
+        fax = faxes.get(event.get("remote_id", ""))
         if fax is None:
-            problems.append(f"{where}: recvid {event.get('recvid')!r} is no fax faxd knows")
+            problems.append(f"{where}: remote_id {event.get('remote_id')!r} is no fax faxd knows")
+        elif event.get("provider") != fax["provider"]:
+            problems.append(f"{where}: provider {event.get('provider')!r}, not {fax['provider']}")
         elif event.get("dnis") != fax["dnis"]:
             problems.append(f"{where}: dnis {event.get('dnis')!r}, the fax's is {fax['dnis']}")
         elif "route" in event:
-            routed.add(fax["recvid"])
+            routed.add(fax["remote_id"])
             if event["route"] != fax["route"]:
                 problems.append(f"{where}: route {event['route']!r}, the fax's is {fax['route']!r}")
-        elif fax["recvid"] in routed:
-            problems.append(f"{where}: fax {fax['recvid']} was routed, but no route here")
+        elif fax["remote_id"] in routed:
+            problems.append(f"{where}: fax {fax['remote_id']} was routed, but no route here")
     return problems
 
 
@@ -77,9 +79,9 @@ def job_problems(events: list[Event], jobs: dict[int, Event]) -> list[str]:
     return problems
 
 
-def events_naming(events: list[Event], key: str) -> dict[str, set[int]]:
+def events_naming(events: list[Event], key: str) -> dict[str, set[Any]]:
     """Event name -> the values of ``key`` on the lines of that name that carry it."""
-    named: dict[str, set[int]] = defaultdict(set)
+    named: dict[str, set[Any]] = defaultdict(set)
     for event in events:
         if key in event:
             named[event["event"]].add(event[key])
@@ -119,10 +121,10 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         events += run_once(config)  # follows the jobs to their end and clears them
         for fax in json.loads(faxd(config, "inbox", "--json").stdout):
             if fax["state"] == "failed":
-                assert faxd(config, "retry", str(fax["recvid"])).returncode == 0
+                assert faxd(config, "retry", fax["remote_id"]).returncode == 0
         events += run_once(config)
         assert [f.fired for f in faults] == [1, 1, 1, 1]
-        faxes = {f["recvid"]: f for f in json.loads(faxd(config, "inbox", "--json").stdout)}
+        faxes = {f["remote_id"]: f for f in json.loads(faxd(config, "inbox", "--json").stdout)}
         jobs = {j["id"]: j for j in json.loads(faxd(config, "jobs", "--json").stdout)}
         yield Scenario(events, faxes, jobs)
 
@@ -133,9 +135,10 @@ def test_the_scenario_reached_every_step(scenario: Scenario) -> None:
     assert [j["state"] for j in scenario.jobs.values()] == ["sent"] * 2
 
 
-def test_fax_lines_carry_recvid_dnis_and_route(scenario: Scenario) -> None:
-    """Each line naming a fax has its recvid and dnis, and its route from the routing on."""
-    per_fax = events_naming(scenario.events, "recvid")
+def test_fax_lines_carry_remote_id_dnis_and_route(scenario: Scenario) -> None:
+    """Each line naming a fax has its provider, remote id and dnis, and its route from the
+    routing on."""
+    per_fax = events_naming(scenario.events, "remote_id")
     for name in ("faxage.downloaded", "inbound.action_done", "inbound.done"):
         assert per_fax[name] == set(scenario.faxes), (name, dict(per_fax))
     assert {"inbound.fax_failed", "faxage.retry"} <= set(per_fax)

@@ -52,7 +52,8 @@ def add_job(db: Database, state: str, final_path: Path | None, completed: dateti
 def add_fax(db: Database, recvid: int, state: str, deleted: datetime | None) -> None:
     with db.session() as session:
         fax = InboundFax(
-            account="acme@12345", recvid=recvid, recvdate=datetime(2024, 5, 1, 9, 30),
+            provider="faxage", account="acme@12345", remote_id=str(recvid),
+            recvdate=datetime(2024, 5, 1, 9, 30),
             state=state, deleted_at=deleted, listed_at=NOW - timedelta(days=800),
             updated_at=deleted or NOW - timedelta(days=800),
         )  # fmt: skip
@@ -183,7 +184,7 @@ def test_only_finished_rows_past_records_days_are_removed(
 
     assert (report.fax_rows, report.job_rows) == (1, 3)
     with db.session() as session:
-        assert sorted(session.scalars(select(InboundFax.recvid))) == [2, 3, 4]
+        assert sorted(session.scalars(select(InboundFax.remote_id))) == ["2", "3", "4"]
         assert session.scalar(select(func.count()).select_from(Delivery)) == 3
         jobs = list(session.scalars(select(OutboundJob.id)))
     assert live in jobs and len(jobs) == 2

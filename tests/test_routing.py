@@ -149,9 +149,10 @@ def test_aware_now_is_converted_to_the_server_zone() -> None:
 
 def test_template_fields_name_unknown_values() -> None:
     """Missing caller id and page count become 'unknown' in templates; the rest pass through."""
-    fields = FaxFacts(9, SALES, "", None, "tif", MONDAY_MORNING).template_fields("night")
+    fields = FaxFacts("9", SALES, "", None, "tif", MONDAY_MORNING).template_fields("night")
     assert fields == {
-        "recvid": 9,
+        "recvid": "9",
+        "provider": "unknown",
         "dnis": SALES,
         "cid": "unknown",
         "pages": "unknown",
@@ -159,3 +160,5 @@ def test_template_fields_name_unknown_values() -> None:
         "route": "night",
         "received": MONDAY_MORNING,
     }
+    with_provider = FaxFacts("9", SALES, "", None, "tif", MONDAY_MORNING, "voipms")
+    assert with_provider.template_fields("night")["provider"] == "voipms"

@@ -228,10 +228,10 @@ def test_passwords_never_leave_through_logs_db_or_cli(
                sim.inject("truncate", operation="getfax", times=1)]
     logs += site.run_once()
     # 5: the operator retries what failed; then a clean pass finishes it.
-    retried = [row["recvid"] for row in json.loads(site.faxd("inbox", "--json").stdout)
+    retried = [row["remote_id"] for row in json.loads(site.faxd("inbox", "--json").stdout)
                if row["state"] == "failed"]
-    for recvid in retried:
-        site.faxd("retry", str(recvid))
+    for remote_id in retried:
+        site.faxd("retry", remote_id)
     logs += site.run_once()
     faults.append(sim.inject("err08", operation="listlines", times=1))
     listlines = site.faxd("faxage", "listlines")

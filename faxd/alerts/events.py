@@ -17,6 +17,7 @@ kind ``[notify] events`` leaves out is not written either.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -111,38 +112,52 @@ def clear_condition(
 # -- the events faxd raises, worded once ---------------------------------------------
 
 
+def condition_scope(provider: str, account: str) -> str:
+    """How the conditions of one provider account are keyed (``auth_failed:<scope>``)."""
+    return f"{provider}:{account}"
+
+
+def retry_command(provider: str, remote_id: str) -> str:
+    """The ``faxd retry`` line for one fax, quoted for a shell."""
+    return f"faxd retry --provider {provider} {shlex.quote(remote_id)}"
+
+
 def fax_failed(
-    recvid: int | str, *, dnis: str, cid: str, route: str | None, reason: str,
+    provider: str, remote_id: str, *, dnis: str, cid: str, route: str | None, reason: str,
     spool_path: str | None,
 ) -> Event:  # fmt: skip
     """A fax gave up after ``max_attempts``; it stays on the provider."""
     return Event(
         kind="fax_failed",
-        subject=f"fax {recvid}",
+        subject=f"{provider} fax {remote_id}",
         summary=(
-            f"fax {recvid} from {cid or 'unknown caller'} to {dnis or 'unknown number'}"
-            f"{f' (route {route})' if route else ''} could not be delivered and is kept "
+            f"{provider} fax {remote_id} from {cid or 'unknown caller'} "
+            f"to {dnis or 'unknown number'}{f' (route {route})' if route else ''} "
+            "could not be delivered and is kept "
             "on the provider"
         ),
         detail=reason,
-        command=f"faxd inbox --failed   # to see it\nfaxd retry {recvid}   # to try it again",
+        command=f"faxd inbox --failed   # to see it\n"
+        f"{retry_command(provider, remote_id)}   # to try it again",
         attach_path=spool_path,
     )
 
 
 def fax_held(
-    recvid: int | str, *, dnis: str, cid: str, spool_path: str | None
+    provider: str, remote_id: str, *, dnis: str, cid: str, spool_path: str | None
 ) -> Event:
     """No route matches a fax and there is no default route."""
     return Event(
         kind="fax_held",
-        subject=f"fax {recvid}",
+        subject=f"{provider} fax {remote_id}",
         summary=(
-            f"fax {recvid} from {cid or 'unknown caller'} to {dnis or 'unknown number'} "
+            f"{provider} fax {remote_id} from {cid or 'unknown caller'} "
+            f"to {dnis or 'unknown number'} "
             "matches no route and there is no default route; it is held on the provider"
         ),
         detail="Add a route for this number (or a default route) to the config file.",
-        command=f"faxd inbox   # to see it\nfaxd retry {recvid}   # after fixing the routes",
+        command=f"faxd inbox   # to see it\n"
+        f"{retry_command(provider, remote_id)}   # after fixing the routes",
         attach_path=spool_path,
     )
 

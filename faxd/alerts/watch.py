@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from faxd.alerts.events import Event, raise_condition
+from faxd.alerts.events import Event, condition_scope, raise_condition
 from faxd.config import NotifySettings
 from faxd.store.db import Database
 from faxd.store.models import PollCursor
@@ -24,13 +24,14 @@ DOWN_AFTER_POLLS = 3
 def check_provider(
     db: Database,
     settings: NotifySettings | None,
+    provider: str,
     account: str,
     *,
     poll_interval: float,
     since: datetime,
     now: datetime,
 ) -> bool:
-    """Raise ``provider_down`` for ``account`` if it is due; ``True`` if raised now.
+    """Raise ``provider_down`` for a provider account if it is due; ``True`` if raised now.
 
     ``since`` is when this daemon started: a provider is not called down for
     polls that nobody made.  While polling is paused for a refused login,
@@ -39,7 +40,7 @@ def check_provider(
     if settings is None:
         return False
     with db.session() as session:
-        cursor = session.get(PollCursor, account)
+        cursor = session.get(PollCursor, (provider, account))
         last = cursor.last_listed_at if cursor is not None else None
         if cursor is not None and cursor.paused_reason is not None:
             return False
@@ -49,14 +50,15 @@ def check_provider(
         minutes = (now - reference).total_seconds() / 60
         event = Event(
             kind="provider_down",
-            subject=f"FAXAGE account {account}",
+            subject=f"{provider} account {account}",
             summary=(
-                f"no poll of FAXAGE account {account} has succeeded for {minutes:.0f} minutes "
+                f"no poll of {provider} account {account} has succeeded for {minutes:.0f} minutes "
                 f"(last success: {f'{last:%Y-%m-%d %H:%M} UTC' if last else 'none since start'})"
             ),
             detail=(cursor.last_poll_outcome or "") if cursor is not None else "",
             command="faxd status   # the last poll's outcome\njournalctl -u faxd   # its log",
         )
         return raise_condition(
-            session.connection(), settings, f"provider_down:{account}", event, now=now
+            session.connection(), settings, f"provider_down:{condition_scope(provider, account)}",
+            event, now=now,
         )

@@ -216,11 +216,13 @@ class RouteSpec:
     cid: tuple[str, ...] = ()
     hours: Hours | None = None
     actions: tuple[ActionSpec, ...] = ()
+    #: Providers whose faxes the route takes (``()``: every provider).
+    providers: tuple[str, ...] = ()
 
     @property
     def is_default(self) -> bool:
         """A route without match keys takes every fax no earlier route took."""
-        return not self.dnis and not self.cid and self.hours is None
+        return not self.dnis and not self.cid and self.hours is None and not self.providers
 
 
 @dataclass(frozen=True)

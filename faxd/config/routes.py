@@ -29,6 +29,7 @@ from faxd.config.model import (
 from faxd.config.reader import Problems, Table, describe, resolve_path, suggest
 from faxd.hours import Hours
 from faxd.phone import UNKNOWN_CALLER_IDS, normalize_number
+from faxd.providers.base import PROVIDER_NAMES
 from faxd.templates import template_problems
 
 ACTION_TYPES = ("folder", "print", "email", "command")
@@ -62,6 +63,7 @@ def _read_route(table: Table, have_smtp: bool) -> RouteSpec:
         table.problem("name", "must not contain control characters")
     dnis = _numbers(table, "dnis", caller_id=False)
     cid = _numbers(table, "cid", caller_id=True)
+    providers = _providers(table)
     hours: Hours | None = None
     spec = table.text("hours")
     if spec is not None:
@@ -77,7 +79,30 @@ def _read_route(table: Table, have_smtp: bool) -> RouteSpec:
         cid=cid,
         hours=hours,
         actions=actions,
+        providers=providers,
     )
+
+
+def _providers(table: Table) -> tuple[str, ...]:
+    """``provider = ["voipms"]``: the providers whose faxes the route takes."""
+    given = table.text_list("provider")
+    if given == []:
+        table.problem(
+            "provider",
+            "is empty, which would make this route take no fax; list provider names, "
+            "or remove provider (a route without it takes faxes from every provider)",
+        )
+    found: list[str] = []
+    for index, text in enumerate(given or []):
+        name = text.strip().lower()
+        if name not in PROVIDER_NAMES:
+            table.problem(
+                f"provider[{index}]",
+                f"{text!r} is no provider faxd knows; write one of {', '.join(PROVIDER_NAMES)}",
+            )
+        elif name not in found:
+            found.append(name)
+    return tuple(found)
 
 
 def _numbers(table: Table, key: str, *, caller_id: bool) -> tuple[str, ...]:

@@ -24,19 +24,22 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+#: What a fax is known by here: the pipelines of several providers may share
+#: one dispatcher, so theirs is ``(provider, remote id)``.
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True)
-class Finished(Generic[T]):
+class Finished(Generic[K, T]):
     """How the work on one fax ended: its value, or the exception it raised."""
 
-    recvid: int
+    key: K
     value: T | None = None
     error: BaseException | None = None
 
@@ -47,58 +50,58 @@ class Dispatcher:
     def __init__(self, concurrency: int, *, thread_name: str = "faxd-inbound") -> None:
         self.concurrency = max(1, concurrency)
         self.thread_name = thread_name
-        self._claimed: set[int] = set()
+        self._claimed: set[Hashable] = set()
         self._lock = threading.Lock()
 
-    def claim(self, recvid: int) -> bool:
-        """Take ``recvid`` for one worker; ``False`` if another already has it."""
+    def claim(self, key: Hashable) -> bool:
+        """Take fax ``key`` for one worker; ``False`` if another already has it."""
         with self._lock:
-            if recvid in self._claimed:
+            if key in self._claimed:
                 return False
-            self._claimed.add(recvid)
+            self._claimed.add(key)
             return True
 
-    def release(self, recvid: int) -> None:
-        """Give ``recvid`` back once its worker has returned."""
+    def release(self, key: Hashable) -> None:
+        """Give ``key`` back once its worker has returned."""
         with self._lock:
-            self._claimed.discard(recvid)
+            self._claimed.discard(key)
 
-    def busy(self) -> set[int]:
+    def busy(self) -> set[Hashable]:
         """The faxes being worked on right now."""
         with self._lock:
             return set(self._claimed)
 
     def run(
         self,
-        recvids: Iterable[int],
-        work: Callable[[int], T],
+        keys: Iterable[K],
+        work: Callable[[K], T],
         *,
         halt: Callable[[], bool],
-    ) -> Iterator[Finished[T]]:
-        """Run ``work(recvid)`` for each fax in order; yield each as it finishes.
+    ) -> Iterator[Finished[K, T]]:
+        """Run ``work(key)`` for each fax in order; yield each as it finishes.
 
         ``halt`` is asked before each fax is handed out: once it says yes, no
         further fax starts, and those in flight are awaited and yielded.  A
         fax claimed elsewhere is skipped (nothing is yielded for it).
         """
         if self.concurrency == 1:
-            yield from self._run_inline(recvids, work, halt)
+            yield from self._run_inline(keys, work, halt)
             return
         in_flight: set[Future[T]] = set()
-        owner: dict[Future[T], int] = {}
+        owner: dict[Future[T], tuple[int, K]] = {}
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix=self.thread_name) as pool:
             try:
-                for recvid in recvids:
+                for position, key in enumerate(keys):
                     while len(in_flight) >= self.concurrency:
                         finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                         yield from _results(finished, owner)
                     if halt():
                         break
-                    if not self.claim(recvid):
+                    if not self.claim(key):
                         continue
                     context = contextvars.copy_context()
-                    future = pool.submit(context.run, self._guarded, recvid, work)
-                    owner[future] = recvid
+                    future = pool.submit(context.run, self._guarded, key, work)
+                    owner[future] = (position, key)
                     in_flight.add(future)
             finally:
                 # Also when the caller stops iterating early: nothing in
@@ -108,34 +111,36 @@ class Dispatcher:
             yield from results
 
     def _run_inline(
-        self, recvids: Iterable[int], work: Callable[[int], T], halt: Callable[[], bool]
-    ) -> Iterator[Finished[T]]:
-        for recvid in recvids:
+        self, keys: Iterable[K], work: Callable[[K], T], halt: Callable[[], bool]
+    ) -> Iterator[Finished[K, T]]:
+        for key in keys:
             if halt():
                 return
-            if not self.claim(recvid):
+            if not self.claim(key):
                 continue
             try:
-                value = self._guarded(recvid, work)
+                value = self._guarded(key, work)
             except Exception as exc:
-                yield Finished(recvid, error=exc)
+                yield Finished(key, error=exc)
             else:
-                yield Finished(recvid, value=value)
+                yield Finished(key, value=value)
 
-    def _guarded(self, recvid: int, work: Callable[[int], T]) -> T:
+    def _guarded(self, key: K, work: Callable[[K], T]) -> T:
         """Run the work of a claimed fax and release the claim however it ends."""
         try:
-            return work(recvid)
+            return work(key)
         finally:
-            self.release(recvid)
+            self.release(key)
 
 
-def _results(finished: Iterable[Future[T]], owner: dict[Future[T], int]) -> Iterator[Finished[T]]:
-    """The outcome of each finished future, oldest fax first."""
-    for future in sorted(finished, key=lambda f: owner[f]):
-        recvid = owner.pop(future)
+def _results(
+    finished: Iterable[Future[T]], owner: dict[Future[T], tuple[int, K]]
+) -> Iterator[Finished[K, T]]:
+    """The outcome of each finished future, in the order the faxes were handed out."""
+    for future in sorted(finished, key=lambda f: owner[f][0]):
+        _, key = owner.pop(future)
         error = future.exception()
         if error is not None:
-            yield Finished(recvid, error=error)
+            yield Finished(key, error=error)
         else:
-            yield Finished(recvid, value=future.result())
+            yield Finished(key, value=future.result())

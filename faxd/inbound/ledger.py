@@ -34,41 +34,54 @@ import hashlib
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from faxd.alerts import events
+from faxd.alerts.events import condition_scope
 from faxd.clock import Clock
 from faxd.config import NotifySettings
 from faxd.inbound.backoff import RandomSource, RetryPolicy
 from faxd.inbound.rows import CursorRow, DeliveryRow, FaxRow, Plan
 from faxd.inbound.steps import ERROR_LIMIT as _ERROR_LIMIT
 from faxd.inbound.steps import LedgerSteps
-from faxd.providers.faxage.records import ListfaxRecord, MalformedLine
+from faxd.providers.base import RemoteFax, Unreadable
 from faxd.store.db import Database
 from faxd.store.models import Delivery, InboundFax, ListingProblem, PollCursor
 from faxd.store.states import FAX_ACTIVE, FaxState, advance
 
 __all__ = ["PROBLEM_LOG_INTERVAL", "CursorRow", "DeliveryRow", "FaxRow", "Ledger", "Plan"]
 
-#: A listfax line that keeps failing to parse is warned about at most this often.
+#: A listing record that keeps failing to parse is warned about at most this often.
 PROBLEM_LOG_INTERVAL = timedelta(days=1)
 
-#: One fax by its recvid, for the ORM methods below.
-_FAX_BY_RECVID = select(InboundFax).where(
-    InboundFax.account == bindparam("account"), InboundFax.recvid == bindparam("recvid")
+#: One fax by its remote id, for the ORM methods below.
+_FAX_BY_REMOTE_ID = select(InboundFax).where(
+    InboundFax.provider == bindparam("provider"),
+    InboundFax.account == bindparam("account"),
+    InboundFax.remote_id == bindparam("remote_id"),
 )
 
 
 class Ledger(LedgerSteps):
-    """The inbound rows of one FAXAGE account (``username@company``)."""
+    """The inbound rows of one provider account (FAXAGE: ``username@company``)."""
 
     def __init__(
-        self, db: Database, account: str, *, clock: Clock, notify: NotifySettings | None = None
+        self,
+        db: Database,
+        provider: str,
+        account: str,
+        *,
+        clock: Clock,
+        notify: NotifySettings | None = None,
     ) -> None:
         self.db = db
+        self.provider = provider
         self.account = account
+        #: How admin conditions of this account are keyed (``auth_failed:<scope>``).
+        self.scope = condition_scope(provider, account)
         self.clock = clock
         #: ``[notify]``: a fax failing or held, and a refused login, write their admin
         #: event in the same transaction (:mod:`faxd.alerts.events`).
@@ -77,19 +90,19 @@ class Ledger(LedgerSteps):
     # ------------------------------------------------------------ cursor
 
     def _cursor(self, session: Session) -> PollCursor:
-        cursor = session.get(PollCursor, self.account)
+        cursor = session.get(PollCursor, (self.provider, self.account))
         if cursor is None:
-            cursor = PollCursor(account=self.account, last_recvid=0)
+            cursor = PollCursor(provider=self.provider, account=self.account, cursor=None)
             session.add(cursor)
             session.flush()
         return cursor
 
     def cursor(self) -> CursorRow:
-        """The poll cursor (created at 0 on first use)."""
+        """The poll cursor (created empty on first use)."""
         with self.db.session() as session:
             c = self._cursor(session)
             return CursorRow(
-                c.last_recvid,
+                c.cursor,
                 c.last_poll_at,
                 c.last_poll_outcome,
                 c.last_sweep_at,
@@ -109,7 +122,7 @@ class Ledger(LedgerSteps):
         The pause is the ``auth_failed`` condition: raised with it, cleared
         (``recovered``) when a login works again.
         """
-        key = f"auth_failed:{self.account}"
+        key = f"auth_failed:{self.scope}"
         with self.db.session() as session:
             self._cursor(session).paused_reason = reason
             conn, now = session.connection(), self.clock()
@@ -117,7 +130,7 @@ class Ledger(LedgerSteps):
                 events.clear_condition(conn, self.notify, key, now=now)
             else:
                 event = events.Event(
-                    kind="auth_failed", subject=f"FAXAGE account {self.account}",
+                    kind="auth_failed", subject=f"{self.provider} account {self.account}",
                     summary=reason, command="faxd check-config   # then: faxd status",
                 )  # fmt: skip
                 events.raise_condition(conn, self.notify, key, event, now=now)
@@ -129,7 +142,7 @@ class Ledger(LedgerSteps):
         with it, cleared (``recovered``) when space returns.  ``folder`` is the
         first folder short of space, which the mail's subject names.
         """
-        key = f"disk_low:{self.account}"
+        key = f"disk_low:{self.scope}"
         with self.db.session() as session:
             conn, now = session.connection(), self.clock()
             if reason is None:
@@ -148,7 +161,7 @@ class Ledger(LedgerSteps):
         with self.db.session() as session:
             self._cursor(session).last_listed_at = self.clock()
             events.clear_condition(
-                session.connection(), self.notify, f"provider_down:{self.account}",
+                session.connection(), self.notify, f"provider_down:{self.scope}",
                 now=self.clock(),
             )  # fmt: skip
 
@@ -157,51 +170,55 @@ class Ledger(LedgerSteps):
         with self.db.session() as session:
             self._cursor(session).last_sweep_at = self.clock()
 
-    def record_listing(self, records: Sequence[ListfaxRecord]) -> list[int]:
-        """Insert the faxes not known yet (state ``listed``) and move the cursor.
+    def record_listing(self, faxes: Sequence[RemoteFax], cursor: str | None = None) -> list[str]:
+        """Insert the faxes not known yet (state ``listed``) and set the cursor.
 
         One transaction: the cursor can only ever point past rows that are
-        committed with it (DESIGN invariant 3).  It only moves forward.  A
-        long listing comes here one batch at a time, so the cursor moves to
-        each batch's highest recvid as that batch commits.
-        Returns the recvids that were new, oldest first.
+        committed with it (DESIGN invariant 3).  ``cursor`` is what the
+        provider's adapter says the next listing starts from once these
+        faxes are recorded (``None``: leave it as it is).  A fax the ledger
+        knows already (by provider, account and remote id) is never added
+        twice, however often a window listing shows it.
+        Returns the remote ids that were new, oldest first (the order they are
+        worked on).
         """
         with self.db.session() as session:
-            cursor = self._cursor(session)
-            wanted = {r.recvid for r in records}
-            known = set(self._recvids_in(session, wanted))
-            new: list[int] = []
-            for record in sorted(records, key=lambda r: r.recvid):
-                if record.recvid in known:
+            row = self._cursor(session)
+            known = set(self._remote_ids_in(session, {f.remote_id for f in faxes}))
+            new: list[str] = []
+            for fax in sorted(faxes, key=_oldest_first):
+                if fax.remote_id in known:
                     continue
-                known.add(record.recvid)
-                new.append(record.recvid)
+                known.add(fax.remote_id)
+                new.append(fax.remote_id)
                 session.add(
                     InboundFax(
+                        provider=self.provider,
                         account=self.account,
-                        recvid=record.recvid,
-                        recvdate=record.recvdate,
-                        starttime=record.starttime,
-                        cid=record.cid,
-                        dnis=record.dnis,
-                        server_filename=record.filename,
-                        pagecount=record.pagecount,
+                        remote_id=fax.remote_id,
+                        recvdate=fax.received_at,
+                        starttime=None,
+                        cid=fax.caller_id,
+                        dnis=fax.dnis,
+                        server_filename=fax.filename,
+                        pagecount=fax.pages,
                         state=FaxState.LISTED.value,
                         attempts=0,
                         listed_at=self.clock(),
                     )
                 )
-            if wanted:
+            if new:
                 session.flush()
-                cursor.last_recvid = max(cursor.last_recvid, max(wanted))
+            if cursor is not None:
+                row.cursor = cursor
             return new
 
-    def record_problems(self, lines: Sequence[MalformedLine]) -> list[MalformedLine]:
-        """Count each listfax line that did not parse; return those to warn about now.
+    def record_problems(self, lines: Sequence[Unreadable]) -> list[Unreadable]:
+        """Count each listing record that did not parse; return those to warn about now.
 
         A line is warned about the first time it is seen and then at most once
         per :data:`PROBLEM_LOG_INTERVAL` while it keeps coming back, so a line
-        FAXAGE sends with every listing does not fill the log.  The line is
+        the provider sends with every listing does not fill the log.  The line is
         known by its recorded text and reason, not its number, which shifts as
         other faxes come and go.
         """
@@ -209,12 +226,13 @@ class Ledger(LedgerSteps):
             return []
         now = self.clock()
         by_print = {_fingerprint(line): line for line in lines}
-        due: list[MalformedLine] = []
+        due: list[Unreadable] = []
         with self.db.session() as session:
             rows = {
                 row.fingerprint: row
                 for row in session.scalars(
                     select(ListingProblem).where(
+                        ListingProblem.provider == self.provider,
                         ListingProblem.account == self.account,
                         ListingProblem.fingerprint.in_(by_print),
                     )
@@ -224,6 +242,7 @@ class Ledger(LedgerSteps):
                 row = rows.get(fingerprint)
                 if row is None:
                     row = ListingProblem(
+                        provider=self.provider,
                         account=self.account,
                         fingerprint=fingerprint,
                         text=line.text,
@@ -241,98 +260,104 @@ class Ledger(LedgerSteps):
 
     # ------------------------------------------------------------ reading
 
-    def _recvids_in(self, session: Session, recvids: set[int]) -> list[int]:
-        if not recvids:
+    def _mine(self) -> Any:
+        """The WHERE clause of this ledger's rows."""
+        return (InboundFax.provider == self.provider) & (InboundFax.account == self.account)
+
+    def _remote_ids_in(self, session: Session, remote_ids: set[str]) -> list[str]:
+        if not remote_ids:
             return []
-        query = select(InboundFax.recvid).where(
-            InboundFax.account == self.account, InboundFax.recvid.in_(recvids)
+        query = select(InboundFax.remote_id).where(
+            self._mine(), InboundFax.remote_id.in_(remote_ids)
         )
         return list(session.scalars(query))
 
-    def _fax(self, session: Session, recvid: int) -> InboundFax:
+    def _fax(self, session: Session, remote_id: str) -> InboundFax:
         fax = session.scalars(
-            _FAX_BY_RECVID, {"account": self.account, "recvid": recvid}
+            _FAX_BY_REMOTE_ID,
+            {"provider": self.provider, "account": self.account, "remote_id": remote_id},
         ).one_or_none()
         if fax is None:
-            raise LookupError(f"no inbound fax {recvid} for {self.account} in the database")
+            raise LookupError(
+                f"no inbound fax {remote_id} of {self.provider} account {self.account} "
+                "in the database"
+            )
         return fax
 
-    def known(self, recvids: Iterable[int]) -> dict[int, FaxRow]:
-        """The rows of those of ``recvids`` the database knows."""
-        wanted = set(recvids)
+    def known(self, remote_ids: Iterable[str]) -> dict[str, FaxRow]:
+        """The rows of those of ``remote_ids`` the database knows."""
+        wanted = set(remote_ids)
         if not wanted:
             return {}
         with self.db.session() as session:
             rows = session.scalars(
-                select(InboundFax).where(
-                    InboundFax.account == self.account, InboundFax.recvid.in_(wanted)
-                )
+                select(InboundFax).where(self._mine(), InboundFax.remote_id.in_(wanted))
             )
-            return {row.recvid: FaxRow.of(row) for row in rows}
+            return {row.remote_id: FaxRow.of(row) for row in rows}
 
-    def due(self, now: datetime) -> list[int]:
-        """Faxes that need work now (active and not backing off), oldest first."""
+    def due(self, now: datetime) -> list[str]:
+        """Faxes that need work now (active and not backing off), oldest listed first."""
         with self.db.session() as session:
             rows = session.scalars(
-                select(InboundFax.recvid)
+                select(InboundFax.remote_id)
                 .where(
-                    InboundFax.account == self.account,
+                    self._mine(),
                     InboundFax.state.in_([s.value for s in FAX_ACTIVE]),
                     (InboundFax.next_attempt_at.is_(None)) | (InboundFax.next_attempt_at <= now),
                 )
-                .order_by(InboundFax.recvid)
+                .order_by(InboundFax.id)
             )
             return list(rows)
 
-    def unfinished(self) -> set[int]:
-        """Every fax not ``done`` (their spool files must be kept)."""
+    def unfinished(self) -> dict[str, str | None]:
+        """Every fax not ``done``, with its recorded spool file (those must be kept)."""
         with self.db.session() as session:
-            rows = session.scalars(
-                select(InboundFax.recvid).where(
-                    InboundFax.account == self.account, InboundFax.state != FaxState.DONE.value
+            rows = session.execute(
+                select(InboundFax.remote_id, InboundFax.spool_path).where(
+                    self._mine(), InboundFax.state != FaxState.DONE.value
                 )
             )
-            return set(rows)
+            return {remote_id: spool_path for remote_id, spool_path in rows}
 
-    def deliveries(self, recvid: int) -> list[DeliveryRow]:
+    def deliveries(self, remote_id: str) -> list[DeliveryRow]:
         """The delivery rows of the route recorded for the fax (none before routing)."""
         with self.db.session() as session:
-            fax = self._fax(session, recvid)
+            fax = self._fax(session, remote_id)
             return [DeliveryRow.of(d) for d in fax.deliveries if d.route == fax.route]
 
     # ---------------------------------------- detours (the usual steps: steps.py)
 
-    def relist(self, recvid: int, reason: str) -> FaxRow:
+    def relist(self, remote_id: str, reason: str) -> FaxRow:
         """downloaded -> listed: the spool copy is gone or changed; download again."""
         with self.db.session() as session:
-            fax = self._fax(session, recvid)
+            fax = self._fax(session, remote_id)
             advance(fax, FaxState.LISTED)
             fax.spool_path = fax.size = fax.sha256 = fax.kind = None
             fax.last_error = reason[:_ERROR_LIMIT]
             fax.next_attempt_at = None  # due again at once: this is no failed attempt
             return FaxRow.of(fax)
 
-    def hold(self, recvid: int, reason: str) -> FaxRow:
-        """downloaded -> held: no route takes the fax; it stays on FAXAGE."""
+    def hold(self, remote_id: str, reason: str) -> FaxRow:
+        """downloaded -> held: no route takes the fax; it stays on the provider."""
         with self.db.session() as session:
-            fax = self._fax(session, recvid)
+            fax = self._fax(session, remote_id)
             advance(fax, FaxState.HELD)
             fax.last_error = reason[:_ERROR_LIMIT]
             fax.next_attempt_at = None
             event = events.fax_held(
-                recvid, dnis=fax.dnis, cid=fax.cid, spool_path=fax.spool_path
+                self.provider, remote_id, dnis=fax.dnis, cid=fax.cid, spool_path=fax.spool_path
             )
             events.record(session.connection(), self.notify, event, now=self.clock())
             return FaxRow.of(fax)
 
-    def record_redeleted(self, recvid: int) -> None:
-        """A done fax was found on FAXAGE again and deleted again."""
+    def record_redeleted(self, remote_id: str) -> None:
+        """A done fax was found on the provider again and released again."""
         with self.db.session() as session:
-            self._fax(session, recvid).deleted_at = self.clock()
+            self._fax(session, remote_id).deleted_at = self.clock()
 
     def record_failure(
         self,
-        recvid: int,
+        remote_id: str,
         error: str,
         *,
         policy: RetryPolicy,
@@ -350,7 +375,7 @@ class Ledger(LedgerSteps):
         now = self.clock()
         text = error[:_ERROR_LIMIT]
         with self.db.session() as session:
-            fax = self._fax(session, recvid)
+            fax = self._fax(session, remote_id)
             fax.attempts += 1
             fax.last_error = text
             for delivery_id, delivery_error in (deliveries or {}).items():
@@ -361,15 +386,15 @@ class Ledger(LedgerSteps):
                 advance(fax, FaxState.FAILED)
                 fax.next_attempt_at = None
                 event = events.fax_failed(
-                    recvid, dnis=fax.dnis, cid=fax.cid, route=fax.route, reason=text,
-                    spool_path=fax.spool_path,
+                    self.provider, remote_id, dnis=fax.dnis, cid=fax.cid, route=fax.route,
+                    reason=text, spool_path=fax.spool_path,
                 )  # fmt: skip
                 events.record(session.connection(), self.notify, event, now=now)
             else:
                 fax.next_attempt_at = policy.next_attempt_at(fax.attempts, now, rng)
             return FaxRow.of(fax)
 
-    def revive(self, recvid: int, to: FaxState, *, reroute: bool = False) -> FaxRow:
+    def revive(self, remote_id: str, to: FaxState, *, reroute: bool = False) -> FaxRow:
         """``faxd retry``: a failed or held fax goes back to work with attempts reset.
 
         ``reroute`` forgets the recorded route (gone from the config) with its
@@ -378,9 +403,9 @@ class Ledger(LedgerSteps):
         whose action is unchanged counts as done: see ``steps._plan``).
         """
         with self.db.session() as session:
-            fax = self._fax(session, recvid)
+            fax = self._fax(session, remote_id)
             if FaxState(fax.state) not in (FaxState.FAILED, FaxState.HELD):
-                raise ValueError(f"fax {recvid} is {fax.state}, not failed or held")
+                raise ValueError(f"fax {remote_id} is {fax.state}, not failed or held")
             if reroute and fax.route is not None:
                 for delivery in list(fax.deliveries):
                     if delivery.route == fax.route and delivery.state != "done":
@@ -395,6 +420,11 @@ class Ledger(LedgerSteps):
             return FaxRow.of(fax)
 
 
-def _fingerprint(line: MalformedLine) -> str:
+def _oldest_first(fax: RemoteFax) -> tuple[datetime, int, str]:
+    """Received time, then the id; digit ids of one length sort as numbers do."""
+    return fax.received_at, len(fax.remote_id), fax.remote_id
+
+
+def _fingerprint(line: Unreadable) -> str:
     """What identifies an unreadable line from one listing to the next."""
     return hashlib.sha256(f"{line.text}\0{line.reason}".encode()).hexdigest()

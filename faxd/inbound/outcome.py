@@ -27,7 +27,7 @@ class PollOutcome:
 
     def summary(self) -> str:
         if self.paused:
-            return "paused: FAXAGE refused the login"
+            return "paused: the provider refused the login"
         return (
             f"{self.new} new, {self.done} done, {self.failed} failed, "
             f"{self.held} held, {self.errors} errors"

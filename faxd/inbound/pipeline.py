@@ -1,19 +1,24 @@
-"""The inbound pipeline: poll FAXAGE, then download, route, deliver and delete.
+"""The inbound pipeline: poll one provider, then download, route, deliver and release.
 
-This is the heart of faxd.  The pipeline lists what is new and hands each
-fax that is due to a :class:`~faxd.inbound.worker.FaxWorker`, up to
+This is the heart of faxd.  One pipeline serves one receiving provider
+account (:class:`~faxd.providers.base.InboundProvider`); the daemon runs one
+per provider in ``[inbound] providers``, each with its own cursor, login
+pause, sweep and listing problems.  The pipeline lists what is new and hands
+each fax that is due to a :class:`~faxd.inbound.worker.FaxWorker`, up to
 ``[inbound] concurrency`` at once (:mod:`faxd.inbound.dispatch`); the worker
 module tells the step-by-step story of one fax.  What keeps it crash-safe
-(DESIGN invariants 1-3):
+(DESIGN invariants 1-3), for every provider:
 
-- ``listfax`` (``idgt`` = cursor, ascending): the answer is read a batch of
-  lines at a time, and each batch's new rows are committed together with the
-  cursor moved to that batch's highest recvid (:meth:`Ledger.record_listing`),
-  before any download.  So the memory and the write lock a listing takes are
-  bounded by a batch, not by how many faxes wait, and a fault halfway leaves
-  the cursor past committed faxes only;
-- a line that does not parse is counted in the database and warned about at
-  most once a day (:meth:`Ledger.record_problems`; ``faxd inbox --problems``);
+- the listing comes in batches (:class:`~faxd.providers.base.ListingBatch`),
+  and each batch's new rows are committed together with the cursor the
+  adapter gives with it (:meth:`Ledger.record_listing`), before any
+  download.  So the memory and the write lock a listing takes are bounded by
+  a batch, and a fault halfway leaves the cursor past committed faxes only.
+  A provider that lists a date window (no cursor of its own) shows the same
+  fax again and again: the ledger knows it by (provider, account, remote id)
+  and never adds it twice;
+- a record that does not parse is counted in the database and warned about
+  at most once a day (:meth:`Ledger.record_problems`; ``faxd inbox --problems``);
 - every step of a fax is committed in its own short transaction, never across
   a download or an action, so worker threads queue for SQLite's write lock
   for milliseconds and a crash leaves each fax at a recorded step;
@@ -24,16 +29,17 @@ Too little free disk (``[inbound] min_free_mb``, :mod:`faxd.inbound.diskguard`)
 pauses downloads, with one log line when it starts and one when it ends, and
 the ``disk_low`` condition raised and cleared in the database.
 
-``ERR02`` pauses polling with one log line per poll (invariant 8) and stops
-the pass from taking further faxes; a periodic full listing, :meth:`sweep`,
-catches anything on FAXAGE the database does not know or has not finished.
+A refused login (:class:`~faxd.errors.AuthError`) pauses this provider's
+polling with one log line per poll (invariant 8) and stops the pass from
+taking further faxes; a periodic full listing, :meth:`sweep`, catches
+anything on the provider the database does not know or has not finished.
 """
 
 from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import structlog
@@ -51,12 +57,15 @@ from faxd.inbound.ledger import Ledger
 from faxd.inbound.outcome import PollOutcome, Tally
 from faxd.inbound.rows import FaxRow
 from faxd.inbound.spool import Spool
-from faxd.inbound.worker import ActionFactory, FaxWorker, InboundClient, compatible
-from faxd.providers.faxage.records import ListfaxResult, MalformedLine
+from faxd.inbound.worker import ActionFactory, FaxWorker, compatible
+from faxd.providers.base import InboundProvider, ListingBatch, Release, Unreadable
 from faxd.store.db import Database
 from faxd.store.states import FaxState
 
-__all__ = ["ActionFactory", "InboundClient", "InboundPipeline", "PollOutcome"]
+__all__ = ["ActionFactory", "FaxKey", "InboundPipeline", "PollOutcome"]
+
+#: How a fax is known to a dispatcher the pipelines of several providers share.
+FaxKey = tuple[str, str]  # (provider, remote id)
 
 log = structlog.get_logger(__name__)
 
@@ -66,28 +75,28 @@ class _Listed:
     """What one listing recorded, batch by batch: counts, not the records themselves."""
 
     new: int = 0
-    first: int | None = None
-    last: int | None = None
+    first: str | None = None
+    last: str | None = None
     malformed: int = 0
     listed: int = 0
-    leftovers: list[FaxRow] = field(default_factory=list)  # done and deleted, yet listed
+    leftovers: list[FaxRow] = field(default_factory=list)  # done and released, yet listed
     broke_off: bool = False  # the answer failed after the batches counted here
 
-    def add(self, new: list[int], batch: ListfaxResult) -> None:
+    def add(self, new: list[str], batch: ListingBatch) -> None:
         if new:
             self.new += len(new)
             self.first = new[0] if self.first is None else self.first
             self.last = new[-1]
-        self.malformed += len(batch.malformed)
-        self.listed += len(batch.records)
+        self.malformed += len(batch.unreadable)
+        self.listed += len(batch.faxes)
 
 
 class InboundPipeline:
-    """Turns every fax received on one FAXAGE account into delivered files."""
+    """Turns every fax received on one provider account into delivered files."""
 
     def __init__(
         self,
-        client: InboundClient,
+        provider: InboundProvider,
         db: Database,
         config: Config,
         *,
@@ -95,19 +104,20 @@ class InboundPipeline:
         clock: Clock = system_clock,
         rng: RandomSource | None = None,
         free_bytes: FreeBytes = statvfs_free,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
-        self.client = client
+        self.provider = provider
+        self.name = provider.name
         self.config = config
         self.settings = config.inbound
         self.clock = clock
-        account = config.require_faxage("receiving").account
-        self.ledger = Ledger(db, account, clock=clock, notify=config.notify)
-        self.spool = Spool(config.inbound.spool_dir)
+        self.ledger = Ledger(db, provider.name, provider.account, clock=clock, notify=config.notify)
+        self.spool = Spool(config.inbound.spool_dir, provider.name)
         self.guard = DiskGuard.for_config(
             config, free_bytes=free_bytes, on_change=self._disk_changed
         )
         self.worker = FaxWorker(
-            client,
+            provider,
             self.ledger,
             self.spool,
             config,
@@ -116,7 +126,8 @@ class InboundPipeline:
             rng=rng or random.Random(),  # noqa: S311 - jitter, not secrets
             guard=self.guard,
         )
-        self.dispatcher = Dispatcher(config.inbound.concurrency)
+        #: May be shared with the other providers' pipelines (claims are per provider).
+        self.dispatcher = dispatcher or Dispatcher(config.inbound.concurrency)
         self._stop = threading.Event()
         self._recover_lock = threading.Lock()
         self._recovered = False
@@ -140,25 +151,33 @@ class InboundPipeline:
     def list_new(self) -> PollOutcome:
         """The listing half of :meth:`poll`: record what is new after the cursor."""
         cursor = self.ledger.cursor()
+        now = self.clock()
         listed = self._list(
-            idgt=cursor.last_recvid or None, paused=cursor.paused_reason is not None
+            lambda: self.provider.list_new(cursor.cursor, now=now),
+            paused=cursor.paused_reason is not None,
         )
         if listed is None:
             return PollOutcome(errors=1, paused=self._paused())
         if listed.new:
-            log.info("inbound.listed", new=listed.new, first=listed.first, last=listed.last)
+            log.info(
+                "inbound.listed", provider=self.name, new=listed.new, first=listed.first,
+                last=listed.last,
+            )  # fmt: skip
         return PollOutcome(new=listed.new, errors=listed.malformed + listed.broke_off)
 
     def sweep(self) -> PollOutcome:
-        """Full listing: adopt unknown faxes, finish known ones, re-delete leftovers."""
+        """Full listing: adopt unknown faxes, finish known ones, release leftovers again."""
         self._recover()
         if self._paused():
             # The next poll tries the login again; the sweep must not add log lines.
-            log.debug("inbound.sweep_skipped", reason="polling paused after ERR02")
+            log.debug("inbound.sweep_skipped", provider=self.name, reason="polling paused")
             return PollOutcome(paused=True)
         # A paused sweep returned above.  Leftovers are only noted while the
-        # answer streams in; they are deleted once it is read.
-        listed = self._list(idgt=None, paused=False, each=self._note_leftovers)
+        # answer streams in; they are released once it is read.
+        now = self.clock()
+        listed = self._list(
+            lambda: self.provider.list_all(now=now), paused=False, each=self._note_leftovers
+        )
         if listed is None:
             return PollOutcome(errors=1, paused=self._paused())
         if listed.broke_off:
@@ -167,6 +186,7 @@ class InboundPipeline:
         if listed.new:
             log.warning(
                 "inbound.sweep_found_unknown",
+                provider=self.name,
                 count=listed.new,
                 first=listed.first,
                 last=listed.last,
@@ -177,38 +197,47 @@ class InboundPipeline:
         self.ledger.record_sweep()
         return PollOutcome(new=listed.new, errors=errors) + self.process_due()
 
-    def _note_leftovers(self, batch: ListfaxResult, listed: _Listed) -> None:
-        """Keep the faxes of ``batch`` recorded done and deleted (to delete them again)."""
-        known = self.ledger.known(r.recvid for r in batch.records)
-        for recvid in sorted(known):
-            row = known[recvid]
-            if row.state is FaxState.DONE and row.deleted_at is not None:
+    def _note_leftovers(self, batch: ListingBatch, listed: _Listed) -> None:
+        """Keep the faxes of ``batch`` recorded done and released (to release them again).
+
+        A fax kept on the provider on purpose (``Release.KEEP``) was never
+        released, so it is no leftover: the sweep leaves it alone.
+        """
+        if self.provider.capabilities.release is Release.KEEP:
+            return
+        known = self.ledger.known(f.remote_id for f in batch.faxes)
+        for fax in batch.faxes:
+            row = known.get(fax.remote_id)
+            if row is not None and row.state is FaxState.DONE and row.deleted_at is not None:
                 listed.leftovers.append(row)
 
     def _list(
         self,
+        listing: Callable[[], Iterator[ListingBatch]],
         *,
-        idgt: int | None,
         paused: bool,
-        each: Callable[[ListfaxResult, _Listed], None] | None = None,
+        each: Callable[[ListingBatch, _Listed], None] | None = None,
     ) -> _Listed | None:
-        """``listfax`` recorded batch by batch; ERR02 becomes a pause, other faults a log line.
+        """A listing recorded batch by batch; a refused login becomes a pause, faults a log line.
 
         Each batch is committed (its rows with the cursor) before the next is
         read, then ``each`` sees it.  A fault, before or amid the answer, is
         logged and marks the result ``broke_off`` (what was committed stays);
-        ``None`` means ERR02 paused polling.  ``paused``: whether polling was
-        paused when the pass began (read by the caller).
+        ``None`` means a refused login paused polling.  ``paused``: whether
+        polling was paused when the pass began (read by the caller).
         """
         listed = _Listed()
         try:
-            for batch in self.client.listfax_batches(idgt=idgt, idasc=True):
+            for batch in listing():
                 if paused:
                     paused = False
                     self.ledger.set_paused(None)
-                    log.info("inbound.login_accepted", account=self.ledger.account)
-                listed.add(self.ledger.record_listing(batch.records), batch)
-                self._report(batch.malformed)
+                    log.info(
+                        "inbound.login_accepted", provider=self.name,
+                        account=self.provider.account,
+                    )  # fmt: skip
+                listed.add(self.ledger.record_listing(batch.faxes, batch.cursor), batch)
+                self._report(batch.unreadable)
                 if each is not None:
                     each(batch, listed)
             self.ledger.record_listed()
@@ -217,7 +246,8 @@ class InboundPipeline:
             return None
         except ProviderError as exc:
             log.warning(
-                "inbound.listfax_failed",
+                "inbound.listing_failed",
+                provider=self.name,
                 error=exc.message,
                 transient=exc.transient,
                 recorded=listed.listed,
@@ -227,15 +257,16 @@ class InboundPipeline:
             listed.broke_off = True
         return listed
 
-    def _report(self, lines: tuple[MalformedLine, ...]) -> None:
-        """Record the lines that did not parse; warn about each at most once a day."""
+    def _report(self, lines: tuple[Unreadable, ...]) -> None:
+        """Record the records that did not parse; warn about each at most once a day."""
         for bad in self.ledger.record_problems(lines):
             log.warning(
-                "inbound.listfax_line_skipped",
+                "inbound.listing_line_skipped",
+                provider=self.name,
                 lineno=bad.lineno,
                 reason=bad.reason,
                 line=bad.text,
-                hint="this fax cannot be fetched until FAXAGE lists it readably; "
+                hint=f"this fax cannot be fetched until {self.name} lists it readably; "
                 "`faxd inbox --problems` shows every such line (warned again in a day)",
             )
 
@@ -243,14 +274,13 @@ class InboundPipeline:
         return self.ledger.cursor().paused_reason is not None
 
     def _pause(self, exc: AuthError) -> None:
-        """ERR02: one clear error line, and polling paused until a login works."""
-        faxage = self.config.require_faxage("receiving")
+        """A refused login: one clear error line, and polling paused until a login works."""
         reason = (
-            f"FAXAGE refused the login for user {faxage.username} company {faxage.company}: "
-            f"check username/company/password in {self.config.path}; polling paused, "
-            f"retrying every {self.settings.poll_interval:g} s"
+            f"{self.name}: {exc.message}; config file {self.config.path}; polling of {self.name} "
+            f"account {self.provider.account} paused, retrying every "
+            f"{self.settings.poll_interval:g} s"
         )
-        log.error("inbound.login_refused", message=reason, code=exc.code)
+        log.error("inbound.login_refused", provider=self.name, message=reason, code=exc.code)
         self.ledger.set_paused(reason)
 
     def _disk_changed(self, before: tuple[LowDisk, ...] | None, now: tuple[LowDisk, ...]) -> None:
@@ -266,17 +296,17 @@ class InboundPipeline:
         self.ledger.set_disk_low(None)
 
     def _delete_again(self, row: FaxRow) -> bool:
-        """A fax recorded done and deleted is listed again: delete it again."""
-        with bound_contextvars(recvid=row.recvid, dnis=row.dnis):
+        """A fax recorded done and released is listed again: release it again."""
+        with bound_contextvars(provider=row.provider, remote_id=row.remote_id, dnis=row.dnis):
             log.warning("inbound.deleted_fax_listed_again", deleted_at=str(row.deleted_at))
             try:
-                self.client.delfax(row.recvid)
+                self.provider.release(row.remote_id)
             except NotFoundError:
                 pass
             except ProviderError as exc:
                 log.warning("inbound.redelete_failed", error=exc.message)
                 return False
-            self.ledger.record_redeleted(row.recvid)
+            self.ledger.record_redeleted(row.remote_id)
             return True
 
     # ------------------------------------------------------------ processing
@@ -284,8 +314,8 @@ class InboundPipeline:
     def process_due(self) -> PollOutcome:
         """Work on every fax that is due now, oldest first, up to ``concurrency`` at once.
 
-        Each fax succeeds or fails on its own; ERR02 from any of them pauses
-        polling and lets only the faxes already in hand finish.
+        Each fax succeeds or fails on its own; a refused login from any of
+        them pauses polling and lets only the faxes already in hand finish.
         """
         self._recover()
         self.guard.check()  # raises or clears disk_low even when no download is due
@@ -294,8 +324,8 @@ class InboundPipeline:
         def halt() -> bool:
             return self._stop.is_set() or tally.paused
 
-        due = self.ledger.due(self.clock())
-        for finished in self.dispatcher.run(due, self.worker.run, halt=halt):
+        due = [(self.name, remote_id) for remote_id in self.ledger.due(self.clock())]
+        for finished in self.dispatcher.run(due, self._work, halt=halt):
             error = finished.error
             if error is None:
                 if finished.value is not None:
@@ -310,60 +340,69 @@ class InboundPipeline:
                 # log it and go on; the fax is still active and is retried.
                 log.error(
                     "inbound.fax_crashed",
-                    recvid=finished.recvid,
+                    provider=self.name,
+                    remote_id=finished.key[1],
                     exc_info=(type(error), error, error.__traceback__),
                 )
                 tally.errors += 1
         return tally.outcome()
 
-    def process(self, recvid: int) -> FaxState | None:
-        """Take fax ``recvid`` as far as it can go now; return the state it ends in.
+    def _work(self, key: FaxKey) -> FaxRow | None:
+        return self.worker.run(key[1])
+
+    def process(self, remote_id: str) -> FaxState | None:
+        """Take fax ``remote_id`` as far as it can go now; return the state it ends in.
 
         Failures are recorded (backoff, or ``failed``), never raised, except
         :class:`AuthError`, which concerns the whole account.  ``None`` if the
         database does not know the fax.  A fax another thread is working on
         is left to it; its current state is returned.
         """
-        if not self.dispatcher.claim(recvid):
-            row = self.ledger.get(recvid)
+        key = (self.name, remote_id)
+        if not self.dispatcher.claim(key):
+            row = self.ledger.get(remote_id)
         else:
             try:
-                row = self.worker.run(recvid)
+                row = self.worker.run(remote_id)
             finally:
-                self.dispatcher.release(recvid)
+                self.dispatcher.release(key)
         return None if row is None else row.state
 
     # ------------------------------------------------------------ operator and recovery
 
-    def retry(self, recvid: int) -> FaxState:
+    def retry(self, remote_id: str) -> FaxState:
         """``faxd retry``: send a failed or held fax back to work, attempts reset.
 
         It resumes where it stands: ``delivered`` if every delivery is done
-        (only ``delfax`` is left, which needs no spool copy: the copy may be
-        gone already, and so may FAXAGE's), ``downloaded`` if the spool copy
-        is intact, else ``listed``.
+        (only the release is left, which needs no spool copy: the copy may be
+        gone already, and so may the provider's), ``downloaded`` if the spool
+        copy is intact, else ``listed``.
         """
-        row = self.ledger.get(recvid)
+        row = self.ledger.get(remote_id)
         if row is None:
             raise FaxdError(
-                f"no inbound fax {recvid} in the database; `faxd inbox` lists the faxes faxd knows"
+                f"no inbound {self.name} fax {remote_id} in the database; "
+                "`faxd inbox` lists the faxes faxd knows"
             )
         if row.state not in (FaxState.FAILED, FaxState.HELD):
             raise FaxdError(
-                f"fax {recvid} is {row.state.value}; only failed or held faxes can be retried"
+                f"fax {remote_id} is {row.state.value}; only failed or held faxes can be retried"
             )
-        deliveries = self.ledger.deliveries(recvid)
+        deliveries = self.ledger.deliveries(remote_id)
         actions = self.worker.actions_of(row.route) if row.route is not None else []
         reroute = row.route is not None and (actions is None or not compatible(actions, deliveries))
         all_done = bool(deliveries) and all(d.done for d in deliveries) and not reroute
         if all_done and row.state is FaxState.FAILED:
-            target = FaxState.DELIVERED  # only delfax is left: no spool copy needed
+            target = FaxState.DELIVERED  # only the release is left: no spool copy needed
         elif row.spool_path is not None and spooling.matches(row.spool_path, row.size, row.sha256):
             target = FaxState.DOWNLOADED
         else:
             target = FaxState.LISTED
-        self.ledger.revive(recvid, target, reroute=reroute)
-        log.info("inbound.retry", recvid=recvid, state=target.value, rerouted=reroute)
+        self.ledger.revive(remote_id, target, reroute=reroute)
+        log.info(
+            "inbound.retry", provider=self.name, remote_id=remote_id, state=target.value,
+            rerouted=reroute,
+        )  # fmt: skip
         return target
 
     def _recover(self) -> None:

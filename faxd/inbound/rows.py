@@ -24,7 +24,8 @@ from faxd.store.states import DeliveryState, FaxState
 class FaxRow:
     """What the database knows about one inbound fax, at one moment."""
 
-    recvid: int
+    provider: str
+    remote_id: str
     state: FaxState
     recvdate: datetime
     cid: str
@@ -44,7 +45,8 @@ class FaxRow:
     @classmethod
     def of(cls, fax: InboundFax) -> FaxRow:
         return cls(
-            recvid=fax.recvid,
+            provider=fax.provider,
+            remote_id=fax.remote_id,
             state=FaxState(fax.state),
             recvdate=fax.recvdate,
             cid=fax.cid,
@@ -67,7 +69,8 @@ class FaxRow:
         """From a Core result row of ``inbound_faxes`` (``row._mapping``)."""
         spool_path = row["spool_path"]
         return cls(
-            recvid=row["recvid"],
+            provider=row["provider"],
+            remote_id=row["remote_id"],
             state=FaxState(row["state"]),
             recvdate=row["recvdate"],
             cid=row["cid"],
@@ -138,9 +141,9 @@ class Plan:
 
 @dataclass(frozen=True)
 class CursorRow:
-    """Where polling stands for the account."""
+    """Where polling stands for one provider account."""
 
-    last_recvid: int
+    cursor: str | None  # what the provider's adapter starts its next listing from
     last_poll_at: datetime | None
     last_poll_outcome: str | None
     last_sweep_at: datetime | None

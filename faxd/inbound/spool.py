@@ -1,10 +1,14 @@
 """The spool: where a downloaded fax waits, verified, until it is delivered.
 
-A fax is downloaded to ``<spool_dir>/<recvid>.part``, then fsync'd and
-renamed to ``<recvid>.pdf`` / ``<recvid>.tif`` and the directory fsync'd, so
+A fax is downloaded to ``<spool_dir>/<provider>-<id>.part``, then fsync'd and
+renamed to ``<provider>-<id>.pdf`` / ``.tif`` and the directory fsync'd, so
 after a crash the spool holds either a complete file or a ``.part`` to throw
-away (DESIGN invariants 1, 2).  Names come from the recvid (an integer) only;
-a file name sent by the server is never used as a path (invariant 4).
+away (DESIGN invariants 1, 2).  ``<id>`` is the provider's remote id only when
+it is plain letters, digits, ``-`` and ``_`` (FAXAGE's recvids are); any other
+id is named by its sha256, so nothing a provider sends becomes a path
+(invariant 4).  Several providers share the directory: each pipeline's spool
+only ever removes files of its own provider (and FAXAGE's also the
+``<recvid>.pdf`` files an older faxd left, which their rows still name).
 
 Each fax has its own files, so several faxes can be spooled at once without
 sharing anything but the directory.  Faxes are private: the spool folder is made
@@ -13,45 +17,58 @@ sharing anything but the directory.  Faxes are private: the spool folder is made
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import stat
-from collections.abc import Container
+from collections.abc import Mapping
 from pathlib import Path
 
 from faxd.durable import file_sha256, fsync_dir, fsync_file
 from faxd.filemodes import PRIVATE_FILE, create_private, make_dirs
 
+#: Whose spool files an older faxd named by the bare remote id (it knew no other provider).
+LEGACY_PROVIDER = "faxage"
 #: File extension of each verified kind (``DownloadResult.kind``).
 EXTENSIONS = {"pdf": "pdf", "tiff": "tif"}
 PART_SUFFIX = ".part"
+#: A remote id that may stand in a file name as it is.
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
 
 
 class Spool:
-    """The spool directory of the inbound side."""
+    """The spool files of one provider's faxes in the inbound spool directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, provider: str = "faxage") -> None:
         self.root = root
+        self.provider = provider
+
+    def stem(self, remote_id: str) -> str:
+        """The file name (without extension) of fax ``remote_id``: safe, and unique per id."""
+        if _PLAIN_ID.fullmatch(remote_id):
+            return f"{self.provider}-{remote_id}"
+        return f"{self.provider}-x{hashlib.sha256(remote_id.encode()).hexdigest()[:40]}"
 
     def ensure(self) -> None:
         """Create the spool directory (and parents, all 0700) if it is missing."""
         make_dirs(self.root)
 
-    def part_path(self, recvid: int) -> Path:
-        """Where ``getfax`` streams fax ``recvid`` while it downloads."""
-        return self.root / f"{int(recvid)}{PART_SUFFIX}"
+    def part_path(self, remote_id: str) -> Path:
+        """Where the download of fax ``remote_id`` is streamed to."""
+        return self.root / f"{self.stem(remote_id)}{PART_SUFFIX}"
 
-    def new_part(self, recvid: int) -> Path:
+    def new_part(self, remote_id: str) -> Path:
         """:meth:`part_path`, created empty and 0600, so the download never widens it."""
-        part = self.part_path(recvid)
+        part = self.part_path(remote_id)
         part.unlink(missing_ok=True)  # a crashed download's leftover, of whatever mode
         create_private(part)
         return part
 
-    def final_path(self, recvid: int, kind: str) -> Path:
-        """Where the verified file of fax ``recvid`` lives until it is delivered."""
-        return self.root / f"{int(recvid)}.{extension(kind)}"
+    def final_path(self, remote_id: str, kind: str) -> Path:
+        """Where the verified file of fax ``remote_id`` lives until it is delivered."""
+        return self.root / f"{self.stem(remote_id)}.{extension(kind)}"
 
-    def commit(self, part: Path, recvid: int, kind: str) -> Path:
+    def commit(self, part: Path, remote_id: str, kind: str) -> Path:
         """Make a finished download durable under its final name and return that name.
 
         fsync the data, rename over any older copy, fsync the directory: once
@@ -66,14 +83,14 @@ class Spool:
             # for every fax although new_part() already made the file 0600.
             os.chmod(part, PRIVATE_FILE)
         fsync_file(part)
-        final = self.final_path(recvid, kind)
+        final = self.final_path(remote_id, kind)
         os.replace(part, final)
         fsync_dir(self.root)
         return final
 
-    def discard_part(self, recvid: int) -> None:
-        """Remove a leftover partial download of ``recvid``, if any."""
-        self.part_path(recvid).unlink(missing_ok=True)
+    def discard_part(self, remote_id: str) -> None:
+        """Remove a leftover partial download of ``remote_id``, if any."""
+        self.part_path(remote_id).unlink(missing_ok=True)
 
     def remove(self, path: Path | str | None) -> None:
         """Remove a spooled file once its fax is finished (missing is fine)."""
@@ -85,18 +102,31 @@ class Spool:
             return
         target.unlink(missing_ok=True)
 
-    def stale_files(self, keep: Container[int]) -> list[Path]:
-        """Spool files whose recvid is not in ``keep`` (partials and finished faxes)."""
+    def stale_files(self, keep: Mapping[str, str | None]) -> list[Path]:
+        """This provider's spool files that no unfinished fax needs (partials, finished faxes).
+
+        ``keep`` maps each unfinished fax's remote id to the spool file its
+        row records (``None``: none yet).
+        """
         if not self.root.is_dir():
             return []
+        wanted = {self.stem(remote_id) for remote_id in keep}
+        wanted.update(Path(path).name.partition(".")[0] for path in keep.values() if path)
         stale: list[Path] = []
         for entry in sorted(self.root.iterdir()):
             stem, dot, _suffix = entry.name.partition(".")
-            if not dot or not stem.isdigit() or not entry.is_file():
+            if not dot or not self._owns(stem) or not entry.is_file():
                 continue
-            if entry.name.endswith(PART_SUFFIX) or int(stem) not in keep:
+            if entry.name.endswith(PART_SUFFIX) or stem not in wanted:
                 stale.append(entry)
         return stale
+
+    def _owns(self, stem: str) -> bool:
+        """Whether a spool file of this name is this provider's to clean up."""
+        if stem.startswith(f"{self.provider}-"):
+            return True
+        # Files of a faxd from before issue 11: named by the bare FAXAGE recvid.
+        return self.provider == LEGACY_PROVIDER and stem.isdigit()
 
 
 def extension(kind: str) -> str:

@@ -32,7 +32,7 @@ from sqlalchemy import Connection, Row, Table, bindparam, func, insert, select, 
 
 from faxd.clock import Clock
 from faxd.inbound.rows import DeliveryRow, FaxRow, Plan
-from faxd.providers.faxage.records import DownloadResult
+from faxd.providers.base import Downloaded
 from faxd.store.db import Database
 from faxd.store.models import Base, Delivery, InboundFax
 from faxd.store.states import DeliveryState, FaxState, advance
@@ -46,7 +46,9 @@ ERROR_LIMIT = 1000
 # The statements, built once.  An UPDATE or INSERT without ``values()`` sets
 # the columns named by the parameters it is executed with.
 _FAX = select(FAXES).where(
-    FAXES.c.account == bindparam("b_account"), FAXES.c.recvid == bindparam("b_recvid")
+    FAXES.c.provider == bindparam("b_provider"),
+    FAXES.c.account == bindparam("b_account"),
+    FAXES.c.remote_id == bindparam("b_remote_id"),
 )
 _FAX_BY_ID = select(FAXES).where(FAXES.c.id == bindparam("b_fax_id"))
 _UPDATE_FAX = update(FAXES).where(FAXES.c.id == bindparam("b_fax_id")).returning(*FAXES.c)
@@ -94,26 +96,33 @@ class LedgerSteps:
     """The per-fax steps of :class:`faxd.inbound.ledger.Ledger` (a base class of it)."""
 
     db: Database
+    provider: str
     account: str
     clock: Clock
 
-    def _fax_row(self, conn: Connection, recvid: int) -> Row[Any]:
-        row = conn.execute(_FAX, {"b_account": self.account, "b_recvid": recvid}).one_or_none()
+    def _key(self, remote_id: str) -> dict[str, str]:
+        return {"b_provider": self.provider, "b_account": self.account, "b_remote_id": remote_id}
+
+    def _fax_row(self, conn: Connection, remote_id: str) -> Row[Any]:
+        row = conn.execute(_FAX, self._key(remote_id)).one_or_none()
         if row is None:
-            raise LookupError(f"no inbound fax {recvid} for {self.account} in the database")
+            raise LookupError(
+                f"no inbound fax {remote_id} of {self.provider} account {self.account} "
+                "in the database"
+            )
         return row
 
-    def get(self, recvid: int) -> FaxRow | None:
-        """The fax ``recvid``, or ``None`` if the database does not know it."""
+    def get(self, remote_id: str) -> FaxRow | None:
+        """The fax ``remote_id``, or ``None`` if the database does not know it."""
         with self.db.transaction() as conn:  # reads only: its commit writes nothing
-            row = conn.execute(_FAX, {"b_account": self.account, "b_recvid": recvid}).one_or_none()
+            row = conn.execute(_FAX, self._key(remote_id)).one_or_none()
             return None if row is None else FaxRow.from_mapping(row._mapping)
 
     def mark_downloaded(
         self,
-        recvid: int,
+        remote_id: str,
         path: Path,
-        result: DownloadResult,
+        result: Downloaded,
         *,
         route: str | None = None,
         actions: Sequence[tuple[str, str]] = (),
@@ -130,7 +139,7 @@ class LedgerSteps:
         # action's success is a FULL commit after this one, which makes this
         # one durable too, so no action is recorded without its plan.
         with self.db.transaction(durable=False) as conn:
-            fax = self._fax_row(conn, recvid)
+            fax = self._fax_row(conn, remote_id)
             values: dict[str, Any] = {
                 "state": _advanced(fax.state, FaxState.DOWNLOADED),
                 "spool_path": str(path),
@@ -147,7 +156,9 @@ class LedgerSteps:
                 values["route"] = plan.route
             return _update_fax(conn, fax.id, values), plan
 
-    def plan_deliveries(self, recvid: int, route: str, actions: Sequence[tuple[str, str]]) -> Plan:
+    def plan_deliveries(
+        self, remote_id: str, route: str, actions: Sequence[tuple[str, str]]
+    ) -> Plan:
         """Record the route and one pending row per action, before any action runs.
 
         ``actions`` is ``(type, target)`` per action of ``route``.  If the fax
@@ -156,7 +167,7 @@ class LedgerSteps:
         work already done is never redone elsewhere.
         """
         with self.db.transaction() as conn:  # FULL, the default: not a per-fax hot path
-            fax = self._fax_row(conn, recvid)
+            fax = self._fax_row(conn, remote_id)
             plan = _plan(conn, fax, route, actions)
             if fax.route is None:
                 _update_fax(conn, fax.id, {"route": plan.route})
@@ -187,7 +198,7 @@ class LedgerSteps:
                 return _update_fax(conn, fax.id, self._delivered(fax.state))
             return FaxRow.from_mapping(fax._mapping)
 
-    def mark_delivered(self, recvid: int) -> FaxRow:
+    def mark_delivered(self, remote_id: str) -> FaxRow:
         """downloaded -> delivered: every action succeeded; delfax may run now.
 
         A fax already ``delivered`` (its last action's commit did it) is
@@ -195,11 +206,11 @@ class LedgerSteps:
         """
         # FULL: this commit is what lets delfax run (DESIGN invariant 1).
         with self.db.transaction(durable=True) as conn:
-            fax = self._fax_row(conn, recvid)
+            fax = self._fax_row(conn, remote_id)
             if FaxState(fax.state) is FaxState.DELIVERED:
                 return FaxRow.from_mapping(fax._mapping)
             if fax.route is None or _pending(conn, fax):
-                raise RuntimeError(f"fax {recvid}: not every delivery is done")
+                raise RuntimeError(f"fax {remote_id}: not every delivery is done")
             return _update_fax(conn, fax.id, self._delivered(fax.state))
 
     def _delivered(self, state: str) -> dict[str, Any]:
@@ -209,14 +220,14 @@ class LedgerSteps:
             **_PROGRESS,
         }
 
-    def mark_done(self, recvid: int, *, deleted: bool) -> FaxRow:
-        """delivered -> done, deleted on FAXAGE or kept there on purpose."""
+    def mark_done(self, remote_id: str, *, deleted: bool) -> FaxRow:
+        """delivered -> done, released on the provider (``deleted``) or kept there on purpose."""
         # NORMAL: if a power cut takes this commit back, the fax is `delivered`
         # again (that was a FULL commit) and the next pass runs delfax once
         # more; FAXAGE answers that it is gone (ERR14), which counts as
         # deleted.  Nothing is delivered twice.
         with self.db.transaction(durable=False) as conn:
-            fax = self._fax_row(conn, recvid)
+            fax = self._fax_row(conn, remote_id)
             values: dict[str, Any] = {
                 "state": _advanced(fax.state, FaxState.DONE),
                 "spool_path": None,

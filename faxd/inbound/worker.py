@@ -4,18 +4,19 @@
 ordered so that a crash at any instant loses nothing and duplicates no file
 (DESIGN invariants 1-3):
 
-1. ``listed``: ``getfax`` into ``<spool>/<recvid>.part``, verified by the
-   client, fsync'd and renamed; then ``downloaded`` with size and sha256.
+1. ``listed``: downloaded by the provider's adapter into the spool's
+   ``.part`` file, verified by it, fsync'd and renamed; then ``downloaded``
+   with size and sha256.
 2. ``downloaded``: the spool copy is re-checked (a missing or changed file goes
    back to ``listed``); the fax is routed; one delivery row per action is
    committed *before* any action runs; each action's success is committed on
    its own, so a restart repeats only what was not recorded.
-3. every delivery done: ``delivered`` is committed, *then* ``delfax`` (or
-   nothing, with ``delete_after_delivery = false``), then ``done``, then the
-   spool file is removed.
+3. every delivery done: ``delivered`` is committed, *then* the fax is released
+   on the provider (deleted or moved; nothing when its capabilities say
+   ``Release.KEEP``), then ``done``, then the spool file is removed.
 
 A failure is recorded with backoff, or after ``max_attempts`` as ``failed``
-(kept on FAXAGE).  A lack of disk is no failure (:mod:`faxd.inbound.diskguard`):
+(kept on the provider).  A lack of disk is no failure (:mod:`faxd.inbound.diskguard`):
 with too little free space no download starts, and a disk that fills during a
 download or a folder delivery leaves no partial file and no attempt counted;
 the fax waits, in the state it had, until space returns.
@@ -27,9 +28,9 @@ serves every thread of the pipeline's pool at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
-from pathlib import Path
+from datetime import tzinfo
 from typing import Protocol
 
 import structlog
@@ -37,6 +38,7 @@ from structlog.contextvars import bound_contextvars
 
 from faxd.actions.base import Action, Deliverable
 from faxd.actions.folder import FolderAction
+from faxd.alerts.events import retry_command
 from faxd.clock import Clock
 from faxd.config import ActionSpec, Config, RouteSpec, SmtpSettings
 from faxd.errors import AuthError, FaxdError, NotFoundError, RoutingError, TooLargeError
@@ -46,7 +48,7 @@ from faxd.inbound.diskguard import DiskGuard, disk_full
 from faxd.inbound.ledger import Ledger
 from faxd.inbound.rows import DeliveryRow, FaxRow, Plan
 from faxd.inbound.spool import Spool
-from faxd.providers.faxage.records import DownloadResult, ListfaxResult
+from faxd.providers.base import InboundProvider, Release
 from faxd.redact import redact
 from faxd.routing import FaxFacts, route
 from faxd.store.states import FAX_ACTIVE, FaxState
@@ -61,24 +63,6 @@ MIB = 1024 * 1024
 _MAX_STEPS = 6
 
 
-class InboundClient(Protocol):
-    """The three FAXAGE operations the pipeline uses (FaxageClient has them).
-
-    With ``[inbound] concurrency`` above 1 they are called from several
-    threads at once (FaxageClient keeps one HTTP session per thread).
-    """
-
-    def listfax_batches(
-        self, *, idgt: int | None = None, idasc: bool = True
-    ) -> Iterator[ListfaxResult]: ...
-
-    def getfax(
-        self, recvid: int, dest: Path, *, max_bytes: int | None = None
-    ) -> DownloadResult: ...
-
-    def delfax(self, recvid: int) -> None: ...
-
-
 class ActionFactory(Protocol):
     """Builds the action for one action spec (``build_action`` by default)."""
 
@@ -90,7 +74,7 @@ class FaxWorker:
 
     def __init__(
         self,
-        client: InboundClient,
+        provider: InboundProvider,
         ledger: Ledger,
         spool: Spool,
         config: Config,
@@ -100,7 +84,10 @@ class FaxWorker:
         rng: RandomSource,
         guard: DiskGuard | None = None,
     ) -> None:
-        self.client = client
+        self.provider = provider
+        #: The zone of the provider's naive wall-clock times, if its adapter knows it
+        #: (``wall_clock_zone``); ``None``: this machine's.
+        self.zone: tzinfo | None = getattr(provider, "wall_clock_zone", None)
         #: Downloads wait while it finds a disk short of space (``None``: never).
         self.guard = guard
         self.ledger = ledger
@@ -115,16 +102,16 @@ class FaxWorker:
             max_attempts=config.inbound.max_attempts,
         )
 
-    def run(self, recvid: int) -> FaxRow | None:
-        """Take fax ``recvid`` as far as it can go now; the row it ends in.
+    def run(self, remote_id: str) -> FaxRow | None:
+        """Take fax ``remote_id`` as far as it can go now; the row it ends in.
 
         Failures are recorded, never raised, except :class:`AuthError`, which
         concerns the whole account.  ``None`` if the database does not know it.
         """
-        row = self.ledger.get(recvid)
+        row = self.ledger.get(remote_id)
         if row is None:
             return None
-        with bound_contextvars(recvid=recvid, dnis=row.dnis):
+        with bound_contextvars(provider=row.provider, remote_id=remote_id, dnis=row.dnis):
             for _ in range(_MAX_STEPS):
                 if row.state not in FAX_ACTIVE:
                     break
@@ -149,7 +136,7 @@ class FaxWorker:
                     path=str(row.spool_path),
                     hint="the spooled copy is missing or changed; downloading it again",
                 )
-                return self.ledger.relist(row.recvid, "spool file missing or changed")
+                return self.ledger.relist(row.remote_id, "spool file missing or changed")
             return self._deliver(row)
         if row.state is FaxState.DELIVERED:
             return self._finish(row)
@@ -163,29 +150,29 @@ class FaxWorker:
         as downloaded and held.
         """
         if self.guard is not None and self.guard.check():
-            return row  # downloads paused: the fax waits on FAXAGE, no attempt counted
+            return row  # downloads paused: the fax waits on the provider, no attempt counted
         limit = self.config.inbound.max_fax_mb
         try:
             self.spool.ensure()
-            part = self.spool.new_part(row.recvid)  # a spool out of inodes fails here
-            result = self.client.getfax(row.recvid, part, max_bytes=int(limit * MIB))
-            final = self.spool.commit(part, row.recvid, result.kind)
+            part = self.spool.new_part(row.remote_id)  # a spool out of inodes fails here
+            result = self.provider.download(row.remote_id, part, max_bytes=int(limit * MIB))
+            final = self.spool.commit(part, row.remote_id, result.kind)
         except TooLargeError as exc:
-            self.spool.discard_part(row.recvid)
-            # Permanent: the fax fails now and stays on FAXAGE until the limit is raised.
+            self.spool.discard_part(row.remote_id)
+            # Permanent: the fax fails now and stays on the provider until the limit is raised.
             raise TooLargeError(
-                f"fax {row.recvid} is larger than [inbound] max_fax_mb = {limit:g} MB; "
-                f"raise it and run `faxd retry {row.recvid}`",
+                f"fax {row.remote_id} is larger than [inbound] max_fax_mb = {limit:g} MB; "
+                f"raise it and run `{retry_command(row.provider, row.remote_id)}`",
                 limit=exc.limit,
-                operation="getfax",
+                operation=exc.operation or "download",
             ) from exc
         except BaseException as exc:
-            self.spool.discard_part(row.recvid)
+            self.spool.discard_part(row.remote_id)
             if self.guard is not None and isinstance(exc, Exception) and disk_full(exc):
                 log.warning(
                     "inbound.download_disk_full",
                     folder=str(self.spool.root),
-                    hint="partial file removed; the fax waits on FAXAGE for space",
+                    hint="partial file removed; the fax waits on the provider for space",
                 )
                 self.guard.filled(self.spool.root)
                 return row
@@ -194,11 +181,11 @@ class FaxWorker:
         facts = _facts(row, result.kind)
         chosen = self._route(row, facts)
         if isinstance(chosen, str):
-            downloaded, _ = self.ledger.mark_downloaded(row.recvid, final, result)
+            downloaded, _ = self.ledger.mark_downloaded(row.remote_id, final, result)
             return self._hold(downloaded, chosen)
         spec, planned = chosen
         downloaded, plan = self.ledger.mark_downloaded(
-            row.recvid, final, result, route=spec.name, actions=_described(planned)
+            row.remote_id, final, result, route=spec.name, actions=_described(planned)
         )
         assert plan is not None
         return self._run_plan(downloaded, facts, spec, planned, plan)
@@ -211,7 +198,7 @@ class FaxWorker:
         if isinstance(chosen, str):
             return self._hold(row, chosen)
         spec, planned = chosen
-        plan = self.ledger.plan_deliveries(row.recvid, spec.name, _described(planned))
+        plan = self.ledger.plan_deliveries(row.remote_id, spec.name, _described(planned))
         return self._run_plan(row, facts, spec, planned, plan)
 
     def _route(self, row: FaxRow, facts: FaxFacts) -> tuple[RouteSpec, list[Action]] | str:
@@ -221,8 +208,7 @@ class FaxWorker:
         processed: a fax that arrived at 22:00 during an outage is still an
         after-hours fax when faxd catches up at 08:00.
         """
-        # FAXAGE's wall clock; None = this machine's
-        zone = self.config.require_faxage("receiving").server_zone
+        zone = self.zone
         received = row.recvdate.replace(tzinfo=zone) if zone is not None else row.recvdate
         try:
             spec = route(facts, self.config.routes, received)
@@ -231,7 +217,7 @@ class FaxWorker:
         if not spec.actions:
             return (
                 f"route {spec.name!r} has no actions; give it at least one in {self.config.path} "
-                f"and run `faxd retry {row.recvid}`"
+                f"and run `{retry_command(row.provider, row.remote_id)}`"
             )
         return spec, self._build(spec)
 
@@ -251,7 +237,7 @@ class FaxWorker:
                 log.info("inbound.route_kept", now_matching=spec.name)
             actions = planned if plan.route == spec.name else self.actions_of(plan.route)
             if actions is None or not compatible(actions, plan.deliveries):
-                return self._hold(row, self.route_gone(row.recvid, plan.route))
+                return self._hold(row, self.route_gone(row, plan.route))
             item = Deliverable(facts, plan.route, row.spool_path, row.sha256, row.size, row.kind)
             return self._run_actions(row, item, actions, plan.deliveries)
 
@@ -310,14 +296,14 @@ class FaxWorker:
             return row
         if row.state is not FaxState.DELIVERED:
             # Every delivery was already done (recorded before a crash or a retry).
-            row = self.ledger.mark_delivered(row.recvid)
+            row = self.ledger.mark_delivered(row.remote_id)
         log.debug("inbound.delivered", actions=len(deliveries))
         return row
 
     def _hold(self, row: FaxRow, reason: str) -> FaxRow:
-        """Keep the fax (here and on FAXAGE) until the operator acts; ``faxd inbox`` shows it."""
-        log.warning("inbound.held", reason=reason, hint="kept on FAXAGE; see faxd inbox")
-        return self.ledger.hold(row.recvid, reason)
+        """Keep the fax (here and on the provider) until the operator acts (``faxd inbox``)."""
+        log.warning("inbound.held", reason=reason, hint="kept on the provider; see faxd inbox")
+        return self.ledger.hold(row.remote_id, reason)
 
     def _build(self, spec: RouteSpec) -> list[Action]:
         return [self.actions_for(a, smtp=self.config.smtp) for a in spec.actions]
@@ -327,26 +313,26 @@ class FaxWorker:
         spec = next((r for r in self.config.routes if r.name == name), None)
         return None if spec is None else self._build(spec)
 
-    def route_gone(self, recvid: int, name: str) -> str:
+    def route_gone(self, row: FaxRow, name: str) -> str:
         """Why a fax whose recorded route no longer fits the config is held."""
         return (
             f"route {name!r}, chosen for this fax before, is no longer in {self.config.path} "
             "with the same actions, so its unfinished actions cannot run; put it back, or run "
-            f"`faxd retry {recvid}` to route the fax again"
+            f"`{retry_command(row.provider, row.remote_id)}` to route the fax again"
         )
 
     def _finish(self, row: FaxRow) -> FaxRow:
-        """delivered -> done: delfax (unless kept on purpose), then drop the spool file."""
-        deleted = self.config.inbound.delete_after_delivery
-        if deleted:
+        """delivered -> done: release on the provider (unless kept), then drop the spool file."""
+        released = self.provider.capabilities.release is not Release.KEEP
+        if released:
             try:
-                self.client.delfax(row.recvid)
+                self.provider.release(row.remote_id)
             except NotFoundError:
-                log.info("inbound.already_deleted", hint="FAXAGE no longer has it; nothing lost")
-        done = self.ledger.mark_done(row.recvid, deleted=deleted)
+                log.info("inbound.already_deleted", hint="the provider no longer has it")
+        done = self.ledger.mark_done(row.remote_id, deleted=released)
         self.spool.remove(row.spool_path)
         with _route_context(row.route):
-            log.info("inbound.done", deleted_on_faxage=deleted)
+            log.info("inbound.done", released=released)
         return done
 
     def _record_failure(self, row: FaxRow, exc: Exception, deliveries: dict[int, str]) -> FaxRow:
@@ -355,7 +341,7 @@ class FaxWorker:
         if not isinstance(exc, FaxdError | OSError):
             log.exception("inbound.unexpected_error", step=row.state.value)
         after = self.ledger.record_failure(
-            row.recvid,
+            row.remote_id,
             f"{row.state.value}: {message}",
             policy=self.policy,
             rng=self.rng,
@@ -372,7 +358,8 @@ class FaxWorker:
                 "inbound.fax_failed",
                 error=message,
                 attempts=after.attempts,
-                hint=f"kept on FAXAGE; fix the cause, then run `faxd retry {row.recvid}`",
+                hint="kept on the provider; fix the cause, then run "
+                f"`{retry_command(row.provider, row.remote_id)}`",
             )
         else:
             log.warning(
@@ -392,7 +379,8 @@ def _route_context(route: str | None) -> AbstractContextManager[object]:
 def _facts(row: FaxRow, kind: str) -> FaxFacts:
     """What routing and path templates know about a fax."""
     return FaxFacts(
-        recvid=row.recvid,
+        recvid=row.remote_id,
+        provider=row.provider,
         dnis=row.dnis,
         cid=row.cid,
         pages=row.pagecount,
@@ -426,7 +414,7 @@ def compatible(actions: Sequence[Action], deliveries: Sequence[DeliveryRow]) -> 
 
     Type *and* target must match: after a reload that swapped two folders of
     a route, the action now at a pending row's index may be one already done,
-    and running it would let delfax delete a fax the other folder never got.
+    and running it would let the release delete a fax the other folder never got.
     """
     for delivery in deliveries:
         if delivery.done:

@@ -17,7 +17,6 @@ the spool file gone, the file at ``final_path``, and only finishes the record.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import structlog
@@ -30,6 +29,7 @@ from faxd.errors import NotFoundError, ProviderError
 from faxd.inbound.ledger import Ledger
 from faxd.outbound import files
 from faxd.outbound.protocols import OutboundClient
+from faxd.providers.base import Unreadable
 from faxd.providers.faxage.records import MalformedLine, StatusRecord, StatusResult
 from faxd.store.db import Database
 from faxd.store.models import OutboundJob
@@ -107,9 +107,9 @@ class FollowUp:
         The client has logged them (once a day each), so nothing is logged here.
         """
         if lines:
-            ledger = Ledger(self.db, self.client.account, clock=self.clock)
+            ledger = Ledger(self.db, "faxage", self.client.account, clock=self.clock)
             ledger.record_problems(
-                [replace(bad, reason=f"{STATUS_PROBLEM}{bad.reason}") for bad in lines]
+                [Unreadable(bad.lineno, bad.text, f"{STATUS_PROBLEM}{bad.reason}") for bad in lines]
             )
 
     def _apply(self, job_id: int, record: StatusRecord) -> bool:

@@ -54,12 +54,12 @@ class SimFax:
 
     @property
     def remote_id(self) -> str:
-        """The id faxd stores for this fax (every provider's ids are strings there)."""
+        """The id faxd knows the fax by (the provider-neutral simulator contract)."""
         return str(self.recvid)
 
     @property
     def released(self) -> bool:
-        """Whether faxd let go of the fax on FAXAGE (deleted it), as every simulator says."""
+        """Deleted on the account (the simulator contract's name)."""
         return self.deleted
 
     @property

@@ -61,15 +61,18 @@ class Base(DeclarativeBase):
 
 
 class InboundFax(Base):
-    """One fax received on the FAXAGE account, from listing to deletion."""
+    """One fax received on a provider account, from listing to release."""
 
     __tablename__ = "inbound_faxes"
-    __table_args__ = (UniqueConstraint("account", "recvid", name="uq_inbound_account_recvid"),)
+    __table_args__ = (
+        UniqueConstraint("provider", "account", "remote_id", name="uq_inbound_provider_remote"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account: Mapped[str] = mapped_column(String(200))  # "username@company"
-    recvid: Mapped[int] = mapped_column(Integer)
-    recvdate: Mapped[datetime] = mapped_column(DateTime)  # FAXAGE wall clock
+    provider: Mapped[str] = mapped_column(String(20), default="faxage")  # PROVIDER_NAMES
+    account: Mapped[str] = mapped_column(String(200))  # "username@company" for FAXAGE
+    remote_id: Mapped[str] = mapped_column(String(200))  # the provider's id (FAXAGE: recvid)
+    recvdate: Mapped[datetime] = mapped_column(DateTime)  # provider wall clock
     starttime: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     cid: Mapped[str] = mapped_column(String(40), default="")  # normalised; "" = unavailable
     dnis: Mapped[str] = mapped_column(String(40), default="")  # normalised, 10 digits
@@ -121,12 +124,15 @@ class Delivery(Base):
 
 
 class PollCursor(Base):
-    """Where inbound polling stands for one account."""
+    """Where inbound polling stands for one provider account."""
 
     __tablename__ = "poll_cursor"
 
+    provider: Mapped[str] = mapped_column(String(20), primary_key=True)
     account: Mapped[str] = mapped_column(String(200), primary_key=True)
-    last_recvid: Mapped[int] = mapped_column(Integer, default=0)
+    # What the next listing starts from, as the provider's adapter wrote it
+    # (FAXAGE: the highest recvid recorded); None before the first listing.
+    cursor: Mapped[str | None] = mapped_column(String(200), nullable=True)
     last_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_poll_outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_sweep_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -230,7 +236,7 @@ class AdminCondition(Base):
 
 
 class ListingProblem(Base):
-    """A listfax line that did not parse, kept so an operator can ask FAXAGE about it.
+    """A listing record that did not parse, kept so an operator can ask the provider about it.
 
     A line that never parses comes back with every listing.  One row per
     distinct line (``fingerprint``: sha256 of its recorded text and reason)
@@ -240,10 +246,13 @@ class ListingProblem(Base):
 
     __tablename__ = "listing_problems"
     __table_args__ = (
-        UniqueConstraint("account", "fingerprint", name="uq_listing_problem_account_line"),
+        UniqueConstraint(
+            "provider", "account", "fingerprint", name="uq_listing_problem_provider_line"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20), default="faxage")
     account: Mapped[str] = mapped_column(String(200))
     fingerprint: Mapped[str] = mapped_column(String(64))
     text: Mapped[str] = mapped_column(Text)  # redacted and shortened, as logged

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
-
 from faxd.store.db import Database
 from faxd.store.models import PollCursor
 
@@ -20,13 +18,15 @@ from faxd.store.models import PollCursor
 RECORDED_JOBS = {"inbound-poll": "next_poll_at", "inbound-sweep": "next_sweep_at"}
 
 
-def record_next_run(db: Database, account: str, job_id: str, when: datetime | None) -> None:
-    """Store the next run of ``job_id`` (one of :data:`RECORDED_JOBS`) for ``account``."""
+def record_next_run(
+    db: Database, provider: str, account: str, job_id: str, when: datetime | None
+) -> None:
+    """Store the next run of ``job_id`` (one of :data:`RECORDED_JOBS`) for a provider account."""
     column = RECORDED_JOBS[job_id]
     # Losing this on power loss only shows an older time until the next run.
     with db.session(durable=False) as session:
-        cursor = session.scalars(select(PollCursor).where(PollCursor.account == account)).first()
+        cursor = session.get(PollCursor, (provider, account))
         if cursor is None:
-            cursor = PollCursor(account=account, last_recvid=0)
+            cursor = PollCursor(provider=provider, account=account, cursor=None)
             session.add(cursor)
         setattr(cursor, column, when)

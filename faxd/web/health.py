@@ -21,8 +21,8 @@ from faxd.alerts.watch import DOWN_AFTER_POLLS
 from faxd.config import Config
 from faxd.store.db import Database
 from faxd.store.states import FAX_ACTIVE
-from faxd.tables import cursor_row, fax_counts, job_counts
-from faxd.web.metrics import PROVIDER, files_waiting
+from faxd.tables import cursor_rows, fax_counts, job_counts
+from faxd.web.metrics import files_waiting
 
 
 @dataclass(frozen=True)
@@ -38,27 +38,19 @@ def check_health(
 ) -> Health:
     """Judge faxd's health from the database (and ``watched``: the outbox watcher alive)."""
     reasons: list[str] = []
-    cursor = cursor_row(db, config.account)
-    listed = _last_listed(db, config.account)
-    provider: dict[str, Any] = {
-        "account": config.account,
-        "last_successful_poll": _iso(listed),
-        "last_poll_at": _iso(cursor["last_poll_at"]),
-        "last_outcome": cursor["last_poll_outcome"],
-        "paused_reason": cursor["paused_reason"],
-    }
-    if config.inbound.enabled:
-        limit = timedelta(seconds=DOWN_AFTER_POLLS * config.inbound.poll_interval)
-        if cursor["paused_reason"]:
-            reasons.append(f"{PROVIDER}: polling paused: {cursor['paused_reason']}")
-        elif listed is None:
-            reasons.append(f"{PROVIDER}: no listing has succeeded yet")
-        elif now - listed > limit:
-            minutes = (now - listed).total_seconds() / 60
-            reasons.append(
-                f"{PROVIDER}: no successful poll for {minutes:.1f} minutes "
-                f"(more than {DOWN_AFTER_POLLS} poll intervals); see the last outcome"
-            )
+    providers: dict[str, Any] = {}
+    for cursor in cursor_rows(db, config.inbound_providers):
+        name = cursor["provider"]
+        listed = _last_listed(db, name, cursor["account"])
+        providers[name] = {
+            "account": cursor["account"],
+            "last_successful_poll": _iso(listed),
+            "last_poll_at": _iso(cursor["last_poll_at"]),
+            "last_outcome": cursor["last_poll_outcome"],
+            "paused_reason": cursor["paused_reason"],
+        }
+        if config.inbound.enabled:
+            reasons += _provider_reasons(name, cursor, listed, config, now)
     outbound = config.outbound
     hot_folder: dict[str, Any] = {"enabled": outbound.enabled}
     if outbound.enabled:
@@ -75,7 +67,7 @@ def check_health(
     report: dict[str, Any] = {
         "status": "ok" if not reasons else "failing",
         "checked_at": _iso(now),
-        "providers": {PROVIDER: provider},
+        "providers": providers,
         "hot_folder": hot_folder,
         "pending": {
             "faxes": sum(n for state, n in fax_counts(db).items() if state in active),
@@ -87,14 +79,33 @@ def check_health(
     return Health(ok=not reasons, report=report)
 
 
-def _last_listed(db: Database, account: str) -> datetime | None:
+def _provider_reasons(
+    name: str, cursor: dict[str, Any], listed: datetime | None, config: Config, now: datetime
+) -> list[str]:
+    """Why one inbound provider makes faxd unhealthy (none: it is fine)."""
+    limit = timedelta(seconds=DOWN_AFTER_POLLS * config.inbound.poll_interval)
+    if cursor["paused_reason"]:
+        return [f"{name}: polling paused: {cursor['paused_reason']}"]
+    if listed is None:
+        return [f"{name}: no listing has succeeded yet"]
+    if now - listed > limit:
+        minutes = (now - listed).total_seconds() / 60
+        return [
+            f"{name}: no successful poll for {minutes:.1f} minutes "
+            f"(more than {DOWN_AFTER_POLLS} poll intervals); see the last outcome"
+        ]
+    return []
+
+
+def _last_listed(db: Database, provider: str, account: str | None) -> datetime | None:
     from faxd.store.models import PollCursor
 
+    if account is None:
+        return None
     with db.session() as session:
-        cursor = session.get(PollCursor, account)
+        cursor = session.get(PollCursor, (provider, account))
         return cursor.last_listed_at if cursor is not None else None
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-

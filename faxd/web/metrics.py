@@ -158,23 +158,30 @@ class StateCollector(Collector):
         )
         now = self.clock()
         with self.db.session() as session:
-            for state, count in session.execute(
-                select(InboundFax.state, func.count()).group_by(InboundFax.state)
+            for provider, state, count in session.execute(
+                select(InboundFax.provider, InboundFax.state, func.count()).group_by(
+                    InboundFax.provider, InboundFax.state
+                )
             ):
-                faxes.add_metric([PROVIDER, state], count)
+                faxes.add_metric([provider, state], count)
             for state, count in session.execute(
                 select(OutboundJob.state, func.count()).group_by(OutboundJob.state)
             ):
                 jobs.add_metric([PROVIDER, state], count)
-            first = session.scalar(
-                select(func.min(InboundFax.listed_at)).where(InboundFax.state.in_(UNDELIVERED))
-            )
-            cursor = session.get(PollCursor, self.config.account)
-        oldest.add_metric([PROVIDER], _age(now, first))
-        listed = cursor.last_listed_at if cursor is not None else None
-        last.add_metric([PROVIDER], listed.timestamp() if listed is not None else 0.0)
-        is_paused = cursor is not None and cursor.paused_reason is not None
-        paused.add_metric([PROVIDER], 1.0 if is_paused else 0.0)
+            for provider in self.config.inbound_providers:
+                first = session.scalar(
+                    select(func.min(InboundFax.listed_at)).where(
+                        InboundFax.provider == provider, InboundFax.state.in_(UNDELIVERED)
+                    )
+                )
+                cursors = session.scalars(
+                    select(PollCursor).where(PollCursor.provider == provider)
+                ).all()
+                oldest.add_metric([provider], _age(now, first))
+                times = [c.last_listed_at for c in cursors if c.last_listed_at is not None]
+                last.add_metric([provider], min(times).timestamp() if times else 0.0)
+                is_paused = any(c.paused_reason is not None for c in cursors)
+                paused.add_metric([provider], 1.0 if is_paused else 0.0)
         yield from (faxes, jobs, oldest, last, paused)
         if self.config.outbound.enabled:
             waiting = GaugeMetricFamily(

@@ -55,7 +55,7 @@ def mailer_for(
 def fail_fax(db: Database, settings: NotifySettings, clock: Clock, recvid: int,
              spool_path: str | None = None) -> None:  # fmt: skip
     event = events.fax_failed(
-        recvid, dnis="3035550101", cid="7205550142", route="sales",
+        "faxage", str(recvid), dnis="3035550101", cid="7205550142", route="sales",
         reason=f"getfax: ERR13 eleven times in a row for {recvid}", spool_path=spool_path,
     )  # fmt: skip
     with db.transaction() as conn:
@@ -85,14 +85,14 @@ def test_a_failed_fax_mail_names_the_fax_the_reason_and_the_command(
 
     (mail,) = parsed(smtp_server)
     assert smtp_server.messages[0][1] == list(ADMINS)
-    assert mail["Subject"] == "[faxd on faxbox] fax 104730 could not be delivered"
+    assert mail["Subject"] == "[faxd on faxbox] faxage fax 104730 could not be delivered"
     text = body(mail)
-    assert "fax 104730 from 7205550142 to 3035550101 (route sales)" in text
+    assert "faxage fax 104730 from 7205550142 to 3035550101 (route sales)" in text
     assert "ERR13 eleven times in a row for 104730" in text
-    assert "faxd retry 104730" in text and "faxd inbox --failed" in text
+    assert "faxd retry --provider faxage 104730" in text and "faxd inbox --failed" in text
     attachments = {part.get_filename(): part for part in mail.iter_attachments()}
-    assert list(attachments) == ["fax-104730-reason.txt"]
-    assert "ERR13" in attachments["fax-104730-reason.txt"].get_content()
+    assert list(attachments) == ["faxage-fax-104730-reason.txt"]
+    assert "ERR13" in attachments["faxage-fax-104730-reason.txt"].get_content()
 
 
 def test_the_fax_itself_is_attached_only_with_attach_true(
@@ -109,9 +109,9 @@ def test_the_fax_itself_is_attached_only_with_attach_true(
     mailer_for(db, smtp_server, with_attach, clock).send_due()
 
     first, second = parsed(smtp_server)
-    assert [p.get_filename() for p in first.iter_attachments()] == ["fax-104731-reason.txt"]
+    assert [p.get_filename() for p in first.iter_attachments()] == ["faxage-fax-104731-reason.txt"]
     files = {p.get_filename(): p for p in second.iter_attachments()}
-    assert files["fax-104732.pdf"].get_content() == b"%PDF-1.4 the fax\n"
+    assert files["faxage-fax-104732.pdf"].get_content() == b"%PDF-1.4 the fax\n"
 
 
 def test_events_inside_min_interval_are_summarised_in_the_next_mail_never_dropped(
@@ -131,11 +131,11 @@ def test_events_inside_min_interval_are_summarised_in_the_next_mail_never_droppe
     assert mailer.send_due() == 0
 
     _first, summary = parsed(smtp_server)
-    assert summary["Subject"] == "[faxd on faxbox] 15 faxes failed: fax 2 and 14 more"
+    assert summary["Subject"] == "[faxd on faxbox] 15 faxes failed: faxage fax 2 and 14 more"
     text = body(summary)
     assert "And 14 more faxes failed since" in text
     for recvid in range(3, 17):
-        assert f"fax {recvid} from" in text
+        assert f"faxage fax {recvid} from" in text
     with db.session() as session:
         waiting = session.scalars(select(AdminEvent).where(AdminEvent.notification_id.is_(None)))
         assert list(waiting) == []
@@ -219,8 +219,8 @@ def test_kinds_left_out_of_events_and_no_notify_section_record_nothing(
     only_jobs = replace(settings, events=frozenset({"job_failed"}))
     fail_fax(db, only_jobs, clock, 1)
     with db.transaction() as conn:
-        assert not events.record(conn, None, events.fax_held(2, dnis="", cid="", spool_path=None),
-                                 now=clock())  # fmt: skip
+        held = events.fax_held("faxage", "2", dnis="", cid="", spool_path=None)
+        assert not events.record(conn, None, held, now=clock())
     with db.session() as session:
         assert list(session.scalars(select(AdminEvent))) == []
 

@@ -38,6 +38,7 @@ from faxd.config import (
     SmtpSettings,
 )
 from faxd.errors import DeliveryError, FaxdError, TransientError
+from faxd.providers.faxage.provider import FaxageInbound, make_inbound
 from faxd.providers.faxage.records import (
     DownloadResult,
     ListfaxRecord,
@@ -80,6 +81,11 @@ class InboxFax:
     data: bytes = b""
     deleted: bool = False
     received: datetime | None = None  # FAXAGE's recvdate; default: 09:00 + recvid minutes
+
+    @property
+    def remote_id(self) -> str:
+        """The id the pipeline knows the fax by."""
+        return str(self.recvid)
 
 
 class FakeInbox:
@@ -210,6 +216,14 @@ def recorder_route(name: str, *actions: str, dnis: tuple[str, ...] = ()) -> Rout
 
 #: The login of the fake account (the simulator's is taken from its fixture).
 FAKE_FAXAGE = FaxageSettings("acme", "12345", "fake-Pa55word-q7", timeout=2.0)
+
+
+def faxage_inbound(client: Any, config: Config | None = None) -> FaxageInbound:
+    """FAXAGE's inbound adapter around ``client`` (the simulator's client or a FakeInbox),
+    as ``config`` sets it up (default: the fake account, deleting after delivery)."""
+    if config is None:
+        return FaxageInbound(client, FAKE_FAXAGE.account)
+    return make_inbound(config, client=client)
 
 
 def make_config(
@@ -352,6 +366,7 @@ __all__ = [
     "expected_path",
     "fail_permanent",
     "fail_transient",
+    "faxage_inbound",
     "make_config",
     "office_routes",
     "recorder_route",

@@ -29,6 +29,7 @@ from inbound_helpers import (
     ManualClock,
     events,
     expected_path,
+    faxage_inbound,
     make_config,
     office_routes,
     recorder_route,
@@ -39,7 +40,9 @@ from inbound_helpers import (
 from faxd.config import Config
 from faxd.errors import AuthError
 from faxd.inbound.dispatch import Dispatcher
-from faxd.inbound.pipeline import InboundClient, InboundPipeline
+from faxd.inbound.pipeline import InboundPipeline
+from faxd.providers.base import RemoteFax
+from faxd.providers.faxage.provider import ListfaxClient as InboundClient
 from faxd.providers.faxage.records import DownloadResult, ListfaxResult
 from faxd.store.models import Delivery, InboundFax
 
@@ -92,7 +95,14 @@ def parallel(config: Config, concurrency: int) -> Config:
 def make_pipeline(
     client: InboundClient, db: Any, config: Config, book: ActionBook, clock: ManualClock
 ) -> InboundPipeline:
-    return InboundPipeline(client, db, config, actions_for=book, clock=clock, rng=FixedRandom(0.0))
+    return InboundPipeline(
+        faxage_inbound(client, config),
+        db,
+        config,
+        actions_for=book,
+        clock=clock,
+        rng=FixedRandom(0.0),
+    )
 
 
 def states(db: Any) -> Counter[str]:
@@ -118,8 +128,8 @@ def test_dispatcher_runs_at_most_n_at_once_and_each_fax_once() -> None:
         return recvid * 10
 
     results = list(Dispatcher(3).run(range(20), work, halt=lambda: False))
-    assert sorted(r.recvid for r in results) == list(range(20))
-    assert all(r.value == r.recvid * 10 and r.error is None for r in results)
+    assert sorted(r.key for r in results) == list(range(20))
+    assert all(r.value == r.key * 10 and r.error is None for r in results)
     assert 1 < peak <= 3
     assert Dispatcher(3).busy() == set()
 
@@ -134,7 +144,7 @@ def test_dispatcher_skips_a_claimed_fax_and_reports_errors() -> None:
             raise ValueError("broken fax")
         return recvid
 
-    results = {r.recvid: r for r in dispatcher.run([4, 5, 6], work, halt=lambda: False)}
+    results = {r.key: r for r in dispatcher.run([4, 5, 6], work, halt=lambda: False)}
     assert set(results) == {4, 6}
     assert isinstance(results[6].error, ValueError)
     assert dispatcher.busy() == {5}  # still the other holder's, untouched
@@ -154,7 +164,7 @@ def test_dispatcher_halt_takes_no_new_fax_but_awaits_those_in_flight() -> None:
         return recvid
 
     results = list(Dispatcher(2).run(range(10), work, halt=halted.is_set))
-    assert sorted(r.recvid for r in results) == sorted(started)
+    assert sorted(r.key for r in results) == sorted(started)
     assert 1 <= len(started) <= 2
 
 
@@ -206,7 +216,12 @@ def test_two_passes_at_once_never_work_on_the_same_fax(
         inbox.add(SUPPORT)
     gauge = Gauge(inbox, hold=0.01)
     pipe = make_pipeline(gauge, db, config, book, clock)
-    pipe.ledger.record_listing(inbox.listfax().records)
+    pipe.ledger.record_listing(
+        [
+            RemoteFax(str(r.recvid), r.recvdate, r.cid, r.dnis, r.pagecount, r.filename)
+            for r in inbox.listfax().records
+        ]
+    )
     passes = [threading.Thread(target=pipe.process_due) for _ in range(2)]
     for thread in passes:
         thread.start()
@@ -214,7 +229,7 @@ def test_two_passes_at_once_never_work_on_the_same_fax(
         thread.join(timeout=30)
     assert gauge.overlaps == []
     assert sorted(r for op, r in inbox.calls if op == "getfax") == sorted(inbox.faxes)
-    assert Counter(r for r, _ in book["support-a"].delivered) == Counter(set(inbox.faxes))
+    assert Counter(int(r) for r, _ in book["support-a"].delivered) == Counter(set(inbox.faxes))
     assert states(db) == {"done": 12}
 
 
@@ -250,9 +265,12 @@ def test_each_worker_logs_with_its_own_fax_and_the_callers_context(
     book["support-a"].before = remember
     with structlog.contextvars.bound_contextvars(pass_id=7):
         make_pipeline(inbox, db, config, book, clock).poll()
-    assert sorted(r for r, _ in seen) == sorted(inbox.faxes)
+    assert sorted(int(r) for r, _ in seen) == sorted(inbox.faxes)
     for recvid, context in seen:
-        assert context == {"pass_id": 7, "recvid": recvid, "dnis": SUPPORT, "route": "support"}
+        assert context == {
+            "pass_id": 7, "provider": "faxage", "remote_id": recvid, "dnis": SUPPORT,
+            "route": "support",
+        }  # fmt: skip
     assert structlog.contextvars.get_contextvars() == {}
 
 
@@ -272,7 +290,7 @@ def test_forty_faxes_against_the_simulator_each_once_deleted_after_delivery(
     faxes = sim.seed_inbound(40, dnis=(SALES, SUPPORT, MAIN))
     sim.delete_check = require_delivered(root)
     gauge = Gauge(client)
-    outcome = InboundPipeline(gauge, db, config).poll()
+    outcome = InboundPipeline(faxage_inbound(gauge, config), db, config).poll()
 
     assert (outcome.new, outcome.done, outcome.failed, outcome.errors) == (40, 40, 0, 0)
     assert sim.violations == [] and gauge.overlaps == []

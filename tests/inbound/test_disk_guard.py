@@ -21,6 +21,7 @@ from inbound_helpers import (
     config_file,
     events,
     fail_transient,
+    faxage_inbound,
     make_config,
     recorder_route,
 )
@@ -60,7 +61,7 @@ def test_a_delivery_folder_not_made_yet_is_measured_where_it_will_be_made(
     space = FreeSpace()
     space.free[tmp_path / "archive"] = 100 * MIB
     pipe = InboundPipeline(
-        inbox, db, make_config(tmp_path, routes, min_free_mb=500), actions_for=book,
+        faxage_inbound(inbox), db, make_config(tmp_path, routes, min_free_mb=500), actions_for=book,
         clock=clock, rng=FixedRandom(), free_bytes=space,
     )  # fmt: skip
     fax = inbox.add(SALES)
@@ -69,7 +70,7 @@ def test_a_delivery_folder_not_made_yet_is_measured_where_it_will_be_made(
         pipe.poll()
     assert tmp_path / "archive" in space.asked
     assert inbox.count("getfax") == 0 and not fax.deleted
-    row = pipe.ledger.get(fax.recvid)
+    row = pipe.ledger.get(fax.remote_id)
     assert row is not None and row.state is FaxState.LISTED and row.attempts == 0
     (line,) = events(logs, "inbound.disk_low")
     assert f"{tmp_path}/archive/new has 100 MB free, below [inbound] min_free_mb = 500" in (
@@ -78,7 +79,7 @@ def test_a_delivery_folder_not_made_yet_is_measured_where_it_will_be_made(
 
     space.free[tmp_path / "archive"] = 600 * MIB
     pipe.poll()
-    assert fax.deleted and book["sales-a"].delivered[0][0] == fax.recvid
+    assert fax.deleted and book["sales-a"].delivered[0][0] == fax.remote_id
     assert len(events(logs, "inbound.disk_ok")) == 1
 
 
@@ -88,13 +89,14 @@ def test_faxes_already_spooled_are_still_delivered_while_downloads_wait(
     """The pause is for downloads only: a spooled fax is delivered (and its spool file freed)."""
     space = FreeSpace()
     pipe = InboundPipeline(
-        inbox, db, make_config(tmp_path, (recorder_route("sales", "sales-a"),), min_free_mb=1),
+        faxage_inbound(inbox), db,
+        make_config(tmp_path, (recorder_route("sales", "sales-a"),), min_free_mb=1),
         actions_for=book, clock=clock, rng=FixedRandom(), free_bytes=space,
     )  # fmt: skip
     first = inbox.add(SALES)
     book["sales-a"].failures.append(fail_transient())
     pipe.poll()
-    row = pipe.ledger.get(first.recvid)
+    row = pipe.ledger.get(first.remote_id)
     assert row is not None and row.state is FaxState.DOWNLOADED
 
     space.free[tmp_path / "spool"] = MIB // 2
@@ -103,7 +105,7 @@ def test_faxes_already_spooled_are_still_delivered_while_downloads_wait(
     pipe.poll()
     assert first.deleted and not list((tmp_path / "spool").iterdir())
     assert inbox.count("getfax") == 1 and not second.deleted
-    row = pipe.ledger.get(second.recvid)
+    row = pipe.ledger.get(second.remote_id)
     assert row is not None and row.state is FaxState.LISTED and row.attempts == 0
 
 
@@ -121,7 +123,7 @@ def test_a_folder_that_cannot_be_measured_is_warned_about_once_and_does_not_paus
         return space(path)
 
     pipe = InboundPipeline(
-        inbox, db, make_config(tmp_path, (recorder_route("sales", "sales-a"),)),
+        faxage_inbound(inbox), db, make_config(tmp_path, (recorder_route("sales", "sales-a"),)),
         actions_for=book, clock=clock, rng=FixedRandom(), free_bytes=no_entry,
     )  # fmt: skip
     faxes = [inbox.add(SALES), inbox.add(SALES)]

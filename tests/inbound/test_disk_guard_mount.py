@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inbound_helpers import SALES, ManualClock, make_config, sim_settings
+from inbound_helpers import SALES, ManualClock, faxage_inbound, make_config, sim_settings
 from sqlalchemy import select
 
 from faxd.alerts.mailer import AdminMailer
@@ -100,7 +100,7 @@ def test_below_min_free_downloads_pause_once_and_resume_by_themselves(
     config = replace(
         config_for(tmp_path, sim, spool, folder, min_free_mb=1), smtp=smtp, notify=NOTIFY
     )
-    pipeline = InboundPipeline(client, db, config, clock=clock)
+    pipeline = InboundPipeline(faxage_inbound(client, config), db, config, clock=clock)
     mailer = AdminMailer(db, NOTIFY, SmtpSender(smtp), clock=clock, hostname="faxbox")
     weight = ballast(small_disk, leave=512 * 1024)
     fax = sim.add_fax(SALES, "(720)555-0142")
@@ -108,7 +108,7 @@ def test_below_min_free_downloads_pause_once_and_resume_by_themselves(
     for _ in range(3):
         pipeline.poll()
         clock.advance(60)
-    row = pipeline.ledger.get(fax.recvid)
+    row = pipeline.ledger.get(fax.remote_id)
     assert row is not None and row.state is FaxState.LISTED
     assert row.attempts == 0 and row.next_attempt_at is None and row.last_error is None
     assert fax.getfax_count == 0 and not fax.deleted
@@ -142,7 +142,7 @@ def too_big_for(
 ) -> tuple[InboundPipeline, Path, Any]:  # fmt: skip
     """``min_free_mb = 0``, 1 MiB left free on ``disk``, and a 2 MiB fax waiting."""
     config = config_for(tmp_path, sim, spool, folder, min_free_mb=0)
-    pipeline = InboundPipeline(client, db, config, clock=clock)
+    pipeline = InboundPipeline(faxage_inbound(client, config), db, config, clock=clock)
     return pipeline, ballast(disk, leave=MiB), sim.add_fax(SALES, data=BIG)
 
 
@@ -158,7 +158,7 @@ def test_a_disk_that_fills_during_a_download_loses_nothing(
     tried = fax.getfax_count
     assert tried >= 1 and not fax.deleted
     assert list(spool.iterdir()) == []  # the partial file was removed
-    row = pipeline.ledger.get(fax.recvid)
+    row = pipeline.ledger.get(fax.remote_id)
     assert row is not None and row.state is FaxState.LISTED
     assert row.attempts == 0 and row.next_attempt_at is None
     assert len(events_of(logs, "inbound.download_disk_full")) == 1
@@ -172,7 +172,7 @@ def test_a_disk_that_fills_during_a_download_loses_nothing(
     weight.unlink()
     pipeline.poll()
     assert fax.deleted and (folder / f"{fax.recvid}.pdf").read_bytes() == BIG
-    row = pipeline.ledger.get(fax.recvid)
+    row = pipeline.ledger.get(fax.remote_id)
     assert row is not None and row.state is FaxState.DONE and row.attempts == 0
     assert len(events_of(logs, "inbound.disk_ok")) == 1
 
@@ -189,7 +189,7 @@ def test_a_folder_delivery_that_fills_the_disk_waits_and_loses_nothing(
         pipeline.poll()
         clock.advance(3600)
     assert os.listdir(folder) == []  # not even a hidden temporary
-    row = pipeline.ledger.get(fax.recvid)
+    row = pipeline.ledger.get(fax.remote_id)
     assert row is not None and row.state is FaxState.DOWNLOADED
     assert row.attempts == 0 and row.next_attempt_at is None
     with db.session() as session:
@@ -204,7 +204,7 @@ def test_a_folder_delivery_that_fills_the_disk_waits_and_loses_nothing(
     pipeline.poll()
     assert fax.deleted and (folder / f"{fax.recvid}.pdf").read_bytes() == BIG
     assert fax.getfax_count == 1
-    row = pipeline.ledger.get(fax.recvid)
+    row = pipeline.ledger.get(fax.remote_id)
     assert row is not None and row.state is FaxState.DONE and row.attempts == 0
 
 
@@ -222,13 +222,13 @@ def test_a_spool_out_of_inodes_waits_until_a_file_is_removed(
                 fillers.append(disk / f"filler-{len(fillers)}")
                 fillers[-1].touch()
         config = config_for(tmp_path, sim, spool, folder, min_free_mb=1)
-        pipeline = InboundPipeline(client, db, config, clock=clock)
+        pipeline = InboundPipeline(faxage_inbound(client, config), db, config, clock=clock)
         fax = sim.add_fax(SALES)
 
         pipeline.poll()
         clock.advance(3600)
         pipeline.poll()
-        row = pipeline.ledger.get(fax.recvid)
+        row = pipeline.ledger.get(fax.remote_id)
         assert row is not None and row.state is FaxState.LISTED
         assert row.attempts == 0 and row.next_attempt_at is None
         assert fax.getfax_count == 0 and not fax.deleted

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from inbound_helpers import ManualClock, make_config, sim_settings
+from inbound_helpers import ManualClock, faxage_inbound, make_config, sim_settings
 
 from faxd.config import EmailSpec, FolderSpec, PrintSpec, RouteSpec, SmtpSettings
 from faxd.inbound.pipeline import InboundPipeline
@@ -46,14 +46,14 @@ def test_email_carries_the_fax_and_waits_for_the_server(
         tmp_path, (route,), faxage=sim_settings(sim), smtp=smtp_settings(smtp_server)
     )
     fax = sim.add_fax(SALES, "(720)555-0142", pagecount=3)
-    pipe = InboundPipeline(client, db, config, clock=clock)
+    pipe = InboundPipeline(faxage_inbound(client, config), db, config, clock=clock)
 
     smtp_server.stop()
     outcome = pipe.poll()
     assert outcome.done == 0 and outcome.errors == 1
     assert not fax.deleted
     assert (tmp_path / "fax" / f"{fax.recvid}.pdf").read_bytes() == fax.data  # folder went ahead
-    row = pipe.ledger.get(fax.recvid)
+    row = pipe.ledger.get(fax.remote_id)
     assert row is not None and row.state is FaxState.DOWNLOADED
     assert row.last_error is not None and "cannot send email" in row.last_error
 
@@ -108,11 +108,11 @@ def test_print_goes_through_lp_and_a_failing_lp_keeps_the_fax(
     )
     config = make_config(tmp_path, (route,), faxage=sim_settings(sim))
     fax = sim.add_fax(SALES, "(303)555-0100")
-    pipe = InboundPipeline(client, db, config, clock=clock)
+    pipe = InboundPipeline(faxage_inbound(client, config), db, config, clock=clock)
 
     assert pipe.poll().errors == 1
     assert not fax.deleted
-    row = pipe.ledger.get(fax.recvid)
+    row = pipe.ledger.get(fax.remote_id)
     assert row is not None and row.last_error is not None and "is stopped" in row.last_error
 
     (tools / "fail").unlink()
@@ -123,6 +123,6 @@ def test_print_goes_through_lp_and_a_failing_lp_keeps_the_fax(
     args = calls[1].splitlines()
     assert args[:6] == ["-d", "office-laser", "-n", "2", "-o", "sides=two-sided-long-edge"]
     assert args[6:8] == ["-t", f"Fax {fax.recvid} from 3035550100"]
-    assert args[8] == str(config.inbound.spool_dir / f"{fax.recvid}.pdf")
+    assert args[8] == str(config.inbound.spool_dir / f"faxage-{fax.recvid}.pdf")
     with db.session() as session:
         assert session.query(Delivery).one().detail == "office-laser-17"

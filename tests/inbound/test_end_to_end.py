@@ -12,6 +12,7 @@ from inbound_helpers import (
     SUPPORT,
     events,
     expected_path,
+    faxage_inbound,
     make_config,
     office_routes,
     require_delivered,
@@ -39,7 +40,7 @@ def test_thirty_faxes_over_three_numbers_land_in_their_folders(
     root = tmp_path / "fax"
     faxes = sim.seed_inbound(30, dnis=(SALES, SUPPORT, MAIN))
     sim.delete_check = require_delivered(root)
-    outcome = InboundPipeline(client, db, office).poll()
+    outcome = InboundPipeline(faxage_inbound(client, office), db, office).poll()
 
     assert (outcome.new, outcome.done, outcome.failed, outcome.errors) == (30, 30, 0, 0)
     assert sim.violations == []
@@ -56,8 +57,8 @@ def test_thirty_faxes_over_three_numbers_land_in_their_folders(
         assert all(r.deleted_at is not None and r.delivered_at is not None for r in rows)
         assert {r.route for r in rows if r.dnis == MAIN} == {"default"}
         assert session.query(Delivery).filter(Delivery.state != "done").count() == 0
-        cursor = session.get(PollCursor, office.faxage.account)
-        assert cursor is not None and cursor.last_recvid == max(f.recvid for f in faxes)
+        cursor = session.get(PollCursor, ("faxage", office.faxage.account))
+        assert cursor is not None and cursor.cursor == str(max(f.recvid for f in faxes))
         assert cursor.last_poll_outcome == "30 new, 30 done, 0 failed, 0 held, 0 errors"
 
 
@@ -66,7 +67,7 @@ def test_next_poll_asks_only_for_faxes_after_the_cursor(
 ) -> None:
     """The second listfax sends idgt = highest recvid, idasc and the fixed column flags."""
     first = sim.seed_inbound(3, dnis=(SALES,))
-    pipe = InboundPipeline(client, db, office)
+    pipe = InboundPipeline(faxage_inbound(client, office), db, office)
     pipe.poll()
     later = sim.add_fax(SUPPORT)
     assert pipe.poll().done == 1 and later.deleted
@@ -88,7 +89,7 @@ def test_kept_on_faxage_when_delete_after_delivery_is_off(
         delete_after_delivery=False,
     )
     sim.seed_inbound(4, dnis=(SALES, MAIN))
-    pipe = InboundPipeline(client, db, config)
+    pipe = InboundPipeline(faxage_inbound(client, config), db, config)
     assert pipe.poll().done == 4
     assert pipe.sweep().done == 0
     assert not any(f.deleted for f in sim.faxes.values())
@@ -102,7 +103,7 @@ def test_login_refused_by_faxage_pauses_quietly_and_resumes(
     """ERR02 from the real wire: one listfax and one error line per poll, then it resumes."""
     fax = sim.add_fax(SALES)
     sim.inject("err02", times=3)
-    pipe = InboundPipeline(client, db, office)
+    pipe = InboundPipeline(faxage_inbound(client, office), db, office)
     for _ in range(3):
         assert pipe.poll().paused
     assert [r.operation for r in sim.requests] == ["listfax"] * 3  # no storm, no retries

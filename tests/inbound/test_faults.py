@@ -10,6 +10,7 @@ import pytest
 from inbound_helpers import (
     ManualClock,
     expected_path,
+    faxage_inbound,
     make_config,
     office_routes,
     require_delivered,
@@ -63,7 +64,7 @@ def test_faults_on_a_fifth_of_requests_delay_but_never_lose_a_fax(
         sim.inject("http500", operation="delfax", rate=0.2, after=True),
     ]
     general = [sim.inject(kind, rate=0.2) for kind in FAULTS]
-    pipe = InboundPipeline(fast_client, db, config, clock=clock)
+    pipe = InboundPipeline(faxage_inbound(fast_client, config), db, config, clock=clock)
 
     def finished() -> bool:
         # A delfax whose answer was lost has deleted the fax on FAXAGE while the

@@ -19,6 +19,7 @@ from inbound_helpers import (
     FixedRandom,
     ManualClock,
     config_file,
+    faxage_inbound,
     make_config,
     recorder_route,
     sim_settings,
@@ -45,14 +46,16 @@ def test_a_fax_over_the_cap_fails_once_and_stays_on_faxage(
         tmp_path, (recorder_route("sales", "sales-a"),), faxage=sim_settings(sim), max_fax_mb=1
     )
     client = make_client(config.faxage)
-    pipe = InboundPipeline(client, db, config, actions_for=book, clock=clock, rng=FixedRandom())
+    pipe = InboundPipeline(
+        faxage_inbound(client, config), db, config, actions_for=book, clock=clock, rng=FixedRandom()
+    )
     try:
         pipe.poll()
-        row = pipe.ledger.get(fax.recvid)
+        row = pipe.ledger.get(fax.remote_id)
         assert row is not None and row.state is FaxState.FAILED
         assert row.last_error is not None
         assert "larger than [inbound] max_fax_mb = 1 MB" in row.last_error
-        assert f"faxd retry {fax.recvid}" in row.last_error
+        assert f"faxd retry --provider faxage {fax.recvid}" in row.last_error
         assert list((tmp_path / "spool").iterdir()) == []
         assert not fax.deleted and fax.getfax_count == 1
         assert small.deleted  # the others are not held up
@@ -62,10 +65,12 @@ def test_a_fax_over_the_cap_fails_once_and_stays_on_faxage(
         assert fax.getfax_count == 1 and not fax.deleted
         # Raised, and retried by hand, it goes through.
         bigger = replace(config, inbound=replace(config.inbound, max_fax_mb=2.5))
-        pipe = InboundPipeline(client, db, bigger, actions_for=book, clock=clock)
-        pipe.retry(fax.recvid)
+        pipe = InboundPipeline(
+            faxage_inbound(client, bigger), db, bigger, actions_for=book, clock=clock
+        )
+        pipe.retry(fax.remote_id)
         pipe.poll()
-        assert fax.deleted and book["sales-a"].delivered[-1][0] == fax.recvid
+        assert fax.deleted and book["sales-a"].delivered[-1][0] == fax.remote_id
     finally:
         client.close()
 
@@ -88,7 +93,8 @@ def test_inbox_failed_shows_the_fax_too_large(
     assert "max_fax_mb = 1 MB" in " ".join(out.split())
     code, out = run(capsys, "inbox", "--failed", "--json", "--config", str(config))
     (row,) = json.loads(out)
-    assert row["recvid"] == fax.recvid and "faxd retry" in row["last_error"]
+    assert row["remote_id"] == fax.remote_id and row["provider"] == "faxage"
+    assert "faxd retry" in row["last_error"]
     assert not fax.deleted
 
 

@@ -6,7 +6,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
-from inbound_helpers import events, make_config, sim_settings
+from inbound_helpers import events, faxage_inbound, make_config, sim_settings
 
 from faxd.config import EmailSpec, FolderSpec, RouteSpec, SmtpSettings
 from faxd.inbound.pipeline import InboundPipeline
@@ -32,12 +32,12 @@ def test_hostile_names_long_caller_ids_and_broken_lines_are_contained(
     traversal = sim.add_fax("3035550101", "(303)555-0100", filename="../../etc/passwd")
     broken = sim.add_fax("3035550102", "Evil\tCaller")  # a tab inside a field breaks the line
     long_cid = sim.add_fax("3035550103", "1234567890" * 30)
-    outcome = InboundPipeline(client, db, config).poll()
+    outcome = InboundPipeline(faxage_inbound(client, config), db, config).poll()
 
     assert outcome.done == 3 and outcome.errors == 1
     assert normal.deleted and traversal.deleted and long_cid.deleted
     assert not broken.deleted  # cannot be read, so it is left on FAXAGE
-    skipped = events(logs, "inbound.listfax_line_skipped")
+    skipped = events(logs, "inbound.listing_line_skipped")
     assert [entry["lineno"] for entry in skipped] == [3]
 
     written = files_under(tmp_path) - before
@@ -59,10 +59,10 @@ def test_hostile_names_long_caller_ids_and_broken_lines_are_contained(
     assert len(long_files[0].name) < 100  # the caller id was cut, not used whole
 
     with db.session() as session:
-        row = session.query(InboundFax).filter_by(recvid=traversal.recvid).one()
+        row = session.query(InboundFax).filter_by(remote_id=traversal.remote_id).one()
         assert row.server_filename is not None and "/" not in row.server_filename
         assert ".." not in row.server_filename
-        long_row = session.query(InboundFax).filter_by(recvid=long_cid.recvid).one()
+        long_row = session.query(InboundFax).filter_by(remote_id=long_cid.remote_id).one()
         assert len(long_row.cid) <= 32
 
 
@@ -131,7 +131,7 @@ def reason_for(fax: Any, logs: list[Any], db: Any) -> str | None:
         ):
             return str(entry)
     with db.session() as session:
-        row = session.query(InboundFax).filter_by(recvid=int(fax.recvid)).one_or_none()
+        row = session.query(InboundFax).filter_by(remote_id=fax.remote_id).one_or_none()
         if row is not None and row.last_error:
             return str(row.last_error)
     return None
@@ -171,7 +171,7 @@ def test_hostile_values_in_every_field_stay_in_their_folder_and_headers(
         respelled.append(fax)
     line_breaker = sim.add_fax("3035550101", "x\nBcc: cid@evil.example")
 
-    InboundPipeline(client, db, config).poll()
+    InboundPipeline(faxage_inbound(client, config), db, config).poll()
 
     # Nothing outside the delivery root (the spool and the database aside).
     written = files_under(tmp_path) - before

@@ -21,6 +21,7 @@ from inbound_helpers import (
     FixedRandom,
     ManualClock,
     events,
+    faxage_inbound,
     make_config,
     recorder_route,
 )
@@ -42,7 +43,14 @@ def config(tmp_path: Path) -> Config:
 
 @pytest.fixture
 def pipe(inbox: FakeInbox, db: Any, config: Config, book: ActionBook, clock: ManualClock) -> Any:
-    return InboundPipeline(inbox, db, config, actions_for=book, clock=clock, rng=FixedRandom(0.0))
+    return InboundPipeline(
+        faxage_inbound(inbox, config),
+        db,
+        config,
+        actions_for=book,
+        clock=clock,
+        rng=FixedRandom(0.0),
+    )
 
 
 @contextmanager
@@ -53,10 +61,10 @@ def commits_seen(db: Any) -> Iterator[list[tuple[int, int, int]]]:
 
     def look(_session: Session) -> None:
         rows, top = reader.execute(
-            "SELECT count(*), coalesce(max(recvid), 0) FROM inbound_faxes"
+            "SELECT count(*), coalesce(max(CAST(remote_id AS INTEGER)), 0) FROM inbound_faxes"
         ).fetchone()
         (cursor,) = reader.execute(
-            "SELECT coalesce(max(last_recvid), 0) FROM poll_cursor"
+            "SELECT coalesce(max(CAST(cursor AS INTEGER)), 0) FROM poll_cursor"
         ).fetchone()
         seen.append((rows, top, cursor))
 
@@ -70,7 +78,7 @@ def commits_seen(db: Any) -> Iterator[list[tuple[int, int, int]]]:
 
 def recvids(db: Any) -> list[int]:
     with db.session() as session:
-        return list(session.scalars(select(InboundFax.recvid).order_by(InboundFax.recvid)))
+        return sorted(int(r) for r in session.scalars(select(InboundFax.remote_id)))
 
 
 def test_long_listing_commits_batch_by_batch_and_the_cursor_follows(
@@ -100,9 +108,9 @@ def test_a_listing_that_breaks_off_keeps_the_cursor_at_the_last_committed_batch(
     assert outcome.errors == 1 and outcome.new == 2000 and not outcome.paused
     committed = [f.recvid for f in faxes[:2000]]
     assert recvids(db) == committed
-    assert pipe.ledger.cursor().last_recvid == committed[-1]
+    assert pipe.ledger.cursor().cursor == str(committed[-1])
     assert all(cursor <= top for _rows, top, cursor in seen)
-    (failed,) = events(logs, "inbound.listfax_failed")
+    (failed,) = events(logs, "inbound.listing_failed")
     assert failed["recorded"] == 2000
     # The next listing starts after the last committed fax and picks up the rest.
     inbox.break_after = None
@@ -139,14 +147,14 @@ def test_an_unreadable_line_is_recorded_and_warned_once_a_day(
     for _ in range(5):
         pipe.poll()
         clock.advance(60)
-    assert len(events(logs, "inbound.listfax_line_skipped")) == 1
+    assert len(events(logs, "inbound.listing_line_skipped")) == 1
     (row,) = problems(db)
     assert (row.text, row.reason, row.count) == (BAD.text, BAD.reason, 5)
     assert row.first_seen == start and row.last_seen == start.replace(minute=4)
     clock.advance(24 * 3600)
     pipe.poll()
     pipe.poll()
-    warned = events(logs, "inbound.listfax_line_skipped")
+    warned = events(logs, "inbound.listing_line_skipped")
     assert len(warned) == 2
     assert "faxd inbox --problems" in warned[-1]["hint"]
     assert problems(db)[0].count == 7
@@ -161,4 +169,4 @@ def test_the_same_line_at_another_position_is_the_same_problem(
     inbox.malformed = [MalformedLine(7, BAD.text, BAD.reason), MalformedLine(8, "x", "too short")]
     pipe.poll()
     assert sorted((p.text, p.count) for p in problems(db)) == [(BAD.text, 2), ("x", 1)]
-    assert len(events(logs, "inbound.listfax_line_skipped")) == 2
+    assert len(events(logs, "inbound.listing_line_skipped")) == 2

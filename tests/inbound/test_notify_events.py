@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inbound_helpers import SALES, ManualClock, make_config, sim_settings
+from inbound_helpers import SALES, ManualClock, faxage_inbound, make_config, sim_settings
 
 from faxd.alerts.mailer import AdminMailer
 from faxd.alerts.watch import check_provider
@@ -43,7 +43,7 @@ def setup(tmp_path: Path, sim: Any, client: FaxageClient, db: Any, smtp_server: 
         make_config(tmp_path, routes, faxage=sim_settings(sim), smtp=smtp, **inbound),
         notify=NOTIFY,
     )
-    pipeline = InboundPipeline(client, db, config, clock=clock)
+    pipeline = InboundPipeline(faxage_inbound(client, config), db, config, clock=clock)
     mailer = AdminMailer(db, NOTIFY, SmtpSender(smtp), clock=clock, hostname="faxbox")
     return pipeline, mailer
 
@@ -67,10 +67,10 @@ def test_a_fax_that_gives_up_mails_fax_failed_with_its_reason(
     assert mailer.send_due() == 1
 
     (mail,) = mails(smtp_server)
-    assert mail["Subject"] == f"[faxd on faxbox] fax {fax.recvid} could not be delivered"
+    assert mail["Subject"] == f"[faxd on faxbox] faxage fax {fax.recvid} could not be delivered"
     body = text(mail)
-    assert f"fax {fax.recvid} from 7205550142 to 3035550101" in body
-    assert "max_fax_mb" in body and f"faxd retry {fax.recvid}" in body
+    assert f"faxage fax {fax.recvid} from 7205550142 to 3035550101" in body
+    assert "max_fax_mb" in body and f"faxd retry --provider faxage {fax.recvid}" in body
     reasons = [p for p in mail.iter_attachments() if p.get_filename().endswith("-reason.txt")]
     assert len(reasons) == 1 and "max_fax_mb" in reasons[0].get_content()
     assert not fax.deleted
@@ -88,7 +88,7 @@ def test_a_fax_without_a_route_mails_fax_held(
     assert mailer.send_due() == 1
 
     (mail,) = mails(smtp_server)
-    assert mail["Subject"] == f"[faxd on faxbox] fax {fax.recvid} has no route"
+    assert mail["Subject"] == f"[faxd on faxbox] faxage fax {fax.recvid} has no route"
     assert "to 3035550199 matches no route" in text(mail)
 
 
@@ -125,13 +125,13 @@ def test_a_provider_that_stops_answering_mails_provider_down_then_recovered(
     for _ in range(3):
         clock.advance(60)
         pipeline.poll()
-        check_provider(db, NOTIFY, pipeline.ledger.account, poll_interval=60, since=started,
-                       now=clock())  # fmt: skip
+        check_provider(db, NOTIFY, "faxage", pipeline.ledger.account, poll_interval=60,
+                       since=started, now=clock())  # fmt: skip
     assert mailer.send_due() == 0  # 180 s is not yet more than three intervals
     clock.advance(1)
-    assert check_provider(db, NOTIFY, pipeline.ledger.account, poll_interval=60,
+    assert check_provider(db, NOTIFY, "faxage", pipeline.ledger.account, poll_interval=60,
                           since=started, now=clock())  # fmt: skip
-    assert not check_provider(db, NOTIFY, pipeline.ledger.account, poll_interval=60,
+    assert not check_provider(db, NOTIFY, "faxage", pipeline.ledger.account, poll_interval=60,
                               since=started, now=clock() + timedelta(hours=1))  # fmt: skip
     assert mailer.send_due() == 1
     sim.clear_faults()

@@ -22,6 +22,7 @@ from inbound_helpers import (
     events,
     fail_permanent,
     fail_transient,
+    faxage_inbound,
     make_config,
     recorder_route,
 )
@@ -49,7 +50,14 @@ def pipeline(
     book: ActionBook,
     clock: ManualClock,
 ) -> InboundPipeline:
-    return InboundPipeline(inbox, db, config, actions_for=book, clock=clock, rng=FixedRandom(0.0))
+    return InboundPipeline(
+        faxage_inbound(inbox, config),
+        db,
+        config,
+        actions_for=book,
+        clock=clock,
+        rng=FixedRandom(0.0),
+    )
 
 
 def one_at_a_time(config: Config) -> Config:
@@ -67,9 +75,9 @@ def pipe(inbox: FakeInbox, db: Any, config: Config, book: ActionBook, clock: Man
     return pipeline(inbox, db, config, book, clock)
 
 
-def states(db: Any) -> dict[int, str]:
+def states(db: Any) -> dict[str, str]:
     with db.session() as session:
-        return {f.recvid: f.state for f in session.query(InboundFax)}
+        return {f.remote_id: f.state for f in session.query(InboundFax)}
 
 
 def test_poll_delivers_routes_and_deletes(
@@ -79,12 +87,12 @@ def test_poll_delivers_routes_and_deletes(
     a, b = inbox.add(SALES), inbox.add(SUPPORT)
     outcome = pipe.poll()
     assert (outcome.new, outcome.done, outcome.failed, outcome.errors) == (2, 2, 0, 0)
-    assert book["sales-a"].delivered == [(a.recvid, a.data)]
-    assert book["sales-b"].delivered == [(a.recvid, a.data)]
-    assert book["support-a"].delivered == [(b.recvid, b.data)]
+    assert book["sales-a"].delivered == [(a.remote_id, a.data)]
+    assert book["sales-b"].delivered == [(a.remote_id, a.data)]
+    assert book["support-a"].delivered == [(b.remote_id, b.data)]
     assert a.deleted and b.deleted
-    assert states(db) == {a.recvid: "done", b.recvid: "done"}
-    assert pipe.ledger.cursor().last_recvid == b.recvid
+    assert states(db) == {a.remote_id: "done", b.remote_id: "done"}
+    assert pipe.ledger.cursor().cursor == b.remote_id
     assert list(pipe.spool.root.iterdir()) == []
     assert inbox.calls[0] == ("listfax", None)
     pipe.poll()
@@ -115,7 +123,7 @@ def test_each_action_success_is_kept_and_not_repeated(
     book["sales-b"].failures = [fail_transient("printer on fire")]
     first = pipe.poll()
     assert first.errors == 1 and not fax.deleted
-    row = pipe.ledger.get(fax.recvid)
+    row = pipe.ledger.get(fax.remote_id)
     assert row is not None and row.state is FaxState.DOWNLOADED and row.attempts == 1
     assert row.last_error is not None and "printer on fire" in row.last_error
     with db.session() as session:
@@ -138,7 +146,7 @@ def test_max_attempts_marks_failed_and_keeps_the_fax_on_faxage(
     for _ in range(6):
         pipe.poll()
         clock.advance(1000)
-    row = pipe.ledger.get(fax.recvid)
+    row = pipe.ledger.get(fax.remote_id)
     assert row is not None and row.state is FaxState.FAILED and row.attempts == 4
     assert not fax.deleted and inbox.count("delfax") == 0
     assert len(events(logs, "inbound.fax_failed")) == 1
@@ -152,7 +160,7 @@ def test_a_permanent_delivery_error_fails_at_once(
     fax = inbox.add(SUPPORT)
     book["support-a"].failures = [fail_permanent()]
     assert pipe.poll().failed == 1
-    row = pipe.ledger.get(fax.recvid)
+    row = pipe.ledger.get(fax.remote_id)
     assert row is not None and row.state is FaxState.FAILED and row.attempts == 1
     assert not fax.deleted
 
@@ -168,7 +176,7 @@ def test_one_failing_fax_never_blocks_the_others(
     outcome = pipe.poll()
     assert outcome.done == 1 and outcome.errors == 1
     assert fine.deleted and not stuck.deleted
-    assert book["support-a"].delivered == [(fine.recvid, fine.data)]
+    assert book["support-a"].delivered == [(fine.remote_id, fine.data)]
 
 
 def test_an_unexpected_bug_in_an_action_is_contained(
@@ -179,7 +187,7 @@ def test_an_unexpected_bug_in_an_action_is_contained(
     book["support-a"].failures = [ZeroDivisionError("oops")]
     pipe.poll()
     assert good.deleted and not bad.deleted
-    row = pipe.ledger.get(bad.recvid)
+    row = pipe.ledger.get(bad.remote_id)
     assert row is not None and row.last_error is not None and "ZeroDivisionError" in row.last_error
     assert events(logs, "inbound.unexpected_error")
 
@@ -196,9 +204,9 @@ def test_unrouted_fax_is_held_and_retry_delivers_it_after_a_fix(
     assert first.poll().held == 0  # held faxes are not retried on their own
     fixed = replace(config, routes=(*ROUTES, recorder_route("default", "inbox")))
     second = pipeline(inbox, db, fixed, book, clock)
-    assert second.retry(fax.recvid) is FaxState.DOWNLOADED
+    assert second.retry(fax.remote_id) is FaxState.DOWNLOADED
     assert second.poll().done == 1
-    assert book["inbox"].delivered == [(fax.recvid, fax.data)] and fax.deleted
+    assert book["inbox"].delivered == [(fax.remote_id, fax.data)] and fax.deleted
 
 
 def test_a_route_change_between_attempts_keeps_the_first_route(
@@ -217,7 +225,7 @@ def test_a_route_change_between_attempts_keeps_the_first_route(
     assert pipeline(inbox, db, reloaded, book, clock).poll().done == 1
     assert book["new-a"].delivered == []
     assert len(book["sales-a"].delivered) == 1 and len(book["sales-b"].delivered) == 1
-    row = pipeline(inbox, db, reloaded, book, clock).ledger.get(fax.recvid)
+    row = pipeline(inbox, db, reloaded, book, clock).ledger.get(fax.remote_id)
     assert row is not None and row.route == "sales" and fax.deleted
 
 
@@ -233,11 +241,11 @@ def test_a_vanished_route_holds_the_fax_until_retried(
     clock.advance(3600)
     pipe = pipeline(inbox, db, reloaded, book, clock)
     assert pipe.poll().held == 1 and not fax.deleted
-    row = pipe.ledger.get(fax.recvid)
+    row = pipe.ledger.get(fax.remote_id)
     assert row is not None and row.last_error is not None and "faxd retry" in row.last_error
-    pipe.retry(fax.recvid)
+    pipe.retry(fax.remote_id)
     assert pipe.poll().done == 1
-    assert book["only-a"].delivered == [(fax.recvid, fax.data)]
+    assert book["only-a"].delivered == [(fax.remote_id, fax.data)]
 
 
 def test_missing_or_changed_spool_file_is_downloaded_again(
@@ -247,13 +255,13 @@ def test_missing_or_changed_spool_file_is_downloaded_again(
     fax = inbox.add(SUPPORT)
     book["support-a"].failures = [fail_transient()]
     pipe.poll()
-    row = pipe.ledger.get(fax.recvid)
+    row = pipe.ledger.get(fax.remote_id)
     assert row is not None and row.spool_path is not None
     row.spool_path.write_bytes(b"%PDF-tampered")
     clock.advance(3600)
     assert pipe.poll().done == 1
     assert inbox.count("getfax") == 2
-    assert book["support-a"].delivered == [(fax.recvid, fax.data)]
+    assert book["support-a"].delivered == [(fax.remote_id, fax.data)]
 
 
 def test_keep_on_faxage_when_delete_after_delivery_is_off(
@@ -275,7 +283,7 @@ def test_delfax_not_found_counts_as_deleted(pipe: InboundPipeline, inbox: FakeIn
     fax = inbox.add(SUPPORT)
     inbox.fail["delfax"] = [NotFoundError("ERR14: not found", operation="delfax", code="ERR14")]
     assert pipe.poll().done == 1
-    row = pipe.ledger.get(fax.recvid)
+    row = pipe.ledger.get(fax.remote_id)
     assert row is not None and row.deleted_at is not None
 
 
@@ -288,7 +296,7 @@ def test_sweep_adopts_unknown_faxes_and_redeletes_leftovers(
     first.deleted = False  # FAXAGE shows it again (a delete that did not stick)
     hidden = inbox.add(SUPPORT)
     with db.engine.begin() as conn:  # as if an old cursor had gone past it
-        conn.exec_driver_sql("UPDATE poll_cursor SET last_recvid = ?", (hidden.recvid + 10,))
+        conn.exec_driver_sql("UPDATE poll_cursor SET cursor = ?", (str(hidden.recvid + 10),))
     assert pipe.poll().new == 0  # idgt is past it: the poll cannot see it
     outcome = pipe.sweep()
     assert outcome.new == 1 and outcome.done == 1
@@ -306,7 +314,7 @@ def test_malformed_listfax_lines_are_logged_and_skipped(
     inbox.malformed = [MalformedLine(2, "12x\tgarbage", "recvid is not a number")]
     outcome = pipe.poll()
     assert outcome.done == 2 and outcome.errors == 1
-    warnings = events(logs, "inbound.listfax_line_skipped")
+    warnings = events(logs, "inbound.listing_line_skipped")
     assert [(w["lineno"], w["reason"]) for w in warnings] == [(2, "recvid is not a number")]
     assert all(f.deleted for f in good)
 
@@ -356,14 +364,14 @@ def test_transient_listfax_error_leaves_the_cursor(
     """A listfax that fails is logged and retried next poll with the same idgt."""
     inbox.add(SUPPORT)
     pipe.poll()
-    cursor = pipe.ledger.cursor().last_recvid
+    cursor = pipe.ledger.cursor().cursor
     later = inbox.add(SUPPORT)
     inbox.fail["listfax"] = [TransientError("HTTP 500", operation="listfax")]
     assert pipe.poll().errors == 1
-    assert pipe.ledger.cursor().last_recvid == cursor
-    assert events(logs, "inbound.listfax_failed")
+    assert pipe.ledger.cursor().cursor == cursor
+    assert events(logs, "inbound.listing_failed")
     assert pipe.poll().done == 1 and later.deleted
-    assert inbox.calls[-3] == ("listfax", cursor)
+    assert cursor is not None and inbox.calls[-3] == ("listfax", int(cursor))
 
 
 def test_cursor_never_moves_past_rows_that_were_not_committed(
@@ -373,29 +381,29 @@ def test_cursor_never_moves_past_rows_that_were_not_committed(
     faxes = [inbox.add(SUPPORT) for _ in range(3)]
     with db.engine.begin() as conn:
         conn.exec_driver_sql(
-            f"CREATE TRIGGER refuse BEFORE INSERT ON inbound_faxes WHEN NEW.recvid = "
-            f"{faxes[1].recvid} BEGIN SELECT RAISE(ABORT, 'no space left'); END"
+            f"CREATE TRIGGER refuse BEFORE INSERT ON inbound_faxes WHEN NEW.remote_id = "
+            f"'{faxes[1].recvid}' BEGIN SELECT RAISE(ABORT, 'no space left'); END"
         )
     with pytest.raises(Exception, match="no space left"):
         pipe.poll()
-    assert pipe.ledger.cursor().last_recvid == 0
+    assert pipe.ledger.cursor().cursor is None
     assert not any(f.deleted for f in faxes)
     with db.engine.begin() as conn:
         conn.exec_driver_sql("DROP TRIGGER refuse")
     assert pipe.poll().done == 3
-    assert pipe.ledger.cursor().last_recvid == faxes[-1].recvid
+    assert pipe.ledger.cursor().cursor == faxes[-1].remote_id
 
 
 def test_retry_refuses_unknown_and_unfinished_faxes(
     pipe: InboundPipeline, inbox: FakeInbox
 ) -> None:
     """faxd retry names what is wrong for an unknown id or a fax that is not failed/held."""
-    with pytest.raises(FaxdError, match="no inbound fax 4242"):
+    with pytest.raises(FaxdError, match="no inbound faxage fax 4242"):
         pipe.retry(4242)
     fax = inbox.add(SUPPORT)
     pipe.poll()
     with pytest.raises(FaxdError, match="is done"):
-        pipe.retry(fax.recvid)
+        pipe.retry(fax.remote_id)
 
 
 def test_retry_of_a_fax_that_failed_at_delfax_resumes_at_delivered(
@@ -405,7 +413,7 @@ def test_retry_of_a_fax_that_failed_at_delfax_resumes_at_delivered(
     fax = inbox.add(SUPPORT)
     inbox.fail["delfax"] = [FaxdError("refused")]  # not transient: fails at once
     assert pipe.poll().failed == 1
-    assert pipe.retry(fax.recvid) is FaxState.DELIVERED
+    assert pipe.retry(fax.remote_id) is FaxState.DELIVERED
     assert pipe.poll().done == 1
     assert len(book["support-a"].delivered) == 1 and fax.deleted
 
@@ -418,23 +426,25 @@ def test_restart_cleans_partial_downloads_and_finished_spool_files(
     book["support-a"].failures = [fail_transient()]
     pipeline(inbox, db, config, book, clock).poll()
     spool = config.inbound.spool_dir
-    (spool / "99.part").write_bytes(b"half")
-    (spool / "98.pdf").write_bytes(b"%PDF-old")
+    (spool / "faxage-99.part").write_bytes(b"half")
+    (spool / "faxage-98.pdf").write_bytes(b"%PDF-old")
     restarted = pipeline(inbox, db, config, book, clock)
     restarted.process_due()
     names = sorted(p.name for p in spool.iterdir())
-    assert names == [f"{fax.recvid}.pdf"]
+    assert names == [f"faxage-{fax.recvid}.pdf"]
 
 
 def test_log_context_names_the_fax_and_route_during_actions(
     pipe: InboundPipeline, inbox: FakeInbox, book: ActionBook
 ) -> None:
-    """recvid, dnis and route are bound while a fax is worked on, and unbound after."""
+    """provider, remote id, dnis and route are bound while a fax is worked on, and unbound after."""
     seen: list[dict[str, Any]] = []
     book["sales-a"].before = lambda _item: seen.append(structlog.contextvars.get_contextvars())
     fax = inbox.add(SALES)
     pipe.poll()
-    assert seen == [{"recvid": fax.recvid, "dnis": SALES, "route": "sales"}]
+    assert seen == [
+        {"provider": "faxage", "remote_id": fax.remote_id, "dnis": SALES, "route": "sales"}
+    ]
     assert structlog.contextvars.get_contextvars() == {}
 
 
@@ -466,7 +476,7 @@ def test_reordered_actions_of_the_same_type_never_skip_one(
     pipe.poll()
     # sales-b never got the fax, so FAXAGE's copy must still be there.
     assert book["sales-b"].delivered or not fax.deleted
-    assert not fax.deleted and states(db)[fax.recvid] == FaxState.HELD
+    assert not fax.deleted and states(db)[fax.remote_id] == FaxState.HELD
 
 
 def test_retry_reroutes_to_a_changed_route_of_the_same_name(
@@ -484,10 +494,10 @@ def test_retry_reroutes_to_a_changed_route_of_the_same_name(
     clock.advance(3600)
     pipe = pipeline(inbox, db, changed, book, clock)
     assert pipe.poll().held == 1 and not fax.deleted
-    assert pipe.retry(fax.recvid) is FaxState.DOWNLOADED
+    assert pipe.retry(fax.remote_id) is FaxState.DOWNLOADED
     outcome = pipe.poll()
-    assert outcome.done == 1, pipe.ledger.get(fax.recvid)
-    assert book["sales-c"].delivered == [(fax.recvid, fax.data)] and fax.deleted
+    assert outcome.done == 1, pipe.ledger.get(fax.remote_id)
+    assert book["sales-c"].delivered == [(fax.remote_id, fax.data)] and fax.deleted
     assert len(book["sales-a"].delivered) == 1  # done before, same action: not repeated
     assert book["sales-b"].delivered == []
 
@@ -499,11 +509,11 @@ def test_retry_after_delfax_failed_needs_no_spool_copy(
     fax = inbox.add(SUPPORT)
     inbox.fail["delfax"] = [FaxdError("refused")]  # not transient: fails at once
     assert pipe.poll().failed == 1
-    row = pipe.ledger.get(fax.recvid)
+    row = pipe.ledger.get(fax.remote_id)
     assert row is not None and row.spool_path is not None
     row.spool_path.unlink()
     inbox.fail["getfax"] = [NotFoundError("ERR12: fax gone", operation="getfax")]
-    assert pipe.retry(fax.recvid) is FaxState.DELIVERED
+    assert pipe.retry(fax.remote_id) is FaxState.DELIVERED
     assert pipe.poll().done == 1
     assert inbox.count("getfax") == 1 and len(book["support-a"].delivered) == 1
     assert fax.deleted
@@ -515,17 +525,17 @@ def test_a_lost_done_commit_after_the_spool_file_went_is_finished_quietly(
     """A power cut took back `done` (NORMAL) only: the restart re-deletes and redoes nothing."""
     fax = inbox.add(SUPPORT)
     assert pipe.poll().done == 1 and fax.deleted
-    spool_file = pipe.spool.final_path(fax.recvid, "pdf")
+    spool_file = pipe.spool.final_path(fax.remote_id, "pdf")
     assert not spool_file.exists()
     with db.session() as session:  # the row as the last FULL commit left it
-        row = session.query(InboundFax).filter_by(recvid=fax.recvid).one()
+        row = session.query(InboundFax).filter_by(remote_id=fax.remote_id).one()
         row.state, row.spool_path, row.deleted_at = "delivered", str(spool_file), None
     inbox.fail["delfax"] = [NotFoundError("ERR14: FAX ID not found", operation="delfax")]
     restarted = pipeline(inbox, db, pipe.config, book, pipe.clock)  # type: ignore[arg-type]
     outcome = restarted.poll()
     assert outcome.done == 1 and outcome.errors == 0 and outcome.failed == 0
     assert inbox.count("getfax") == 1 and len(book["support-a"].delivered) == 1
-    after = restarted.ledger.get(fax.recvid)
+    after = restarted.ledger.get(fax.remote_id)
     assert after is not None and after.state is FaxState.DONE and after.deleted_at is not None
 
 
@@ -541,9 +551,9 @@ def test_retry_reroute_replaces_a_finished_action_that_changed(
     clock.advance(3600)
     pipe = pipeline(inbox, db, changed, book, clock)
     assert pipe.poll().held == 1 and not fax.deleted
-    pipe.retry(fax.recvid)
+    pipe.retry(fax.remote_id)
     assert pipe.poll().done == 1 and fax.deleted
-    assert book["sales-c"].delivered == [(fax.recvid, fax.data)]
+    assert book["sales-c"].delivered == [(fax.remote_id, fax.data)]
     assert len(book["sales-a"].delivered) == 1 and book["sales-b"].delivered == []
     with db.session() as session:
         rows = session.query(Delivery).order_by(Delivery.action_index).all()
@@ -565,5 +575,5 @@ def test_hours_route_by_when_the_fax_arrived_not_when_it_is_processed(
     clock = ManualClock(datetime(2024, 3, 5, 9, 0, tzinfo=UTC))  # processed the next morning
     pipe = pipeline(inbox, db, make_config(tmp_path, routes), book, clock)
     pipe.poll()
-    assert book["night-mail"].delivered == [(night_fax.recvid, night_fax.data)]
-    assert book["day-desk"].delivered == [(day_fax.recvid, day_fax.data)]
+    assert book["night-mail"].delivered == [(night_fax.remote_id, night_fax.data)]
+    assert book["day-desk"].delivered == [(day_fax.remote_id, day_fax.data)]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from cupsd_helper import PrivateCups, unavailable_reason
-from inbound_helpers import ManualClock, make_config, sim_settings
+from inbound_helpers import ManualClock, faxage_inbound, make_config, sim_settings
 
 from faxd.actions.base import Action, build_action
 from faxd.config import ActionSpec, PrintSpec, RouteSpec, SmtpSettings
@@ -48,7 +48,9 @@ def pipeline(tmp_path: Path, sim: Any, client: FaxageClient, db: Any, cups: Priv
     def actions_for(spec: ActionSpec, *, smtp: SmtpSettings | None) -> Action:
         return build_action(spec, smtp=smtp, env=cups.env)
 
-    return InboundPipeline(client, db, config, actions_for=actions_for, clock=clock)
+    return InboundPipeline(
+        faxage_inbound(client, config), db, config, actions_for=actions_for, clock=clock
+    )
 
 
 def test_a_fax_is_printed_by_cups_before_it_is_deleted(
@@ -84,7 +86,7 @@ def test_a_paused_printer_keeps_the_fax_until_it_is_resumed(
     outcome = pipe.poll()
     assert outcome.done == 0 and outcome.errors == 1
     assert not fax.deleted
-    row = pipe.ledger.get(fax.recvid)
+    row = pipe.ledger.get(fax.remote_id)
     assert row is not None and row.state is FaxState.DOWNLOADED
     assert row.last_error is not None and "paper jam" in row.last_error
     assert "cupsenable sales-laser" in row.last_error

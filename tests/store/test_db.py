@@ -24,11 +24,14 @@ from faxd.store.models import Base, Delivery, InboundFax, OutboundJob, PollCurso
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_TABLES = set(Base.metadata.tables)
 #: The newest migration; bump it with each new file in faxd/store/migrations/versions.
-HEAD = "0005"
+HEAD = "0006"
 
 
 def _fax(recvid: int, account: str = "acme@12345") -> InboundFax:
-    return InboundFax(account=account, recvid=recvid, recvdate=datetime(2024, 5, 1, 9, 30))
+    return InboundFax(
+        provider="faxage", account=account, remote_id=str(recvid),
+        recvdate=datetime(2024, 5, 1, 9, 30),
+    )  # fmt: skip
 
 
 def _schema_diffs(database: Database, metadata: MetaData) -> list[object]:
@@ -57,7 +60,7 @@ def test_upgrade_twice_changes_nothing(db: Database) -> None:
         session.add(_fax(1))
     db.upgrade()
     with db.session() as session:
-        assert session.scalars(select(InboundFax.recvid)).all() == [1]
+        assert session.scalars(select(InboundFax.remote_id)).all() == ["1"]
     assert db.current_revision() == db.head_revision()
 
 
@@ -159,9 +162,9 @@ def commit_levels(database: Database) -> list[int]:
 def test_commits_are_full_unless_a_transaction_asks_for_less(db: Database) -> None:
     """durable=False commits at NORMAL; every other transaction, before or after, at FULL."""
     levels = commit_levels(db)
-    bump = text("UPDATE poll_cursor SET last_recvid = last_recvid + 1")
+    bump = text("UPDATE poll_cursor SET cursor = CAST(cursor AS INTEGER) + 1")
     with db.session() as session:
-        session.add(PollCursor(account="acme@12345", last_recvid=0))
+        session.add(PollCursor(provider="faxage", account="acme@12345", cursor="0"))
     with db.session(durable=False) as session:
         session.execute(bump)
     with db.session() as session:  # likely the same pooled connection: back to FULL
@@ -174,13 +177,15 @@ def test_commits_are_full_unless_a_transaction_asks_for_less(db: Database) -> No
         connection.execute(bump)
     assert levels == [2, 1, 2, 1, 2, 2]
     with db.session() as session:
-        assert session.scalars(select(PollCursor.last_recvid)).one() == 5
+        assert session.scalars(select(PollCursor.cursor)).one() == "5"
 
 
 def test_a_normal_transaction_is_still_all_or_nothing(db: Database) -> None:
     """A durable=False block that fails is rolled back whole, like any other."""
     with pytest.raises(RuntimeError), db.transaction(durable=False) as connection:
-        connection.execute(text("INSERT INTO poll_cursor (account, last_recvid) VALUES ('a', 1)"))
+        connection.execute(
+            text("INSERT INTO poll_cursor (provider, account, cursor) VALUES ('faxage', 'a', '1')")
+        )
         raise RuntimeError("boom")
     with db.session() as session:
         assert session.scalars(select(PollCursor)).all() == []
@@ -227,9 +232,9 @@ def test_utc_datetime_round_trips_aware_values(db: Database) -> None:
     """An aware datetime in any zone is stored as naive UTC and read back as the same instant."""
     moment = datetime(2024, 3, 10, 23, 15, 7, tzinfo=timezone(timedelta(hours=-5)))
     with db.session() as session:
-        session.add(PollCursor(account="acme@12345", last_poll_at=moment))
+        session.add(PollCursor(provider="faxage", account="acme@12345", last_poll_at=moment))
     with db.session() as session:
-        cursor = session.get(PollCursor, "acme@12345")
+        cursor = session.get(PollCursor, ("faxage", "acme@12345"))
         assert cursor is not None
         assert cursor.last_poll_at == moment
         assert cursor.last_poll_at is not None and cursor.last_poll_at.tzinfo is UTC
@@ -240,7 +245,11 @@ def test_utc_datetime_round_trips_aware_values(db: Database) -> None:
 def test_utc_datetime_refuses_naive_values(db: Database) -> None:
     """A naive datetime (zone unknown) is refused instead of being stored as a guess."""
     with pytest.raises(StatementError, match="aware"), db.session() as session:
-        session.add(PollCursor(account="acme@12345", last_poll_at=datetime(2024, 3, 10, 23, 15)))
+        session.add(
+            PollCursor(
+                provider="faxage", account="acme@12345", last_poll_at=datetime(2024, 3, 10, 23, 15)
+            )
+        )
 
 
 def test_unwritable_database_directory_is_a_clear_config_error(tmp_path: Path) -> None:
@@ -256,10 +265,10 @@ def test_unwritable_database_directory_is_a_clear_config_error(tmp_path: Path) -
 def _increment(db: Database, after_read: Callable[[], object] = lambda: None) -> None:
     """Read the cursor and write it back +1, in one transaction."""
     with db.session() as session:
-        cursor = session.get(PollCursor, "acme@12345")
+        cursor = session.get(PollCursor, ("faxage", "acme@12345"))
         assert cursor is not None
         after_read()
-        cursor.last_recvid += 1
+        cursor.cursor = str(int(cursor.cursor or "0") + 1)
 
 
 def _run_threads(*targets: Callable[[], None]) -> list[BaseException]:
@@ -282,9 +291,9 @@ def _run_threads(*targets: Callable[[], None]) -> list[BaseException]:
 
 def _cursor_value(db: Database) -> int:
     with db.session() as session:
-        cursor = session.get(PollCursor, "acme@12345")
+        cursor = session.get(PollCursor, ("faxage", "acme@12345"))
         assert cursor is not None
-        return cursor.last_recvid
+        return int(cursor.cursor or "0")
 
 
 def test_writers_in_two_threads_queue_instead_of_failing(db: Database) -> None:
@@ -295,7 +304,7 @@ def test_writers_in_two_threads_queue_instead_of_failing(db: Database) -> None:
     first gets "database is locked"; with BEGIN IMMEDIATE the second waits its turn.
     """
     with db.session() as session:
-        session.add(PollCursor(account="acme@12345", last_recvid=0))
+        session.add(PollCursor(provider="faxage", account="acme@12345", cursor="0"))
     first_has_read = threading.Event()
     second_done = threading.Event()
 
@@ -318,7 +327,7 @@ def test_writers_in_two_threads_queue_instead_of_failing(db: Database) -> None:
 def test_many_concurrent_increments_all_land(db: Database) -> None:
     """Two threads doing 25 read-modify-write transactions each end at 50, without errors."""
     with db.session() as session:
-        session.add(PollCursor(account="acme@12345", last_recvid=0))
+        session.add(PollCursor(provider="faxage", account="acme@12345", cursor="0"))
 
     def work() -> None:
         for _ in range(25):

@@ -34,7 +34,7 @@ ILLEGAL_JOB = [
 
 def _fax(state: FaxState) -> InboundFax:
     return InboundFax(
-        account="acme@12345", recvid=1, recvdate=datetime(2024, 5, 1, 9, 30), state=state.value
+        account="acme@12345", remote_id="1", recvdate=datetime(2024, 5, 1, 9, 30), state=state.value
     )
 
 
