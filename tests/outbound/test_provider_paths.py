@@ -1,0 +1,395 @@
+"""The outbound core on providers that differ from FAXAGE, through the provider interface.
+
+``DictProvider`` is a small OutboundProvider that keeps its jobs in a dict: it
+is the interface itself, not a patched module.  It can behave like VoIP.ms
+(``send`` returns no id; its list of sent faxes lags) or like faxnummer.de
+(no list to reconcile a lost answer with, no cancel).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from faxd.errors import FaxdError, OutcomeUnknownError
+from faxd.outbound.commands import cancel_job
+from faxd.outbound.follow import FollowUp
+from faxd.outbound.submitter import Submitter
+from faxd.providers.base import (
+    Capabilities,
+    JobOutcome,
+    JobStatus,
+    SendRequest,
+    StatusAnswer,
+)
+from faxd.providers.faxage.provider import FaxageOutbound
+from faxd.store.models import OutboundJob
+from faxd.store.states import JobState
+
+GRACE = timedelta(minutes=15)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class DictProvider:
+    """An OutboundProvider whose jobs live in ``self.jobs`` (remote id -> status)."""
+
+    def __init__(
+        self,
+        clock: FakeClock,
+        *,
+        name: str = "voipms",
+        returns_id: bool = False,
+        reconcile: bool = True,
+        lose_answer: bool = False,
+    ) -> None:
+        self.name = name
+        self.account = "office@example.com"
+        self.capabilities = Capabilities(
+            receive=False,
+            send=True,
+            send_types=frozenset({"pdf"}),
+            send_returns_id=returns_id,
+            reconcile=reconcile,
+            cancel=False,
+        )
+        self.clock = clock
+        self.lose_answer = lose_answer
+        self.jobs: dict[str, JobStatus] = {}
+        self.sent: list[SendRequest] = []
+        self.listed = False  # whether recent_jobs shows the jobs yet (VoIP.ms lags)
+        self.calls: list[str] = []
+
+    def send(self, request: SendRequest) -> str | None:
+        self.calls.append("send")
+        self.sent.append(request)
+        remote = f"sent-{len(self.sent)}"
+        self.jobs[remote] = JobStatus(
+            remote_id=remote,
+            outcome=JobOutcome.PENDING,
+            status="queued",
+            number=request.number,
+            sent_at=self.clock() + timedelta(seconds=2),
+        )
+        if self.lose_answer:
+            raise OutcomeUnknownError("read timed out", operation="send")
+        return remote if self.capabilities.send_returns_id else None
+
+    def statuses(self, remote_ids: Sequence[str]) -> StatusAnswer:
+        self.calls.append("statuses")
+        return StatusAnswer(jobs=tuple(self.jobs[i] for i in remote_ids if i in self.jobs))
+
+    def recent_jobs(self, since: datetime) -> StatusAnswer:
+        self.calls.append("recent_jobs")
+        if not self.capabilities.reconcile:
+            raise AssertionError("recent_jobs called on a provider that cannot reconcile")
+        return StatusAnswer(jobs=tuple(self.jobs.values()) if self.listed else ())
+
+    def cancel(self, remote_id: str) -> None:
+        raise AssertionError("cancel called on a provider that cannot cancel")
+
+    def forget(self, remote_id: str) -> None:
+        self.calls.append(f"forget {remote_id}")
+
+    def finish(self, remote_id: str, outcome: JobOutcome, reason: str = "") -> None:
+        self.jobs[remote_id] = replace(
+            self.jobs[remote_id], outcome=outcome, status=outcome.value, reason=reason
+        )
+
+
+def queue_job(db: Any, folders: Any, clock: FakeClock, faxno: str = "3035551212") -> int:
+    spool = folders.spool / f"{faxno}.pdf"
+    spool.write_bytes(b"%PDF-1.4 queued")
+    with db.session() as session:
+        job = OutboundJob(
+            state=JobState.QUEUED.value,
+            faxno=faxno,
+            source_name=f"{faxno}.pdf",
+            source_relpath=f"{faxno}.pdf",
+            spool_path=str(spool),
+            created_at=clock(),
+            updated_at=clock(),
+        )
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def job_of(db: Any, job_id: int) -> OutboundJob:
+    with db.session() as session:
+        job: OutboundJob | None = session.get(OutboundJob, job_id)
+        assert job is not None
+        return job
+
+
+def wire(
+    make_settings: Callable[..., Any], db: Any, provider: DictProvider, clock: FakeClock
+) -> tuple[Submitter, FollowUp]:
+    settings = make_settings(clear_after_status=False)
+    submitter = Submitter(settings, db, provider, clock=clock, lost_grace=GRACE)
+    follow = FollowUp(
+        settings, db, provider, clock=clock, lost_grace=GRACE, submitter=submitter
+    )
+    return submitter, follow
+
+
+def test_a_send_without_an_id_is_found_by_number_and_time_then_followed_to_the_end(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """VoIP.ms gives no id: the job is submitted, named from recent_jobs, then filed."""
+    clock = FakeClock()
+    provider = DictProvider(clock)
+    submitter, follow = wire(make_settings, db, provider, clock)
+    job_id = queue_job(db, folders, clock)
+    assert submitter.submit_pending() == 1
+    job = job_of(db, job_id)
+    assert (job.state, job.provider, job.remote_jobid) == ("submitted", "voipms", None)
+    assert provider.sent[0].number == "+13035551212"  # E.164 for every provider
+
+    clock.now += timedelta(minutes=1)
+    assert follow.follow_up() == 0  # not listed yet: waits, nothing resent
+    submitter.reconcile()
+    submitter.submit_pending()
+    assert len(provider.sent) == 1 and job_of(db, job_id).remote_jobid is None
+
+    provider.listed = True
+    assert follow.follow_up() == 0
+    assert job_of(db, job_id).remote_jobid == "sent-1"
+    provider.finish("sent-1", JobOutcome.SENT)
+    assert follow.follow_up() == 1
+    job = job_of(db, job_id)
+    assert (job.state, job.final_path) == ("sent", str(folders.sent / "3035551212.pdf"))
+    assert len(provider.sent) == 1
+
+
+def test_a_send_without_an_id_never_listed_is_failed_with_a_reason_not_resent(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """Not in the provider's list after the grace period: failed, telling what to check."""
+    clock = FakeClock()
+    provider = DictProvider(clock)
+    submitter, follow = wire(make_settings, db, provider, clock)
+    job_id = queue_job(db, folders, clock)
+    submitter.submit_pending()
+    clock.now += GRACE - timedelta(seconds=1)
+    follow.follow_up()
+    assert job_of(db, job_id).state == "submitted"
+    clock.now += timedelta(seconds=1)
+    follow.follow_up()
+    submitter.reconcile()
+    submitter.submit_pending()
+    job = job_of(db, job_id)
+    assert job.state == "failed" and len(provider.sent) == 1
+    reason = (folders.failed / "3035551212.pdf.txt").read_text()
+    assert "VoIP.ms took the fax but did not list it" in reason and "portal" in reason
+
+
+def test_a_lost_answer_without_ids_waits_for_the_list_instead_of_resending(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """A crash after an id-less POST: the lagging list gets its grace before any resend."""
+    clock = FakeClock()
+    provider = DictProvider(clock, lose_answer=True)
+    submitter, _follow = wire(make_settings, db, provider, clock)
+    job_id = queue_job(db, folders, clock)
+    submitter.submit_pending()
+    assert job_of(db, job_id).state == "submitting"
+    for _ in range(3):
+        clock.now += timedelta(minutes=2)
+        submitter.reconcile()
+        submitter.submit_pending()
+    assert len(provider.sent) == 1 and job_of(db, job_id).state == "submitting"
+    provider.listed = True
+    submitter.reconcile()
+    job = job_of(db, job_id)
+    assert (job.state, job.remote_jobid, job.resends) == ("submitted", "sent-1", 0)
+
+
+def test_a_lost_answer_the_provider_cannot_reconcile_fails_with_a_portal_reason(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """faxnummer.de has no list: never resent, never asked; the user checks the portal."""
+    clock = FakeClock()
+    provider = DictProvider(clock, name="faxnummer", returns_id=True, reconcile=False)
+    provider.lose_answer = True
+    submitter, _follow = wire(make_settings, db, provider, clock)
+    job_id = queue_job(db, folders, clock)
+    submitter.submit_pending()
+    submitter.reconcile()
+    clock.now += timedelta(days=1)
+    submitter.submit_pending()
+    assert provider.calls == ["send"]
+    assert job_of(db, job_id).state == "failed"
+    reason = (folders.failed / "3035551212.pdf.txt").read_text()
+    assert "faxnummer.de" in reason and "check the sent faxes in faxnummer.de's portal" in reason
+
+
+def test_a_job_left_submitting_by_a_crash_fails_when_the_provider_cannot_reconcile(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """After a restart, a submitting job on a provider without a list is failed, not resent."""
+    clock = FakeClock()
+    provider = DictProvider(clock, name="faxnummer", returns_id=True, reconcile=False)
+    submitter, _follow = wire(make_settings, db, provider, clock)
+    job_id = queue_job(db, folders, clock)
+    with db.session() as session:
+        job = session.get(OutboundJob, job_id)
+        assert job is not None
+        job.state = JobState.SUBMITTING.value  # as a kill -9 right after the POST leaves it
+    submitter.reconcile()
+    submitter.submit_pending()
+    assert provider.calls == []
+    assert job_of(db, job_id).state == "failed"
+    assert "portal" in (folders.failed / "3035551212.pdf.txt").read_text()
+
+
+def test_a_provider_with_ids_is_followed_by_statuses_and_failures_keep_its_reason(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """An id returned at send is followed with statuses(); the reason names the provider."""
+    clock = FakeClock()
+    provider = DictProvider(clock, name="ifax", returns_id=True)
+    submitter, follow = wire(make_settings, db, provider, clock)
+    job_id = queue_job(db, folders, clock)
+    submitter.submit_pending()
+    assert job_of(db, job_id).remote_jobid == "sent-1"
+    provider.finish("sent-1", JobOutcome.FAILED, "the line was busy")
+    assert follow.follow_up() == 1
+    assert "recent_jobs" not in provider.calls
+    reason = (folders.failed / "3035551212.pdf.txt").read_text()
+    assert "iFax could not deliver the fax: the line was busy" in reason
+
+
+def test_cancel_of_a_submitted_job_is_refused_when_the_provider_cannot_stop_one(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    clock = FakeClock()
+    provider = DictProvider(clock, name="ifax", returns_id=True)
+    submitter, _follow = wire(make_settings, db, provider, clock)
+    job_id = queue_job(db, folders, clock)
+    submitter.submit_pending()
+    with pytest.raises(FaxdError, match="iFax offers no way to stop a fax"):
+        cancel_job(db, provider, job_id)
+    assert job_of(db, job_id).state == "submitted"
+
+
+def test_the_spool_file_is_what_the_request_names(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """The request carries the spool path, name, size and hash the job recorded."""
+    clock = FakeClock()
+    provider = DictProvider(clock, returns_id=True)
+    submitter, _follow = wire(make_settings, db, provider, clock)
+    job_id = queue_job(db, folders, clock)
+    submitter.submit_pending()
+    (request,) = provider.sent
+    job = job_of(db, job_id)
+    assert (request.job_id, request.path, request.filename) == (
+        job_id,
+        Path(job.spool_path),
+        "3035551212.pdf",
+    )
+
+
+# -- files the provider does not take ---------------------------------------------------
+
+
+def queue_text(db: Any, folders: Any, clock: FakeClock) -> int:
+    job_id = queue_job(db, folders, clock)
+    spool = folders.spool / f"{job_id}-note.txt"
+    spool.write_bytes(b"call me back")
+    with db.session() as session:
+        job = session.get(OutboundJob, job_id)
+        assert job is not None
+        job.spool_path, job.source_name, job.size = str(spool), "note.txt", 12
+        job.sha256 = hashlib.sha256(b"call me back").hexdigest()
+    (folders.spool / "3035551212.pdf").unlink()
+    return job_id
+
+
+def to_pdf(calls: list[tuple[Path, frozenset[str], str]]) -> Any:
+    def convert(path: Path, accepted: frozenset[str], provider: str, workdir: Path) -> Path:
+        calls.append((path, accepted, provider))
+        out = workdir / f"{path.stem}.pdf"
+        out.write_bytes(b"%PDF-1.4 rendered " + path.read_bytes())
+        return out
+
+    return convert
+
+
+def test_a_type_the_provider_lacks_is_sent_as_the_pdf_it_was_converted_to(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """The spool copy, size and sha256 become the PDF's; the request names a .pdf."""
+    clock = FakeClock()
+    provider = DictProvider(clock, returns_id=True)
+    calls: list[tuple[Path, frozenset[str], str]] = []
+    submitter = Submitter(make_settings(), db, provider, clock=clock, convert=to_pdf(calls))
+    job_id = queue_text(db, folders, clock)
+    assert submitter.submit_pending() == 1
+    assert [(p.name, a, n) for p, a, n in calls] == [
+        (f"{job_id}-note.txt", frozenset({"pdf"}), "voipms")
+    ]
+    (request,) = provider.sent
+    pdf = b"%PDF-1.4 rendered call me back"
+    job = job_of(db, job_id)
+    assert (request.filename, request.path.read_bytes(), request.size, request.sha256) == (
+        "note.pdf",
+        pdf,
+        len(pdf),
+        hashlib.sha256(pdf).hexdigest(),
+    )
+    assert (job.spool_path, job.size, job.sha256) == (
+        str(request.path),
+        request.size,
+        request.sha256,
+    )
+    assert sorted(p.name for p in folders.spool.iterdir() if p.is_file()) == [
+        f"{job_id}-note.pdf"
+    ]
+
+
+def test_a_file_that_cannot_be_converted_fails_into_the_failed_folder_with_the_reason(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    clock = FakeClock()
+    provider = DictProvider(clock, name="faxnummer", returns_id=True, reconcile=False)
+    why = "faxnummer.de takes only pdf; note.txt could not be converted"
+
+    def refuse(path: Path, accepted: frozenset[str], name: str, workdir: Path) -> Path:
+        raise FaxdError(why)
+
+    submitter = Submitter(make_settings(), db, provider, clock=clock, convert=refuse)
+    job_id = queue_text(db, folders, clock)
+    assert submitter.submit_pending() == 0
+    assert provider.sent == [] and job_of(db, job_id).state == "failed"
+    assert (folders.failed / "note.txt").read_bytes() == b"call me back"
+    assert (folders.failed / "note.txt.txt").read_text() == why + "\n"
+
+
+def test_faxage_takes_text_as_it_is(
+    make_settings: Callable[..., Any], folders: Any, db: Any, client: Any, sim: Any
+) -> None:
+    """FAXAGE sends txt itself: nothing is converted, the simulator gets the text."""
+    clock = FakeClock()
+    calls: list[tuple[Path, frozenset[str], str]] = []
+    settings = make_settings()
+    faxage = FaxageOutbound(client, settings)
+    submitter = Submitter(settings, db, faxage, clock=clock, convert=to_pdf(calls))
+    job_id = queue_text(db, folders, clock)
+    assert submitter.submit_pending() == 1
+    (sent,) = sim.jobs.values()
+    assert calls == [] and sent.files[0] == ("note.txt", b"call me back")
+    assert job_of(db, job_id).remote_jobid == str(sent.jobid)
