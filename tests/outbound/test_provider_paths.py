@@ -227,6 +227,7 @@ def test_a_lost_answer_the_provider_cannot_reconcile_fails_with_a_portal_reason(
     submitter, _follow = wire(make_settings, db, provider, clock)
     job_id = queue_job(db, folders, clock)
     submitter.submit_pending()
+    assert job_of(db, job_id).state == "failed"  # at once, not at the next pass
     submitter.reconcile()
     clock.now += timedelta(days=1)
     submitter.submit_pending()
