@@ -157,8 +157,9 @@ class FollowUp:
                 match = find_match(
                     job, answer.jobs, owned, clock_skew=self.clock_skew, zone=self.sendtime_zone
                 )
-                if match is not None and match is not UNSURE:
-                    assert isinstance(match, JobStatus)
+                if match is UNSURE:
+                    self.submitter.report_unsure(job.id)
+                elif match is not None:
                     owned.add(match.remote_id)
                     by_remote[match.remote_id] = (job.id, job.faxno)
                     with self.db.session() as session:
@@ -166,7 +167,7 @@ class FollowUp:
                         assert found is not None
                         found.remote_jobid = match.remote_id
                     log.info("outbound.job_found", remote_jobid=match.remote_id)
-                elif match is None and self._gave_up(job):
+                elif self._gave_up(job):
                     self.submitter.fail(job.id, self._never_listed(job))
         return answer.jobs
 

@@ -438,7 +438,7 @@ class Submitter:
             with structlog.contextvars.bound_contextvars(job_id=job.id, faxno=job.faxno):
                 match = self.find_match(job, listed, owned)
                 if match is UNSURE:
-                    self._report_unsure(job.id)
+                    self.report_unsure(job.id)
                 elif match is not None:
                     owned.add(match.remote_id)
                     self._record_jobid(job.id, match.remote_id)
@@ -476,7 +476,7 @@ class Submitter:
             return False
         return self.clock() - job.submitted_at < self.lost_grace
 
-    def _report_unsure(self, job_id: int) -> None:
+    def report_unsure(self, job_id: int) -> None:
         """Leave the job ``submitting`` for the next pass; say so once per job."""
         if job_id in self._unsure_reported:
             return

@@ -394,3 +394,25 @@ def test_faxage_takes_text_as_it_is(
     (sent,) = sim.jobs.values()
     assert calls == [] and sent.files[0] == ("note.txt", b"call me back")
     assert job_of(db, job_id).remote_jobid == str(sent.jobid)
+
+
+def test_an_id_less_job_that_cannot_be_told_apart_waits_and_is_not_failed(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """Two listed faxes to the number without a send time: neither taken, job not failed."""
+    clock = FakeClock()
+    provider = DictProvider(clock)
+    submitter, follow = wire(make_settings, db, provider, clock)
+    job_id = queue_job(db, folders, clock)
+    submitter.submit_pending()
+    undated = replace(provider.jobs["sent-1"], sent_at=None)
+    provider.jobs = {"sent-1": undated, "other": replace(undated, remote_id="other")}
+    provider.listed = True
+    clock.now += GRACE * 2
+    follow.follow_up()
+    job = job_of(db, job_id)
+    assert (job.state, job.remote_jobid) == ("submitted", None)
+    assert job.last_error is not None and "cannot tell whether VoIP.ms got job" in job.last_error
+    del provider.jobs["other"]
+    follow.follow_up()
+    assert job_of(db, job_id).remote_jobid == "sent-1"
