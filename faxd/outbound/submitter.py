@@ -215,15 +215,7 @@ class Submitter:
         try:
             spooled = self.intake.ensure_spooled(job_id)
         except OSError as exc:
-            # Leave it queued for the next pass; one stuck file must not stop the rest.
-            log.error(
-                "outbound.spool_move_failed",
-                job_id=job_id,
-                error=str(exc),
-                fix=f"check that faxd can write to {self.settings.spool_dir}",
-                retry_in_seconds=self.backoff_max,
-            )
-            self._defer(job_id, f"could not move the file into the spool ({exc.strerror})")
+            self._spool_trouble(job_id, exc, "spool_move_failed", "move the file into the spool")
             return False
         if not spooled:
             self.fail(job_id, "the file to send is missing from the spool; drop it again")
@@ -241,14 +233,7 @@ class Submitter:
                 convert=self.convert,
             )
         except OSError as exc:
-            log.error(
-                "outbound.conversion_failed",
-                job_id=job_id,
-                error=str(exc),
-                fix=f"check that faxd can write to {self.settings.spool_dir}",
-                retry_in_seconds=self.backoff_max,
-            )
-            self._defer(job_id, f"could not convert the file in the spool ({exc.strerror})")
+            self._spool_trouble(job_id, exc, "conversion_failed", "convert the file in the spool")
             return False
         if unsendable is not None:
             self.fail(job_id, unsendable)
@@ -307,6 +292,17 @@ class Submitter:
             self._record_jobid(job.id, remote)
             log.info("outbound.submitted", remote_jobid=remote, provider=self.provider.name)
             return True
+
+    def _spool_trouble(self, job_id: int, exc: OSError, event: str, what: str) -> None:
+        """Leave the job queued for a later pass; one stuck file must not stop the rest."""
+        log.error(
+            f"outbound.{event}",
+            job_id=job_id,
+            error=str(exc),
+            fix=f"check that faxd can write to {self.settings.spool_dir}",
+            retry_in_seconds=self.backoff_max,
+        )
+        self._defer(job_id, f"could not {what} ({exc.strerror})")
 
     def _source_unchanged(self, job_id: int) -> bool:
         with self.db.session() as session:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -145,6 +145,28 @@ def wire(
     return submitter, follow
 
 
+@dataclass
+class OneJob:
+    """A provider, the core wired to it, and one job that went through a submit pass."""
+
+    clock: FakeClock
+    provider: DictProvider
+    submitter: Submitter
+    follow: FollowUp
+    job_id: int
+
+
+def sent_one(
+    make_settings: Callable[..., Any], folders: Any, db: Any, **kind: Any
+) -> OneJob:
+    clock = FakeClock()
+    provider = DictProvider(clock, **kind)
+    submitter, follow = wire(make_settings, db, provider, clock)
+    job_id = queue_job(db, folders, clock)
+    submitter.submit_pending()
+    return OneJob(clock, provider, submitter, follow, job_id)
+
+
 def test_a_send_without_an_id_is_found_by_number_and_time_then_followed_to_the_end(
     make_settings: Callable[..., Any], folders: Any, db: Any
 ) -> None:
@@ -178,20 +200,16 @@ def test_a_send_without_an_id_never_listed_is_failed_with_a_reason_not_resent(
     make_settings: Callable[..., Any], folders: Any, db: Any
 ) -> None:
     """Not in the provider's list after the grace period: failed, telling what to check."""
-    clock = FakeClock()
-    provider = DictProvider(clock)
-    submitter, follow = wire(make_settings, db, provider, clock)
-    job_id = queue_job(db, folders, clock)
-    submitter.submit_pending()
-    clock.now += GRACE - timedelta(seconds=1)
-    follow.follow_up()
-    assert job_of(db, job_id).state == "submitted"
-    clock.now += timedelta(seconds=1)
-    follow.follow_up()
-    submitter.reconcile()
-    submitter.submit_pending()
-    job = job_of(db, job_id)
-    assert job.state == "failed" and len(provider.sent) == 1
+    one = sent_one(make_settings, folders, db)
+    one.clock.now += GRACE - timedelta(seconds=1)
+    one.follow.follow_up()
+    assert job_of(db, one.job_id).state == "submitted"
+    one.clock.now += timedelta(seconds=1)
+    one.follow.follow_up()
+    one.submitter.reconcile()
+    one.submitter.submit_pending()
+    job = job_of(db, one.job_id)
+    assert job.state == "failed" and len(one.provider.sent) == 1
     reason = (folders.failed / "3035551212.pdf.txt").read_text()
     assert "VoIP.ms took the fax but did not list it" in reason and "portal" in reason
 
@@ -200,20 +218,16 @@ def test_a_lost_answer_without_ids_waits_for_the_list_instead_of_resending(
     make_settings: Callable[..., Any], folders: Any, db: Any
 ) -> None:
     """A crash after an id-less POST: the lagging list gets its grace before any resend."""
-    clock = FakeClock()
-    provider = DictProvider(clock, lose_answer=True)
-    submitter, _follow = wire(make_settings, db, provider, clock)
-    job_id = queue_job(db, folders, clock)
-    submitter.submit_pending()
-    assert job_of(db, job_id).state == "submitting"
+    one = sent_one(make_settings, folders, db, lose_answer=True)
+    assert job_of(db, one.job_id).state == "submitting"
     for _ in range(3):
-        clock.now += timedelta(minutes=2)
-        submitter.reconcile()
-        submitter.submit_pending()
-    assert len(provider.sent) == 1 and job_of(db, job_id).state == "submitting"
-    provider.listed = True
-    submitter.reconcile()
-    job = job_of(db, job_id)
+        one.clock.now += timedelta(minutes=2)
+        one.submitter.reconcile()
+        one.submitter.submit_pending()
+    assert len(one.provider.sent) == 1 and job_of(db, one.job_id).state == "submitting"
+    one.provider.listed = True
+    one.submitter.reconcile()
+    job = job_of(db, one.job_id)
     assert (job.state, job.remote_jobid, job.resends) == ("submitted", "sent-1", 0)
 
 
@@ -260,15 +274,11 @@ def test_a_provider_with_ids_is_followed_by_statuses_and_failures_keep_its_reaso
     make_settings: Callable[..., Any], folders: Any, db: Any
 ) -> None:
     """An id returned at send is followed with statuses(); the reason names the provider."""
-    clock = FakeClock()
-    provider = DictProvider(clock, name="ifax", returns_id=True)
-    submitter, follow = wire(make_settings, db, provider, clock)
-    job_id = queue_job(db, folders, clock)
-    submitter.submit_pending()
-    assert job_of(db, job_id).remote_jobid == "sent-1"
-    provider.finish("sent-1", JobOutcome.FAILED, "the line was busy")
-    assert follow.follow_up() == 1
-    assert "recent_jobs" not in provider.calls
+    one = sent_one(make_settings, folders, db, name="ifax", returns_id=True)
+    assert job_of(db, one.job_id).remote_jobid == "sent-1"
+    one.provider.finish("sent-1", JobOutcome.FAILED, "the line was busy")
+    assert one.follow.follow_up() == 1
+    assert "recent_jobs" not in one.provider.calls
     reason = (folders.failed / "3035551212.pdf.txt").read_text()
     assert "iFax could not deliver the fax: the line was busy" in reason
 
@@ -276,29 +286,21 @@ def test_a_provider_with_ids_is_followed_by_statuses_and_failures_keep_its_reaso
 def test_cancel_of_a_submitted_job_is_refused_when_the_provider_cannot_stop_one(
     make_settings: Callable[..., Any], folders: Any, db: Any
 ) -> None:
-    clock = FakeClock()
-    provider = DictProvider(clock, name="ifax", returns_id=True)
-    submitter, _follow = wire(make_settings, db, provider, clock)
-    job_id = queue_job(db, folders, clock)
-    submitter.submit_pending()
+    one = sent_one(make_settings, folders, db, name="ifax", returns_id=True)
     with pytest.raises(FaxdError, match="iFax offers no way to stop a fax"):
-        cancel_job(db, provider, job_id)
-    assert job_of(db, job_id).state == "submitted"
+        cancel_job(db, one.provider, one.job_id)
+    assert job_of(db, one.job_id).state == "submitted"
 
 
 def test_the_spool_file_is_what_the_request_names(
     make_settings: Callable[..., Any], folders: Any, db: Any
 ) -> None:
     """The request carries the spool path, name, size and hash the job recorded."""
-    clock = FakeClock()
-    provider = DictProvider(clock, returns_id=True)
-    submitter, _follow = wire(make_settings, db, provider, clock)
-    job_id = queue_job(db, folders, clock)
-    submitter.submit_pending()
-    (request,) = provider.sent
-    job = job_of(db, job_id)
+    one = sent_one(make_settings, folders, db, returns_id=True)
+    (request,) = one.provider.sent
+    job = job_of(db, one.job_id)
     assert (request.job_id, request.path, request.filename) == (
-        job_id,
+        one.job_id,
         Path(job.spool_path),
         "3035551212.pdf",
     )
@@ -400,19 +402,15 @@ def test_an_id_less_job_that_cannot_be_told_apart_waits_and_is_not_failed(
     make_settings: Callable[..., Any], folders: Any, db: Any
 ) -> None:
     """Two listed faxes to the number without a send time: neither taken, job not failed."""
-    clock = FakeClock()
-    provider = DictProvider(clock)
-    submitter, follow = wire(make_settings, db, provider, clock)
-    job_id = queue_job(db, folders, clock)
-    submitter.submit_pending()
-    undated = replace(provider.jobs["sent-1"], sent_at=None)
-    provider.jobs = {"sent-1": undated, "other": replace(undated, remote_id="other")}
-    provider.listed = True
-    clock.now += GRACE * 2
-    follow.follow_up()
-    job = job_of(db, job_id)
+    one = sent_one(make_settings, folders, db)
+    undated = replace(one.provider.jobs["sent-1"], sent_at=None)
+    one.provider.jobs = {"sent-1": undated, "other": replace(undated, remote_id="other")}
+    one.provider.listed = True
+    one.clock.now += GRACE * 2
+    one.follow.follow_up()
+    job = job_of(db, one.job_id)
     assert (job.state, job.remote_jobid) == ("submitted", None)
     assert job.last_error is not None and "cannot tell whether VoIP.ms got job" in job.last_error
-    del provider.jobs["other"]
-    follow.follow_up()
-    assert job_of(db, job_id).remote_jobid == "sent-1"
+    del one.provider.jobs["other"]
+    one.follow.follow_up()
+    assert job_of(db, one.job_id).remote_jobid == "sent-1"
