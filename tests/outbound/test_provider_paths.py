@@ -20,6 +20,7 @@ import pytest
 from faxd.errors import FaxdError, OutcomeUnknownError
 from faxd.outbound.commands import cancel_job
 from faxd.outbound.follow import FollowUp
+from faxd.outbound.intake import Intake
 from faxd.outbound.submitter import Submitter
 from faxd.providers.base import (
     Capabilities,
@@ -109,22 +110,19 @@ class DictProvider:
         )
 
 
-def queue_job(db: Any, folders: Any, clock: FakeClock, faxno: str = "3035551212") -> int:
-    spool = folders.spool / f"{faxno}.pdf"
-    spool.write_bytes(b"%PDF-1.4 queued")
-    with db.session() as session:
-        job = OutboundJob(
-            state=JobState.QUEUED.value,
-            faxno=faxno,
-            source_name=f"{faxno}.pdf",
-            source_relpath=f"{faxno}.pdf",
-            spool_path=str(spool),
-            created_at=clock(),
-            updated_at=clock(),
-        )
-        session.add(job)
-        session.flush()
-        return job.id
+def queue_job(
+    make_settings: Callable[..., Any],
+    db: Any,
+    folders: Any,
+    clock: FakeClock,
+    name: str = "3035551212.pdf",
+    data: bytes = b"%PDF-1.4 queued",
+) -> int:
+    """Drop ``name`` in the outbox and let the real intake make it a job."""
+    (folders.hot / name).write_bytes(data)
+    job_id = Intake(make_settings(), db, clock=clock).take(folders.hot / name)
+    assert job_id is not None
+    return job_id
 
 
 def job_of(db: Any, job_id: int) -> OutboundJob:
@@ -162,7 +160,7 @@ def sent_one(
     clock = FakeClock()
     provider = DictProvider(clock, **kind)
     submitter, follow = wire(make_settings, db, provider, clock)
-    job_id = queue_job(db, folders, clock)
+    job_id = queue_job(make_settings, db, folders, clock)
     submitter.submit_pending()
     return OneJob(clock, provider, submitter, follow, job_id)
 
@@ -174,7 +172,7 @@ def test_a_send_without_an_id_is_found_by_number_and_time_then_followed_to_the_e
     clock = FakeClock()
     provider = DictProvider(clock)
     submitter, follow = wire(make_settings, db, provider, clock)
-    job_id = queue_job(db, folders, clock)
+    job_id = queue_job(make_settings, db, folders, clock)
     assert submitter.submit_pending() == 1
     job = job_of(db, job_id)
     assert (job.state, job.provider, job.remote_jobid) == ("submitted", "voipms", None)
@@ -239,7 +237,7 @@ def test_a_lost_answer_the_provider_cannot_reconcile_fails_with_a_portal_reason(
     provider = DictProvider(clock, name="faxnummer", returns_id=True, reconcile=False)
     provider.lose_answer = True
     submitter, _follow = wire(make_settings, db, provider, clock)
-    job_id = queue_job(db, folders, clock)
+    job_id = queue_job(make_settings, db, folders, clock)
     submitter.submit_pending()
     assert job_of(db, job_id).state == "failed"  # at once, not at the next pass
     submitter.reconcile()
@@ -258,7 +256,7 @@ def test_a_job_left_submitting_by_a_crash_fails_when_the_provider_cannot_reconci
     clock = FakeClock()
     provider = DictProvider(clock, name="faxnummer", returns_id=True, reconcile=False)
     submitter, _follow = wire(make_settings, db, provider, clock)
-    job_id = queue_job(db, folders, clock)
+    job_id = queue_job(make_settings, db, folders, clock)
     with db.session() as session:
         job = session.get(OutboundJob, job_id)
         assert job is not None
@@ -309,17 +307,8 @@ def test_the_spool_file_is_what_the_request_names(
 # -- files the provider does not take ---------------------------------------------------
 
 
-def queue_text(db: Any, folders: Any, clock: FakeClock) -> int:
-    job_id = queue_job(db, folders, clock)
-    spool = folders.spool / f"{job_id}-note.txt"
-    spool.write_bytes(b"call me back")
-    with db.session() as session:
-        job = session.get(OutboundJob, job_id)
-        assert job is not None
-        job.spool_path, job.source_name, job.size = str(spool), "note.txt", 12
-        job.sha256 = hashlib.sha256(b"call me back").hexdigest()
-    (folders.spool / "3035551212.pdf").unlink()
-    return job_id
+def queue_text(make_settings: Callable[..., Any], db: Any, folders: Any, clock: FakeClock) -> int:
+    return queue_job(make_settings, db, folders, clock, "3035551212 note.txt", b"call me back")
 
 
 def to_pdf(calls: list[tuple[Path, frozenset[str], str]]) -> Any:
@@ -340,16 +329,16 @@ def test_a_type_the_provider_lacks_is_sent_as_the_pdf_it_was_converted_to(
     provider = DictProvider(clock, returns_id=True)
     calls: list[tuple[Path, frozenset[str], str]] = []
     submitter = Submitter(make_settings(), db, provider, clock=clock, convert=to_pdf(calls))
-    job_id = queue_text(db, folders, clock)
+    job_id = queue_text(make_settings, db, folders, clock)
     assert submitter.submit_pending() == 1
     assert [(p.name, a, n) for p, a, n in calls] == [
-        (f"{job_id}-note.txt", frozenset({"pdf"}), "voipms")
+        (f"{job_id}-3035551212 note.txt", frozenset({"pdf"}), "voipms")
     ]
     (request,) = provider.sent
     pdf = b"%PDF-1.4 rendered call me back"
     job = job_of(db, job_id)
     assert (request.filename, request.path.read_bytes(), request.size, request.sha256) == (
-        "note.pdf",
+        "3035551212 note.pdf",
         pdf,
         len(pdf),
         hashlib.sha256(pdf).hexdigest(),
@@ -360,7 +349,7 @@ def test_a_type_the_provider_lacks_is_sent_as_the_pdf_it_was_converted_to(
         request.sha256,
     )
     assert sorted(p.name for p in folders.spool.iterdir() if p.is_file()) == [
-        f"{job_id}-note.pdf"
+        f"{job_id}-3035551212 note.pdf"
     ]
 
 
@@ -375,11 +364,11 @@ def test_a_file_that_cannot_be_converted_fails_into_the_failed_folder_with_the_r
         raise FaxdError(why)
 
     submitter = Submitter(make_settings(), db, provider, clock=clock, convert=refuse)
-    job_id = queue_text(db, folders, clock)
+    job_id = queue_text(make_settings, db, folders, clock)
     assert submitter.submit_pending() == 0
     assert provider.sent == [] and job_of(db, job_id).state == "failed"
-    assert (folders.failed / "note.txt").read_bytes() == b"call me back"
-    assert (folders.failed / "note.txt.txt").read_text() == why + "\n"
+    assert (folders.failed / "3035551212 note.txt").read_bytes() == b"call me back"
+    assert (folders.failed / "3035551212 note.txt.txt").read_text() == why + "\n"
 
 
 def test_faxage_takes_text_as_it_is(
@@ -391,10 +380,10 @@ def test_faxage_takes_text_as_it_is(
     settings = make_settings()
     faxage = FaxageOutbound(client, settings)
     submitter = Submitter(settings, db, faxage, clock=clock, convert=to_pdf(calls))
-    job_id = queue_text(db, folders, clock)
+    job_id = queue_text(make_settings, db, folders, clock)
     assert submitter.submit_pending() == 1
     (sent,) = sim.jobs.values()
-    assert calls == [] and sent.files[0] == ("note.txt", b"call me back")
+    assert calls == [] and sent.files[0] == ("3035551212 note.txt", b"call me back")
     assert job_of(db, job_id).remote_jobid == str(sent.jobid)
 
 
