@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from faxd.errors import FaxdError, OutcomeUnknownError
+from faxd.errors import FaxdError, OutcomeUnknownError, TransientError
 from faxd.outbound.commands import cancel_job
 from faxd.outbound.follow import FollowUp
 from faxd.outbound.intake import Intake
@@ -72,9 +72,12 @@ class DictProvider:
         self.sent: list[SendRequest] = []
         self.listed = False  # whether recent_jobs shows the jobs yet (VoIP.ms lags)
         self.calls: list[str] = []
+        self.errors: list[Exception] = []  # raised by the next sends, in order
 
     def send(self, request: SendRequest) -> str | None:
         self.calls.append("send")
+        if self.errors:
+            raise self.errors.pop(0)  # before the POST reached the provider
         self.sent.append(request)
         remote = f"sent-{len(self.sent)}"
         self.jobs[remote] = JobStatus(
@@ -403,3 +406,28 @@ def test_an_id_less_job_that_cannot_be_told_apart_waits_and_is_not_failed(
     del one.provider.jobs["other"]
     one.follow.follow_up()
     assert job_of(db, one.job_id).remote_jobid == "sent-1"
+
+
+def test_a_converted_job_retried_in_polling_mode_still_checks_its_source(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """The source kept open is compared with what was taken, not with the PDF made of it."""
+    clock = FakeClock()
+    provider = DictProvider(clock, returns_id=True)
+    provider.errors = [TransientError("connection refused", operation="send")]
+    settings = make_settings(poll_seconds=0.2)
+    intake = Intake(settings, db, clock=clock)
+    submitter = Submitter(
+        settings, db, provider, clock=clock, intake=intake, convert=to_pdf([]), backoff_base=1
+    )
+    (folders.hot / "3035551212 note.txt").write_bytes(b"call me back")
+    job_id = intake.take(folders.hot / "3035551212 note.txt")
+    assert job_id is not None
+    try:
+        assert submitter.submit_pending() == 0  # converted, then the transient fault
+        clock.now += timedelta(minutes=1)
+        assert submitter.submit_pending() == 1
+    finally:
+        intake.release()
+    assert job_of(db, job_id).state == "submitted"
+    assert provider.sent[0].path.read_bytes() == b"%PDF-1.4 rendered call me back"
