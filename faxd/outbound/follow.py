@@ -105,7 +105,7 @@ class FollowUp:
             answer = self._ask(lambda: self.provider.statuses(sorted(by_remote)), len(by_remote))
             listed.extend(answer.jobs)
         if unnamed:
-            listed.extend(self._name_jobs(unnamed, by_remote))
+            listed.extend(self._name_jobs(unnamed, by_remote))  # only the jobs just named
         for status in listed:
             if status.remote_id not in by_remote:
                 continue
@@ -140,7 +140,7 @@ class FollowUp:
     ) -> tuple[JobStatus, ...]:
         """Find submitted jobs without an id among the recent jobs; record the ids found.
 
-        Returns the listed jobs, so those just named are filed in the same pass.
+        Returns the statuses of the jobs just named, so they are filed in this pass.
         """
         with self.db.session() as session:
             jobs = [session.get(OutboundJob, job_id) for job_id in job_ids]
@@ -152,6 +152,7 @@ class FollowUp:
             return ()
         since = min(job.created_at for job in waiting) - self.clock_skew
         answer = self._ask(lambda: self.provider.recent_jobs(since), len(waiting))
+        named: list[JobStatus] = []
         for job in waiting:
             with structlog.contextvars.bound_contextvars(job_id=job.id, faxno=job.faxno):
                 match = find_match(
@@ -167,9 +168,10 @@ class FollowUp:
                         assert found is not None
                         found.remote_jobid = match.remote_id
                     log.info("outbound.job_found", remote_jobid=match.remote_id)
+                    named.append(match)
                 elif self._gave_up(job):
                     self.submitter.fail(job.id, self._never_listed(job))
-        return answer.jobs
+        return tuple(named)
 
     def _gave_up(self, job: OutboundJob) -> bool:
         sent = job.submitted_at or job.created_at
@@ -206,6 +208,8 @@ class FollowUp:
         with self.db.session() as session:
             job = session.get(OutboundJob, job_id)
             assert job is not None
+            if job.state != JobState.SUBMITTED.value:
+                return False  # cancelled (faxd cancel) or filed since this pass began
             job.shortstatus = status.status[:20]
             job.longstatus = status.reason or extra.get("longstatus") or None
             job.commid = extra.get("commid") or None

@@ -431,3 +431,39 @@ def test_a_converted_job_retried_in_polling_mode_still_checks_its_source(
         intake.release()
     assert job_of(db, job_id).state == "submitted"
     assert provider.sent[0].path.read_bytes() == b"%PDF-1.4 rendered call me back"
+
+
+def test_named_and_unnamed_jobs_finishing_in_one_pass_are_each_filed_once(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """A job already named is in statuses() and in recent_jobs(): it is filed once."""
+    one = sent_one(make_settings, folders, db)
+    one.provider.listed = True
+    one.follow.follow_up()
+    assert job_of(db, one.job_id).remote_jobid == "sent-1"
+    second = queue_job(make_settings, db, folders, one.clock, "3035550199.pdf")
+    one.submitter.submit_pending()
+    one.provider.finish("sent-1", JobOutcome.SENT)
+    one.provider.finish("sent-2", JobOutcome.SENT)
+    assert one.follow.follow_up() == 2
+    assert [job_of(db, job_id).state for job_id in (one.job_id, second)] == ["sent", "sent"]
+
+
+def test_a_job_cancelled_meanwhile_is_not_filed_by_a_late_status(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """`faxd cancel` in another process between the query and the answer wins."""
+    one = sent_one(make_settings, folders, db, name="ifax", returns_id=True)
+    one.provider.finish("sent-1", JobOutcome.SENT)
+    statuses = one.provider.statuses
+
+    def cancelled_meanwhile(remote_ids: Sequence[str]) -> StatusAnswer:
+        with db.session() as session:
+            job = session.get(OutboundJob, one.job_id)
+            assert job is not None
+            job.state = JobState.CANCELLED.value
+        return statuses(remote_ids)
+
+    one.provider.statuses = cancelled_meanwhile  # type: ignore[method-assign]
+    assert one.follow.follow_up() == 0
+    assert job_of(db, one.job_id).state == "cancelled"
