@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from faxd.config import Config, FaxageSettings
     from faxd.inbound.pipeline import InboundPipeline
     from faxd.outbound.service import Outbound
+    from faxd.providers.base import OutboundProvider
     from faxd.providers.faxage.client import FaxageClient
     from faxd.store.db import Database
     from faxd.web.metrics import Metrics
@@ -109,6 +110,21 @@ def make_pipeline(
     return next(iter(pipelines.values()), None)
 
 
+def make_sender(
+    config: Config, client: FaxageClient | None = None, *, clock: Clock = system_clock
+) -> OutboundProvider:
+    """The configured ``[outbound] provider``'s sending half.
+
+    ``client`` is the daemon's FAXAGE client: FAXAGE's half shares it (one
+    connection pool, one metrics observer) instead of opening its own.
+    """
+    from faxd.providers import registry
+
+    name = config.outbound_provider
+    shared = {"client": client} if name == "faxage" and client is not None else {}
+    return registry.make_outbound(config, name, clock=clock, **shared)
+
+
 def make_outbound(
     config: Config, db: Database, client: FaxageClient, *, clock: Clock = system_clock
 ) -> Outbound | None:
@@ -118,14 +134,15 @@ def make_outbound(
     from faxd.outbound.service import Outbound
 
     http = config.http
+    provider = make_sender(config, client, clock=clock)
     return Outbound(
         config.outbound,
         db,
-        client,
+        provider,
         clock=clock,
         sendtime_zone=config.require_faxage("sending").server_zone,
         notify=config.notify,
-        url_notify=http.hook_url("faxage") if http is not None and http.public_url else None,
+        url_notify=(http.hook_url(provider.name) if http is not None and http.public_url else None),
     )
 
 

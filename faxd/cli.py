@@ -366,7 +366,8 @@ def _cancel(args: argparse.Namespace) -> int:
     config = load(args)
     built = wiring.build_app(config, upgrade=False)  # refuses an old schema with what to do
     try:
-        job = cancel_job(built.db, built.client, args.job, config=config.outbound)
+        sender = wiring.make_sender(config, built.client)
+        job = cancel_job(built.db, sender, args.job, config=config.outbound)
     finally:
         built.close()
     where = f"; the file is in {job.final_path}" if job.final_path else ""

@@ -321,11 +321,13 @@ class Narrator:
         return detail or kind
 
     def _job_line(self, job: Any) -> str | None:
+        from faxd.outbound.numbers import label
+
         head = f"outbound {job.source_relpath or job.source_name} -> {_fmt(job.faxno)}"
         if job.state == "queued":
             return f"{head}: queued as job {job.id}"
         if job.state == "submitted":
-            return f"{head}: handed to FAXAGE (job {job.faxage_jobid})"
+            return f"{head}: handed to {label(job.provider)} (job {job.remote_jobid})"
         if job.state == "sent":
             return f"{head}: sent, file moved to sent/"
         if job.state == "failed":

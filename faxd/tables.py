@@ -239,7 +239,8 @@ JOB_COLUMNS = (
     Column("faxno", "TO"),
     Column("file", "FILE", shrink=True),
     Column("state", "STATE"),
-    Column("faxage_jobid", "FAXAGE", right=True),
+    Column("provider", "PROVIDER"),
+    Column("remote_jobid", "REMOTE ID", right=True, shrink=True),
     Column("pages", "PG", right=True),
 )
 
@@ -253,7 +254,8 @@ def job_row(job: OutboundJob) -> dict[str, Any]:
         "recipname": job.recipname,
         "file": job.source_relpath or job.source_name,
         "state": job.state,
-        "faxage_jobid": job.faxage_jobid,
+        "provider": job.provider,
+        "remote_jobid": job.remote_jobid,
         "pages": job.pages,
         "xmitpages": job.xmitpages,
         "csid": job.csid,

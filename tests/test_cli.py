@@ -59,7 +59,7 @@ def seeded(config: Path, sim: Any) -> Iterator[Database]:
             ))
         session.add(OutboundJob(
             state="sent", faxno="3035551212", source_name="quote.pdf", spool_path="/nowhere",
-            faxage_jobid=5271001, pages=2, created_at=datetime(2024, 5, 1, 10, 0, tzinfo=UTC),
+            remote_jobid="5271001", pages=2, created_at=datetime(2024, 5, 1, 10, 0, tzinfo=UTC),
         ))
         session.add(OutboundJob(
             state="failed", faxno="3035551313", source_name="a-very-long-name-for-a-file"
@@ -189,9 +189,9 @@ def test_jobs_table_and_json(
     assert code == 0 and all(len(line) <= 80 for line in out.splitlines())
     assert "    ! FAXAGE reported: busy" in out
     code, out, _err = run(capsys, "jobs", "--config", str(config), "--state", "sent", "--json")
-    assert [(j["id"], j["faxno"], j["faxage_jobid"]) for j in json.loads(out)] == [
-        (1, "3035551212", 5271001)
-    ]
+    assert [
+        (j["id"], j["faxno"], j["provider"], j["remote_jobid"]) for j in json.loads(out)
+    ] == [(1, "3035551212", "faxage", "5271001")]
 
 
 def test_jobs_unknown_state_exits_2(

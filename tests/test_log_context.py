@@ -68,7 +68,7 @@ def job_problems(events: list[Event], jobs: dict[int, Event]) -> list[str]:
     """Each line naming a job or FAXAGE job id without faxd's job_id and faxno, or wrong ones."""
     problems: list[str] = []
     for n, event in enumerate(events):
-        if not {"job_id", "faxno", "faxage_jobid"} & set(event):
+        if not {"job_id", "faxno", "faxage_jobid", "remote_jobid"} & set(event):
             continue
         where = f"line {n} {event['event']!r} ({event.get('logger')})"
         job = jobs.get(event.get("job_id", -1))

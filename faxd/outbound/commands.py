@@ -20,8 +20,9 @@ from faxd.errors import FaxdError, IntakeError, NotFoundError, PermanentError
 from faxd.outbound import files, naming
 from faxd.outbound.documents import inspect_file
 from faxd.outbound.intake import Intake, fail_job_file
-from faxd.outbound.protocols import OutboundClient
+from faxd.outbound.numbers import label
 from faxd.phone import normalize_number
+from faxd.providers.base import OutboundProvider
 from faxd.store.db import Database
 from faxd.store.models import OutboundJob
 from faxd.store.states import JobState, advance
@@ -112,7 +113,7 @@ def retry_job(db: Database, job_id: int) -> OutboundJob:
         job.resends = 0
         job.next_attempt_at = None
         job.last_error = None
-        job.faxage_jobid = None
+        job.remote_jobid = None
         job.submitted_at = None
         job.shortstatus = None
         job.longstatus = None
@@ -124,13 +125,16 @@ def retry_job(db: Database, job_id: int) -> OutboundJob:
 
 def cancel_job(
     db: Database,
-    client: OutboundClient,
+    provider: OutboundProvider,
     job_id: int,
     *,
     config: OutboundSettings | None = None,
     intake: Intake | None = None,
 ) -> OutboundJob:
-    """Cancel a job: locally when queued, with ``stopfax`` when submitted.
+    """Cancel a job: locally when queued, on the provider when submitted (FAXAGE ``stopfax``).
+
+    A submitted job can be cancelled only on a provider that can stop a job
+    (``capabilities.cancel``) and only once its remote id is known.
 
     With ``config`` the file moves to the failed folder with a reason beside
     it; without, it stays in the spool (``faxd retry`` revives it either way).
@@ -140,16 +144,28 @@ def cancel_job(
     """
     with db.session() as session:
         found = _get(session.get(OutboundJob, job_id), job_id)
-        state, faxage_jobid = found.state, found.faxage_jobid
-    if state == JobState.SUBMITTED.value and faxage_jobid is not None:
-        # Outside any transaction: the daemon keeps writing while FAXAGE answers.
+        state, remote, owner = found.state, found.remote_jobid, found.provider
+    if state == JobState.SUBMITTED.value:
+        name = label(owner)
+        if owner != provider.name or not provider.capabilities.cancel or remote is None:
+            why = (
+                f"{name} offers no way to stop a fax"
+                if owner == provider.name and not provider.capabilities.cancel
+                else f"faxd does not know its {name} job id yet"
+                if owner == provider.name
+                else f"it was sent with {name}, not the configured {label(provider.name)}"
+            )
+            raise FaxdError(
+                f"job {job_id} cannot be cancelled: {why}; it may already be transmitting"
+            )
+        # Outside any transaction: the daemon keeps writing while the provider answers.
         try:
-            client.stopfax(faxage_jobid)
+            provider.cancel(remote)
         except NotFoundError as exc:
             raise FaxdError(f"job {job_id} cannot be cancelled: {exc.message}") from None
         except PermanentError as exc:
             raise FaxdError(
-                f"job {job_id} cannot be cancelled any more (FAXAGE: {exc.message}); "
+                f"job {job_id} cannot be cancelled any more ({name}: {exc.message}); "
                 "it may already be transmitting"
             ) from None
     elif state != JobState.QUEUED.value:

@@ -81,6 +81,7 @@ class _Held:
     fd: int
     size: int
     mtime_ns: int
+    sha256: str = ""  # as taken: the job's own becomes the PDF's if it is converted
 
 
 class Intake:
@@ -276,7 +277,8 @@ class Intake:
             st = os.fstat(fd)
             if (st.st_size, st.st_mtime_ns) != (held.size, held.mtime_ns):
                 return False
-            return sha256 is None or files.hash_fd(fd)[1] == sha256
+            expected = held.sha256 or sha256
+            return expected is None or files.hash_fd(fd)[1] == expected
         except OSError:
             return False
         finally:
@@ -326,7 +328,7 @@ class Intake:
             ids = session.scalars(
                 select(OutboundJob.id).where(
                     OutboundJob.state == JobState.QUEUED.value,
-                    OutboundJob.faxage_jobid.is_(None),
+                    OutboundJob.remote_jobid.is_(None),
                 )
             ).all()
         for job_id in ids:
@@ -343,7 +345,7 @@ class Intake:
             sha256, size, faxno = job.sha256, job.size, job.faxno
             # Only a job never claimed can have been cut off before its file reached
             # the spool; any later state found it there (and follow-up moves it on).
-            resumable = job.state == JobState.QUEUED.value and job.faxage_jobid is None
+            resumable = job.state == JobState.QUEUED.value and job.remote_jobid is None
         if os.path.lexists(spool):
             return True  # what it holds is checked before every POST
         if not resumable:
@@ -477,7 +479,7 @@ class Intake:
             )
             return None
         if move and self.settings.poll_seconds:
-            self._hold(job_id, fd, st)
+            self._hold(job_id, fd, st, found.sha256)
         log.info(
             "outbound.queued",
             job_id=job_id,
@@ -487,12 +489,12 @@ class Intake:
         )
         return job_id
 
-    def _hold(self, job_id: int, fd: int, st: os.stat_result) -> None:
+    def _hold(self, job_id: int, fd: int, st: os.stat_result, sha256: str) -> None:
         with self._held_lock:
             # Bounded: a burst on a share while FAXAGE is down must not use up
             # the descriptors; beyond the cap a job goes without the re-check.
             if len(self._held) < MAX_HELD:
-                self._held[job_id] = _Held(os.dup(fd), st.st_size, st.st_mtime_ns)
+                self._held[job_id] = _Held(os.dup(fd), st.st_size, st.st_mtime_ns, sha256)
                 self._cap_logged = False
                 return
             if self._cap_logged:

@@ -29,10 +29,10 @@ from faxd.outbound.commands import cancel_job, list_jobs, queue_files, retry_job
 from faxd.outbound.follow import FollowUp
 from faxd.outbound.intake import Intake
 from faxd.outbound.naming import is_ignored_path
-from faxd.outbound.protocols import OutboundClient
 from faxd.outbound.submitter import Submitter
 from faxd.outbound.tracker import FileStabilityTracker
 from faxd.outbound.watcher import RESCAN, HotFolderWatcher, Seen
+from faxd.providers.base import OutboundProvider
 from faxd.store.db import Database
 
 __all__ = ["Outbound", "cancel_job", "list_jobs", "queue_files", "retry_job"]
@@ -46,13 +46,13 @@ _WAKE: Seen = (Path("\0wake"), "wake")
 
 
 class Outbound:
-    """Hot folder -> jobs -> sendfax -> status -> sent/failed."""
+    """Hot folder -> jobs -> the provider's send -> its status -> sent/failed."""
 
     def __init__(
         self,
         config: OutboundSettings,
         db: Database,
-        client: OutboundClient,
+        provider: OutboundProvider,
         *,
         clock: Clock = system_clock,
         tick_seconds: float = 0.2,
@@ -66,12 +66,16 @@ class Outbound:
         self.tick_seconds = tick_seconds
         self.hot_folder = Path(config.hot_folder)
         self.intake = Intake(config, db, clock=clock)
+        self.provider = provider
         self.submitter = Submitter(
-            config, db, client, clock=clock, intake=self.intake, sendtime_zone=sendtime_zone,
+            config, db, provider, clock=clock, intake=self.intake, sendtime_zone=sendtime_zone,
             notify=notify,
             url_notify=url_notify,
         )  # fmt: skip
-        self.follow = FollowUp(config, db, client, clock=clock, notify=notify)
+        self.follow = FollowUp(
+            config, db, provider, clock=clock, notify=notify, sendtime_zone=sendtime_zone,
+            submitter=self.submitter,
+        )  # fmt: skip
         self.tracker = FileStabilityTracker(config.settle_seconds, clock=clock)
         self._paths: queue.Queue[Seen] = queue.Queue()
         # Only inotify reports close-for-write; a polling observer never does.
@@ -132,7 +136,7 @@ class Outbound:
             return self.submitter.submit_pending()
 
     def follow_up(self) -> int:
-        """One ``status`` call for every submitted job; file the finished ones."""
+        """One status call for every submitted job; file the finished ones."""
         with self._pass_lock:
             # Sent, failed or cancelled (maybe by `faxd cancel`) jobs need no source any more.
             self.intake.release_finished()

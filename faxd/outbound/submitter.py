@@ -1,26 +1,36 @@
-"""Send queued jobs with ``sendfax`` so that no job is ever posted twice.
+"""Send queued jobs through the outbound provider so that no job is ever posted twice.
 
 The ledger rule (DESIGN invariant 5, STYLE §6): a job is claimed and committed
-as ``submitting`` *before* the POST and becomes ``submitted`` with FAXAGE's
-JOBID after it.  If the answer is lost (a crash, a reset after the request
-went out: :class:`~faxd.errors.OutcomeUnknownError`) the job stays
-``submitting``, and :meth:`Submitter.reconcile` looks for it in FAXAGE's
-``status`` records (same number, sent at or after the job was created, a JOBID
-no other job owns) before it resends — at most once, and the log says so.  A
-record for the number whose sendtime cannot be read is never grounds to
+as ``submitting`` *before* the POST and becomes ``submitted`` with the
+provider's job id after it.  If the answer is lost (a crash, a reset after the
+request went out: :class:`~faxd.errors.OutcomeUnknownError`) the job stays
+``submitting``, and :meth:`Submitter.reconcile` looks for it among the
+provider's recent jobs (same number, sent at or after the job was created, an
+id no other job owns) before it resends — at most once, and the log says so.
+A job for the number whose send time cannot be read is never grounds to
 resend: it is the match when it is the only candidate, and otherwise the job
 stays ``submitting`` until a later pass can tell.
 
+Providers differ, and :class:`~faxd.providers.base.Capabilities` says how:
+
+- ``send_returns_id`` false (VoIP.ms): an accepted POST makes the job
+  ``submitted`` without an id; the follow-up finds it among the recent jobs.
+  Its lists lag, so a lost answer is not resent before ``lost_grace`` has
+  passed since the POST.
+- ``reconcile`` false (faxnummer.de): nothing can tell whether a lost answer
+  was a sent fax, so the job fails with a reason telling the user to look in
+  the provider's portal before dropping the file again; it is never resent.
+
 The bytes sent are the bytes taken: the spool copy's size and sha256 are
-checked against the job before every POST (the client streams the file and
+checked against the job before every POST (the adapter streams the file and
 checks it per attempt, retries and resends included), and in polling mode the
 source file intake kept open must not have changed since it was taken.  A
 mismatch fails the job with the reason and posts nothing.
 
 Retry decisions read the error *type*: a transient fault where the POST
-certainly never reached FAXAGE goes back to ``queued`` with backoff;
-:class:`~faxd.errors.PermanentError` (ERR03/04/05) fails the job with FAXAGE's
-reason; :class:`~faxd.errors.AuthError` stops the pass.
+certainly never reached the provider goes back to ``queued`` with backoff;
+:class:`~faxd.errors.PermanentError` fails the job with the provider's reason;
+:class:`~faxd.errors.AuthError` stops the pass.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from pathlib import Path
 
 import structlog
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from faxd.alerts import events
 from faxd.clock import Clock, system_clock
@@ -44,30 +55,83 @@ from faxd.errors import (
     ProviderError,
 )
 from faxd.outbound.intake import CHANGED_REASON, Intake, fail_job_file
-from faxd.outbound.protocols import OutboundClient
-from faxd.phone import normalize_caller_id
-from faxd.providers.faxage.client import FaxFile
-from faxd.providers.faxage.records import StatusRecord
+from faxd.outbound.numbers import e164, label, same_number
+from faxd.outbound.sendable import Converter, convert_with_libraries, make_sendable
+from faxd.providers.base import JobStatus, OutboundProvider, SendRequest
 from faxd.store.db import Database
 from faxd.store.models import OutboundJob
 from faxd.store.states import JobState, advance
 
 log = structlog.get_logger(__name__)
 
-#: How far FAXAGE's clock may lag ours when matching a lost answer to a record.
+#: How far the provider's clock may lag ours when matching a lost answer to a job.
 DEFAULT_CLOCK_SKEW = timedelta(minutes=5)
-#: After FAXAGE refuses the login, how long no job is posted (one log line each time).
+#: After the provider refuses the login, how long no job is posted (one log line each time).
 DEFAULT_AUTH_PAUSE = timedelta(minutes=5)
+#: How long a provider that returns no job id may take to list a sent job.
+DEFAULT_LOST_GRACE = timedelta(minutes=15)
 
 
 class Unsure(enum.Enum):
-    """:meth:`Submitter.find_match` cannot tell whether FAXAGE has the job."""
+    """:meth:`Submitter.find_match` cannot tell whether the provider has the job."""
 
     UNSURE = "unsure"
 
 
-#: A ``status`` record may be the job but cannot be told apart: neither match nor resend.
+#: A listed job may be ours but cannot be told apart: neither match nor resend.
 UNSURE = Unsure.UNSURE
+
+
+def lost_answer_reason(provider: str) -> str:
+    """Why a job whose send answer was lost fails when the provider cannot be asked."""
+    name = label(provider)
+    return (
+        f"the answer from {name} was lost, and {name} offers no list to tell whether the "
+        f"fax went out; check the sent faxes in {name}'s portal before dropping the file again"
+    )
+
+
+def find_match(
+    job: OutboundJob,
+    listed: Iterable[JobStatus],
+    owned: set[str],
+    *,
+    clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+    zone: tzinfo | None = None,
+) -> JobStatus | Unsure | None:
+    """The earliest listed job to the job's number sent since it was created, not owned.
+
+    A listed job for the number whose send time is unknown may be this job: it
+    is the match when it is the only candidate, and otherwise the answer is
+    :data:`UNSURE`, never ``None`` (which would resend a fax the provider may
+    already have).  Naive send times are read in ``zone`` (``None``: this
+    machine's zone).
+    """
+    earliest = job.created_at - clock_skew
+    ours = [
+        status
+        for status in listed
+        if status.remote_id not in owned and same_number(status.number, job.faxno)
+    ]
+    unknown = [status for status in ours if status.sent_at is None]
+    dated = [
+        (as_utc(status.sent_at, zone), status)
+        for status in ours
+        if status.sent_at is not None and as_utc(status.sent_at, zone) >= earliest
+    ]
+    if unknown:
+        return unknown[0] if len(unknown) == 1 and not dated else UNSURE
+    best = min(
+        dated, key=lambda pair: (pair[0], len(pair[1].remote_id), pair[1].remote_id), default=None
+    )
+    return best[1] if best is not None else None
+
+
+def as_utc(when: datetime, zone: tzinfo | None) -> datetime:
+    """A provider's time as aware UTC; a naive one is read in ``zone`` (``None``: local)."""
+    if when.tzinfo is None and zone is not None:
+        when = when.replace(tzinfo=zone)
+    return when.astimezone(UTC)  # naive = this machine's local time
 
 
 class Submitter:
@@ -77,7 +141,7 @@ class Submitter:
         self,
         settings: OutboundSettings,
         db: Database,
-        client: OutboundClient,
+        provider: OutboundProvider,
         *,
         clock: Clock = system_clock,
         intake: Intake | None = None,
@@ -86,32 +150,41 @@ class Submitter:
         clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
         sendtime_zone: tzinfo | None = None,
         auth_pause: timedelta = DEFAULT_AUTH_PAUSE,
+        lost_grace: timedelta = DEFAULT_LOST_GRACE,
         notify: NotifySettings | None = None,
         url_notify: str | None = None,
+        convert: Converter = convert_with_libraries,
     ) -> None:
         self.settings = settings
         self.db = db
-        self.client = client
+        self.provider = provider
         self.clock = clock
         self.intake = intake or Intake(settings, db, clock=clock)
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.clock_skew = clock_skew
-        #: The zone of FAXAGE's naive ``sendtime`` values; ``None`` = this machine's.
+        #: The zone of the provider's naive send times; ``None`` = this machine's.
         self.sendtime_zone = sendtime_zone
         self.auth_pause = auth_pause
+        self.lost_grace = lost_grace
         self.notify = notify  # ``[notify]``: a failed job writes job_failed with its state
-        #: Where FAXAGE posts the job's status when it finishes ([http] public_url).
+        #: Where the provider posts the job's status when it finishes ([http] public_url).
         self.url_notify = url_notify
-        #: Set when FAXAGE refused the login: no job is posted before then.
+        #: Set when the provider refused the login: no job is posted before then.
         self.paused_until: datetime | None = None
+        #: Turns a file the provider does not take into a PDF (faxd.outbound.convert).
+        self.convert = convert
         #: Jobs already logged as impossible to reconcile yet (logged once each).
         self._unsure_reported: set[int] = set()
+
+    @property
+    def label(self) -> str:
+        return label(self.provider.name)
 
     # -- sending ---------------------------------------------------------------------
 
     def submit_pending(self) -> int:
-        """Post every queued job that is due; return how many FAXAGE accepted."""
+        """Post every queued job that is due; return how many the provider accepted."""
         now = self.clock()
         if self.paused_until is not None and now < self.paused_until:
             return 0  # a refused login is not retried job after job (DESIGN invariant 8)
@@ -138,84 +211,98 @@ class Submitter:
         return accepted
 
     def submit(self, job_id: int) -> bool:
-        """Claim one queued job, post it, record the outcome. True if FAXAGE took it."""
+        """Claim one queued job, post it, record the outcome. True if the provider took it."""
         try:
             spooled = self.intake.ensure_spooled(job_id)
         except OSError as exc:
-            # Leave it queued for the next pass; one stuck file must not stop the rest.
-            log.error(
-                "outbound.spool_move_failed",
-                job_id=job_id,
-                error=str(exc),
-                fix=f"check that faxd can write to {self.settings.spool_dir}",
-                retry_in_seconds=self.backoff_max,
-            )
-            self._defer(job_id, f"could not move the file into the spool ({exc.strerror})")
+            self._spool_trouble(job_id, exc, "spool_move_failed", "move the file into the spool")
             return False
         if not spooled:
-            self._fail(job_id, "the file to send is missing from the spool; drop it again")
+            self.fail(job_id, "the file to send is missing from the spool; drop it again")
             return False
         if not self._source_unchanged(job_id):
-            self._fail(job_id, f"the file {CHANGED_REASON}")
+            self.fail(job_id, f"the file {CHANGED_REASON}")
+            return False
+        try:
+            unsendable = make_sendable(
+                self.db,
+                job_id,
+                accepted=self.provider.capabilities.send_types,
+                provider=self.provider.name,
+                spool_dir=Path(self.settings.spool_dir),
+                convert=self.convert,
+            )
+        except OSError as exc:
+            self._spool_trouble(job_id, exc, "conversion_failed", "convert the file in the spool")
+            return False
+        if unsendable is not None:
+            self.fail(job_id, unsendable)
             return False
         job = self._claim(job_id)
         if job is None:
             return False  # another process (faxd cancel) changed it first
         with structlog.contextvars.bound_contextvars(job_id=job.id, faxno=job.faxno):
             try:
-                jobid = self.client.sendfax(
-                    job.faxno,
-                    job.recipname,
-                    [
-                        FaxFile(
-                            name=job.source_name,
-                            path=Path(job.spool_path),
-                            # 0 / "" = not recorded (rows older than hashing at intake)
-                            size=job.size or None,
-                            sha256=job.sha256 or None,
-                        )
-                    ],
-                    tagname=self.settings.tagname,
-                    tagnumber=self.settings.tagnumber,
-                    resolution=self.settings.resolution,
-                    priority=self.settings.priority,
-                    # only when set: stand-in clients of older tests lack the keyword
-                    **({"url_notify": self.url_notify} if self.url_notify else {}),
+                remote = self.provider.send(
+                    SendRequest(
+                        job_id=job.id,
+                        number=e164(job.faxno),
+                        recipient=job.recipname,
+                        path=Path(job.spool_path),
+                        filename=job.source_name,
+                        size=job.size,
+                        sha256=job.sha256,
+                        url_notify=self.url_notify,
+                    )
                 )
             except FileChangedError as exc:
-                self._fail(job.id, exc.message)
+                self.fail(job.id, exc.message)
                 return False
             except OutcomeUnknownError as exc:
-                self._note(job.id, exc.message)
                 log.warning("outbound.sendfax_outcome_unknown", error=exc.message)
+                if not self.provider.capabilities.reconcile:
+                    self.fail(job.id, lost_answer_reason(self.provider.name))
+                else:
+                    self._note(job.id, exc.message)
                 return False
             except PermanentError as exc:
-                self._fail(job.id, f"FAXAGE refused the fax: {exc.message}")
+                self.fail(job.id, f"{self.label} refused the fax: {exc.message}")
                 return False
             except AuthError as exc:
                 self._requeue(job.id, exc.message, delay=self.backoff_max)
                 log.error(
                     "outbound.login_refused",
                     error=exc.message,
-                    fix="check [faxage] username, company and password",
+                    fix=f"check the login settings in [{self.provider.name}]",
                     paused_seconds=self.auth_pause.total_seconds(),
                 )
                 raise
             except ProviderError as exc:
-                # Only errors raised before the POST reached FAXAGE get here
-                # (the client turns "may have arrived" into OutcomeUnknownError).
+                # Only errors raised before the POST reached the provider get here
+                # (the adapter turns "may have arrived" into OutcomeUnknownError).
                 self._requeue_or_fail(job.id, job.attempts, exc.message)
                 return False
             except OSError as exc:
-                self._fail(
+                self.fail(
                     job.id,
                     f"the spooled file could not be read ({exc.strerror}); "
                     "drop the document in the outbox again",
                 )
                 return False
-            self._record_jobid(job.id, jobid)
-            log.info("outbound.submitted", faxage_jobid=jobid)
+            self._record_jobid(job.id, remote)
+            log.info("outbound.submitted", remote_jobid=remote, provider=self.provider.name)
             return True
+
+    def _spool_trouble(self, job_id: int, exc: OSError, event: str, what: str) -> None:
+        """Leave the job queued for a later pass; one stuck file must not stop the rest."""
+        log.error(
+            f"outbound.{event}",
+            job_id=job_id,
+            error=str(exc),
+            fix=f"check that faxd can write to {self.settings.spool_dir}",
+            retry_in_seconds=self.backoff_max,
+        )
+        self._defer(job_id, f"could not {what} ({exc.strerror})")
 
     def _source_unchanged(self, job_id: int) -> bool:
         with self.db.session() as session:
@@ -240,18 +327,22 @@ class Submitter:
             assert job is not None
             advance(job, JobState.SUBMITTING)
             job.attempts += 1
+            job.provider = self.provider.name
+            job.submitted_at = now  # when the POST went out: the lost-answer grace counts from it
             job.updated_at = now
             session.flush()
             session.expunge(job)
         return job
 
-    def _record_jobid(self, job_id: int, jobid: int) -> None:
+    def _record_jobid(self, job_id: int, remote: str | None) -> None:
+        """The POST was accepted: ``submitted``, with the id when the provider gave one."""
         with self.db.session() as session:
             job = session.get(OutboundJob, job_id)
             assert job is not None
             advance(job, JobState.SUBMITTED)
-            job.faxage_jobid = jobid
-            job.submitted_at = self.clock()
+            job.remote_jobid = remote
+            if remote is not None or job.submitted_at is None:
+                job.submitted_at = self.clock()
             job.last_error = None
             job.next_attempt_at = None
 
@@ -280,17 +371,17 @@ class Submitter:
     def _requeue_or_fail(self, job_id: int, attempts: int, error: str) -> None:
         # ``attempts`` comes from the claim; nothing else touches a submitting job.
         if attempts >= self.settings.max_attempts:
-            self._fail(
+            self.fail(
                 job_id,
                 f"gave up after {attempts} attempts; last error: {error}; "
-                "check the network and FAXAGE, then run faxd retry",
+                f"check the network and {self.label}, then run faxd retry",
             )
             return
         delay = min(self.backoff_max, self.backoff_base * 2 ** max(0, attempts - 1))
         self._requeue(job_id, error, delay=delay)
         log.warning("outbound.sendfax_retry_later", error=error, retry_in_seconds=delay)
 
-    def _fail(self, job_id: int, reason: str) -> None:
+    def fail(self, job_id: int, reason: str) -> None:
         """Mark the job failed and move its file to the failed folder with ``reason``."""
         self.intake.release(job_id)
         with self.db.session() as session:
@@ -306,9 +397,7 @@ class Submitter:
             try:
                 dest = fail_job_file(job, self.settings, reason)
             except OSError as exc:
-                log.error(
-                    "outbound.failed_move_failed", job_id=job_id, faxno=faxno, error=str(exc)
-                )
+                log.error("outbound.failed_move_failed", job_id=job_id, faxno=faxno, error=str(exc))
                 dest = None
             if dest is not None:
                 job.final_path = str(dest)
@@ -317,7 +406,8 @@ class Submitter:
     # -- reconciling lost answers ----------------------------------------------------
 
     def reconcile(self) -> None:
-        """Resolve every ``submitting`` job: match it in ``status``, else resend once."""
+        """Resolve every ``submitting`` job: match it in the recent jobs, else resend once."""
+        name = self.provider.name
         with self.db.session() as session:
             pending = session.scalars(
                 select(OutboundJob)
@@ -328,80 +418,75 @@ class Submitter:
                 session.expunge(job)
             if not pending:
                 return
-            owned = set(
-                session.scalars(
-                    select(OutboundJob.faxage_jobid).where(OutboundJob.faxage_jobid.is_not(None))
-                ).all()
-            )
+            owned = self.owned_ids(session)
+        if not self.provider.capabilities.reconcile:
+            for job in pending:
+                with structlog.contextvars.bound_contextvars(job_id=job.id, faxno=job.faxno):
+                    self.fail(job.id, lost_answer_reason(name))
+            return
+        since = min(job.created_at for job in pending) - self.clock_skew
         try:
-            records = self.client.status()
+            listed = self.provider.recent_jobs(since).jobs
         except ProviderError as exc:
             log.warning("outbound.reconcile_deferred", error=exc.message, jobs=len(pending))
             return
         for job in pending:
             with structlog.contextvars.bound_contextvars(job_id=job.id, faxno=job.faxno):
-                match = self.find_match(job, records, owned)
+                match = self.find_match(job, listed, owned)
                 if match is UNSURE:
-                    self._report_unsure(job.id)
+                    self.report_unsure(job.id)
                 elif match is not None:
-                    owned.add(match.jobid)
-                    self._record_jobid(job.id, match.jobid)
-                    log.info("outbound.reconciled", faxage_jobid=match.jobid)
+                    owned.add(match.remote_id)
+                    self._record_jobid(job.id, match.remote_id)
+                    log.info("outbound.reconciled", remote_jobid=match.remote_id, provider=name)
+                elif self._within_grace(job):
+                    continue  # an id-less provider may not list the job yet
                 elif job.resends == 0:
                     self._resend_once(job.id)
                 else:
-                    self._fail(
+                    self.fail(
                         job.id,
-                        "FAXAGE did not confirm the fax after a resend and no status record "
-                        "matches it; check the FAXAGE web portal before running faxd retry",
+                        f"{self.label} did not confirm the fax after a resend and none of its "
+                        f"jobs matches it; check the {self.label} web portal before running "
+                        "faxd retry",
                     )
 
+    def owned_ids(self, session: Session) -> set[str]:
+        """The remote ids jobs of this provider already own."""
+        found = session.scalars(
+            select(OutboundJob.remote_jobid)
+            .where(OutboundJob.provider == self.provider.name)
+            .where(OutboundJob.remote_jobid.is_not(None))
+        ).all()
+        return {remote for remote in found if remote is not None}
+
     def find_match(
-        self, job: OutboundJob, records: Iterable[StatusRecord], owned: set[int | None]
-    ) -> StatusRecord | Unsure | None:
-        """The earliest record for the job's number sent since it was created, not owned.
+        self, job: OutboundJob, listed: Iterable[JobStatus], owned: set[str]
+    ) -> JobStatus | Unsure | None:
+        """:func:`find_match` with this submitter's clock skew and zone."""
+        return find_match(job, listed, owned, clock_skew=self.clock_skew, zone=self.sendtime_zone)
 
-        A record for the number whose sendtime is unknown (unreadable or all
-        zeros) may be this job: it is the match when it is the only candidate,
-        and otherwise the answer is :data:`UNSURE`, never ``None`` (which
-        would resend a fax FAXAGE may already have).
-        """
-        earliest = job.created_at - self.clock_skew
-        ours = [
-            record
-            for record in records
-            if record.jobid not in owned and normalize_caller_id(record.destnum) == job.faxno
-        ]
-        unknown = [record for record in ours if record.sendtime is None]
-        dated = [
-            record
-            for record in ours
-            if record.sendtime is not None and self._as_utc(record.sendtime) >= earliest
-        ]
-        if unknown:
-            return unknown[0] if len(unknown) == 1 and not dated else UNSURE
-        return min(dated, key=lambda r: (r.sendtime, r.jobid), default=None)
+    def _within_grace(self, job: OutboundJob) -> bool:
+        """Whether a provider without job ids may still list the job (its lists lag)."""
+        if self.provider.capabilities.send_returns_id or job.submitted_at is None:
+            return False
+        return self.clock() - job.submitted_at < self.lost_grace
 
-    def _report_unsure(self, job_id: int) -> None:
+    def report_unsure(self, job_id: int) -> None:
         """Leave the job ``submitting`` for the next pass; say so once per job."""
         if job_id in self._unsure_reported:
             return
         self._unsure_reported.add(job_id)
         message = (
-            f"cannot tell whether FAXAGE got job {job_id}; check the portal; "
+            f"cannot tell whether {self.label} got job {job_id}; check the portal; "
             "faxd asks again at the next pass"
         )
         self._note(job_id, message)  # shown by faxd jobs while the job waits
         log.warning(
             "outbound.reconcile_unsure",
             message=message,
-            reason="a status record for the number has a sendtime faxd cannot read",
+            reason="a listed job for the number has a send time faxd cannot read",
         )
-
-    def _as_utc(self, naive: datetime) -> datetime:
-        if self.sendtime_zone is not None:
-            return naive.replace(tzinfo=self.sendtime_zone).astimezone(UTC)
-        return naive.astimezone(UTC)  # naive = this machine's local time
 
     def _resend_once(self, job_id: int) -> None:
         with self.db.session() as session:
@@ -412,5 +497,5 @@ class Submitter:
             job.next_attempt_at = None
         log.warning(
             "outbound.resending_once",
-            reason="no FAXAGE status record matches the unanswered sendfax",
+            reason=f"no job listed by {self.label} matches the unanswered send",
         )

@@ -148,6 +148,9 @@ class OutboundJob(Base):
     """One file dropped in the outbox (or given to `faxd send`), sent as one fax."""
 
     __tablename__ = "outbound_jobs"
+    __table_args__ = (
+        UniqueConstraint("provider", "remote_jobid", name="uq_outbound_provider_remote_jobid"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     state: Mapped[str] = mapped_column(String(20), default=JobState.QUEUED.value, index=True)
@@ -166,7 +169,10 @@ class OutboundJob(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     resends: Mapped[int] = mapped_column(Integer, default=0)  # resends after a lost answer
 
-    faxage_jobid: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True)
+    #: The provider that has (or will have) the job; set again when it is claimed for sending.
+    provider: Mapped[str] = mapped_column(String(20), default="faxage", server_default="faxage")
+    #: The provider's job id, as text; ``None`` until it is known (VoIP.ms gives none at send).
+    remote_jobid: Mapped[str | None] = mapped_column(String(200), nullable=True)
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     shortstatus: Mapped[str | None] = mapped_column(String(20), nullable=True)
     longstatus: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -49,8 +49,8 @@ class DeliveryState(enum.StrEnum):
 class JobState(enum.StrEnum):
     QUEUED = "queued"  # file is in the spool, waiting for sendfax
     SUBMITTING = "submitting"  # committed before the POST; reconcile on restart
-    SUBMITTED = "submitted"  # FAXAGE gave a JOBID; following with `status`
-    SENT = "sent"  # FAXAGE reported success; file is in sent_folder
+    SUBMITTED = "submitted"  # the provider took it (id recorded when known); following status
+    SENT = "sent"  # the provider reported success; file is in sent_folder
     FAILED = "failed"  # rejected, refused or reported failed; file in failed_folder
     CANCELLED = "cancelled"  # stopped with stopfax or before submission
 

@@ -18,6 +18,7 @@ import pytest
 
 from faxd.config import OutboundSettings
 from faxd.outbound.service import Outbound
+from faxd.providers.faxage.provider import FaxageOutbound
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ def make_outbound(
     started: list[Outbound] = []
 
     def build(**overrides: Any) -> Outbound:
-        service = Outbound(make_settings(**overrides), db, client)
+        settings = make_settings(**overrides)
+        service = Outbound(settings, db, FaxageOutbound(client, settings))
         service.start()
         started.append(service)
         return service

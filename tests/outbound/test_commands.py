@@ -16,12 +16,13 @@ from faxd.outbound.service import (
     queue_files,
     retry_job,
 )
+from faxd.providers.faxage.provider import FaxageOutbound
 from faxd.store.states import JobState
 
 
 def service_for(make_settings: Callable[..., Any], db: Any, client: Any) -> Outbound:
     """An Outbound whose passes the test drives by hand (no watcher thread)."""
-    return Outbound(make_settings(), db, client)
+    return Outbound(make_settings(), db, FaxageOutbound(client, make_settings()))
 
 
 def test_send_queues_copies_through_the_same_path(
@@ -142,7 +143,7 @@ def test_cancel_queued_job_is_local(
     doc = tmp_path / "a.pdf"
     doc.write_bytes(b"%PDF-1.4 never mind")
     (job_id,) = queue_files([doc], "3035551212", None, config=make_settings(), db=db)
-    job = cancel_job(db, client, job_id, config=make_settings())
+    job = cancel_job(db, FaxageOutbound(client), job_id, config=make_settings())
     assert job.state == JobState.CANCELLED.value
     assert (folders.failed / "a.pdf").read_bytes() == b"%PDF-1.4 never mind"
     assert "cancelled" in (folders.failed / "a.pdf.txt").read_text()
@@ -160,9 +161,9 @@ def test_cancel_submitted_job_runs_stopfax(
     doc.write_bytes(b"%PDF-1.4 stop me")
     (job_id,) = queue_files([doc], "3035551212", None, config=make_settings(), db=db)
     service_for(make_settings, db, client).submit_pending()
-    job = cancel_job(db, client, job_id)
+    job = cancel_job(db, FaxageOutbound(client), job_id)
     assert job.state == JobState.CANCELLED.value
     (sim_job,) = sim.jobs.values()
     assert sim_job.stopped
     with pytest.raises(FaxdError, match="only queued or submitted"):
-        cancel_job(db, client, job_id)
+        cancel_job(db, FaxageOutbound(client), job_id)

@@ -15,6 +15,7 @@ from typing import Any
 
 from faxd.config import OutboundSettings
 from faxd.outbound.service import Outbound
+from faxd.providers.faxage.provider import FaxageOutbound
 from faxd.sim.documents import make_pdf
 
 HOSTILE_NAMES = {
@@ -33,7 +34,7 @@ def test_hostile_recipient_names_are_sent_and_filed_without_escaping(
 ) -> None:
     """Every hostile name is sent once with a tame recipname and lands in sent/."""
     sim.job_seconds = 0.0
-    service = Outbound(make_settings(), db, client)
+    service = Outbound(make_settings(), db, FaxageOutbound(client, make_settings()))
     before = {p for p in folders.hot.parent.rglob("*") if p.is_file()}
     documents: dict[str, bytes] = {}
     for name in HOSTILE_NAMES:

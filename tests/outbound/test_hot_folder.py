@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from faxd.outbound.service import Outbound, list_jobs
+from faxd.providers.faxage.provider import FaxageOutbound
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0, step: float = 0.05) -> bool:
@@ -247,7 +248,7 @@ def test_rescan_finds_files_the_watcher_missed(
     make_settings: Callable[..., Any], folders: Any, db: Any, client: Any
 ) -> None:
     """With the observer stopped (as if inotify overflowed), a rescan still finds files."""
-    service = Outbound(make_settings(), db, client)
+    service = Outbound(make_settings(), db, FaxageOutbound(client, make_settings()))
     service.start()
     try:
         assert wait_for(service.is_healthy)
@@ -335,7 +336,7 @@ def test_owner_is_told_when_a_file_becomes_a_job_and_only_then(
     make_settings: Callable[..., Any], folders: Any, db: Any, client: Any
 ) -> None:
     """on_queued fires for an accepted file (the daemon then submits), not a rejected one."""
-    service = Outbound(make_settings(), db, client)
+    service = Outbound(make_settings(), db, FaxageOutbound(client, make_settings()))
     calls: list[int] = []
     service.on_queued = lambda: calls.append(len(list_jobs(db)))
     service.start()

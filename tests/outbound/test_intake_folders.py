@@ -30,6 +30,7 @@ from faxd.outbound.intake import CHANGED_REASON, MAX_HELD, Intake
 from faxd.outbound.service import Outbound, list_jobs
 from faxd.outbound.submitter import Submitter
 from faxd.providers.faxage.client import FaxageClient
+from faxd.providers.faxage.provider import FaxageOutbound
 from faxd.store.states import JobState
 
 #: Takes per swap test: enough that faxd before the fix lost every run tried.
@@ -136,7 +137,7 @@ def test_subfolder_swapped_for_a_link_never_leaks_or_removes_a_private_file(
     finally:
         os.close(real)
     assert swapper.cycles >= ROUNDS // 10, "the attacker hardly ran; the test proved nothing"
-    Submitter(settings, db, client, intake=intake).submit_pending()
+    Submitter(settings, db, FaxageOutbound(client, settings), intake=intake).submit_pending()
     _assert_untouched(private, "scan.pdf", secret, secret_stat)
     assert sim.jobs, "no round was taken at all; the test proved nothing"
     for job in sim.jobs.values():
@@ -203,7 +204,7 @@ def test_faxd_send_racing_the_daemon_on_one_outbox_file_makes_one_job(
     jobs = list_jobs(db)
     assert Counter(job.source_name for job in jobs) == Counter(list(documents))
     assert len(list(folders.spool.iterdir())) == RACE_ROUNDS
-    Submitter(settings, db, client, intake=daemon).submit_pending()
+    Submitter(settings, db, FaxageOutbound(client, settings), intake=daemon).submit_pending()
     assert sim.sendfax_posts == RACE_ROUNDS
     sent = sorted(content for job in sim.jobs.values() for _name, content in job.files)
     assert sent == sorted(documents.values())
@@ -239,7 +240,7 @@ def test_polling_recheck_is_repeated_after_a_transient_error(
             job_id = intake.take(path)
             assert job_id is not None
             sim.inject("err01", operation="sendfax", times=1)  # transient: requeued
-            submitter = Submitter(settings, db, once, intake=intake)
+            submitter = Submitter(settings, db, FaxageOutbound(once, settings), intake=intake)
             assert submitter.submit(job_id) is False
             (job,) = list_jobs(db)
             assert job.state == JobState.QUEUED.value
@@ -259,14 +260,15 @@ def test_cancelled_job_releases_its_source_at_the_next_follow_up(
     make_settings: Callable[..., Any], folders: Any, db: Any, client: Any
 ) -> None:
     """`faxd cancel` from another process: the daemon's next follow-up closes the source."""
-    service = Outbound(make_settings(poll_seconds=0.2), db, client)  # not started: no threads
+    # not started: no threads
+    service = Outbound(make_settings(poll_seconds=0.2), db, FaxageOutbound(client))
     name = "3035551212 cancelled.pdf"
     (folders.hot / name).write_bytes(b"%PDF-1.4 cancel me")
     try:
         job_id = service.intake.take(folders.hot / name)
         assert job_id is not None
         assert _held_sources(name) == 1
-        cancel_job(db, client, job_id)  # another process: no intake to release
+        cancel_job(db, FaxageOutbound(client), job_id)  # another process: no intake to release
         assert _held_sources(name) == 1
         service.follow_up()
         assert _held_sources(name) == 0
@@ -285,7 +287,7 @@ def test_cancel_in_the_daemon_releases_the_source_at_once(
         job_id = intake.take(folders.hot / name)
         assert job_id is not None
         assert _held_sources(name) == 1
-        cancel_job(db, client, job_id, intake=intake)
+        cancel_job(db, FaxageOutbound(client), job_id, intake=intake)
         assert _held_sources(name) == 0
     finally:
         intake.release()
@@ -325,7 +327,7 @@ def test_unreadable_spool_file_says_to_drop_the_document_again(
     elsewhere.write_bytes(b"%PDF-1.4 spooled")
     spool.unlink()
     spool.symlink_to(elsewhere)
-    Submitter(settings, db, client, intake=intake).submit_pending()
+    Submitter(settings, db, FaxageOutbound(client, settings), intake=intake).submit_pending()
     assert sim.sendfax_posts == 0
     (job,) = list_jobs(db)
     assert job.state == JobState.FAILED.value

@@ -20,6 +20,7 @@ from faxd.outbound.intake import Intake
 from faxd.outbound.service import Outbound, list_jobs
 from faxd.outbound.submitter import Submitter
 from faxd.providers.faxage.client import FaxageClient
+from faxd.providers.faxage.provider import FaxageOutbound
 from faxd.store.states import JobState
 
 ROUNDS = 200
@@ -82,7 +83,7 @@ def test_symlink_swapped_in_while_taken_never_sends_the_secret(
         for leftover in (target, link_tmp, doc_tmp):
             leftover.unlink(missing_ok=True)
 
-    submitter = Submitter(settings, db, client, intake=intake)
+    submitter = Submitter(settings, db, FaxageOutbound(client, settings), intake=intake)
     submitter.submit_pending()
     assert sim.jobs, "no round was taken at all; the test proved nothing"
     # Every file taken was the document itself: a round the attacker won is a
@@ -115,7 +116,7 @@ def test_spool_copy_changed_after_intake_fails_the_job_unsent(
     assert job_id is not None
     (job,) = list_jobs(db)
     Path(job.spool_path).write_bytes(b"%PDF-1.4 what was swapped")  # same size, other bytes
-    Submitter(settings, db, client, intake=intake).submit_pending()
+    Submitter(settings, db, FaxageOutbound(client, settings), intake=intake).submit_pending()
     assert sim.sendfax_posts == 0
     _assert_failed(db, "changed while being sent")
     (reason,) = _reason_files(folders.failed)
@@ -142,7 +143,7 @@ def test_spool_copy_changed_between_retries_is_not_sent(
         sim.username, sim.company, sim.password, base_url=sim.base_url, backoff=0.0, sleep=tamper
     )
     try:
-        Submitter(settings, db, retrying, intake=intake).submit_pending()
+        Submitter(settings, db, FaxageOutbound(retrying, settings), intake=intake).submit_pending()
     finally:
         retrying.close()
     assert sim.sendfax_posts == 1  # the first, refused with ERR01; no second POST
@@ -162,7 +163,7 @@ def test_polling_source_growing_after_it_was_taken_fails_its_job(
         scanner.flush()
         assert intake.take(path) is not None  # unchanged long enough: taken mid-document
         scanner.write(b"page two")
-    Submitter(settings, db, client, intake=intake).submit_pending()
+    Submitter(settings, db, FaxageOutbound(client, settings), intake=intake).submit_pending()
     assert sim.sendfax_posts == 0
     _assert_failed(db, CHANGED_REASON)
     (reason,) = _reason_files(folders.failed)
@@ -183,7 +184,7 @@ def test_polling_source_rewritten_with_its_mtime_put_back_fails_its_job(
         writer.write(b"%PDF-1.4 PAGE ONE")
         writer.flush()
         os.utime(writer.fileno(), ns=(before.st_atime_ns, before.st_mtime_ns))
-    Submitter(settings, db, client, intake=intake).submit_pending()
+    Submitter(settings, db, FaxageOutbound(client, settings), intake=intake).submit_pending()
     assert sim.sendfax_posts == 0
     _assert_failed(db, CHANGED_REASON)
 
@@ -218,7 +219,8 @@ def test_polling_source_left_alone_is_sent(
     path = folders.hot / "3035551212.pdf"
     path.write_bytes(b"%PDF-1.4 whole")
     assert intake.take(path) is not None
-    assert Submitter(settings, db, client, intake=intake).submit_pending() == 1
+    submitter = Submitter(settings, db, FaxageOutbound(client, settings), intake=intake)
+    assert submitter.submit_pending() == 1
     (job,) = sim.jobs.values()
     assert job.files[0][1] == b"%PDF-1.4 whole"
 

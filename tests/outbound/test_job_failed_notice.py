@@ -11,6 +11,7 @@ from typing import Any
 from faxd.alerts.mailer import AdminMailer
 from faxd.config import NotifySettings, OutboundSettings, SmtpSettings
 from faxd.outbound.service import Outbound, list_jobs
+from faxd.providers.faxage.provider import FaxageOutbound
 from faxd.smtp import SmtpSender
 
 NOTIFY = NotifySettings(email=("it@example.com",), min_interval=0)
@@ -23,7 +24,7 @@ def test_a_job_faxage_could_not_deliver_mails_job_failed(
     """The mail names the job, the file and the number, says why, and how to send it again."""
     sim.fail_numbers.add("3035550110")
     sim.job_seconds = 0.2
-    service = Outbound(make_settings(), db, client, notify=NOTIFY)
+    service = Outbound(make_settings(), db, FaxageOutbound(client, make_settings()), notify=NOTIFY)
     service.start()
     try:
         (folders.hot / "3035550110 - Nobody.pdf").write_bytes(b"%PDF-1.4\nquote\n")

@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 
 from faxd.outbound.service import Outbound, list_jobs
 from faxd.providers.faxage.client import FaxFile
+from faxd.providers.faxage.provider import FaxageOutbound
 from faxd.sim.documents import make_pdf
 from faxd.store.db import Database
 from faxd.store.models import OutboundJob
@@ -117,13 +118,13 @@ def test_sigkill_after_sendfax_post_does_not_send_twice(
     try:
         (job,) = list_jobs(db)
         assert job.state == JobState.SUBMITTING.value  # committed before the POST
-        assert job.faxage_jobid is None
+        assert job.remote_jobid is None
 
         restart_twice(config, sim)
         assert sim.sendfax_posts == 1
         (sim_job,) = sim.jobs.values()
         (job,) = list_jobs(db)
-        assert job.faxage_jobid == sim_job.jobid
+        assert (job.provider, job.remote_jobid) == ("faxage", str(sim_job.jobid))
         assert job.resends == 0
         assert job.state == JobState.SENT.value
         assert (folders.sent / "3035551212 - Acme.pdf").read_bytes() == data
@@ -156,7 +157,7 @@ def test_sigkill_after_sendfax_post_with_unknown_sendtime_does_not_send_twice(
     assert sim.sendfax_posts == 1, output
     (sim_job,) = sim.jobs.values()
     (shown,) = faxd_jobs_json(config)
-    assert (shown["faxage_jobid"], shown["state"]) == (sim_job.jobid, "sent")
+    assert (shown["remote_jobid"], shown["state"]) == (str(sim_job.jobid), "sent")
     assert (folders.sent / "3035551212 - Acme.pdf").read_bytes() == data
 
 
@@ -199,7 +200,7 @@ def test_submitting_job_unknown_to_faxage_is_resent_once(
 ) -> None:
     """No status record matches a submitting job: it is resent once, and the log says so."""
     job_id = _submitting_job(db, folders, "3035551212", datetime.now(UTC))
-    service = Outbound(make_settings(), db, client)
+    service = Outbound(make_settings(), db, FaxageOutbound(client, make_settings()))
     with capture_logs() as logs:
         service.submit_pending()
     assert sim.sendfax_posts == 1
@@ -222,16 +223,16 @@ def test_reconcile_ignores_records_owned_or_too_old(
                 faxno="3035551212",
                 source_name="other.pdf",
                 spool_path=str(folders.spool / "other.pdf"),
-                faxage_jobid=other,
+                remote_jobid=str(other),
             )
         )
     job_id = _submitting_job(db, folders, "3035551212", datetime.now(UTC))
-    Outbound(make_settings(), db, client).submit_pending()
+    Outbound(make_settings(), db, FaxageOutbound(client, make_settings())).submit_pending()
     assert sim.sendfax_posts == 2  # the other job's POST and one resend of ours
     with db.session() as session:
         job = session.get(OutboundJob, job_id)
         assert job is not None
-        assert job.faxage_jobid not in (None, other)
+        assert job.remote_jobid not in (None, str(other))
         assert job.resends == 1
 
 

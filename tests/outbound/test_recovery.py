@@ -23,6 +23,7 @@ from faxd.outbound.service import (
     queue_files,
     retry_job,
 )
+from faxd.providers.faxage.provider import FaxageOutbound
 from faxd.store.models import OutboundJob
 from faxd.store.states import JobState
 
@@ -55,7 +56,7 @@ def test_new_file_with_an_old_jobs_name_is_not_adopted_at_start_up(
     add_job(
         db,
         state=JobState.SUBMITTED.value,
-        faxage_jobid=7001,
+        remote_jobid="7001",
         spool_path=str(folders.spool / "1-3035551212.pdf"),
         final_path=str(folders.sent / "3035551212.pdf"),
         size=len(old),
@@ -127,7 +128,7 @@ def test_one_unspoolable_job_does_not_block_the_others(
         source_relpath="3035551213.pdf",
         spool_path=str(good),
     )
-    service = Outbound(make_settings(), db, client)
+    service = Outbound(make_settings(), db, FaxageOutbound(client, make_settings()))
     assert service.submit_pending() == 1
     assert sim.sendfax_posts == 1
     assert stuck.exists()
@@ -161,7 +162,7 @@ def test_retry_from_a_failed_folder_on_another_file_system(
     doc = tmp_path / "3035551212.pdf"
     doc.write_bytes(b"%PDF-1.4 across mounts")
     (job_id,) = queue_files([doc], "3035551212", None, config=settings, db=db)
-    service = Outbound(settings, db, client)
+    service = Outbound(settings, db, FaxageOutbound(client, settings))
     service.submit_pending()
     service.follow_up()
     assert (other_mount / "3035551212.pdf").exists()
@@ -205,7 +206,8 @@ def test_idle_worker_sleeps_instead_of_ticking(
     Judged by the timeouts the worker waits with, not by counting wake-ups in a
     wall-clock window, so a slow machine cannot turn it red.
     """
-    service = Outbound(make_settings(), db, client, tick_seconds=0.05)
+    settings = make_settings()
+    service = Outbound(settings, db, FaxageOutbound(client, settings), tick_seconds=0.05)
     paths = RecordingQueue()
     service._paths = paths  # the worker's queue, and the watcher's with it
     service.watcher.paths = paths
@@ -246,7 +248,7 @@ def test_one_unfileable_job_does_not_stop_the_follow_up_pass(
     settings = make_settings()
     queue_files([docs[0]], "3035551212", None, config=settings, db=db)
     queue_files([docs[1]], "3035551213", None, config=settings, db=db)
-    service = Outbound(settings, db, client)
+    service = Outbound(settings, db, FaxageOutbound(client, settings))
     service.submit_pending()
     assert service.follow_up() == 1
     states = {j.faxno: j.state for j in list_jobs(db)}

@@ -21,6 +21,7 @@ from faxd.config import load_config
 from faxd.demo import DemoLayout, write_config
 from faxd.outbound.follow import FollowUp
 from faxd.providers.faxage.client import FaxageClient, FaxFile
+from faxd.providers.faxage.provider import FaxageOutbound
 from faxd.store.db import Database
 from faxd.store.models import OutboundJob
 from faxd.store.states import JobState
@@ -67,11 +68,12 @@ def test_unreadable_status_line_is_logged_once_a_day_and_recorded(
                     faxno="3035551212",
                     source_name="a.pdf",
                     spool_path=str(folders.spool / "a.pdf"),
-                    faxage_jobid=jobid,
+                    remote_jobid=str(jobid),
                 )
             )
         sim.status_extra_lines = [GARBLED]
-        follow = FollowUp(make_settings(), db, client, clock=clock)
+        settings = make_settings()
+        follow = FollowUp(settings, db, FaxageOutbound(client, settings), clock=clock)
         with capture_logs() as logs:
             for _ in range(3):
                 follow.follow_up()

@@ -1,4 +1,4 @@
-"""Submission decisions by error type, with a fake client passed to the constructor."""
+"""Submission decisions by error type, with a fake FAXAGE client behind the real adapter."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from structlog.testing import capture_logs
 from faxd.errors import AuthError, OutcomeUnknownError, PermanentError, TransientError
 from faxd.outbound.service import list_jobs
 from faxd.outbound.submitter import UNSURE, Submitter
-from faxd.providers.faxage.records import StatusRecord
+from faxd.providers.base import JobStatus
+from faxd.providers.faxage.provider import FaxageOutbound
+from faxd.providers.faxage.records import StatusRecord, StatusResult
 from faxd.store.models import OutboundJob
 from faxd.store.states import JobState
 
@@ -42,8 +44,13 @@ class FakeClient:
             raise result
         return result
 
+    account = "acme@12345"
+
     def status(self, jobids: Sequence[int] | None = None, **_: Any) -> list[StatusRecord]:
         return list(self.records)
+
+    def status_result(self, jobids: Sequence[int] | None = None, **_: Any) -> StatusResult:
+        return StatusResult(records=tuple(self.records))
 
     def clear(self, jobid: int) -> None:
         pass
@@ -73,7 +80,15 @@ def queue_job(db: Any, folders: Any, clock: FakeClock, faxno: str = "3035551212"
 def build(
     make_settings: Callable[..., Any], db: Any, client: FakeClient, clock: FakeClock
 ) -> Submitter:
-    return Submitter(make_settings(max_attempts=3), db, client, clock=clock, backoff_base=10.0)
+    settings = make_settings(max_attempts=3)
+    return Submitter(
+        settings, db, FaxageOutbound(client, settings), clock=clock, backoff_base=10.0
+    )
+
+
+def as_job(record: StatusRecord) -> JobStatus:
+    """A status record as the FAXAGE adapter hands it to the core."""
+    return FaxageOutbound(FakeClient()).job_status(record)
 
 
 def state_of(db: Any, job_id: int) -> OutboundJob:
@@ -99,7 +114,7 @@ def test_unsent_transient_fault_requeues_with_backoff(
     assert len(client.sent) == 1
     clock.now += timedelta(seconds=10)
     assert submitter.submit_pending() == 1
-    assert state_of(db, job_id).faxage_jobid == 7001
+    assert state_of(db, job_id).remote_jobid == "7001"
 
 
 def test_transient_faults_give_up_after_max_attempts(
@@ -144,7 +159,7 @@ def test_outcome_unknown_stays_submitting_and_is_not_resent_blindly(
     submitter.reconcile()
     submitter.submit_pending()
     job = state_of(db, job_id)
-    assert (job.state, job.faxage_jobid, job.resends) == (JobState.SUBMITTED.value, 9123, 0)
+    assert (job.state, job.remote_jobid, job.resends) == (JobState.SUBMITTED.value, "9123", 0)
     assert len(client.sent) == 1
 
 
@@ -173,7 +188,7 @@ def test_record_sent_before_the_job_existed_is_not_a_match(
     submitter.reconcile()
     submitter.submit_pending()
     job = state_of(db, job_id)
-    assert (job.faxage_jobid, job.resends) == (8000, 1)
+    assert (job.remote_jobid, job.resends) == ("8000", 1)
 
 
 def test_permanent_error_fails_at_once(
@@ -263,12 +278,13 @@ def test_lost_answer_is_matched_in_the_zone_faxage_writes_times_in(
     clock = FakeClock()  # the job is created at 15:00 UTC = 08:00 in Denver (MST)
     job = state_of(db, queue_job(db, folders, clock))
     denver_wallclock = datetime(2026, 3, 2, 8, 0, 30)
+    faxage = FaxageOutbound(FakeClient())
     in_denver = Submitter(
-        make_settings(), db, FakeClient(), clock=clock, sendtime_zone=ZoneInfo("America/Denver")
+        make_settings(), db, faxage, clock=clock, sendtime_zone=ZoneInfo("America/Denver")
     )
-    in_utc = Submitter(make_settings(), db, FakeClient(), clock=clock, sendtime_zone=UTC)
-    assert in_denver.find_match(job, [_record(denver_wallclock)], set()) is not None
-    assert in_utc.find_match(job, [_record(denver_wallclock)], set()) is None
+    in_utc = Submitter(make_settings(), db, faxage, clock=clock, sendtime_zone=UTC)
+    assert in_denver.find_match(job, [as_job(_record(denver_wallclock))], set()) is not None
+    assert in_utc.find_match(job, [as_job(_record(denver_wallclock))], set()) is None
 
 
 def test_two_records_with_unknown_sendtime_leave_the_job_submitting_unsent(
@@ -302,7 +318,7 @@ def test_two_records_with_unknown_sendtime_leave_the_job_submitting_unsent(
     submitter.reconcile()
     submitter.submit_pending()
     job = state_of(db, job_id)
-    assert (job.state, job.faxage_jobid, len(client.sent)) == (JobState.SUBMITTED.value, 777, 1)
+    assert (job.state, job.remote_jobid, len(client.sent)) == (JobState.SUBMITTED.value, "777", 1)
 
 
 def test_unknown_sendtime_beside_a_dated_candidate_is_unsure(
@@ -312,8 +328,8 @@ def test_unknown_sendtime_beside_a_dated_candidate_is_unsure(
     clock = FakeClock()
     job = state_of(db, queue_job(db, folders, clock))
     submitter = build(make_settings, db, FakeClient(), clock)
-    dated = _record(clock.now.astimezone().replace(tzinfo=None))
-    unknown = replace(dated, jobid=778, sendtime=None)
+    dated = as_job(_record(clock.now.astimezone().replace(tzinfo=None)))
+    unknown = as_job(replace(_record(clock.now), jobid=778, sendtime=None))
     assert submitter.find_match(job, [dated, unknown], set()) is UNSURE
-    assert submitter.find_match(job, [dated, unknown], {778}) == dated
-    assert submitter.find_match(job, [unknown], {777}) == unknown
+    assert submitter.find_match(job, [dated, unknown], {"778"}) == dated
+    assert submitter.find_match(job, [unknown], {"777"}) == unknown

@@ -28,7 +28,8 @@ import pytest
 
 from faxd.config import OutboundSettings
 from faxd.outbound.service import Outbound, list_jobs
-from faxd.providers.faxage.records import StatusRecord
+from faxd.providers.faxage.provider import FaxageOutbound
+from faxd.providers.faxage.records import StatusRecord, StatusResult
 from faxd.store.db import Database
 
 CHILD_TIMEOUT_SECONDS = 30.0
@@ -44,9 +45,15 @@ class NoCallsClient:
         self.calls.append(f"sendfax {faxno}")
         return 1
 
+    account = "acme@12345"
+
     def status(self, jobids: Sequence[int] | None = None, **_: Any) -> list[StatusRecord]:
         self.calls.append("status")
         return []
+
+    def status_result(self, jobids: Sequence[int] | None = None, **_: Any) -> StatusResult:
+        self.calls.append("status")
+        return StatusResult(records=())
 
     def clear(self, jobid: int) -> None:
         self.calls.append("clear")
@@ -152,7 +159,7 @@ def test_unreadable_file_is_rejected_for_an_unprivileged_faxd(
         db = Database(url)
         client = NoCallsClient()
         try:
-            Outbound(settings, db, client).run_once()
+            Outbound(settings, db, FaxageOutbound(client, settings)).run_once()
         finally:
             db.dispose()
         return {"euid": os.geteuid(), "could_read": could_read, "provider_calls": client.calls}
