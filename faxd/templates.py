@@ -21,7 +21,9 @@ from datetime import datetime
 from string import Formatter
 
 #: The fields a template may use, in the order messages list them.
-TEMPLATE_FIELDS: tuple[str, ...] = ("recvid", "dnis", "cid", "pages", "ext", "route", "received")
+TEMPLATE_FIELDS: tuple[str, ...] = (
+    "recvid", "dnis", "cid", "pages", "ext", "route", "received", "dnis_e164", "cid_e164",
+)  # fmt: skip
 
 #: ``{received}`` without a format spec, in a path: sortable and free of ``:``.
 DEFAULT_RECEIVED_PATH = "%Y-%m-%d %H%M%S"
@@ -40,6 +42,8 @@ _SAMPLES: dict[str, object] = {
     "ext": "pdf",
     "route": "sales",
     "received": datetime(2024, 1, 31, 23, 59, 58),
+    "dnis_e164": "+13035550101",
+    "cid_e164": "+13035550100",
 }
 _KNOWN = " ".join("{" + name + "}" for name in TEMPLATE_FIELDS)
 _DOTS = re.compile(r"\.{2,}")

@@ -37,7 +37,7 @@ from faxd.config.routes import read_routes
 from faxd.config.sandbox import UnitSource, check_writable
 from faxd.config.secrets import FAXAGE_PASSWORD, HTTP_TOKEN, SMTP_PASSWORD, resolve_password
 from faxd.errors import ConfigError
-from faxd.phone import normalize_number
+from faxd.phone import country_code, nanp_number
 from faxd.redact import register_secret
 
 DEFAULT_CONFIG_PATH = Path("/etc/faxd/faxd.toml")
@@ -119,14 +119,18 @@ def _build(
     database = _database(top.table("database"), base)
     inbound = _inbound(top.table("inbound"), base)
     smtp = _smtp(top.table("smtp"), file, env)
-    routes = read_routes(document.get("routes"), problems, base, have_smtp=smtp is not None)
+    outbound_table = top.table("outbound")
+    country = _country(outbound_table)
+    routes = read_routes(
+        document.get("routes"), problems, base, have_smtp=smtp is not None, country=country
+    )
     if inbound.enabled and not routes:
         problems.add(
             "routes",
             "no [[routes]]: every fax would be held; add at least a default "
             'route, e.g. [[routes]] name = "default" with a folder action',
         )
-    outbound = _outbound(top.table("outbound"), base, inbound)
+    outbound = _outbound(outbound_table, base, inbound, country)
     if inbound.spool_dir == outbound.spool_dir:
         problems.add(
             "[outbound] spool_dir",
@@ -156,6 +160,7 @@ def _build(
         retention=retention,
         notify=notify,
         http=http,
+        country=country,
         warnings=tuple(warnings),
     )
 
@@ -484,10 +489,25 @@ def _one_address(text: str) -> bool:
     return bool(local and domain) and not any(ch.isspace() for ch in address)
 
 
-def _outbound(table: Table | None, base: Path, inbound: InboundSettings) -> OutboundSettings:
+def _country(table: Table | None) -> str:
+    """``[outbound] country``: the ISO 3166 code national numbers are read in."""
+    text = table.text("country") if table is not None else None
+    if text is None:
+        return Config.country
+    try:
+        return country_code(text)
+    except ValueError as exc:
+        assert table is not None
+        table.problem("country", str(exc))
+        return Config.country
+
+
+def _outbound(
+    table: Table | None, base: Path, inbound: InboundSettings, country: str
+) -> OutboundSettings:
     spool_default = inbound.spool_dir.parent / "outbound"
     if table is None:
-        return OutboundSettings(enabled=False, spool_dir=spool_default)
+        return OutboundSettings(enabled=False, spool_dir=spool_default, country=country)
     d = OutboundSettings()
     enabled = table.boolean("enabled", True)
     folders = {
@@ -515,6 +535,7 @@ def _outbound(table: Table | None, base: Path, inbound: InboundSettings) -> Outb
         tagnumber=_tagnumber(table),
         resolution=RESOLUTIONS[resolution] if resolution else None,
         priority=table.choice("priority", ("high", "low"), None),
+        country=country,
     )
     table.finish()
     return settings
@@ -526,7 +547,7 @@ def _tagnumber(table: Table) -> str | None:
     if text is None:
         return None
     try:
-        number = normalize_number(text)
+        number = nanp_number(text)
     except ValueError as exc:
         table.problem("tagnumber", str(exc))
         return None

@@ -45,6 +45,7 @@ from faxd.inbound.backoff import RandomSource, RetryPolicy
 from faxd.inbound.rows import CursorRow, DeliveryRow, FaxRow, Plan
 from faxd.inbound.steps import ERROR_LIMIT as _ERROR_LIMIT
 from faxd.inbound.steps import LedgerSteps
+from faxd.phone import normalize_caller_id
 from faxd.providers.faxage.records import ListfaxRecord, MalformedLine
 from faxd.store.db import Database
 from faxd.store.models import Delivery, InboundFax, ListingProblem, PollCursor
@@ -182,8 +183,8 @@ class Ledger(LedgerSteps):
                         recvid=record.recvid,
                         recvdate=record.recvdate,
                         starttime=record.starttime,
-                        cid=record.cid,
-                        dnis=record.dnis,
+                        cid=normalize_caller_id(record.cid),
+                        dnis=normalize_caller_id(record.dnis),
                         server_filename=record.filename,
                         pagecount=record.pagecount,
                         state=FaxState.LISTED.value,

@@ -19,16 +19,16 @@ from faxd.outbound.naming import (
 @pytest.mark.parametrize(
     ("relpath", "expected"),
     [
-        ("3035551212.pdf", Destination("3035551212", "")),
-        ("303-555-1212 - Acme Corp.pdf", Destination("3035551212", "Acme Corp")),
-        ("1 (303) 555-1212_Acme.pdf", Destination("3035551212", "Acme")),
-        ("+1 303 555 1212 Dr. Smith.tif", Destination("3035551212", "Dr. Smith")),
-        ("(303)555-1212.docx", Destination("3035551212", "")),
-        ("13035551212.pdf", Destination("3035551212", "")),
-        ("3035551212 2nd floor.pdf", Destination("3035551212", "2nd floor")),
-        ("3035551212/report.pdf", Destination("3035551212", "")),
-        ("303-555-1212 Acme/Q3 report.pdf", Destination("3035551212", "Acme")),
-        ("3035551212/2024 report.pdf", Destination("3035551212", "")),
+        ("3035551212.pdf", Destination("+13035551212", "")),
+        ("303-555-1212 - Acme Corp.pdf", Destination("+13035551212", "Acme Corp")),
+        ("1 (303) 555-1212_Acme.pdf", Destination("+13035551212", "Acme")),
+        ("+1 303 555 1212 Dr. Smith.tif", Destination("+13035551212", "Dr. Smith")),
+        ("(303)555-1212.docx", Destination("+13035551212", "")),
+        ("13035551212.pdf", Destination("+13035551212", "")),
+        ("3035551212 2nd floor.pdf", Destination("+13035551212", "2nd floor")),
+        ("3035551212/report.pdf", Destination("+13035551212", "")),
+        ("303-555-1212 Acme/Q3 report.pdf", Destination("+13035551212", "Acme")),
+        ("3035551212/2024 report.pdf", Destination("+13035551212", "")),
     ],
 )
 def test_destination_from_name_or_folder(relpath: str, expected: Destination) -> None:
@@ -46,7 +46,7 @@ def test_recipient_is_cut_to_32_characters() -> None:
 def test_folder_without_number_falls_back_to_file_name() -> None:
     """A plain folder (say, per department) does not hide the number in the file name."""
     result = parse_destination(PurePosixPath("sales/3035551212 - Acme.pdf"))
-    assert result == Destination("3035551212", "Acme")
+    assert result == Destination("+13035551212", "Acme")
 
 
 @pytest.mark.parametrize(
