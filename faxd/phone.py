@@ -35,6 +35,12 @@ _MAX_DIGITS = 18
 _EXAMPLES = (
     "3035550101, (303)555-0101 or +1 303 555 0101; abroad with the country code, +49 30 1234567"
 )
+_TOO_SHORT = frozenset(
+    {
+        phonenumbers.NumberParseException.TOO_SHORT_NSN,
+        phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD,
+    }
+)
 _WHAT_IS_WRONG = {
     phonenumbers.ValidationResult.TOO_SHORT: "is too short for a number",
     phonenumbers.ValidationResult.TOO_LONG: "is too long for a number",
@@ -201,6 +207,10 @@ def _parse(text: str, region: str, *, strict: bool) -> str:
             raise ValueError(
                 f"{_shown(text)}: no country has the calling code it starts with; "
                 "check the digits after the + or 00"
+            ) from None
+        if exc.error_type in _TOO_SHORT:
+            raise ValueError(
+                f"{_shown(text)} is too short to be a phone number; {_hint(international)}"
             ) from None
         raise ValueError(
             f"{_shown(text)} is not a phone number faxd can read; write it like {_EXAMPLES}"

@@ -68,6 +68,49 @@ def test_bad_numbers_are_refused_with_a_reason(relpath: str, words: str) -> None
     assert "rename" in caught.value.message or "start the file name" in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("relpath", "country", "expected"),
+    [
+        ("+49 30 1234567 invoice.pdf", "US", Destination("+49301234567", "invoice")),
+        ("0049301234567_x.pdf", "US", Destination("+49301234567", "x")),
+        ("011 49 30 1234567 - Acme GmbH.pdf", "US", Destination("+49301234567", "Acme GmbH")),
+        ("+44 (0)20 7946 0018 Bob.pdf", "US", Destination("+442079460018", "Bob")),
+        ("+49 30 1234567 - 2024 report.pdf", "US", Destination("+49301234567", "2024 report")),
+        ("+49 30 1234567_2024.pdf", "US", Destination("+49301234567", "2024")),
+        ("0049301234567/report.pdf", "US", Destination("+49301234567", "")),
+        ("030 1234567 Rechnung.pdf", "DE", Destination("+49301234567", "Rechnung")),
+        ("030-1234567.pdf", "DE", Destination("+49301234567", "")),
+        ("020 7946 0018 - Bob.pdf", "GB", Destination("+442079460018", "Bob")),
+        ("+1 303 555 1212 Dr. Smith.tif", "DE", Destination("+13035551212", "Dr. Smith")),
+        ("3035551212 2nd floor.pdf", "CA", Destination("+13035551212", "2nd floor")),
+    ],
+)
+def test_international_and_national_names(
+    relpath: str, country: str, expected: Destination
+) -> None:
+    """+, 00 and 011 names, and national numbers of [outbound] country, give E.164."""
+    assert parse_destination(PurePosixPath(relpath), country) == expected
+
+
+@pytest.mark.parametrize(
+    ("relpath", "country", "words"),
+    [
+        ("+49 30 12.pdf", "US", "'+49 30 12' is not a valid fax number"),
+        ("+999 1234 5678 x.pdf", "US", "no country has the calling code"),
+        ("00" + "4" * 30 + ".pdf", "US", "more than 18 digits"),
+        ("0035551212.pdf", "US", "not a valid fax number"),
+        ("+4930/report.pdf", "US", "folder '+4930'"),
+        ("1 (303) 555-1212.pdf", "DE", "not a valid fax number"),
+    ],
+)
+def test_bad_international_names_are_refused(relpath: str, country: str, words: str) -> None:
+    """An unreadable number abroad is refused, saying how to write one."""
+    with pytest.raises(IntakeError) as caught:
+        parse_destination(PurePosixPath(relpath), country)
+    assert words in caught.value.message
+    assert "+49 30 1234567" in caught.value.message
+
+
 @pytest.mark.parametrize("name", ["a.pdf", "A.PDF", "x.tiff", "y.docx", "z.html", "n.txt"])
 def test_supported_extensions_pass(name: str) -> None:
     """Every type on the FAXAGE list is accepted, case-insensitively."""
