@@ -239,7 +239,7 @@ def make_config(
     )
 
 
-SALES, SUPPORT, MAIN = "3035550101", "3035550102", "3035550103"
+SALES, SUPPORT, MAIN = "+13035550101", "+13035550102", "+13035550103"
 
 
 def sim_settings(sim: Any) -> FaxageSettings:
