@@ -264,9 +264,10 @@ def office_routes(root: Path) -> tuple[RouteSpec, ...]:
 
 def expected_path(root: Path, fax: SimFax) -> Path:
     """Where the office routes put ``fax`` (the test's own reading of the templates)."""
-    if fax.dnis == SALES:
+    dnis = f"+1{fax.dnis}"  # the simulator keeps FAXAGE's 10 digits; faxd stores E.164
+    if dnis == SALES:
         return root / "sales" / f"{fax.recvid}.pdf"
-    if fax.dnis == SUPPORT:
+    if dnis == SUPPORT:
         return root / "support" / fax.recvdate.strftime("%Y-%m") / f"fax-{fax.recvid}.pdf"
     return root / "inbox" / f"{fax.dnis}-{fax.recvid}.pdf"
 
