@@ -128,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("send", _send, "queue files to fax (the running daemon sends them)")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument(
-        "--to", required=True, type=number_arg, metavar="NUMBER", help="fax number, e.g. 3035551212"
+        "--to", required=True, metavar="NUMBER",
+        help="fax number, e.g. 3035551212 or +49 30 1234567 (national: read in [outbound] country)"
     )
     p.add_argument("--name", help="recipient name on the cover (32 characters at most)")
     p = command("notify", _notify, "admin notifications ([notify])")
@@ -177,11 +178,11 @@ def date_arg(text: str) -> datetime:
 
 
 def number_arg(text: str) -> str:
-    """A fax number argument, normalised to 10 digits (a bad one is a usage error)."""
-    from faxd.phone import normalize_number
+    """A FAXAGE number argument, normalised to 10 digits (a bad one is a usage error)."""
+    from faxd.phone import nanp_number
 
     try:
-        return normalize_number(text)
+        return nanp_number(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -378,15 +379,20 @@ def _cancel(args: argparse.Namespace) -> int:
 def _send(args: argparse.Namespace) -> int:
     from faxd.app import open_database
     from faxd.outbound.commands import queue_files
-    from faxd.phone import format_number
+    from faxd.phone import format_number, parse_number
 
     config = load(args)
+    try:  # read only now: a national number depends on [outbound] country
+        number = parse_number(args.to, config.outbound.country)
+    except ValueError as exc:
+        print(f"faxd send: argument --to: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     db = open_database(config)
     try:
-        ids = queue_files(args.files, args.to, args.name, config=config.outbound, db=db)
+        ids = queue_files(args.files, number, args.name, config=config.outbound, db=db)
     finally:
         db.dispose()
-    to = format_number(args.to)  # argparse's number_arg already normalised it
+    to = format_number(number)
     for job_id, path in zip(ids, args.files, strict=True):
         print_out(f"job {job_id}: {path.name} -> {to} queued")
     return EXIT_OK

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from faxd.config import RouteSpec
 from faxd.errors import RoutingError
+from faxd.phone import template_digits, template_e164
 from faxd.templates import EMPTY_VALUE as UNKNOWN
 
 
@@ -25,7 +26,7 @@ from faxd.templates import EMPTY_VALUE as UNKNOWN
 class FaxFacts:
     """What faxd knows about a received fax when it routes and delivers it.
 
-    ``dnis`` is the 10-digit number it was sent to, ``cid`` the normalised caller
+    ``dnis`` is the number it was sent to (E.164), ``cid`` the normalised caller
     id (``""`` when unavailable), ``ext`` the file extension (``pdf``/``tif``),
     ``received`` the time the provider reports it arrived, ``recvid`` the
     provider's remote id of the fax and ``provider`` the provider's name.
@@ -46,11 +47,16 @@ class FaxFacts:
         stays a ``datetime`` so ``{received:%Y-%m}`` can format it.  A fact
         FAXAGE did not give (caller id withheld, no page count) reads
         ``unknown``, so a subject says "Fax from unknown", not "Fax from ".
+        ``{dnis}``/``{cid}`` are digits only: 10 for a NANP number, as before
+        numbers became E.164 (folder layouts stay as they were), else the E.164
+        digits without ``+``; ``{dnis_e164}``/``{cid_e164}`` keep the ``+``.
         """
         return {
             "recvid": self.recvid,
-            "dnis": self.dnis or UNKNOWN,
-            "cid": self.cid or UNKNOWN,
+            "dnis": template_digits(self.dnis) or UNKNOWN,
+            "cid": template_digits(self.cid) or UNKNOWN,
+            "dnis_e164": template_e164(self.dnis) or UNKNOWN,
+            "cid_e164": template_e164(self.cid) or UNKNOWN,
             "pages": self.pages if self.pages is not None else UNKNOWN,
             "ext": self.ext,
             "route": route_name,

@@ -23,6 +23,7 @@ from string import Formatter
 #: The fields a template may use, in the order messages list them.
 TEMPLATE_FIELDS: tuple[str, ...] = (
     "recvid", "dnis", "cid", "pages", "ext", "route", "received", "provider",
+    "dnis_e164", "cid_e164",
 )  # fmt: skip
 
 #: ``{received}`` without a format spec, in a path: sortable and free of ``:``.
@@ -43,6 +44,8 @@ _SAMPLES: dict[str, object] = {
     "route": "sales",
     "received": datetime(2024, 1, 31, 23, 59, 58),
     "provider": "faxage",
+    "dnis_e164": "+13035550101",
+    "cid_e164": "+13035550100",
 }
 _KNOWN = " ".join("{" + name + "}" for name in TEMPLATE_FIELDS)
 _DOTS = re.compile(r"\.{2,}")

@@ -230,11 +230,33 @@ def test_send_bad_number_is_one_clear_line(
     """A number that is not 10 digits is a usage error (exit 2) with a hint, no traceback."""
     document = tmp_path / "quote.pdf"
     document.write_bytes(make_pdf("quote"))
-    with pytest.raises(SystemExit) as exited:
-        run(capsys, "send", str(document), "--to", "555-12", "--config", str(config))
-    err = capsys.readouterr().err
-    assert exited.value.code == 2
+    code, _out, err = run(capsys, "send", str(document), "--to", "555-12", "--config", str(config))
+    assert code == 2
     assert "--to" in err and "10-digit" in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1
+
+
+def test_send_to_international_and_national_numbers(
+    capsys: pytest.CaptureFixture[str], config: Path, seeded: Database, tmp_path: Path
+) -> None:
+    """--to takes +49 and 0049 forms, and national numbers of [outbound] country; stored E.164."""
+    document = tmp_path / "rechnung.pdf"
+    document.write_bytes(make_pdf("rechnung"))
+    code, out, _err = run(capsys, "send", str(document), "--to", "0049 30 1234567",
+                          "--config", str(config))  # fmt: skip
+    assert (code, out) == (0, "job 3: rechnung.pdf -> +49 30 1234567 queued\n")
+    code, _out, err = run(capsys, "send", str(document), "--to", "030 123456",
+                          "--config", str(config))  # fmt: skip
+    assert code == 2 and "10-digit" in err  # read in the US: 9 digits
+    german = config.with_name("german.toml")
+    german.write_text(config.read_text().replace("[outbound]", '[outbound]\ncountry = "DE"'))
+    german.chmod(0o600)  # it holds the password
+    code, out, _err = run(capsys, "send", str(document), "--to", "030 123456",
+                          "--config", str(german))  # fmt: skip
+    assert (code, out, _err) == (0, "job 4: rechnung.pdf -> +49 30 123456 queued\n", "")
+    with seeded.session() as session:
+        numbers = [job.faxno for job in session.query(OutboundJob).order_by(OutboundJob.id)]
+    assert numbers[2:] == ["+49301234567", "+4930123456"]
 
 
 def test_retry_failed_fax(

@@ -76,8 +76,8 @@ def test_example_config_loads_with_password_from_env() -> None:
         "front-desk",
         "default",
     ]
-    assert config.routes[0].dnis == ("3035550101",)
-    assert config.routes[3].dnis == ("3035550100",)
+    assert config.routes[0].dnis == ("+13035550101",)
+    assert config.routes[3].dnis == ("+13035550100",)
     assert config.routes[-1].is_default
     assert {type(a) for r in config.routes for a in r.actions} == {FolderSpec, PrintSpec, EmailSpec}
     assert config.smtp is not None and config.smtp.from_addr == "faxd@example.com"
@@ -212,7 +212,7 @@ actions = []
 
 
 def test_numbers_are_normalised_and_bad_ones_named(tmp_path: Path) -> None:
-    """DNIS and caller ids are stored as 10 digits; a bad one is named with its index."""
+    """DNIS and caller ids are stored as E.164; a bad one is named with its index."""
     good = (
         FAXAGE
         + DEFAULT_ROUTE.replace(
@@ -222,11 +222,34 @@ def test_numbers_are_normalised_and_bad_ones_named(tmp_path: Path) -> None:
         + DEFAULT_ROUTE
     )
     config = load(tmp_path, good)
-    assert config.routes[0].dnis == ("3035550101", "3035550102")
+    assert config.routes[0].dnis == ("+13035550101", "+13035550102")
     assert config.routes[0].cid == ("",)
 
     found = problems(tmp_path, good.replace('"(303)555-0102"', '"555-0102"'))
     assert "'555-0102' is not a 10-digit fax number" in only(found, "routes[0].dnis[1]")
+
+
+def test_route_numbers_may_be_international_or_national_in_country(tmp_path: Path) -> None:
+    """dnis/cid take +49 and 0049 forms, and national numbers of [outbound] country."""
+    route = DEFAULT_ROUTE.replace(
+        'name = "default"',
+        'name = "berlin"\ndnis = ["+49 30 1234567", "0049 30 1234568", "030 123456"]\n'
+        'cid = ["+44 20 7946 0018"]',
+    )
+    text = FAXAGE + route + DEFAULT_ROUTE
+    found = problems(tmp_path, text)  # read in the US, 030 123456 is too short
+    assert "10-digit" in only(found, "routes[0].dnis[2]") and len(found) == 1
+    german = load(tmp_path, text + '\n[outbound]\nenabled = false\ncountry = "de"\n')
+    assert german.country == german.outbound.country == "DE"
+    assert german.routes[0].dnis == ("+49301234567", "+49301234568", "+4930123456")
+    assert german.routes[0].cid == ("+442079460018",)
+
+
+def test_country_must_be_one_phonenumbers_knows(tmp_path: Path) -> None:
+    """A made-up [outbound] country is named, with what to write instead."""
+    text = FAXAGE + DEFAULT_ROUTE + '\n[outbound]\nenabled = false\ncountry = "Germany"\n'
+    assert "ISO 3166" in only(problems(tmp_path, text), "[outbound] country")
+    assert load(tmp_path, FAXAGE + DEFAULT_ROUTE).country == "US"
 
 
 def test_bad_hours_are_reported_with_the_route(tmp_path: Path) -> None:

@@ -14,15 +14,15 @@ from faxd.errors import RoutingError
 from faxd.hours import Hours
 from faxd.routing import FaxFacts, route
 
-SALES = "3035550101"
-SUPPORT = "3035550102"
-BOSS = "7205550199"
+SALES = "+13035550101"
+SUPPORT = "+13035550102"
+BOSS = "+17205550199"
 MONDAY_MORNING = datetime(2024, 3, 4, 10, 0)  # a Monday
 MONDAY_NIGHT = datetime(2024, 3, 4, 22, 0)
 SATURDAY_NOON = datetime(2024, 3, 9, 12, 0)
 
 
-def facts(dnis: str = SALES, cid: str = "3035550100") -> FaxFacts:
+def facts(dnis: str = SALES, cid: str = "+13035550100") -> FaxFacts:
     return FaxFacts(recvid=17, dnis=dnis, cid=cid, pages=1, ext="pdf", received=MONDAY_MORNING)
 
 
@@ -42,7 +42,7 @@ ROUTES = (
     make_route("boss-to-sales", dnis=(SALES,), cid=(BOSS,)),
     make_route("sales-day", dnis=(SALES,), hours=OFFICE_HOURS),
     make_route("sales-night", dnis=(SALES,)),
-    make_route("support", dnis=(SUPPORT, "3035550103")),
+    make_route("support", dnis=(SUPPORT, "+13035550103")),
     make_route("default"),
 )
 
@@ -60,7 +60,7 @@ def server_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_dnis_picks_the_route_for_that_number() -> None:
     """A fax to a number listed in a route's dnis takes that route."""
     assert route(facts(dnis=SUPPORT), ROUTES, MONDAY_MORNING).name == "support"
-    assert route(facts(dnis="3035550103"), ROUTES, MONDAY_MORNING).name == "support"
+    assert route(facts(dnis="+13035550103"), ROUTES, MONDAY_MORNING).name == "support"
 
 
 def test_first_matching_route_wins() -> None:
@@ -78,8 +78,8 @@ def test_every_given_key_must_match() -> None:
 
 def test_cid_alone_can_route() -> None:
     """A route with only a cid key takes that caller's faxes to any number."""
-    routes = (make_route("vip", cid=(BOSS, "3035550177")), make_route("default"))
-    assert route(facts(dnis=SUPPORT, cid="3035550177"), routes, MONDAY_MORNING).name == "vip"
+    routes = (make_route("vip", cid=(BOSS, "+13035550177")), make_route("default"))
+    assert route(facts(dnis=SUPPORT, cid="+13035550177"), routes, MONDAY_MORNING).name == "vip"
     assert route(facts(dnis=SUPPORT, cid=""), routes, MONDAY_MORNING).name == "default"
 
 
@@ -92,7 +92,7 @@ def test_hours_choose_between_day_and_night_routes() -> None:
 
 def test_unmatched_fax_goes_to_the_default_route() -> None:
     """A fax no keyed route matches takes the route without match keys."""
-    chosen = route(facts(dnis="4155550000", cid=""), ROUTES, MONDAY_MORNING)
+    chosen = route(facts(dnis="+14155550000", cid=""), ROUTES, MONDAY_MORNING)
     assert chosen.name == "default"
     assert chosen.is_default
 
@@ -106,17 +106,17 @@ def test_default_route_first_shadows_everything_after_it() -> None:
 def test_no_match_and_no_default_is_a_routing_error() -> None:
     """Without a default, an unmatched fax raises RoutingError naming number, caller and fix."""
     with pytest.raises(RoutingError) as caught:
-        route(facts(dnis="4155550000", cid="2125550123"), ROUTES[:4], MONDAY_MORNING)
+        route(facts(dnis="+14155550000", cid="+12125550123"), ROUTES[:4], MONDAY_MORNING)
     message = str(caught.value)
-    assert "4155550000" in message
-    assert "2125550123" in message
+    assert "+14155550000" in message
+    assert "+12125550123" in message
     assert "default route" in message
 
 
 def test_routing_error_with_unknown_caller_still_reads_well() -> None:
     """A fax without caller id says so instead of printing an empty string."""
     with pytest.raises(RoutingError, match="unknown caller"):
-        route(facts(dnis="4155550000", cid=""), (), MONDAY_MORNING)
+        route(facts(dnis="+14155550000", cid=""), (), MONDAY_MORNING)
 
 
 def test_routing_uses_the_now_it_is_given_not_the_clock() -> None:
@@ -153,8 +153,10 @@ def test_template_fields_name_unknown_values() -> None:
     assert fields == {
         "recvid": "9",
         "provider": "unknown",
-        "dnis": SALES,
+        "dnis": "3035550101",  # a NANP number renders as before: folder layouts stay
         "cid": "unknown",
+        "dnis_e164": SALES,
+        "cid_e164": "unknown",
         "pages": "unknown",
         "ext": "tif",
         "route": "night",
@@ -162,3 +164,32 @@ def test_template_fields_name_unknown_values() -> None:
     }
     with_provider = FaxFacts("9", SALES, "", None, "tif", MONDAY_MORNING, "voipms")
     assert with_provider.template_fields("night")["provider"] == "voipms"
+
+
+def test_international_dnis_and_cid_match_their_e164_form() -> None:
+    """Routes and faxes compare E.164 with E.164, abroad as at home."""
+    berlin, london = "+49301234567", "+442079460018"
+    routes = (
+        make_route("london-caller", dnis=(berlin,), cid=(london,)),
+        make_route("berlin", dnis=(berlin,)),
+        make_route("default"),
+    )
+    assert route(facts(dnis=berlin, cid=london), routes, MONDAY_MORNING).name == "london-caller"
+    assert route(facts(dnis=berlin, cid=SALES), routes, MONDAY_MORNING).name == "berlin"
+    # the same digits as a US number are another number
+    assert route(facts(dnis="+14930123456"), routes, MONDAY_MORNING).name == "default"
+
+
+@pytest.mark.parametrize(
+    ("dnis", "cid", "shown"),
+    [
+        ("+13035550101", "+17205550199", ("3035550101", "7205550199")),
+        ("+49301234567", "+442079460018", ("49301234567", "442079460018")),
+        ("+49301234567", "../../etc", ("49301234567", "unknown")),
+    ],
+)
+def test_template_numbers_are_digits_only(dnis: str, cid: str, shown: tuple[str, str]) -> None:
+    """{dnis}/{cid}: NANP as the 10 digits they always were, else E.164 digits; never a path."""
+    fields = FaxFacts("9", dnis, cid, 1, "pdf", MONDAY_MORNING).template_fields("r")
+    assert (fields["dnis"], fields["cid"]) == shown
+    assert fields["dnis_e164"] == dnis

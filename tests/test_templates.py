@@ -37,6 +37,7 @@ def test_fields_are_the_documented_ones() -> None:
     """The template fields are exactly those DESIGN.md lists."""
     assert set(TEMPLATE_FIELDS) == {
         "recvid", "dnis", "cid", "pages", "ext", "route", "received", "provider",
+        "dnis_e164", "cid_e164",
     }  # fmt: skip
 
 

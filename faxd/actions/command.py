@@ -6,7 +6,9 @@ rather than from text pasted into its command line, so a caller id can never
 become an argument or a shell word:
 
 ``FAXD_FILE`` (absolute path of the fax file), ``FAXD_RECVID``, ``FAXD_DNIS``,
-``FAXD_CID`` (empty when unavailable), ``FAXD_PAGES`` (empty when unknown),
+``FAXD_CID`` (empty when unavailable; both digits only, 10 for a NANP number as
+before numbers became E.164), ``FAXD_DNIS_E164``, ``FAXD_CID_E164`` (``+49301234567``),
+``FAXD_PAGES`` (empty when unknown),
 ``FAXD_RECEIVED`` (ISO 8601), ``FAXD_ROUTE``, ``FAXD_SHA256``, ``FAXD_KIND``
 (``pdf`` or ``tiff``).
 
@@ -24,6 +26,7 @@ from collections.abc import Mapping
 from faxd.actions.base import Deliverable, last_line, run_program
 from faxd.config import CommandSpec
 from faxd.errors import ConfigError, DeliveryError
+from faxd.phone import template_digits, template_e164
 from faxd.redact import redact
 
 #: The ``argv`` item replaced by the fax file's path.
@@ -61,8 +64,10 @@ class CommandAction:
             **self.env,
             "FAXD_FILE": str(item.path),
             "FAXD_RECVID": str(facts.recvid),
-            "FAXD_DNIS": facts.dnis,
-            "FAXD_CID": facts.cid,
+            "FAXD_DNIS": template_digits(facts.dnis),  # 10 digits for NANP, as before E.164
+            "FAXD_CID": template_digits(facts.cid),
+            "FAXD_DNIS_E164": template_e164(facts.dnis),
+            "FAXD_CID_E164": template_e164(facts.cid),
             "FAXD_PAGES": "" if facts.pages is None else str(facts.pages),
             "FAXD_RECEIVED": facts.received.isoformat(),
             "FAXD_ROUTE": item.route,

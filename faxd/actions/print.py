@@ -25,6 +25,7 @@ from pathlib import Path
 from faxd.actions.base import Deliverable, run_program
 from faxd.config import PrintSpec
 from faxd.errors import DeliveryError
+from faxd.phone import template_digits
 from faxd.redact import summarize_body
 
 #: Seconds ``lp`` may take to hand the file to CUPS.
@@ -59,7 +60,7 @@ class PrintAction:
         argv += ["-n", str(self.spec.copies)]
         for option in self.spec.options:
             argv += ["-o", option]
-        cid = item.facts.cid or "unknown caller"
+        cid = template_digits(item.facts.cid) or "unknown caller"  # as {cid} shows it
         argv += ["-t", f"Fax {item.facts.recvid} from {cid}", str(item.path)]
         return argv
 

@@ -46,7 +46,7 @@ from faxd.config.values import base_url as check_base_url
 from faxd.config.values import is_loopback as _is_loopback
 from faxd.config.values import one_address as _one_address
 from faxd.errors import ConfigError
-from faxd.phone import normalize_number
+from faxd.phone import country_code, nanp_number
 from faxd.providers.base import PROVIDER_NAMES
 from faxd.redact import register_secret
 
@@ -138,16 +138,19 @@ def _build(
     wanted_inbound = inbound_table.text_list("providers") if inbound_table else None
     inbound = _inbound(inbound_table, base)
     smtp = _smtp(top.table("smtp"), file, env)
-    routes = read_routes(document.get("routes"), problems, base, have_smtp=smtp is not None)
+    outbound_table = top.table("outbound")
+    country = _country(outbound_table)
+    routes = read_routes(
+        document.get("routes"), problems, base, have_smtp=smtp is not None, country=country
+    )
     if inbound.enabled and not routes:
         problems.add(
             "routes",
             "no [[routes]]: every fax would be held; add at least a default "
             'route, e.g. [[routes]] name = "default" with a folder action',
         )
-    outbound_table = top.table("outbound")
     wanted_outbound = outbound_table.text("provider") if outbound_table else None
-    outbound = _outbound(outbound_table, base, inbound)
+    outbound = _outbound(outbound_table, base, inbound, country)
     inbound_names = inbound_providers(
         inbound_table or Table({}, "[inbound]", problems, base),
         wanted_inbound,
@@ -191,6 +194,7 @@ def _build(
         faxnummer=faxnummer,
         inbound_providers=inbound_names,
         outbound_provider=outbound_name,
+        country=country,
         warnings=tuple(warnings),
     )
 
@@ -462,10 +466,25 @@ def _smtp(table: Table | None, file: Path, env: Mapping[str, str]) -> SmtpSettin
     )
 
 
-def _outbound(table: Table | None, base: Path, inbound: InboundSettings) -> OutboundSettings:
+def _country(table: Table | None) -> str:
+    """``[outbound] country``: the ISO 3166 code national numbers are read in."""
+    text = table.text("country") if table is not None else None
+    if text is None:
+        return Config.country
+    try:
+        return country_code(text)
+    except ValueError as exc:
+        assert table is not None
+        table.problem("country", str(exc))
+        return Config.country
+
+
+def _outbound(
+    table: Table | None, base: Path, inbound: InboundSettings, country: str
+) -> OutboundSettings:
     spool_default = inbound.spool_dir.parent / "outbound"
     if table is None:
-        return OutboundSettings(enabled=False, spool_dir=spool_default)
+        return OutboundSettings(enabled=False, spool_dir=spool_default, country=country)
     d = OutboundSettings()
     enabled = table.boolean("enabled", True)
     folders = {
@@ -493,6 +512,7 @@ def _outbound(table: Table | None, base: Path, inbound: InboundSettings) -> Outb
         tagnumber=_tagnumber(table),
         resolution=RESOLUTIONS[resolution] if resolution else None,
         priority=table.choice("priority", ("high", "low"), None),
+        country=country,
     )
     table.finish()
     return settings
@@ -504,7 +524,7 @@ def _tagnumber(table: Table) -> str | None:
     if text is None:
         return None
     try:
-        number = normalize_number(text)
+        number = nanp_number(text)
     except ValueError as exc:
         table.problem("tagnumber", str(exc))
         return None

@@ -259,6 +259,9 @@ class OutboundSettings:
     tagnumber: str | None = None  # 1.XXX.XXX.XXXX, as FAXAGE wants it
     resolution: int | None = None  # None: account default; 1 fine; 2 superfine
     priority: str | None = None  # None | "high" | "low"
+    #: ``[outbound] country`` (also :attr:`Config.country`): national numbers in file
+    #: names and ``faxd send --to`` are read in this ISO 3166 country.
+    country: str = "US"
 
 
 #: Every event ``[notify]`` can mail about (DESIGN "Operations").

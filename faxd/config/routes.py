@@ -28,7 +28,7 @@ from faxd.config.model import (
 )
 from faxd.config.reader import Problems, Table, describe, resolve_path, suggest
 from faxd.hours import Hours
-from faxd.phone import UNKNOWN_CALLER_IDS, normalize_number
+from faxd.phone import UNKNOWN_CALLER_IDS, parse_number
 from faxd.providers.base import PROVIDER_NAMES
 from faxd.templates import template_problems
 
@@ -36,16 +36,19 @@ ACTION_TYPES = ("folder", "print", "email", "command")
 
 
 def read_routes(
-    raw: Any, problems: Problems, base: Path, *, have_smtp: bool
+    raw: Any, problems: Problems, base: Path, *, have_smtp: bool, country: str = "US"
 ) -> tuple[RouteSpec, ...]:
-    """Every ``[[routes]]`` entry, in order; problems go to ``problems``."""
+    """Every ``[[routes]]`` entry, in order; problems go to ``problems``.
+
+    ``dnis`` and ``cid`` numbers become E.164, national ones read in ``country``.
+    """
     if raw is None:
         return ()
     if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
         problems.add("routes", "must be written as [[routes]] tables")
         return ()
     routes = [
-        _read_route(Table(item, f"routes[{i}]", problems, base), have_smtp)
+        _read_route(Table(item, f"routes[{i}]", problems, base), have_smtp, country)
         for i, item in enumerate(raw)
     ]
     _check_names(routes, problems)
@@ -53,7 +56,7 @@ def read_routes(
     return tuple(routes)
 
 
-def _read_route(table: Table, have_smtp: bool) -> RouteSpec:
+def _read_route(table: Table, have_smtp: bool, country: str) -> RouteSpec:
     name = table.text(
         "name",
         required=True,
@@ -61,8 +64,8 @@ def _read_route(table: Table, have_smtp: bool) -> RouteSpec:
     )
     if name is not None and not name.isprintable():
         table.problem("name", "must not contain control characters")
-    dnis = _numbers(table, "dnis", caller_id=False)
-    cid = _numbers(table, "cid", caller_id=True)
+    dnis = _numbers(table, "dnis", caller_id=False, country=country)
+    cid = _numbers(table, "cid", caller_id=True, country=country)
     providers = _providers(table)
     hours: Hours | None = None
     spec = table.text("hours")
@@ -105,8 +108,8 @@ def _providers(table: Table) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _numbers(table: Table, key: str, *, caller_id: bool) -> tuple[str, ...]:
-    """Match numbers as stored: 10 digits; for ``cid``, "Unavailable" etc. is ``""``."""
+def _numbers(table: Table, key: str, *, caller_id: bool, country: str) -> tuple[str, ...]:
+    """Match numbers as stored: E.164; for ``cid``, "Unavailable" etc. is ``""``."""
     found: list[str] = []
     given = table.text_list(key, allow_int=True)
     if given == []:
@@ -120,7 +123,7 @@ def _numbers(table: Table, key: str, *, caller_id: bool) -> tuple[str, ...]:
             number = ""
         else:
             try:
-                number = normalize_number(text)
+                number = parse_number(text, country)
             except ValueError as exc:
                 table.problem(f"{key}[{index}]", str(exc))
                 continue

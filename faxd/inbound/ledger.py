@@ -47,6 +47,7 @@ from faxd.inbound.backoff import RandomSource, RetryPolicy
 from faxd.inbound.rows import CursorRow, DeliveryRow, FaxRow, Plan
 from faxd.inbound.steps import ERROR_LIMIT as _ERROR_LIMIT
 from faxd.inbound.steps import LedgerSteps
+from faxd.phone import normalize_caller_id
 from faxd.providers.base import RemoteFax, Unreadable
 from faxd.store.db import Database
 from faxd.store.models import Delivery, InboundFax, ListingProblem, PollCursor
@@ -198,8 +199,8 @@ class Ledger(LedgerSteps):
                         remote_id=fax.remote_id,
                         recvdate=fax.received_at,
                         starttime=None,
-                        cid=fax.caller_id,
-                        dnis=fax.dnis,
+                        cid=normalize_caller_id(fax.caller_id),
+                        dnis=normalize_caller_id(fax.dnis),
                         server_filename=fax.filename,
                         pagecount=fax.pages,
                         state=FaxState.LISTED.value,

@@ -21,7 +21,7 @@ from faxd.outbound import files, naming
 from faxd.outbound.documents import inspect_file
 from faxd.outbound.intake import Intake, fail_job_file
 from faxd.outbound.numbers import label
-from faxd.phone import normalize_number
+from faxd.phone import parse_number
 from faxd.providers.base import OutboundProvider
 from faxd.store.db import Database
 from faxd.store.models import OutboundJob
@@ -44,7 +44,7 @@ def queue_files(
     Raises :class:`IntakeError` naming the problem.
     """
     try:
-        number = normalize_number(faxno)
+        number = parse_number(faxno, config.country)
     except ValueError as exc:
         raise IntakeError(str(exc)) from None
     # A link named on the command line is the user's own choice: read what it points to.

@@ -96,6 +96,7 @@ class Intake:
         self.hot_folder = Path(settings.hot_folder)
         self.spool_dir = Path(settings.spool_dir)
         self.max_file_mb = settings.max_file_mb
+        self.country = settings.country
         # Rejected files whose source could not be removed: (relpath, dev, ino, size,
         # mtime) -> not copied to the failed folder again on every rescan.
         self._rejected: set[tuple[str, int, int, int, int]] = set()
@@ -133,7 +134,7 @@ class Intake:
             # first: a link's own name says nothing about its target
             check_regular(path, dir_fd=folder_fd)
             naming.check_extension(path.name)
-            destination = naming.parse_destination(relpath)
+            destination = naming.parse_destination(relpath, self.country)
             fd, st = open_document(path, dir_fd=folder_fd)
         except IntakeError as exc:
             self._reject(folder_fd, path, exc.message)

@@ -1,8 +1,10 @@
 """How a file dropped in the outbox names its fax: pure rules, no I/O.
 
 Office workers address a fax by how they name the file (``3035551212.pdf``,
-``303-555-1212 - Acme Corp.pdf``, ``1 (303) 555-1212_Acme.pdf``) or by the
-folder they drop it in (``outbox/3035551212/report.pdf``).  This module turns a
+``303-555-1212 - Acme Corp.pdf``, ``1 (303) 555-1212_Acme.pdf``, abroad
+``+49 30 1234567 invoice.pdf`` or ``0049301234567_x.pdf``, and national numbers
+of ``[outbound] country``) or by the folder they drop it in
+(``outbox/3035551212/report.pdf``).  This module turns a
 path relative to the hot folder into a :class:`Destination`, decides which
 names are litter to ignore, and which types FAXAGE accepts.  Everything that
 is wrong with a name comes back as an :class:`~faxd.errors.IntakeError` whose
@@ -15,6 +17,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from faxd import phone
 from faxd.errors import IntakeError
 from faxd.providers.faxage.files import SEND_EXTENSIONS
 
@@ -31,13 +34,15 @@ _IGNORED_DIRS = frozenset({"@eadir"})
 
 # Characters people put between the digits of a number: "1 (303) 555-1212".
 _NUMBER_PUNCTUATION = frozenset(" ()-.+")
+# The most digits read as one number: E.164's 15 and an 00/011 prefix.
+_MAX_DIGITS = 18
 # Characters that separate the number from the recipient name.
 _SEPARATORS = " -_.,;:+()"
 
 
 @dataclass(frozen=True)
 class Destination:
-    """Where a dropped file goes: ten digits and an optional recipient name."""
+    """Where a dropped file goes: an E.164 number and an optional recipient name."""
 
     faxno: str
     recipname: str
@@ -84,28 +89,29 @@ def check_extension(name: str) -> str:
     )
 
 
-def parse_destination(relpath: PurePath) -> Destination:
+def parse_destination(relpath: PurePath, country: str = "US") -> Destination:
     """Read the destination of a file from its path relative to the hot folder.
 
     A folder the file sits in that starts with a number wins (the user set up
     ``outbox/3035551212/`` on purpose); otherwise the file name must start
-    with the number.  Raises :class:`IntakeError` naming what is wrong.
+    with the number.  National numbers are read in ``country``.  Raises
+    :class:`IntakeError` naming what is wrong.
     """
     name = relpath.name
     if len(relpath.parts) > 1:
         folder = relpath.parts[-2]
         try:
-            return _parse_leading_number(folder)
+            return _parse_leading_number(folder, country)
         except _NoNumber:
             pass
         except _BadNumber as exc:
             raise IntakeError(
                 f"{name!r} is in folder {folder!r}, whose {exc.detail}; rename the folder "
-                "to the 10-digit fax number, like 3035551212"
+                "to the fax number, like 3035551212 or +49 30 1234567"
             ) from None
     stem = name.rpartition(".")[0] or name
     try:
-        return _parse_leading_number(stem)
+        return _parse_leading_number(stem, country)
     except _NoNumber:
         raise IntakeError(
             f"{name!r} has no fax number: start the file name with the number, like "
@@ -114,8 +120,8 @@ def parse_destination(relpath: PurePath) -> Destination:
         ) from None
     except _BadNumber as exc:
         raise IntakeError(
-            f"{name!r}: the {exc.detail}; rename the file so it starts with the 10-digit "
-            "fax number, like '3035551212 - Acme.pdf'"
+            f"{name!r}: the {exc.detail}; rename the file so it starts with the fax "
+            "number, like '3035551212 - Acme.pdf' or '+49 30 1234567 - Acme.pdf'"
         ) from None
 
 
@@ -131,8 +137,75 @@ class _BadNumber(Exception):
         self.detail = detail
 
 
-def _parse_leading_number(text: str) -> Destination:
-    """Split ``text`` into a leading 10/11-digit number and a recipient name."""
+def _parse_leading_number(text: str, country: str) -> Destination:
+    """Split ``text`` into a leading number and a recipient name.
+
+    A NANP number (at home in a NANP country, or after ``+1``) is the first
+    10 digits, or 11 with a leading 1, as it always was.  Any other number
+    (``+``, ``00``, ``011``, or national in another country) ends where a
+    group of digits ends: the longest run of groups that is a valid number
+    wins.  ``_`` or `` - `` always ends it, so ``+49 30 1234567 - 2024 report``
+    is unambiguous where the name starts with digits.
+    """
+    plus, head = _number_start(text)
+    if not head:
+        raise _NoNumber()
+    home_nanp = phone.is_nanp_country(country)
+    if plus:
+        nanp = head.startswith("1")
+    else:
+        nanp = home_nanp and not head.startswith("00") and not head.startswith("011")
+    if nanp:
+        return _parse_nanp(text)
+    return _parse_grouped(text, country)
+
+
+def _number_start(text: str) -> tuple[bool, str]:
+    """Whether a ``+`` comes before the first digit, and the first three digits."""
+    plus = False
+    head = ""
+    for char in text:
+        if char.isascii() and char.isdigit():
+            head += char
+            if len(head) == 3:
+                break
+        elif char not in _NUMBER_PUNCTUATION:
+            break
+        elif char == "+" and not head:
+            plus = True
+    return plus, head
+
+
+def _parse_grouped(text: str, country: str) -> Destination:
+    """A non-NANP leading number: the longest run of digit groups that is valid."""
+    ends: list[int] = []  # indexes just after each group of digits
+    count = 0
+    for index, char in enumerate(text):
+        if char.isascii() and char.isdigit():
+            count += 1
+            if count > _MAX_DIGITS:
+                break
+            following = text[index + 1 : index + 2]
+            if not (following.isascii() and following.isdigit()):
+                ends.append(index + 1)
+        elif char not in _NUMBER_PUNCTUATION or text.startswith(" - ", index):
+            break
+    if not ends:
+        raise _BadNumber(f"number has more than {_MAX_DIGITS} digits")
+    first_problem = ""
+    for end in reversed(ends):
+        try:
+            number = phone.parse_number(text[:end], country)
+        except ValueError as exc:
+            first_problem = first_problem or str(exc)
+            continue
+        return Destination(number, _recipient(text[end:]))
+    written = text[: ends[-1]].strip()
+    raise _BadNumber(f"number {written[:40]!r} is not a valid fax number ({first_problem})")
+
+
+def _parse_nanp(text: str) -> Destination:
+    """Split ``text`` into a leading 10/11-digit NANP number and a recipient name."""
     digits: list[str] = []
     end = 0  # index just after the last digit taken
     for index, char in enumerate(text):
@@ -160,7 +233,7 @@ def _parse_leading_number(text: str) -> Destination:
             else f"number {found!r} is not a valid fax number (area codes never start with 0 or 1)"
         )
         raise _BadNumber(why)
-    return Destination(found, _recipient(rest))
+    return Destination(f"+1{found}", _recipient(rest))
 
 
 def _recipient(rest: str) -> str:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from faxd.clock import Clock, system_clock
-from faxd.phone import UNKNOWN_CALLER_IDS, digits, normalize_number
+from faxd.phone import UNKNOWN_CALLER_IDS, digits, nanp_number
 from faxd.sim.documents import make_document
 from faxd.sim.models import SimCdr, SimFax, SimJob, SimRequest
 from faxd.sim.push import fax_fields, post_later
@@ -47,7 +47,7 @@ def display_number(text: str) -> str:
     if text.strip().lower() in UNKNOWN_CALLER_IDS:
         return "Unavailable"
     try:
-        number = normalize_number(text)
+        number = nanp_number(text)
     except ValueError:
         return text
     return f"({number[:3]}){number[3:6]}-{number[6:]}"
@@ -58,7 +58,7 @@ def cdr_number(text: str) -> str:
     if text.strip().lower() in UNKNOWN_CALLER_IDS:
         return ""
     try:
-        return normalize_number(text)
+        return nanp_number(text)
     except ValueError:
         return digits(text)
 
@@ -109,7 +109,7 @@ class SimState:
         #: Lines added as they are to every status answer that lists a job (garbled ones).
         self.status_extra_lines: list[str] = []
         #: The DIDs on the account (listlines), and those busied out.
-        self.lines: list[str] = [normalize_number(n) for n in lines]
+        self.lines: list[str] = [nanp_number(n) for n in lines]
         self.disabled_lines: set[str] = set()
         self.npanxx: dict[str, tuple[str, str]] = dict(DEFAULT_NPANXX)
         self.available_dids: set[str] = {
@@ -162,7 +162,7 @@ class SimState:
             raise ValueError("give add_fax either data or data_path, not both")
         if pagecount < 1:
             raise ValueError(f"pagecount must be at least 1, not {pagecount}")
-        number = normalize_number(dnis)
+        number = nanp_number(dnis)
         with self.lock:
             recvid = self._next_recvid
             self._next_recvid += 1

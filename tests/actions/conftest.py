@@ -49,8 +49,8 @@ def make_item(spool_dir: Path) -> MakeItem:
     def make(
         *,
         recvid: int = 4711,
-        dnis: str = "3035550101",
-        cid: str = "3035550100",
+        dnis: str = "+13035550101",
+        cid: str = "+13035550100",
         pages: int | None = 2,
         kind: str = "pdf",
         data: bytes | None = None,

@@ -51,7 +51,7 @@ def test_program_gets_the_fax_in_env_cwd_and_last_argument(
 ) -> None:
     """FAXD_* describe the fax, cwd is the spool folder, the path is appended to argv."""
     script, out = recorder
-    item = make_item(recvid=4711, dnis="3035550101", cid="", pages=None, route="night")
+    item = make_item(recvid=4711, dnis="+13035550101", cid="", pages=None, route="night")
     action = CommandAction(CommandSpec(argv=(script, "--mode", "ocr")), env={"OFFICE_X": "1"})
 
     assert action.deliver(item) == "exit 0"
@@ -63,8 +63,10 @@ def test_program_gets_the_fax_in_env_cwd_and_last_argument(
         "OFFICE_X": "1",
         "FAXD_FILE": str(item.path),
         "FAXD_RECVID": "4711",
-        "FAXD_DNIS": "3035550101",
+        "FAXD_DNIS": "3035550101",  # as before numbers were stored as E.164
         "FAXD_CID": "",
+        "FAXD_DNIS_E164": "+13035550101",
+        "FAXD_CID_E164": "",
         "FAXD_PAGES": "",
         "FAXD_RECEIVED": "2024-03-04T09:15:30",
         "FAXD_ROUTE": "night",
@@ -126,13 +128,13 @@ def test_file_placeholder_puts_the_path_where_asked(
 def test_hostile_caller_id_never_becomes_an_argument(
     recorder: tuple[str, Path], make_item: MakeItem
 ) -> None:
-    """Fax values travel in the environment only; argv is exactly the configured one."""
+    """Fax values travel in the environment only, numbers as digits; argv is the configured one."""
     script, out = recorder
-    item = make_item(cid="; rm -rf / $(reboot)")
+    item = make_item(cid="7; rm -rf / $(reboot) 2")
     CommandAction(CommandSpec(argv=(script,))).deliver(item)
     record = json.loads(out.read_text())
     assert record["argv"] == [str(item.path)]
-    assert record["env"]["FAXD_CID"] == "; rm -rf / $(reboot)"
+    assert (record["env"]["FAXD_CID"], record["env"]["FAXD_CID_E164"]) == ("72", "72")
 
 
 def test_nonzero_exit_reports_code_and_last_stderr_line(

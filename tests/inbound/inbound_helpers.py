@@ -253,7 +253,7 @@ def make_config(
     )
 
 
-SALES, SUPPORT, MAIN = "3035550101", "3035550102", "3035550103"
+SALES, SUPPORT, MAIN = "+13035550101", "+13035550102", "+13035550103"
 
 
 def sim_settings(sim: Any) -> FaxageSettings:
@@ -278,9 +278,10 @@ def office_routes(root: Path) -> tuple[RouteSpec, ...]:
 
 def expected_path(root: Path, fax: SimFax) -> Path:
     """Where the office routes put ``fax`` (the test's own reading of the templates)."""
-    if fax.dnis == SALES:
+    dnis = f"+1{fax.dnis}"  # the simulator keeps FAXAGE's 10 digits; faxd stores E.164
+    if dnis == SALES:
         return root / "sales" / f"{fax.recvid}.pdf"
-    if fax.dnis == SUPPORT:
+    if dnis == SUPPORT:
         return root / "support" / fax.recvdate.strftime("%Y-%m") / f"fax-{fax.recvid}.pdf"
     return root / "inbox" / f"{fax.dnis}-{fax.recvid}.pdf"
 

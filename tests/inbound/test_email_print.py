@@ -14,7 +14,7 @@ from faxd.providers.faxage.client import FaxageClient
 from faxd.store.models import Delivery
 from faxd.store.states import FaxState
 
-SALES = "3035550101"
+SALES = "+13035550101"
 
 
 def smtp_settings(server: Any) -> SmtpSettings:

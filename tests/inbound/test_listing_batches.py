@@ -33,7 +33,7 @@ from faxd.inbound.pipeline import InboundPipeline
 from faxd.providers.faxage.records import MalformedLine
 from faxd.store.models import InboundFax, ListingProblem
 
-SALES = "3035550101"
+SALES = "+13035550101"
 
 
 @pytest.fixture

@@ -135,6 +135,6 @@ def test_sigkill_around_notifications_loses_none_and_doubles_none(
     named = Counter(
         int(found)
         for body in by_message_id.values()
-        for found in re.findall(r"fax (\d+) from 7205550142", body)
+        for found in re.findall(r"fax (\d+) from \+17205550142", body)
     )
     assert named == Counter({fax.recvid: 1 for fax in faxes})

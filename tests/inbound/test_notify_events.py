@@ -69,7 +69,7 @@ def test_a_fax_that_gives_up_mails_fax_failed_with_its_reason(
     (mail,) = mails(smtp_server)
     assert mail["Subject"] == f"[faxd on faxbox] faxage fax {fax.recvid} could not be delivered"
     body = text(mail)
-    assert f"faxage fax {fax.recvid} from 7205550142 to 3035550101" in body
+    assert f"faxage fax {fax.recvid} from +17205550142 to +13035550101" in body
     assert "max_fax_mb" in body and f"faxd retry --provider faxage {fax.recvid}" in body
     reasons = [p for p in mail.iter_attachments() if p.get_filename().endswith("-reason.txt")]
     assert len(reasons) == 1 and "max_fax_mb" in reasons[0].get_content()
@@ -89,7 +89,7 @@ def test_a_fax_without_a_route_mails_fax_held(
 
     (mail,) = mails(smtp_server)
     assert mail["Subject"] == f"[faxd on faxbox] faxage fax {fax.recvid} has no route"
-    assert "to 3035550199 matches no route" in text(mail)
+    assert "to +13035550199 matches no route" in text(mail)
 
 
 def test_a_refused_login_mails_once_and_recovery_once(

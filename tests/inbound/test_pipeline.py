@@ -36,7 +36,7 @@ from faxd.providers.faxage.records import MalformedLine
 from faxd.store.models import Delivery, InboundFax
 from faxd.store.states import FaxState
 
-SALES, SUPPORT, OTHER = "3035550101", "3035550102", "3035550199"
+SALES, SUPPORT, OTHER = "+13035550101", "+13035550102", "+13035550199"
 ROUTES = (
     recorder_route("sales", "sales-a", "sales-b", dnis=(SALES,)),
     recorder_route("support", "support-a", dnis=(SUPPORT,)),

@@ -24,7 +24,7 @@ from faxd.store.states import FaxState
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
 
-SALES = "3035550101"
+SALES = "+13035550101"
 
 
 @pytest.fixture

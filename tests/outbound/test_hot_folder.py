@@ -240,7 +240,7 @@ def test_files_present_at_start_up_are_taken(
     assert wait_for(
         lambda: len(jobs := list_jobs(db)) == 2 and all(Path(j.spool_path).exists() for j in jobs)
     )
-    assert sorted(j.faxno for j in list_jobs(db)) == ["3035551212", "3035551213"]
+    assert sorted(j.faxno for j in list_jobs(db)) == ["+13035551212", "+13035551213"]
     assert all(Path(j.spool_path).read_bytes().startswith(b"%PDF") for j in list_jobs(db))
 
 
@@ -323,7 +323,7 @@ def test_burst_of_500_files_each_becomes_one_job(
     assert wait_for(lambda: len(list_jobs(db)) >= 500, timeout=40), len(list_jobs(db))
     time.sleep(1.0)  # late duplicates would show up here
     jobs = list_jobs(db)
-    assert sorted(j.faxno for j in jobs) == numbers
+    assert sorted(j.faxno for j in jobs) == [f"+1{number}" for number in numbers]
     service.submit_pending()
     assert sim.sendfax_posts == 500
     assert sorted(j.faxno for j in sim.jobs.values()) == numbers

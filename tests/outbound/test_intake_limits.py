@@ -76,7 +76,7 @@ def test_faxd_send_on_a_file_in_the_outbox_makes_one_job(
     service.rescan()
     time.sleep(1.5)
     jobs = list_jobs(db)
-    assert [(j.id, j.faxno, j.recipname) for j in jobs] == [(job_id, "3035559999", "Bob")]
+    assert [(j.id, j.faxno, j.recipname) for j in jobs] == [(job_id, "+13035559999", "Bob")]
     assert not path.exists()
     assert Path(jobs[0].spool_path).read_bytes() == b"%PDF-1.4 sent by hand"
 

@@ -43,6 +43,6 @@ def test_a_job_faxage_could_not_deliver_mails_job_failed(
     (mail,) = [message_from_bytes(raw, policy=default) for _f, _t, raw in smtp_server.messages]
     assert mail["Subject"] == f"[faxd on faxbox] job {job.id} was not sent"
     body = str(mail.get_body(("plain",)).get_content())
-    assert f"job {job.id}: 3035550110 - Nobody.pdf to 3035550110 was not sent" in body
+    assert f"job {job.id}: 3035550110 - Nobody.pdf to +13035550110 was not sent" in body
     assert "FAXAGE could not deliver the fax" in body
     assert f"faxd retry --job {job.id}" in body

@@ -19,16 +19,16 @@ from faxd.outbound.naming import (
 @pytest.mark.parametrize(
     ("relpath", "expected"),
     [
-        ("3035551212.pdf", Destination("3035551212", "")),
-        ("303-555-1212 - Acme Corp.pdf", Destination("3035551212", "Acme Corp")),
-        ("1 (303) 555-1212_Acme.pdf", Destination("3035551212", "Acme")),
-        ("+1 303 555 1212 Dr. Smith.tif", Destination("3035551212", "Dr. Smith")),
-        ("(303)555-1212.docx", Destination("3035551212", "")),
-        ("13035551212.pdf", Destination("3035551212", "")),
-        ("3035551212 2nd floor.pdf", Destination("3035551212", "2nd floor")),
-        ("3035551212/report.pdf", Destination("3035551212", "")),
-        ("303-555-1212 Acme/Q3 report.pdf", Destination("3035551212", "Acme")),
-        ("3035551212/2024 report.pdf", Destination("3035551212", "")),
+        ("3035551212.pdf", Destination("+13035551212", "")),
+        ("303-555-1212 - Acme Corp.pdf", Destination("+13035551212", "Acme Corp")),
+        ("1 (303) 555-1212_Acme.pdf", Destination("+13035551212", "Acme")),
+        ("+1 303 555 1212 Dr. Smith.tif", Destination("+13035551212", "Dr. Smith")),
+        ("(303)555-1212.docx", Destination("+13035551212", "")),
+        ("13035551212.pdf", Destination("+13035551212", "")),
+        ("3035551212 2nd floor.pdf", Destination("+13035551212", "2nd floor")),
+        ("3035551212/report.pdf", Destination("+13035551212", "")),
+        ("303-555-1212 Acme/Q3 report.pdf", Destination("+13035551212", "Acme")),
+        ("3035551212/2024 report.pdf", Destination("+13035551212", "")),
     ],
 )
 def test_destination_from_name_or_folder(relpath: str, expected: Destination) -> None:
@@ -46,7 +46,7 @@ def test_recipient_is_cut_to_32_characters() -> None:
 def test_folder_without_number_falls_back_to_file_name() -> None:
     """A plain folder (say, per department) does not hide the number in the file name."""
     result = parse_destination(PurePosixPath("sales/3035551212 - Acme.pdf"))
-    assert result == Destination("3035551212", "Acme")
+    assert result == Destination("+13035551212", "Acme")
 
 
 @pytest.mark.parametrize(
@@ -66,6 +66,49 @@ def test_bad_numbers_are_refused_with_a_reason(relpath: str, words: str) -> None
         parse_destination(PurePosixPath(relpath))
     assert words in caught.value.message
     assert "rename" in caught.value.message or "start the file name" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("relpath", "country", "expected"),
+    [
+        ("+49 30 1234567 invoice.pdf", "US", Destination("+49301234567", "invoice")),
+        ("0049301234567_x.pdf", "US", Destination("+49301234567", "x")),
+        ("011 49 30 1234567 - Acme GmbH.pdf", "US", Destination("+49301234567", "Acme GmbH")),
+        ("+44 (0)20 7946 0018 Bob.pdf", "US", Destination("+442079460018", "Bob")),
+        ("+49 30 1234567 - 2024 report.pdf", "US", Destination("+49301234567", "2024 report")),
+        ("+49 30 1234567_2024.pdf", "US", Destination("+49301234567", "2024")),
+        ("0049301234567/report.pdf", "US", Destination("+49301234567", "")),
+        ("030 1234567 Rechnung.pdf", "DE", Destination("+49301234567", "Rechnung")),
+        ("030-1234567.pdf", "DE", Destination("+49301234567", "")),
+        ("020 7946 0018 - Bob.pdf", "GB", Destination("+442079460018", "Bob")),
+        ("+1 303 555 1212 Dr. Smith.tif", "DE", Destination("+13035551212", "Dr. Smith")),
+        ("3035551212 2nd floor.pdf", "CA", Destination("+13035551212", "2nd floor")),
+    ],
+)
+def test_international_and_national_names(
+    relpath: str, country: str, expected: Destination
+) -> None:
+    """+, 00 and 011 names, and national numbers of [outbound] country, give E.164."""
+    assert parse_destination(PurePosixPath(relpath), country) == expected
+
+
+@pytest.mark.parametrize(
+    ("relpath", "country", "words"),
+    [
+        ("+49 30 12.pdf", "US", "'+49 30 12' is not a valid fax number"),
+        ("+999 1234 5678 x.pdf", "US", "no country has the calling code"),
+        ("00" + "4" * 30 + ".pdf", "US", "more than 18 digits"),
+        ("0035551212.pdf", "US", "not a valid fax number"),
+        ("+4930/report.pdf", "US", "folder '+4930'"),
+        ("1 (303) 555-1212.pdf", "DE", "not a valid fax number"),
+    ],
+)
+def test_bad_international_names_are_refused(relpath: str, country: str, words: str) -> None:
+    """An unreadable number abroad is refused, saying how to write one."""
+    with pytest.raises(IntakeError) as caught:
+        parse_destination(PurePosixPath(relpath), country)
+    assert words in caught.value.message
+    assert "+49 30 1234567" in caught.value.message
 
 
 @pytest.mark.parametrize("name", ["a.pdf", "A.PDF", "x.tiff", "y.docx", "z.html", "n.txt"])

@@ -252,7 +252,7 @@ def test_one_unfileable_job_does_not_stop_the_follow_up_pass(
     service.submit_pending()
     assert service.follow_up() == 1
     states = {j.faxno: j.state for j in list_jobs(db)}
-    assert states == {"3035551212": JobState.SUBMITTED.value, "3035551213": JobState.SENT.value}
+    assert states == {"+13035551212": JobState.SUBMITTED.value, "+13035551213": JobState.SENT.value}
     assert not [p for p in folders.failed.iterdir() if p.name.endswith(".faxd-tmp")]
     (folders.failed / "3035551212.pdf.txt").rmdir()
     assert service.follow_up() == 1  # the blocked one is filed on the next pass

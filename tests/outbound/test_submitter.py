@@ -59,7 +59,7 @@ class FakeClient:
         pass
 
 
-def queue_job(db: Any, folders: Any, clock: FakeClock, faxno: str = "3035551212") -> int:
+def queue_job(db: Any, folders: Any, clock: FakeClock, faxno: str = "+13035551212") -> int:
     spool = folders.spool / f"{faxno}.pdf"
     spool.write_bytes(b"%PDF-1.4 queued")
     with db.session() as session:
@@ -130,7 +130,7 @@ def test_transient_faults_give_up_after_max_attempts(
         clock.now += timedelta(hours=1)
     job = state_of(db, job_id)
     assert job.state == JobState.FAILED.value
-    assert "gave up after 3 attempts" in (folders.failed / "3035551212.pdf.txt").read_text()
+    assert "gave up after 3 attempts" in (folders.failed / "+13035551212.pdf.txt").read_text()
 
 
 def test_outcome_unknown_stays_submitting_and_is_not_resent_blindly(
@@ -204,7 +204,7 @@ def test_permanent_error_fails_at_once(
     submitter.submit_pending()
     assert len(client.sent) == 1
     assert state_of(db, job_id).state == JobState.FAILED.value
-    reason = (folders.failed / "3035551212.pdf.txt").read_text()
+    reason = (folders.failed / "+13035551212.pdf.txt").read_text()
     assert "ERR04" in reason and "invalid" in reason
 
 
@@ -215,8 +215,8 @@ def test_login_refused_stops_the_pass(
     clock = FakeClock()
     client = FakeClient(AuthError("ERR02: Login incorrect", code="ERR02"))
     submitter = build(make_settings, db, client, clock)
-    first = queue_job(db, folders, clock, "3035551212")
-    second = queue_job(db, folders, clock, "3035551213")
+    first = queue_job(db, folders, clock, "+13035551212")
+    second = queue_job(db, folders, clock, "+13035551213")
     submitter.submit_pending()
     assert len(client.sent) == 1
     assert state_of(db, first).state == JobState.QUEUED.value
@@ -244,8 +244,8 @@ def test_login_refused_pauses_every_job_not_just_the_one_refused(
     clock = FakeClock()
     client = FakeClient(AuthError("ERR02: Login incorrect", code="ERR02"), 5001)
     submitter = build(make_settings, db, client, clock)
-    queue_job(db, folders, clock, "3035551212")
-    second = queue_job(db, folders, clock, "3035551213")
+    queue_job(db, folders, clock, "+13035551212")
+    second = queue_job(db, folders, clock, "+13035551213")
     submitter.submit_pending()
     for _ in range(10):  # the daemon's quick submit pass runs every few seconds
         clock.now += timedelta(seconds=3)
@@ -253,7 +253,7 @@ def test_login_refused_pauses_every_job_not_just_the_one_refused(
     assert len(client.sent) == 1
     clock.now += submitter.auth_pause
     submitter.submit_pending()
-    assert [faxno for faxno, _name, _files in client.sent] == ["3035551212", "3035551213"]
+    assert [faxno for faxno, _name, _files in client.sent] == ["+13035551212", "+13035551213"]
     assert state_of(db, second).state == JobState.SUBMITTED.value
 
 

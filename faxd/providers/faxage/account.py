@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from faxd.errors import PermanentError
-from faxd.phone import normalize_number
+from faxd.phone import nanp_number
 from faxd.providers.faxage import wire
 from faxd.providers.faxage.notices import Notices
 from faxd.providers.faxage.records import CdrRecord, ListAnswer, NpaNxx
@@ -34,7 +34,7 @@ _T = TypeVar("_T")
 def normalize_did(did: str, operation: str) -> str:
     """``did`` as the 10 digits FAXAGE wants, or a PermanentError saying how to write it."""
     try:
-        return normalize_number(did)
+        return nanp_number(did)
     except ValueError as exc:
         raise PermanentError(str(exc), operation=operation) from None
 

@@ -325,7 +325,8 @@ class FaxageClient(AccountOperations):
                         operation="sendfax",
                     ) from exc
                 raise
-            log.info("faxage.sent", faxage_jobid=jobid, faxno=fields.get("faxno"))
+            # faxno (E.164) comes from the job's log context; this is what FAXAGE got
+            log.info("faxage.sent", faxage_jobid=jobid, sent_to=fields.get("faxno"))
             return jobid
 
     def status(

@@ -22,7 +22,7 @@ from datetime import date, datetime
 from typing import TypeVar
 
 from faxd.errors import OutcomeUnknownError, TransientError
-from faxd.phone import normalize_caller_id, normalize_number
+from faxd.phone import nanp_caller_id, nanp_number
 from faxd.providers.faxage.codes import (
     ERROR_KINDS,
     OPERATION_ERROR_KINDS,
@@ -172,8 +172,8 @@ def _listfax_record(
     if recvdate is None:
         raise ValueError("recvdate is empty")
     start = timestamp_field(next(values), "starttime") if starttime else None
-    cid = normalize_caller_id(next(values))
-    dnis = normalize_caller_id(next(values))
+    cid = nanp_caller_id(next(values))
+    dnis = nanp_caller_id(next(values))
     name = safe_filename(next(values)) if filename else None
     pages = optional_int_field(next(values), "pagecount", maximum=MAX_PAGES) if pagecount else None
     return ListfaxRecord(recvid, recvdate, start, cid, dnis, name, pages)
@@ -273,7 +273,7 @@ def _status_record(fields: list[str], optional: list[str], notes: list[str]) -> 
         jobid=int_field(jobid, "jobid"),
         commid=commid.strip(),
         destname=destname,
-        destnum=normalize_caller_id(destnum),
+        destnum=nanp_caller_id(destnum),
         shortstatus=shortstatus,
         longstatus=long_,
         sendtime=_or_unknown(lambda: timestamp_field(sent, "sendtime"), notes),
@@ -406,7 +406,7 @@ def parse_number_list(text: str, operation: str = "listlines") -> ListAnswer[str
 
     def number(fields: list[str]) -> str:
         try:
-            return normalize_number(fields[0])
+            return nanp_number(fields[0])
         except ValueError:
             raise ValueError(f"{fields[0].strip()[:40]!r} is not a phone number") from None
 
@@ -452,8 +452,8 @@ def parse_cdr(text: str, *, nuidshow: bool) -> ListAnswer[CdrRecord]:
         return CdrRecord(
             calldate=when,
             direction=direction.strip().upper(),
-            src=normalize_caller_id(src),
-            dst=normalize_caller_id(dst),
+            src=nanp_caller_id(src),
+            dst=nanp_caller_id(dst),
             duration=int_field(duration, "duration"),
             nuid=nuid,
         )
