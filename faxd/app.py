@@ -126,7 +126,7 @@ def make_sender(
 
 
 def make_outbound(
-    config: Config, db: Database, client: FaxageClient, *, clock: Clock = system_clock
+    config: Config, db: Database, client: FaxageClient | None, *, clock: Clock = system_clock
 ) -> Outbound | None:
     """The outbound service, or ``None`` when ``[outbound] enabled = false``."""
     if not config.outbound.enabled:
@@ -140,7 +140,8 @@ def make_outbound(
         db,
         provider,
         clock=clock,
-        sendtime_zone=config.require_faxage("sending").server_zone,
+        # The zone of the provider's naive send times (None: aware, or this machine's).
+        sendtime_zone=getattr(provider, "wall_clock_zone", None),
         notify=config.notify,
         url_notify=(http.hook_url(provider.name) if http is not None and http.public_url else None),
     )
@@ -152,7 +153,7 @@ class App:
 
     config: Config
     db: Database
-    client: FaxageClient
+    client: FaxageClient | None  # None: FAXAGE is not configured
     pipelines: dict[str, InboundPipeline]  # by provider name, in [inbound] providers order
     outbound: Outbound | None
     mailer: AdminMailer | None = None
@@ -169,20 +170,24 @@ class App:
 
     def close(self) -> None:
         """Release the HTTP connections and the database pool."""
-        self.client.close()
+        if self.client is not None:
+            self.client.close()
         self.db.dispose()
 
 
 def build_app(config: Config, *, clock: Clock = system_clock, upgrade: bool = True) -> App:
     """Open the database (migrating it) and build the client and both halves."""
     db = open_database(config, upgrade=upgrade)
-    client = make_client(config.require_faxage("faxd run"))
+    # FAXAGE's client is shared by both halves and the metrics; other providers' adapters
+    # make their own clients.
+    client = make_client(config.faxage) if config.faxage is not None else None
     metrics = None
     if config.http is not None:
         from faxd.web.metrics import Metrics
 
         metrics = Metrics(db, config, clock=clock)
-        client.observer = metrics
+        if client is not None:
+            client.observer = metrics
     return App(
         config=config,
         db=db,

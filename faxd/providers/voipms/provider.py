@@ -163,6 +163,8 @@ class _Api:
         self.account = settings.account
         self.capabilities = capabilities(settings)
         self.zone = _zone(settings)
+        #: The zone of the API's naive dates: routing by hours and matching sends read it.
+        self.wall_clock_zone = self.zone
         self._clock = clock
 
     def __repr__(self) -> str:
