@@ -41,7 +41,7 @@ def render_config(config: Config) -> str:
             lines += _row("  !", warning, indent=4)
         lines.append("")
     lines += _section("FAXAGE", _faxage(config))
-    lines += _section("Database", [("url", mask_url(config.database.url))])
+    lines += _section("Database", _database(config))
     lines += _section("Inbound", _inbound(config))
     lines += _routes(config.routes)
     lines += _section("SMTP", _smtp(config.smtp))
@@ -87,6 +87,15 @@ def _faxage(config: Config) -> list[tuple[str, str]]:
         ("base_url", faxage.base_url),
         ("timeout", _seconds(faxage.timeout)),
     ]
+
+
+def _database(config: Config) -> list[tuple[str, str]]:
+    database = config.database
+    rows = [("url", mask_url(database.url))]
+    if not database.url.startswith("sqlite"):
+        source = database.password_source
+        rows.append(("password", f"set (from {source})" if source else "none given"))
+    return rows
 
 
 def _inbound(config: Config) -> list[tuple[str, str]]:

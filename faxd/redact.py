@@ -33,6 +33,10 @@ _SECRET_FIELD = re.compile(
     r"(?i)\b(password|passwd|pass|secret|token)(\s*[=:]\s*|\"?\s*=>\s*\"?|\]?\s*=>\s*)([^&\s,;\"']+)"
 )
 
+# The password part of a URL (``scheme://user:password@host``), whoever wrote it:
+# a database URL quoted in an error from SQLAlchemy or a driver, say.
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]*:)([^\s@/]+)(@)")
+
 
 def register_secret(secret: str | None) -> None:
     """Hide ``secret`` (and its URL- and HTML-encoded forms) from every redacted text.
@@ -83,6 +87,7 @@ def redact(text: str) -> str:
     short = _short
     if short is not None:
         text = short.sub(MASK, text)
+    text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}{m.group(3)}", text)
     return _SECRET_FIELD.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
 
 

@@ -130,37 +130,38 @@ class PrivateCluster:
 def create_database(admin: URL) -> URL:
     """A new, empty database on ``admin``'s server; its URL (same user and host)."""
     name = f"faxd_test_{uuid.uuid4().hex[:12]}"
-    _autocommit(admin, f'CREATE DATABASE "{name}"')
+    run_admin(admin, f'CREATE DATABASE "{name}"')
     return admin.set(database=name)
 
 
 def drop_database(admin: URL, url: URL) -> None:
     """Drop ``url``'s database, closing whatever connections a test left open."""
-    _autocommit(admin, f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+    run_admin(admin, f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
 
 
 def create_role(admin: URL, password: str) -> str:
     """A new login role with ``password``, allowed to use every test database; its name."""
     name = f"faxd_role_{uuid.uuid4().hex[:12]}"
-    _autocommit(admin, f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'")
+    run_admin(admin, f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'")
     return name
 
 
-def tcp_url(admin: URL, database: str, username: str, password: str) -> URL:
-    """A URL reaching ``admin``'s server over TCP (where passwords are checked)."""
+def tcp_url(admin: URL, database: str, username: str) -> URL:
+    """A URL (without password) reaching ``admin``'s server over TCP, where passwords count."""
     host = admin.host or "127.0.0.1"
     port = admin.port or int(str(admin.query.get("port", "5432")))
     return URL.create(
-        "postgresql+psycopg", username=username, password=password, host=host, port=port,
+        "postgresql+psycopg", username=username, host=host, port=port,
         database=database,
     )  # fmt: skip
 
 
 def drop_role(admin: URL, name: str) -> None:
-    _autocommit(admin, f'DROP ROLE IF EXISTS "{name}"')
+    run_admin(admin, f'DROP ROLE IF EXISTS "{name}"')
 
 
-def _autocommit(admin: URL, statement: str) -> None:
+def run_admin(admin: URL, statement: str) -> None:
+    """Run one statement as the superuser, outside a transaction (CREATE DATABASE needs that)."""
     engine = create_engine(admin, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as connection:

@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from faxd.config.database import password_warning, read_database
 from faxd.config.model import (
     NOTIFY_EVENTS,
     Config,
@@ -38,7 +39,6 @@ from faxd.config.sandbox import UnitSource, check_writable
 from faxd.config.secrets import FAXAGE_PASSWORD, HTTP_TOKEN, SMTP_PASSWORD, resolve_password
 from faxd.errors import ConfigError
 from faxd.phone import normalize_number
-from faxd.redact import register_secret
 
 DEFAULT_CONFIG_PATH = Path("/etc/faxd/faxd.toml")
 SECTIONS = (
@@ -116,7 +116,7 @@ def _build(
         if name not in SECTIONS:
             problems.add(f"[{name}]", "unknown section" + suggest(name, SECTIONS))
     faxage = _faxage(top.table("faxage"), problems, file, env)
-    database = _database(top.table("database"), base)
+    database = read_database(top.table("database"), base, env, file)
     inbound = _inbound(top.table("inbound"), base)
     smtp = _smtp(top.table("smtp"), file, env)
     routes = read_routes(document.get("routes"), problems, base, have_smtp=smtp is not None)
@@ -137,7 +137,7 @@ def _build(
     notify = _notify(top.table("notify"), have_smtp=smtp is not None)
     http = _http(top.table("http"), file, env)
     check_overlaps(routes, inbound, outbound, problems, retention)
-    warnings: list[str] = []
+    warnings: list[str] = password_warning(database)
     for key, message in check_writable(_written_folders(routes, inbound, outbound, database), unit):
         if unit.under_systemd:
             problems.add(key, message)
@@ -241,21 +241,6 @@ def _faxage(
         password_source=secret.source,
         timezone=zone,
     )
-
-
-def _database(table: Table | None, base: Path) -> DatabaseSettings:
-    if table is None:
-        return DatabaseSettings()
-    url = table.text("url") or DatabaseSettings.url
-    table.finish()
-    match = _URL_PASSWORD.match(url)
-    if match:
-        register_secret(match.group(2))
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        rest = url[len("sqlite:///") :]
-        if rest and not rest.startswith(":memory:") and not rest.startswith("file:"):
-            url = f"sqlite:///{base / rest}"
-    return DatabaseSettings(url=url)
 
 
 def _megabytes(table: Table, name: str, default: float, *, zero: bool = False) -> float:
