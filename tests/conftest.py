@@ -4,13 +4,13 @@
 - ``client``: a :class:`faxd.providers.faxage.client.FaxageClient` pointed at ``sim``, with short
   timeouts and no sleeping between retries.
 - ``smtp_server``: an aiosmtpd server on loopback that keeps every message it accepts.
-- ``db``: a SQLite file in a temp dir, migrated to head with Alembic.
+- ``db``: a SQLite file in a temp dir, migrated to head with Alembic; a test marked
+  ``@pg_helper.ON_BOTH`` runs once with it and once with ``pg_db``.
 - ``pg_admin`` / ``pg_url``: a real PostgreSQL server (``FAXD_TEST_PG_URL``, or a
   private cluster this session starts) and a fresh, empty database in it per
   test; skipped with the reason when there is none, unless
   ``FAXD_TEST_REQUIRE_PG=1`` (as in .ci/run) makes that a failure.
 - ``pg_db``: a :class:`~faxd.store.db.Database` on ``pg_url``, migrated to head.
-- ``any_db``: ``db`` and then ``pg_db``, for the store tests that must hold on both.
 
 Fixtures that only one area needs live in that area's ``conftest.py``.
 """
@@ -118,7 +118,10 @@ def smtp_server() -> Iterator[SmtpCapture]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Any:
+def db(tmp_path: Path, request: pytest.FixtureRequest) -> Any:
+    if getattr(request, "param", "sqlite") == "postgresql":  # see pg_helper.ON_BOTH
+        yield request.getfixturevalue("pg_db")
+        return
     from faxd.store.db import Database
 
     database = Database(f"sqlite:///{tmp_path / 'faxd.db'}")
@@ -170,12 +173,6 @@ def pg_db(pg_url: Any) -> Iterator[Any]:
     database.upgrade()
     yield database
     database.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_db(request: pytest.FixtureRequest) -> Any:
-    """The migrated database of each kind faxd supports, one test run per kind."""
-    return request.getfixturevalue("db" if request.param == "sqlite" else "pg_db")
 
 
 @pytest.fixture

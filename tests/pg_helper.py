@@ -26,9 +26,12 @@ import tempfile
 import uuid
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 
+#: Runs a test taking the ``db`` fixture twice: on SQLite, then on PostgreSQL.
+ON_BOTH = pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
 #: Set by .ci/run: a missing PostgreSQL is then a failure, not a skip.
 REQUIRE_ENV = "FAXD_TEST_REQUIRE_PG"
 URL_ENV = "FAXD_TEST_PG_URL"
