@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from sqlalchemy import Boolean, DateTime, Integer, MetaData, String, Table, insp
 from sqlalchemy.engine import Connection
 
 from faxd.demo import DemoLayout, write_config
-from faxd.store.db import Database
+from faxd.store.db import UPGRADE_LOCK_KEY, Database
 from faxd.store.models import Base
 
 #: Phone-number columns: migration 0008 rewrites them to E.164 on purpose (its own
@@ -150,46 +151,58 @@ def test_upgrade_from_the_previous_revision_keeps_the_rows(database: Database) -
         fill(connection, after)
 
 
-#: One machine's `faxd db upgrade`: connect, say so, wait for the word, upgrade.
+#: One machine's `faxd db upgrade`.
 MACHINE = """
 import sys
 from faxd.store.db import Database
 db = Database(sys.argv[1])
-with db.engine.connect():
-    print("ready", flush=True)
-    sys.stdin.readline()
-    db.upgrade()
+db.upgrade()
 print("upgraded", db.current_revision(), flush=True)
 """
 
 
-def test_two_upgrades_of_one_empty_postgresql_database_at_once(pg_url: Any) -> None:
-    """Two machines running `faxd db upgrade` at the same moment: both succeed, one schema.
+def waiting_for_the_schema_lock(connection: Connection) -> int:
+    """How many sessions of this database wait for an advisory lock."""
+    found = connection.exec_driver_sql(
+        "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+        "WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()"
+    )
+    return int(found.scalar_one())
 
-    Two processes (Alembic keeps its state in module globals, so threads would
-    not be two machines), each connected before both are told to go together.
-    Without the advisory lock the second creates the same tables beside the
-    first and fails.
+
+def test_upgrades_of_one_empty_postgresql_database_at_once(pg_url: Any) -> None:
+    """Machines running `faxd db upgrade` at the same moment: all succeed, one schema.
+
+    Three processes (Alembic keeps its state in module globals, so threads would
+    not be machines).  The test holds the schema lock first, so all three are
+    surely at the same point at once, each waiting for it; then it lets go.
+    Without the lock they would run straight on, creating the same tables side
+    by side, and the one that lost would fail.
     """
     url = pg_url.render_as_string(hide_password=False)
-    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
-    machines = [
-        subprocess.Popen([sys.executable, "-c", MACHINE, url], text=True, **pipes)
-        for _ in range(2)
-    ]
-    try:
-        for machine in machines:
-            assert machine.stdout is not None and machine.stdout.readline() == "ready\n"
-        for machine in machines:
-            assert machine.stdin is not None
-            machine.stdin.write("go\n")
-            machine.stdin.flush()
-        results = [machine.communicate(timeout=120) for machine in machines]
-    finally:
-        for machine in machines:
-            machine.kill()
-            machine.wait()
     db = Database(url)
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as holder:
+        holder.exec_driver_sql(f"SELECT pg_advisory_lock({UPGRADE_LOCK_KEY})")
+        machines = [
+            subprocess.Popen([sys.executable, "-c", MACHINE, url], text=True, **pipes)
+            for _ in range(3)
+        ]
+        try:
+            deadline = time.monotonic() + 60
+            while waiting_for_the_schema_lock(holder) < len(machines):
+                exited = [m.args for m in machines if m.poll() is not None]
+                assert not exited and time.monotonic() < deadline, (
+                    "the upgrades did not wait for the schema lock"
+                )
+                time.sleep(0.05)
+            assert db.current_revision() is None  # none of them started before the lock
+            holder.exec_driver_sql(f"SELECT pg_advisory_unlock({UPGRADE_LOCK_KEY})")
+            results = [machine.communicate(timeout=120) for machine in machines]
+        finally:
+            for machine in machines:
+                machine.kill()
+                machine.wait()
     try:
         head = db.head_revision()
         for machine, (out, err) in zip(machines, results, strict=True):
