@@ -34,6 +34,8 @@ def open_database(config: Config, *, upgrade: bool = False, check: bool = True) 
     from faxd.store.db import Database
 
     db = Database(config.database.url, password=config.database.password)
+    if not db.is_sqlite:
+        db.check_connection()
     if upgrade:
         db.upgrade()
     elif check:

@@ -64,9 +64,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from faxd.errors import ConfigError
+from faxd.errors import ConfigError, FaxdError
 from faxd.filemodes import create_private, make_dirs
 from faxd.redact import register_secret
 
@@ -194,6 +195,23 @@ class Database:
                 )
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
+
+    def check_connection(self) -> None:
+        """Connect once, or raise :class:`~faxd.errors.FaxdError` saying which server and why.
+
+        For a database server, before anything else: an unreachable server or a
+        refused login is then one clear line, not an error from the middle of a pass.
+        """
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except OperationalError as exc:
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            raise FaxdError(
+                f"cannot reach the database {self.shown_url}: {reason}. Check that the server "
+                "is up, the [database] url, and the password (FAXD_DATABASE_PASSWORD or the "
+                "database-password credential)"
+            ) from None
 
     def current_revision(self) -> str | None:
         """The schema revision the database is at; ``None`` if it was never migrated."""

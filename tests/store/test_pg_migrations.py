@@ -299,6 +299,8 @@ def test_the_database_password_never_shows_in_cli_output_or_logs(
     # The server checks the password: a wrong one fails, and is not printed either.
     wrong = faxd(config, "status", env={"FAXD_DATABASE_PASSWORD": DB_PASSWORD[::-1]})
     assert wrong.returncode != 0
+    assert f"cannot reach the database {shown}" in wrong.stderr
+    assert "password authentication failed" in wrong.stderr and "unexpected" not in wrong.stderr
     assert DB_PASSWORD[::-1] not in wrong.stdout + wrong.stderr
 
 
