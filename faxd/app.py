@@ -34,7 +34,9 @@ def open_database(config: Config, *, upgrade: bool = False, check: bool = True) 
     from faxd.errors import FaxdError
     from faxd.store.db import Database
 
-    db = Database(config.database.url)
+    db = Database(config.database.url, password=config.database.password)
+    if not db.is_sqlite:
+        db.check_connection()
     if upgrade:
         db.upgrade()
     elif check:
@@ -43,10 +45,15 @@ def open_database(config: Config, *, upgrade: bool = False, check: bool = True) 
             db.dispose()
             state = f"schema {current}" if current else "no tables yet"
             raise FaxdError(
-                f"the database {config.database.url.split('///')[-1]} is not ready ({state}, "
+                f"the database {_shown(config.database.url)} is not ready ({state}, "
                 f"this faxd needs {newest}): run `faxd db upgrade` or start the daemon once"
             )
     return db
+
+
+def _shown(url: str) -> str:
+    """A SQLite database as its file, a server's as its URL (which holds no password)."""
+    return url.split("///")[-1] if url.startswith("sqlite") else url
 
 
 def make_client(settings: FaxageSettings, *, retries: int = 3) -> FaxageClient:

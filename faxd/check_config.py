@@ -50,7 +50,7 @@ def render_config(config: Config) -> str:
             lines += _row("  !", warning, indent=4)
         lines.append("")
     lines += _providers(config)
-    lines += _section("Database", [("url", mask_url(config.database.url))])
+    lines += _section("Database", _database(config))
     lines += _section("Inbound", _inbound(config))
     lines += _routes(config.routes)
     lines += _section("SMTP", _smtp(config.smtp))
@@ -205,6 +205,15 @@ def _release(config: Config, name: str) -> str:
     if config.inbound.delete_after_delivery:
         return "deleted after delivery"
     return "kept on FAXAGE"
+
+
+def _database(config: Config) -> list[tuple[str, str]]:
+    database = config.database
+    rows = [("url", mask_url(database.url))]
+    if not database.url.startswith("sqlite"):
+        source = database.password_source
+        rows.append(("password", f"set (from {source})" if source else "none given"))
+    return rows
 
 
 def _inbound(config: Config) -> list[tuple[str, str]]:

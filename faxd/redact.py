@@ -44,6 +44,10 @@ _SECRET_PART = re.compile(
     r"([^\r\n]+)"
 )
 
+# The password part of a URL (``scheme://user:password@host``), whoever wrote it:
+# a database URL quoted in an error from SQLAlchemy or a driver, say.
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]*:)([^\s@/]+)(@)")
+
 
 def register_secret(secret: str | None) -> None:
     """Hide ``secret`` (and its URL- and HTML-encoded forms) from every redacted text.
@@ -94,6 +98,7 @@ def redact(text: str) -> str:
     short = _short
     if short is not None:
         text = short.sub(MASK, text)
+    text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}{m.group(3)}", text)
     text = _SECRET_FIELD.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
     if "name=" in text:
         text = _SECRET_PART.sub(lambda m: f"{m.group(1)}{MASK}", text)

@@ -351,6 +351,7 @@ def status_report(db: Database, config: Config) -> dict[str, Any]:
 
     return {
         "config": str(config.path),
+        "database": db.shown_url,
         "account": config.account,
         "schema": {"current": db.current_revision(), "newest": db.head_revision()},
         "inbound": {
@@ -402,6 +403,7 @@ def render_status(report: Mapping[str, Any], *, now: datetime | None = None) -> 
     schema = report["schema"]
     items: list[tuple[str, Any]] = [
         ("config", report["config"]),
+        ("database", report["database"]),
         ("account", report["account"]),
         (
             "schema",

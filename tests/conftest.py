@@ -4,7 +4,13 @@
 - ``client``: a :class:`faxd.providers.faxage.client.FaxageClient` pointed at ``sim``, with short
   timeouts and no sleeping between retries.
 - ``smtp_server``: an aiosmtpd server on loopback that keeps every message it accepts.
-- ``db``: a SQLite file in a temp dir, migrated to head with Alembic.
+- ``db``: a SQLite file in a temp dir, migrated to head with Alembic; a test marked
+  ``@pg_helper.ON_BOTH`` runs once with it and once with ``pg_db``.
+- ``pg_admin`` / ``pg_url``: a real PostgreSQL server (``FAXD_TEST_PG_URL``, or a
+  private cluster this session starts) and a fresh, empty database in it per
+  test; skipped with the reason when there is none, unless
+  ``FAXD_TEST_REQUIRE_PG=1`` (as in .ci/run) makes that a failure.
+- ``pg_db``: a :class:`~faxd.store.db.Database` on ``pg_url``, migrated to head.
 
 Fixtures that only one area needs live in that area's ``conftest.py``.
 """
@@ -112,13 +118,61 @@ def smtp_server() -> Iterator[SmtpCapture]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Any:
+def db(tmp_path: Path, request: pytest.FixtureRequest) -> Any:
+    if getattr(request, "param", "sqlite") == "postgresql":  # see pg_helper.ON_BOTH
+        yield request.getfixturevalue("pg_db")
+        return
     from faxd.store.db import Database
 
     database = Database(f"sqlite:///{tmp_path / 'faxd.db'}")
     database.upgrade()
     yield database
     database.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[Any]:
+    """A PostgreSQL superuser's URL (``sqlalchemy.engine.URL``) for this session."""
+    import os
+
+    import pg_helper
+
+    given = os.environ.get(pg_helper.URL_ENV)
+    if given:
+        yield pg_helper.server_url(given)
+        return
+    reason = pg_helper.unavailable_reason()
+    if reason is not None:
+        if os.environ.get(pg_helper.REQUIRE_ENV) == "1":
+            pytest.fail(f"{pg_helper.REQUIRE_ENV}=1 but {reason}")
+        pytest.skip(reason)
+    cluster = pg_helper.PrivateCluster(free_port()).start()
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_admin: Any) -> Iterator[Any]:
+    """A fresh, empty PostgreSQL database (its URL), dropped after the test."""
+    import pg_helper
+
+    url = pg_helper.create_database(pg_admin)
+    try:
+        yield url
+    finally:
+        pg_helper.drop_database(pg_admin, url)
+
+
+@pytest.fixture
+def pg_db(pg_url: Any) -> Iterator[Any]:
+    from faxd.store.db import Database
+
+    database = Database(pg_url.render_as_string(hide_password=False))
+    database.upgrade()
+    yield database
+    database.dispose()
 
 
 @pytest.fixture

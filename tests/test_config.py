@@ -542,7 +542,7 @@ def test_render_config_shows_routes_and_masks_secrets(tmp_path: Path) -> None:
 
     for secret in (PASSWORD, smtp_pw, "db-Pass-99"):
         assert secret not in text
-    assert "postgresql://faxd:***@db/faxd" in text
+    assert "postgresql+psycopg://faxd@db/faxd" in text  # the password taken out of it
     assert "acme@12345" in text and "environment variable FAXD_FAXAGE_PASSWORD" in text
     assert [line for line in text.splitlines() if len(line) > 80] == []
     positions = [text.index(f". {r.name}\n") for r in config.routes]

@@ -14,6 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
+from faxd.config.database import password_warning, read_database
 from faxd.config.model import (
     NOTIFY_EVENTS,
     Config,
@@ -48,7 +49,6 @@ from faxd.config.values import one_address as _one_address
 from faxd.errors import ConfigError
 from faxd.phone import country_code, nanp_number
 from faxd.providers.base import PROVIDER_NAMES
-from faxd.redact import register_secret
 
 DEFAULT_CONFIG_PATH = Path("/etc/faxd/faxd.toml")
 SECTIONS = (
@@ -133,7 +133,8 @@ def _build(
     faxnummer = read_faxnummer(top.table("faxnummer"), context)
     present = [name for name in PROVIDER_NAMES if name in document]
     require_one(present, problems)
-    database = _database(top.table("database"), base)
+    database = read_database(top.table("database"), base, env, file)
+    warnings.extend(password_warning(database))
     inbound_table = top.table("inbound")
     wanted_inbound = inbound_table.text_list("providers") if inbound_table else None
     inbound = _inbound(inbound_table, base)
@@ -258,21 +259,6 @@ def _faxage(
         password_source=secret.source,
         timezone=zone,
     )
-
-
-def _database(table: Table | None, base: Path) -> DatabaseSettings:
-    if table is None:
-        return DatabaseSettings()
-    url = table.text("url") or DatabaseSettings.url
-    table.finish()
-    match = _URL_PASSWORD.match(url)
-    if match:
-        register_secret(match.group(2))
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        rest = url[len("sqlite:///") :]
-        if rest and not rest.startswith(":memory:") and not rest.startswith("file:"):
-            url = f"sqlite:///{base / rest}"
-    return DatabaseSettings(url=url)
 
 
 def _megabytes(table: Table, name: str, default: float, *, zero: bool = False) -> float:

@@ -117,9 +117,11 @@ ProviderSettings = FaxageSettings | VoipmsSettings | IfaxSettings | FaxnummerSet
 
 @dataclass(frozen=True)
 class DatabaseSettings:
-    """Where faxd keeps its state (an SQLAlchemy URL)."""
+    """Where faxd keeps its state (an SQLAlchemy URL, never holding the password)."""
 
     url: str = "sqlite:////var/lib/faxd/faxd.db"
+    password: str | None = field(default=None, repr=False)  # PostgreSQL's, if any
+    password_source: str = ""
 
 
 @dataclass(frozen=True)

@@ -147,3 +147,30 @@ def _read_secret_file(table: Table, key: str, path: Path, *, check_mode: bool) -
         table.problem(key, f"{path} holds more than one line; put only the password in it")
         return None
     return text
+
+
+#: The PostgreSQL password: only from outside the config file (see faxd.config.database).
+DATABASE_PASSWORD = SecretSource("FAXD_DATABASE_PASSWORD", "database-password")
+
+
+def resolve_outside_secret(
+    table: Table, source: SecretSource, env: Mapping[str, str]
+) -> Secret | None:
+    """A password from ``source``'s environment variable or systemd credential, or None.
+
+    For a secret the config file holds no key for (the database password): the
+    first of the two found wins, as in :func:`resolve_password`.
+    """
+    from_env = env.get(source.env_var, "")
+    secret: Secret | None = None
+    if from_env:
+        secret = Secret(from_env, f"environment variable {source.env_var}")
+    elif env.get("CREDENTIALS_DIRECTORY", ""):
+        path = Path(env["CREDENTIALS_DIRECTORY"]) / source.credential
+        if path.exists():
+            value = _read_secret_file(table, "", path, check_mode=False)
+            if value is not None:
+                secret = Secret(value, f"systemd credential {source.credential}")
+    if secret is not None:
+        register_secret(secret.value)
+    return secret

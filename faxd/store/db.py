@@ -35,6 +35,17 @@ faxd creates the file 0600 before SQLite opens it, and SQLite creates the WAL
 and SHM with the main file's permission bits, umask or not (its
 ``findCreateFileMode``; tests/store/test_db.py checks all three under umask 022).
 
+PostgreSQL (``postgresql+psycopg://user@host/db``) is the database several faxd
+instances share.  None of the above applies there: the server owns durability
+and locking.  Its engine pings a pooled connection before handing it out
+(``pool_pre_ping``), so a server restart or a cut connection costs a reconnect,
+not a failed pass; ``durable=False`` becomes ``SET LOCAL synchronous_commit =
+off``, the same bargain as ``synchronous=NORMAL`` (the newest such commits may
+be lost in a crash, never a part of one).  The password is passed beside the
+URL (:class:`Database`'s ``password``), so the URL faxd shows never holds it.
+:meth:`Database.upgrade` takes a PostgreSQL advisory lock, so two machines
+upgrading one database at once take turns instead of both creating tables.
+
 The schema is owned by Alembic; the migration scripts ship inside the package
 (``faxd/store/migrations``) so :meth:`Database.upgrade` works from an installed
 wheel as well as from the repository.
@@ -53,10 +64,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from faxd.errors import ConfigError
+from faxd.errors import ConfigError, FaxdError
 from faxd.filemodes import create_private, make_dirs
+from faxd.redact import register_secret
 
 #: Where the migration scripts live (package data; see the module docstring).
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -72,22 +85,44 @@ _SQLITE_PRAGMAS = (
 #: ``synchronous`` level: ``"FULL"`` unless the caller passed ``durable=False``.
 SYNCHRONOUS = "faxd_synchronous"
 
+#: The PostgreSQL advisory lock :meth:`Database.upgrade` holds: one fixed key
+#: ("faxd" and the schema lock's number), the same on every machine.
+UPGRADE_LOCK_KEY = 0x6661_7864_0001
+
+#: Seconds a PostgreSQL connection attempt may take before it fails clearly.
+CONNECT_TIMEOUT = 10
+
 
 class Database:
-    """One database: an engine, a session factory and the schema version."""
+    """One database: an engine, a session factory and the schema version.
 
-    def __init__(self, url: str) -> None:
+    ``password`` (PostgreSQL) is used to connect but kept out of :attr:`url`,
+    the URL faxd shows; a password written into ``url`` itself still works.
+    """
+
+    def __init__(self, url: str, *, password: str | None = None) -> None:
         self.url: URL = make_url(url)
+        register_secret(self.url.password if isinstance(self.url.password, str) else None)
+        register_secret(password)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
         file = _sqlite_file(self.url)
         if file is not None:
             _ensure_sqlite_file(file)
-        self.engine: Engine = create_engine(self.url)
-        if self.url.get_backend_name() == "sqlite":
+        if self.is_sqlite:
+            self.engine: Engine = create_engine(self.url)
             _install_sqlite_listeners(self.engine)
+        else:
+            given = self.url if password is None else self.url.set(password=password)
+            self.engine = _server_engine(given)
         self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
 
     def __repr__(self) -> str:
-        return f"Database({self.url.render_as_string(hide_password=True)!r})"
+        return f"Database({self.shown_url!r})"
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as faxd may print it: any password in it masked."""
+        return self.url.render_as_string(hide_password=True)
 
     @contextmanager
     def session(self, *, durable: bool = True) -> Iterator[Session]:
@@ -137,20 +172,46 @@ class Database:
         Runs in this database's own engine, so the pragmas and ``BEGIN
         IMMEDIATE`` apply and the whole upgrade is one transaction.
         Upgrading a database that is already current does nothing.
+
+        On PostgreSQL the transaction first takes the advisory lock
+        :data:`UPGRADE_LOCK_KEY` (released at its end, commit or not), so a
+        second machine upgrading at the same moment waits, then finds the
+        schema current and does nothing.  The revision is read under the lock.
         """
         config = self._alembic_config()
-        current = self.current_revision()
         scripts = ScriptDirectory.from_config(config)
-        if current is not None and current not in {s.revision for s in scripts.walk_revisions()}:
-            raise ConfigError(
-                f"the database {self.url.render_as_string(hide_password=True)} is at schema "
-                f"revision {current}, which this faxd "
-                f"does not know (its newest is {scripts.get_current_head()}): a newer faxd "
-                "wrote it. Install that faxd again, or set [database] url to another file."
-            )
         with self.engine.begin() as connection:
+            if not self.is_sqlite:
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({UPGRADE_LOCK_KEY})")
+            current = MigrationContext.configure(connection).get_current_revision()
+            if current is not None and current not in {
+                s.revision for s in scripts.walk_revisions()
+            }:
+                raise ConfigError(
+                    f"the database {self.shown_url} is at schema revision {current}, which "
+                    f"this faxd does not know (its newest is {scripts.get_current_head()}): "
+                    "a newer faxd wrote it. Install that faxd again, or set [database] url "
+                    "to another database."
+                )
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
+
+    def check_connection(self) -> None:
+        """Connect once, or raise :class:`~faxd.errors.FaxdError` saying which server and why.
+
+        For a database server, before anything else: an unreachable server or a
+        refused login is then one clear line, not an error from the middle of a pass.
+        """
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except OperationalError as exc:
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            raise FaxdError(
+                f"cannot reach the database {self.shown_url}: {reason}. Check that the server "
+                "is up, the [database] url, and the password (FAXD_DATABASE_PASSWORD or the "
+                "database-password credential)"
+            ) from None
 
     def current_revision(self) -> str | None:
         """The schema revision the database is at; ``None`` if it was never migrated."""
@@ -192,6 +253,22 @@ def _ensure_sqlite_file(file: Path) -> None:
 
 def _options(durable: bool) -> dict[str, str]:
     return {SYNCHRONOUS: "FULL" if durable else "NORMAL"}
+
+
+def _server_engine(url: URL) -> Engine:
+    """An engine for a database server (PostgreSQL): see the module docstring."""
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT, "application_name": "faxd"},
+    )
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get(SYNCHRONOUS) == "NORMAL":
+            connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+
+    return engine
 
 
 def _install_sqlite_listeners(engine: Engine) -> None:

@@ -1,4 +1,5 @@
-"""Tests of faxd.inbound.ledger against a real migrated SQLite database."""
+"""Tests of faxd.inbound.ledger against a real migrated SQLite database (those marked
+ON_BOTH also against PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 from inbound_helpers import FixedRandom, ManualClock, commit_levels
+from pg_helper import ON_BOTH
 
 from faxd.inbound.backoff import RetryPolicy
 from faxd.inbound.ledger import Ledger
@@ -43,6 +45,7 @@ def downloaded(ledger: Ledger, tmp_path: Path, recvid: int) -> None:
     ledger.mark_downloaded(str(recvid), path, DownloadResult(path, 6, digest, "pdf", "a.pdf"))
 
 
+@ON_BOTH
 def test_listing_inserts_new_rows_and_moves_the_cursor_together(ledger: Ledger) -> None:
     """New remote ids become listed rows; known ones are skipped; the cursor is the adapter's."""
     assert ledger.cursor().cursor is None
@@ -70,6 +73,7 @@ def test_a_failed_insert_leaves_the_cursor_where_it_was(ledger: Ledger, db: Any)
     assert ledger.known(["6", "7", "8"]) == {}
 
 
+@ON_BOTH
 def test_due_lists_active_faxes_whose_backoff_elapsed_oldest_first(
     ledger: Ledger, clock: ManualClock
 ) -> None:
@@ -82,6 +86,7 @@ def test_due_lists_active_faxes_whose_backoff_elapsed_oldest_first(
     assert ledger.due(clock()) == ["1", "2", "3"]
 
 
+@ON_BOTH
 def test_failures_back_off_then_fail_after_max_attempts(ledger: Ledger, clock: ManualClock) -> None:
     """Each failure counts and pushes the next try out; the third gives up."""
     ledger.record_listing([record(1)])
@@ -95,6 +100,7 @@ def test_failures_back_off_then_fail_after_max_attempts(ledger: Ledger, clock: M
     assert third.next_attempt_at is None
 
 
+@ON_BOTH
 def test_deliveries_are_planned_once_and_done_one_by_one(
     ledger: Ledger, tmp_path: Path, clock: ManualClock
 ) -> None:
@@ -128,6 +134,7 @@ def test_a_fax_without_deliveries_can_never_be_marked_delivered(
         ledger.mark_delivered("1")
 
 
+@ON_BOTH
 def test_revive_resets_attempts_and_can_forget_a_vanished_route(
     ledger: Ledger, tmp_path: Path, db: Any
 ) -> None:

@@ -7,7 +7,13 @@ the migration runs with faxd's SQLite pragmas and ``BEGIN IMMEDIATE``.
 From the repository root, ``alembic upgrade head`` (using ``alembic.ini``)
 finds the database URL in this order: ``-x url=...``, the ``FAXD_DATABASE_URL``
 environment variable, ``sqlalchemy.url`` in the configuration.  It opens the
-URL through :class:`~faxd.store.db.Database` too, so both paths behave alike.
+URL through :class:`~faxd.store.db.Database` too, so both paths behave alike; a
+PostgreSQL password comes from ``FAXD_DATABASE_PASSWORD``, as for the daemon.
+
+The same scripts run on SQLite and PostgreSQL.  Batch mode (a table rebuilt
+for each ALTER) is what SQLite needs; on PostgreSQL ``batch_alter_table``
+issues plain ``ALTER TABLE`` statements, and autogenerate writes batch blocks
+only when it compares against SQLite.
 """
 
 from __future__ import annotations
@@ -63,7 +69,7 @@ def _configure_and_run(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
-        render_as_batch=True,
+        render_as_batch=connection.dialect.name == "sqlite",
         # Our BEGIN IMMEDIATE makes DDL transactional on SQLite: a failed
         # upgrade leaves the schema exactly as it was.
         transactional_ddl=True,
@@ -93,7 +99,7 @@ def run_migrations_online() -> None:
     if given is not None:
         _configure_and_run(given)
         return
-    database = Database(_database_url())
+    database = Database(_database_url(), password=os.environ.get("FAXD_DATABASE_PASSWORD") or None)
     try:
         with database.engine.begin() as connection:
             _configure_and_run(connection)
