@@ -15,6 +15,7 @@ import pytest
 
 from faxd.outbound.intake import Intake
 from faxd.outbound.service import Outbound, list_jobs, queue_files
+from faxd.providers.faxage.provider import FaxageOutbound
 from faxd.store.states import JobState
 
 
@@ -78,7 +79,7 @@ def test_faxage_wire_gets_ten_digits_and_a_number_abroad_is_not_posted(
     settings = make_settings()
     (home,) = queue_files([doc], "303.555.1212", None, config=settings, db=db)
     (abroad,) = queue_files([doc], "+49 30 1234567", None, config=settings, db=db)
-    Outbound(settings, db, client).submit_pending()
+    Outbound(settings, db, FaxageOutbound(client, settings)).submit_pending()
     assert [j.faxno for j in sim.jobs.values()] == ["3035551212"]
     assert sim.sendfax_posts == 1
     jobs = {j.id: j for j in list_jobs(db)}

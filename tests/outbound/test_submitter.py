@@ -253,7 +253,8 @@ def test_login_refused_pauses_every_job_not_just_the_one_refused(
     assert len(client.sent) == 1
     clock.now += submitter.auth_pause
     submitter.submit_pending()
-    assert [faxno for faxno, _name, _files in client.sent] == ["+13035551212", "+13035551213"]
+    # Stored as E.164; FAXAGE's adapter dials its 10 digits.
+    assert [faxno for faxno, _name, _files in client.sent] == ["3035551212", "3035551213"]
     assert state_of(db, second).state == JobState.SUBMITTED.value
 
 

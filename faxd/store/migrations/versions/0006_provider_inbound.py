@@ -46,6 +46,11 @@ _CURSOR_KEPT = (
 )
 
 
+def _recreate() -> str:
+    """SQLite rebuilds the table to change it; other databases alter it in place."""
+    return "always" if op.get_bind().dialect.name == "sqlite" else "auto"
+
+
 def _delivery_columns() -> list[sa.Column[object]]:
     return [
         sa.Column("id", sa.Integer(), nullable=False),
@@ -93,7 +98,7 @@ def _upgrade_faxes() -> None:
     op.execute(
         "UPDATE inbound_faxes SET provider = 'faxage', remote_id = CAST(recvid AS VARCHAR(200))"
     )
-    with op.batch_alter_table("inbound_faxes", recreate="always") as batch:
+    with op.batch_alter_table("inbound_faxes", recreate=_recreate()) as batch:
         batch.drop_constraint("uq_inbound_account_recvid", type_="unique")
         batch.drop_column("recvid")
         batch.alter_column("provider", existing_type=sa.String(length=20), nullable=False)
@@ -132,7 +137,7 @@ def _upgrade_cursor() -> None:
 def _upgrade_problems() -> None:
     op.add_column("listing_problems", sa.Column("provider", sa.String(length=20), nullable=True))
     op.execute("UPDATE listing_problems SET provider = 'faxage'")
-    with op.batch_alter_table("listing_problems", recreate="always") as batch:
+    with op.batch_alter_table("listing_problems", recreate=_recreate()) as batch:
         batch.drop_constraint("uq_listing_problem_account_line", type_="unique")
         batch.alter_column("provider", existing_type=sa.String(length=20), nullable=False)
         batch.create_unique_constraint(
@@ -176,7 +181,7 @@ def upgrade() -> None:
 def _downgrade_faxes() -> None:
     op.add_column("inbound_faxes", sa.Column("recvid", sa.Integer(), nullable=True))
     op.execute("UPDATE inbound_faxes SET recvid = CAST(remote_id AS INTEGER)")
-    with op.batch_alter_table("inbound_faxes", recreate="always") as batch:
+    with op.batch_alter_table("inbound_faxes", recreate=_recreate()) as batch:
         batch.drop_constraint("uq_inbound_provider_remote", type_="unique")
         batch.drop_column("remote_id")
         batch.drop_column("provider")
@@ -207,7 +212,7 @@ def _downgrade_cursor() -> None:
 
 
 def _downgrade_problems() -> None:
-    with op.batch_alter_table("listing_problems", recreate="always") as batch:
+    with op.batch_alter_table("listing_problems", recreate=_recreate()) as batch:
         batch.drop_constraint("uq_listing_problem_provider_line", type_="unique")
         batch.drop_column("provider")
         batch.create_unique_constraint(

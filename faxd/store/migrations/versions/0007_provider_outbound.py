@@ -27,6 +27,11 @@ depends_on: str | Sequence[str] | None = None
 UNIQUE = "uq_outbound_provider_remote_jobid"
 
 
+def _recreate() -> str:
+    """SQLite rebuilds the table to change it; other databases alter it in place."""
+    return "always" if op.get_bind().dialect.name == "sqlite" else "auto"
+
+
 def upgrade() -> None:
     with op.batch_alter_table("outbound_jobs") as batch:
         batch.add_column(
@@ -38,7 +43,7 @@ def upgrade() -> None:
         "WHERE faxage_jobid IS NOT NULL"
     )
     # The recreate drops the old column's unnamed unique constraint with it.
-    with op.batch_alter_table("outbound_jobs", recreate="always") as batch:
+    with op.batch_alter_table("outbound_jobs", recreate=_recreate()) as batch:
         batch.drop_column("faxage_jobid")
         batch.create_unique_constraint(UNIQUE, ["provider", "remote_jobid"])
 
@@ -51,7 +56,7 @@ def downgrade() -> None:
         "UPDATE outbound_jobs SET faxage_jobid = CAST(remote_jobid AS INTEGER) "
         "WHERE provider = 'faxage' AND remote_jobid IS NOT NULL"
     )
-    with op.batch_alter_table("outbound_jobs", recreate="always") as batch:
+    with op.batch_alter_table("outbound_jobs", recreate=_recreate()) as batch:
         batch.drop_constraint(UNIQUE, type_="unique")
         batch.drop_column("remote_jobid")
         batch.drop_column("provider")
