@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -56,9 +57,7 @@ def faxage_only(config: Config, name: str) -> OnlineCheck:
     return faxage_checker(config)
 
 
-def test_faxage_login_ok_reads_and_changes_nothing(
-    tmp_path: Path, sim: FaxageSimulator
-) -> None:
+def test_faxage_login_ok_reads_and_changes_nothing(tmp_path: Path, sim: FaxageSimulator) -> None:
     lines, ok = check_online(load(tmp_path, sim, PASSWORD), make_checker=faxage_only)
 
     assert ok
@@ -95,7 +94,7 @@ def test_every_provider_reported_whatever_its_checker_raises(
 ) -> None:
     """A provider whose checker cannot be built or raises anything is FAILED on one line,
     redacted, and the others are still checked."""
-    config = load(tmp_path, sim, PASSWORD, extra=f"[ifax]\nbase_url = \"{sim.base_url}\"\n")
+    config = load(tmp_path, sim, PASSWORD, extra=f'[ifax]\nbase_url = "{sim.base_url}"\n')
     leaked_url = f"{sim.base_url}/rest.php?api_password={IFAX_TOKEN}&method=getFaxMessages"
 
     def checkers(config: Config, name: str) -> OnlineCheck:
@@ -152,3 +151,51 @@ def test_faxage_check_retries_one_server_error_then_reports_the_next(
     lines, ok = check_online(config, make_checker=faxage_only)
     assert not ok
     assert lines[0].startswith("faxage: FAILED — ") and "500" in lines[0], lines
+
+
+def _all_four(tmp_path: Path, sims: dict[str, object]) -> Path:
+    from faxd.sim.kits import KITS
+
+    path = tmp_path / "all.toml"
+    sections = "\n".join(KITS[name].section(sim) for name, sim in sims.items())
+    path.write_text(
+        sections + '\n[inbound]\nproviders = ["faxage", "voipms", "ifax"]\n'
+        f'spool_dir = "{tmp_path / "spool"}"\n'
+        f'[outbound]\nprovider = "faxnummer"\nhot_folder = "{tmp_path / "out"}"\n'
+        f'sent_folder = "{tmp_path / "sent"}"\nfailed_folder = "{tmp_path / "failed"}"\n'
+        f'spool_dir = "{tmp_path / "ospool"}"\n'
+        f'[database]\nurl = "sqlite:///{tmp_path / "faxd.db"}"\n'
+        f'[[routes]]\nname = "default"\n[[routes.actions]]\ntype = "folder"\n'
+        f'path = "{tmp_path / "in"}/{{provider}}/{{recvid}}.{{ext}}"\n'
+    )
+    path.chmod(0o600)
+    return path
+
+
+def test_cli_online_checks_all_four_providers_through_their_simulators(tmp_path: Path) -> None:
+    """Every configured provider logs in over HTTP: OK each; one wrong password fails only it."""
+    from faxd.sim.kits import KITS
+
+    sims = {name: kit.start() for name, kit in KITS.items()}
+    try:
+        path = _all_four(tmp_path, sims)
+        run = [sys.executable, "-m", "faxd", "check-config", "--online", "--config", str(path)]
+        done = subprocess.run(run, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        for name in KITS:
+            assert f"  {name}: OK — " in done.stdout, done.stdout
+
+        voipms: Any = sims["voipms"]
+        configured = voipms.password
+        voipms.password = "changed-in-the-portal-7Q"  # the one in the config is now wrong
+        done = subprocess.run(run, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 1
+        assert "  voipms: FAILED — " in done.stdout
+        assert "API password" in done.stdout.split("voipms: FAILED — ")[1].splitlines()[0]
+        for name in ("faxage", "ifax", "faxnummer"):
+            assert f"  {name}: OK — " in done.stdout
+        secrets = [configured, sims["ifax"].token, sims["faxnummer"].code]
+        assert not any(secret in done.stdout + done.stderr for secret in secrets)
+    finally:
+        for sim in sims.values():
+            sim.stop()
