@@ -26,7 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from faxd.config import Config
 
 DEMO_USER, DEMO_COMPANY, DEMO_PASSWORD = "demo", "12345", "demo-password"
 SALES, SUPPORT, FRONT_DESK = "3035550101", "3035550102", "3035550103"
@@ -294,7 +297,9 @@ def seed_faxes(provider: str, sim: Any, count: int) -> None:
 
 
 def _toml_list(key: str, names: tuple[str, ...]) -> str:
-    return f"{key} = [{', '.join(repr(n).replace(chr(39), chr(34)) for n in names)}]"
+    import json
+
+    return f"{key} = {json.dumps(list(names))}"  # a JSON list of plain names is TOML too
 
 
 def _introduce(name: str, sim: Any, plan: DemoPlan) -> str:
@@ -316,7 +321,7 @@ def _introduce(name: str, sim: Any, plan: DemoPlan) -> str:
     return line
 
 
-def released_phrases(config: Any) -> dict[str, str]:
+def released_phrases(config: Config) -> dict[str, str]:
     """What happens on each configured receiving provider once a fax is delivered."""
     phrases = {}
     if config.faxage is not None:
