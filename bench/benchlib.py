@@ -111,23 +111,27 @@ def faxd_config(
     work: Path,
     inbound: str = "",
     outbound: str | None = None,
+    section: str | None = None,
 ) -> Path:
     """A faxd.toml for the simulator: database and spool under ``work``, one folder route.
 
     ``inbound`` adds lines to ``[inbound]``; ``outbound`` is the body of
-    ``[outbound]`` (``None`` disables it).
+    ``[outbound]`` (``None`` disables it); ``section`` replaces the
+    ``[faxage]`` section (another provider's, from :mod:`faxd.sim.kits`).
     """
     username, company, password = SIM_LOGIN
     outbound_table = "enabled = false" if outbound is None else outbound
-    path.write_text(
-        f"""
-[faxage]
+    if section is None:
+        section = f"""[faxage]
 username = "{username}"
 company = "{company}"
 password = "{password}"
 base_url = "{base_url}"
 timeout = 60
-
+"""
+    path.write_text(
+        f"""
+{section}
 [database]
 url = "sqlite:///{work / "faxd.db"}"
 

@@ -2,8 +2,9 @@
 
 Each benchmark runs as its own process (so none measures another's leftovers)
 and writes ``bench/results/<name>.json``; this script reads those files and
-prints the figures against the targets of issues 6 and 10.  ``startup``,
-``getfax_memory`` and ``send_memory`` are run too when present.
+prints the figures against the targets of issues 6, 10 and 11.  ``startup``,
+``getfax_memory`` and ``send_memory`` are run too when present;
+``ingest_voipms`` and ``ingest_ifax`` are ``ingest.py --provider voipms|ifax``.
 Run: ``.venv/bin/python bench/run_all.py [--only ingest idle ...]``.
 """
 
@@ -19,9 +20,14 @@ from typing import Any
 from benchlib import BENCH, RESULTS, machine
 
 ORDER = [
-    "ingest", "bigfax", "idle", "hotfolder", "startup", "getfax_memory", "listfax_batches",
-    "send_memory", "push_latency",
+    "ingest", "ingest_voipms", "ingest_ifax", "bigfax", "idle", "hotfolder", "startup",
+    "getfax_memory", "listfax_batches", "send_memory", "push_latency",
 ]
+#: Results that come from a script run with arguments (name -> script, arguments).
+RUNS = {
+    "ingest_voipms": ("ingest", ["--provider", "voipms"]),
+    "ingest_ifax": ("ingest", ["--provider", "ifax"]),
+}
 
 
 def _f(value: Any, digits: int = 2) -> str:
@@ -33,14 +39,20 @@ Rows = list[tuple[str, str, bool | None]]
 
 
 def ingest_rows(r: dict[str, Any]) -> Rows:
-    runs = r["runs"]
+    runs, targets = r["runs"], r["targets"]
+    title = "ingest" if r.get("provider", "faxage") == "faxage" else f"ingest {r['provider']}"
     rows: Rows = [
-        (f"ingest {name}: {_f(run['seconds'])} s, {_f(run['faxes_per_second'], 1)} faxes/s",
+        (f"{title} {name}: {_f(run['seconds'])} s, {_f(run['faxes_per_second'], 1)} faxes/s",
          "", None)
         for name, run in runs.items()
     ]
-    rows.append((f"ingest b/a = {_f(r['ratio_b_a'], 3)}", "<= 1.15", r["ratio_b_a"] <= 1.15))
-    rows.append((f"ingest c/a = {_f(r['ratio_c_a'], 3)}", "<= 0.35", r["ratio_c_a"] <= 0.35))
+    for ratio in ("b_a", "c_a"):
+        value, target = r[f"ratio_{ratio}"], targets[f"ratio_{ratio}"]
+        rows.append((
+            f"{title} {ratio.replace('_', '/')} = {_f(value, 3)}",
+            "" if target is None else f"<= {target}",
+            None if target is None else value <= target,
+        ))
     return rows
 
 
@@ -101,14 +113,14 @@ def push_latency_rows(r: dict[str, Any]) -> Rows:
 
 ROWS: dict[str, Callable[[dict[str, Any]], Rows]] = {
     "ingest": ingest_rows,
+    "ingest_voipms": ingest_rows,
+    "ingest_ifax": ingest_rows,
     "bigfax": bigfax_rows,
     "idle": idle_rows,
     "hotfolder": hotfolder_rows,
     "push_latency": push_latency_rows,
     "getfax_memory": getfax_memory_rows,
     "listfax_batches": listfax_batches_rows,
-
-
     "send_memory": send_memory_rows,
 }
 
@@ -117,11 +129,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=ORDER, help="run just these")
     args = parser.parse_args(argv)
-    names = [n for n in ORDER if (BENCH / f"{n}.py").exists() and (not args.only or n in args.only)]
+    scripts = {n: RUNS.get(n, (n, [])) for n in ORDER}
+    names = [
+        n for n in ORDER
+        if (BENCH / f"{scripts[n][0]}.py").exists() and (not args.only or n in args.only)
+    ]
     exit_codes: dict[str, int] = {}
     for name in names:
+        script, extra = scripts[name]
         print(f"=== {name}", flush=True)
-        exit_codes[name] = subprocess.run([sys.executable, str(BENCH / f"{name}.py")]).returncode
+        exit_codes[name] = subprocess.run(
+            [sys.executable, str(BENCH / f"{script}.py"), *extra]
+        ).returncode
 
     rows: Rows = []
     for name in names:

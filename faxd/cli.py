@@ -145,7 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("faxage", cli_faxage.faxage_help, "FAXAGE account operations")
     cli_faxage.add_faxage_commands(p, common)
 
-    p = command("demo", _demo, "see faxd work against a built-in FAXAGE simulator")
+    p = command("demo", _demo, "see faxd work against built-in provider simulators")
+    p.add_argument(
+        "--provider", default="faxage",
+        choices=("faxage", "voipms", "ifax", "faxnummer", "all"),
+        help="which provider's simulator (default faxage); all: FAXAGE and VoIP.ms receive, "
+        "faxnummer.de sends",
+    )
     p.add_argument("--keep", action="store_true", help="run until Ctrl-C instead of stopping")
     p.add_argument("--seconds", type=float, default=20.0, help="how long to run (default 20)")
     p.add_argument("--dir", type=Path, help="folder to put the demo in (default: a new temp dir)")
@@ -480,7 +486,13 @@ def _status(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from faxd.demo import run_demo
 
-    return int(run_demo(seconds=None if args.keep else args.seconds, directory=args.dir))
+    return int(
+        run_demo(
+            provider=args.provider,
+            seconds=None if args.keep else args.seconds,
+            directory=args.dir,
+        )
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m faxd` goes through __main__

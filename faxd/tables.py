@@ -356,7 +356,9 @@ def status_report(db: Database, config: Config) -> dict[str, Any]:
         "schema": {"current": db.current_revision(), "newest": db.head_revision()},
         "inbound": {
             "enabled": config.inbound.enabled,
-            **cursors[0],  # the first provider's, as `faxd status` showed before
+            # The first provider's, as `faxd status` showed before; none when only
+            # a provider that cannot receive (faxnummer.de) is configured.
+            **(cursors[0] if cursors else {}),
             "providers": cursors,
             "faxes": fax_counts(db),
             "disk_low": disk_pause(config) if config.inbound.enabled else None,

@@ -355,3 +355,27 @@ def test_unexpected_error_is_one_line_without_traceback(
     assert (code, out) == (1, "")
     assert err.startswith("faxd: unexpected OperationalError: ") and err.count("\n") == 1
     assert "Traceback" not in err and "Zq-unique-pw-772" not in err
+
+
+def test_status_with_only_a_sending_provider(
+    capsys: pytest.CaptureFixture[str], layout: DemoLayout
+) -> None:
+    """With faxnummer.de alone nothing is polled: status shows the outbox, not a crash."""
+    section = (
+        '[faxnummer]\nproduct_login = "acc1"\nproduct_code = "code-1"\n'
+        'status_email = "fax@example.com"\nbase_url = "http://127.0.0.1:9/"\n'
+    )
+    config = write_config(layout, base_url=None, sections=section, extra_inbound="enabled = false")
+    from faxd.config import load_config
+
+    db = Database(load_config(config).database.url)
+    db.upgrade()
+    db.dispose()
+    code, out, err = run(capsys, "status", "--config", str(config))
+    assert (code, err) == (0, "")
+    lines = [line.split() for line in out.splitlines()]
+    assert ["inbound", "disabled"] in lines and ["jobs", "none"] in lines
+    assert "last poll" not in out
+    code, out, err = run(capsys, "status", "--config", str(config), "--json")
+    assert code == 0
+    assert json.loads(out)["inbound"]["providers"] == []

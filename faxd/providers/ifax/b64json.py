@@ -15,6 +15,7 @@ Pure: no I/O, the sink decides where the bytes go.
 from __future__ import annotations
 
 import binascii
+import re
 from collections.abc import Callable
 
 __all__ = ["CorruptData", "DataScanner"]
@@ -24,6 +25,8 @@ REST_LIMIT = 64 * 1024
 #: How long a ``data:...;base64,`` prefix may be.
 PREFIX_LIMIT = 200
 _WHITESPACE = b" \t\r\n"
+#: The end of the data string, or a backslash that does not start "\/" (at a chunk's end too).
+_DATA_STOP = re.compile(rb'"|\\(?!/)')
 _SIMPLE_ESCAPES = {ord("/"): b"/", ord("n"): b"", ord("r"): b"", ord("t"): b"", ord("\\"): b"\\"}
 
 
@@ -115,11 +118,11 @@ class DataScanner:
     def _feed_data(self, chunk: bytes, pos: int) -> int:
         if self._data_escape is not None:
             return self._continue_escape(chunk, pos)
-        quote = chunk.find(b'"', pos)
-        slash = chunk.find(b"\\", pos)
-        stops = [i for i in (quote, slash) if i >= 0]
-        end = min(stops) if stops else len(chunk)
-        self._add_b64(chunk[pos:end])
+        # Up to the closing quote or an escape other than PHP's "\/" (one per
+        # 64 base64 characters): those are undone in one go, not one by one.
+        stop = _DATA_STOP.search(chunk, pos)
+        end = stop.start() if stop else len(chunk)
+        self._add_b64(chunk[pos:end].replace(b"\\/", b"/"))
         if end == len(chunk):
             return end
         if chunk[end : end + 1] == b'"':

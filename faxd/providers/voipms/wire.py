@@ -376,6 +376,8 @@ BASE64_KEY = b'"message_base64"'
 #: Bytes of the answer outside the base64 value kept to read its status (and report it).
 MAX_ENVELOPE = 64 * 1024
 _VALUE_START = re.compile(rb'\s*:\s*"')
+#: The end of the value, or a backslash that does not start "\/" (at a chunk's end too).
+_VALUE_STOP = re.compile(rb'"|\\(?!/)')
 _ESCAPES = {b"/": b"/", b"\\": b"\\", b"n": b"", b"r": b"", b"t": b""}
 
 
@@ -442,13 +444,14 @@ class Base64FieldDecoder:
                 self._escape = False
                 index += 1
                 continue
-            quote = chunk.find(b'"', index)
-            backslash = chunk.find(b"\\", index)
-            stop = min(p for p in (quote, backslash, len(chunk)) if p >= 0)
-            text += chunk[index:stop]
+            # Up to the closing quote or an escape other than PHP's "\/" (one
+            # per 64 base64 characters): those are undone in one go.
+            found = _VALUE_STOP.search(chunk, index)
+            stop = found.start() if found else len(chunk)
+            text += chunk[index:stop].replace(b"\\/", b"/")
             if stop == len(chunk):
                 break
-            if stop == backslash:
+            if chunk[stop : stop + 1] == b"\\":
                 self._escape = True
                 index = stop + 1
                 continue
