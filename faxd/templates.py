@@ -139,15 +139,21 @@ def one_line(text: str) -> str:
     return " ".join(_LINE_BREAKS.sub(" ", text).split())
 
 
+#: Characters a Windows client or an SMB share cannot have in a file name.
+_SHARE_UNSAFE = str.maketrans({ch: "_" for ch in '<>:"|?*'})
+
+
 def safe_component(value: str) -> str:
     """``value`` made safe as one file-name component.
 
     No ``/`` or ``\\``, no NUL, control or invisible (bidi, zero-width) characters,
-    no ``..``, no leading dot, dash or space, at most :data:`MAX_COMPONENT`
-    characters; empty -> ``unknown``.
+    none of the characters Windows and SMB shares refuse (``<>:"|?*``: iFax's
+    ``jobId:transactionId`` would otherwise be mangled on a share), no ``..``,
+    no leading dot, dash or space, at most :data:`MAX_COMPONENT` characters;
+    empty -> ``unknown``.
     """
     text = _strip_controls(value, keep="")
-    text = text.replace("/", "_").replace("\\", "_")
+    text = text.replace("/", "_").replace("\\", "_").translate(_SHARE_UNSAFE)
     text = _DOTS.sub(".", text)
     text = text.lstrip(".- ").strip()
     text = text[:MAX_COMPONENT].rstrip(" ")

@@ -89,6 +89,9 @@ def test_examples_of_sanitised_values() -> None:
     assert safe_component("") == "unknown"
     assert safe_component("...") == "unknown"
     assert safe_component("--help") == "help"
+    # iFax's "jobId:transactionId" and other names a Windows client or SMB share refuses
+    assert safe_component("70000001:490000010") == "70000001_490000010"
+    assert safe_component('a<b>c"d|e?f*g') == "a_b_c_d_e_f_g"
 
 
 def test_long_values_are_cut_to_100_characters() -> None:
