@@ -32,7 +32,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import Any, Self
@@ -42,6 +42,7 @@ import structlog
 from faxd.clock import Clock, system_clock
 from faxd.sim.documents import count_pages, make_pdf
 from faxd.sim.faults import Fault, FaultPlan
+from faxd.sim.push import Pusher
 
 log = structlog.get_logger(__name__)
 
@@ -127,6 +128,26 @@ class SimIfaxFax:
         """Downloaded at least once (iFax deletes nothing)."""
         return self.downloads > 0
 
+    def webhook(self) -> dict[str, Any]:
+        """The "Inbound Fax Events" webhook iFax posts for this fax (JSON, no file)."""
+        start = int(self.received.replace(tzinfo=UTC).timestamp())
+        return {
+            "direction": "inbound",
+            "jobId": self.job_id,
+            "transactionId": self.transaction_id,
+            "faxCallLength": 30,
+            "faxCallStart": start,
+            "faxCallEnd": start + 30,
+            "faxTotalPages": self.pages,
+            "faxReceivedPages": self.pages,
+            "faxStatus": "received",
+            "success": True,
+            "fromNumber": self.cid,
+            "toNumber": self.dnis,
+            "code": 0,
+            "message": "Fax received",
+        }
+
 
 @dataclass
 class SimIfaxJob:
@@ -202,6 +223,9 @@ class IfaxSimulator:
         #: Never called: iFax has no delete; kept so tests can treat every simulator alike.
         self.delete_check: Callable[[SimIfaxFax], str | None] | None = None
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        #: The account's webhook URL (``push_url``): JSON per received fax and per sent one
+        #: that finished, as iFax's Webhooks feature posts them.
+        self.pusher = Pusher()
         self.lock = threading.Lock()
         self._ids = itertools.count(70_000_001)
         self._server: _Server | None = None
@@ -312,7 +336,18 @@ class IfaxSimulator:
                 )
                 self.faxes.append(fax)
                 made.append(fax)
+        for fax in made:
+            self.pusher.post(_webhook(fax.webhook()), "application/json")
         return made
+
+    @property
+    def push_url(self) -> str | None:
+        """Where iFax's webhooks go (inbound fax events, outbound status); ``None``: off."""
+        return self.pusher.url
+
+    @push_url.setter
+    def push_url(self, url: str | None) -> None:
+        self.pusher.url = url
 
     # ------------------------------------------------------------------ operations
 
@@ -406,7 +441,26 @@ class IfaxSimulator:
                 clock=self.clock,
             )
             self.jobs.append(job)
+        self._push_when_settled(job)
         return _ok({"jobId": job.job_id}, "Fax processed for sending")
+
+    def _push_when_settled(self, job: SimIfaxJob) -> None:
+        """Post the job's outbound status webhook once it has settled (by the clock)."""
+        if not self.pusher.url:
+            return
+
+        def settled() -> None:
+            if job.status == "sending":  # the injected clock is not there yet: check again
+                retry = threading.Timer(0.1, settled)
+                retry.daemon = True
+                retry.start()
+                return
+            payload = {"direction": "outbound", **job.record()}
+            self.pusher.post(_webhook(payload), "application/json")
+
+        timer = threading.Timer(self.settle_seconds + 0.05, settled)
+        timer.daemon = True
+        timer.start()
 
     def _fax_status(self, body: dict[str, Any]) -> _Answer:
         with self.lock:
@@ -442,6 +496,10 @@ class _Answer:
             text = text[:middle] + b"!#!#" + text[middle + 4 :]
         head = json.dumps({k: v for k, v in self.envelope.items() if k != "data"})[:-1]
         return head.encode() + b', "data": "' + text.replace(b"/", b"\\/") + b'"}'
+
+
+def _webhook(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload).encode("utf-8")
 
 
 def _ok(data: object, message: str) -> _Answer:

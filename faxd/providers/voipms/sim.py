@@ -49,6 +49,7 @@ import structlog
 from faxd.clock import Clock, system_clock
 from faxd.sim.documents import count_pages, make_pdf
 from faxd.sim.faults import Fault, FaultPlan
+from faxd.sim.push import Pusher, multipart
 
 __all__ = ["SentFax", "VoipmsFax", "VoipmsSimulator", "main"]
 
@@ -203,6 +204,8 @@ class VoipmsSimulator:
         self.violations: list[str] = []
         #: (method, parameters without api_password) of every request, in order.
         self.requests: list[tuple[str, dict[str, str]]] = []
+        #: The fax number's url_callback (``push_url``): a multipart post per new fax.
+        self.pusher = Pusher()
         self._next_id = 1000
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -321,7 +324,21 @@ class VoipmsSimulator:
         )
         with self.lock:
             self.faxes[fax_id] = fax
+        if folder == "INBOX":
+            body, content_type = multipart(
+                {"from": cid, "to": dnis}, {"pdf": (f"fax-{fax_id}.pdf", fax.data)}
+            )
+            self.pusher.post(body, content_type)
         return fax
+
+    @property
+    def push_url(self) -> str | None:
+        """Where a new fax is announced (VoIP.ms's url_callback); ``None``: nowhere."""
+        return self.pusher.url
+
+    @push_url.setter
+    def push_url(self, url: str | None) -> None:
+        self.pusher.url = url
 
     def seed_inbound(
         self, n: int, dnis: Iterable[str] = DEFAULT_LINES, *, size: int | None = None
