@@ -69,6 +69,8 @@ class ProviderHooks:
     max_body: int = MAX_BODY
     #: Whether :attr:`pick` looks at the body at all (else it is not read into memory).
     reads_body: bool = True
+    #: Where the hook URL goes in the provider's portal (``faxd check-config`` says so).
+    portal: str = ""
 
 
 #: Form fields read at most (a status record has about a dozen).
@@ -96,7 +98,9 @@ def _id(values: list[str]) -> int | None:
     return number if number <= MAX_ID else None
 
 
-FAXAGE = ProviderHooks("faxage", Reply(), _faxage_pick)
+FAXAGE = ProviderHooks(
+    "faxage", Reply(), _faxage_pick, portal="the inbound push FAXAGE support sets up"
+)
 
 
 def _ifax_pick(body: bytes, content_type: str) -> Hint:
@@ -105,7 +109,9 @@ def _ifax_pick(body: bytes, content_type: str) -> Hint:
     return Hint(HintKind(kind), ref)
 
 
-IFAX = ProviderHooks("ifax", Reply(), _ifax_pick)
+IFAX = ProviderHooks(
+    "ifax", Reply(), _ifax_pick, portal="Webhooks: inbound fax events and sent fax status"
+)
 
 
 def _voipms_pick(body: bytes, content_type: str) -> Hint:
@@ -117,7 +123,12 @@ def _voipms_pick(body: bytes, content_type: str) -> Hint:
 
 #: VoIP.ms retries its url_callback until the answer is "ok".
 VOIPMS = ProviderHooks(
-    "voipms", Reply(body=b"ok"), _voipms_pick, max_body=VOIPMS_MAX_BODY, reads_body=False
+    "voipms",
+    Reply(body=b"ok"),
+    _voipms_pick,
+    max_body=VOIPMS_MAX_BODY,
+    reads_body=False,
+    portal="URL Callback of each fax number (with retry)",
 )
 
 #: Every provider that can call back, by the name in the callback path.
