@@ -43,15 +43,18 @@ def other(request: pytest.FixtureRequest) -> Iterator[tuple[str, Any]]:
         sim.stop()
 
 
-def refused(url: str) -> float:
+def sample(url: str, name: str, **labels: str) -> float:
+    """The value of one sample of ``/metrics`` (0 when absent), read by Prometheus's parser."""
     text = requests.get(f"{url}/metrics", timeout=10).text
     for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "faxd_callbacks_refused_total" and sample.labels == {
-                "reason": "bad_token"
-            }:
-                return sample.value
+        for found in family.samples:
+            if found.name == name and all(found.labels.get(k) == v for k, v in labels.items()):
+                return float(found.value)
     return 0.0
+
+
+def refused(url: str) -> float:
+    return sample(url, "faxd_callbacks_refused_total", reason="bad_token")
 
 
 def test_pushed_fax_is_taken_from_that_provider_without_waiting_for_the_poll(
@@ -74,6 +77,27 @@ def test_pushed_fax_is_taken_from_that_provider_without_waiting_for_the_poll(
         if name == "voipms":
             wait_until(lambda: fax.released)  # deleted after delivery, as configured
         del quiet
+        # /metrics labels it by the provider it came from.
+        assert sample(faxd.url, "faxd_callbacks_total", provider=name, kind="inbound") >= 1
+        assert sample(faxd.url, "faxd_polls_total", provider=name) >= 2
+        assert sample(faxd.url, "faxd_action_duration_seconds_count", provider=name) == 1
+        assert sample(faxd.url, "faxd_faxes", provider=name, state="done") == 1
+
+
+def test_a_callback_also_polls_another_provider_that_is_due(
+    sim: Any, other: tuple[str, Any], tmp_path: Path
+) -> None:
+    """Callbacks move the shared poll forward; a provider due meanwhile is polled with them."""
+    name, provider_sim = other
+    with running_with(tmp_path, sim, provider_sim, name, inbound=("faxage", name)) as faxd:
+        faxage_polls = listfax_count(sim)
+        faxd.daemon._polled_at["faxage"] -= 300.0  # as if its poll_interval had gone by
+        waiting = sim.add_fax("3035550199")
+        provider_sim.push_url = faxd.hook(name)
+        provider_sim.seed_inbound(1)
+        wait_until(lambda: len(faxd.delivered(name)) == 1)
+        wait_until(lambda: (faxd.layout.root / "in" / f"faxage-{waiting.recvid}.pdf").exists())
+        assert listfax_count(sim) > faxage_polls
 
 
 def test_callback_for_a_provider_not_configured_is_404_and_counted(
@@ -112,5 +136,7 @@ def test_ifax_status_webhook_files_the_job_without_waiting_for_the_status_interv
             (url, body) = ifax.pusher.posts[-1]
             assert url == faxd.hook("ifax") and b'"direction": "outbound"' in body
             assert ifax.jobs[0].status == "delivered"
+            wait_until(lambda: sample(faxd.url, "faxd_jobs", provider="ifax", state="sent") == 1)
+            assert sample(faxd.url, "faxd_jobs", provider="faxage", state="sent") == 0
     finally:
         ifax.stop()

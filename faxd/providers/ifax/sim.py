@@ -639,6 +639,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--settle-seconds", type=float, default=5.0, help="seconds a send stays 'sending'"
     )
+    parser.add_argument(
+        "--push-url", default=None, help="post iFax's webhooks here (received and sent faxes)"
+    )
     args = parser.parse_args(argv)
     if args.faxes < 0:
         print("--faxes must be 0 or more", file=sys.stderr)
@@ -657,6 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         settle_seconds=args.settle_seconds,
     )
+    sim.push_url = args.push_url
     try:
         sim.start()
     except OSError as exc:

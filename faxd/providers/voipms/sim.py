@@ -734,6 +734,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--faxes", type=int, default=3, help="received faxes to seed")
     parser.add_argument("--settle-seconds", type=float, default=5.0)
     parser.add_argument("--timezone", default="America/New_York")
+    parser.add_argument(
+        "--push-url", default=None, help="post a url_callback here for every new fax"
+    )
     return parser
 
 
@@ -762,6 +765,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settle_seconds=args.settle_seconds,
         timezone=args.timezone,
     )
+    sim.push_url = args.push_url
     try:
         sim.start()
     except OSError as exc:
