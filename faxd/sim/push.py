@@ -98,19 +98,27 @@ def notify_when_done(state: SimState, job: SimJob) -> None:
 
 def _post(state: SimState, url: str, fields: dict[str, str]) -> None:
     data = urllib.parse.urlencode(fields).encode("ascii")
+    arrived = send(url, data, "application/x-www-form-urlencoded")
+    with state.lock:
+        if arrived:
+            state.push_posts.append((url, fields))
+        else:
+            state.push_failures += 1
+
+
+def send(url: str, body: bytes, content_type: str) -> bool:
+    """POST ``body`` to ``url`` (http or https only); whether it was answered with 2xx."""
     request = urllib.request.Request(  # noqa: S310 - the URL faxd gave, http(s) only
-        url, data=data, headers={"Content-Type": "application/x-www-form-urlencoded"}
+        url, data=body, headers={"Content-Type": content_type}
     )
     try:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"not an http URL: {url}")
         with urllib.request.urlopen(request, timeout=POST_TIMEOUT) as answer:  # noqa: S310
             answer.read(1024)
-        with state.lock:
-            state.push_posts.append((url, fields))
     except (OSError, ValueError, urllib.error.URLError):
-        with state.lock:
-            state.push_failures += 1
+        return False
+    return True
 
 
 class Pusher:
@@ -139,19 +147,27 @@ class Pusher:
         timer.start()
 
     def _post(self, url: str, body: bytes, content_type: str) -> None:
-        request = urllib.request.Request(  # noqa: S310 - the URL the test gave, http(s) only
-            url, data=body, headers={"Content-Type": content_type}
-        )
-        try:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"not an http URL: {url}")
-            with urllib.request.urlopen(request, timeout=POST_TIMEOUT) as answer:  # noqa: S310
-                answer.read(1024)
-            with self._lock:
+        arrived = send(url, body, content_type)
+        with self._lock:
+            if arrived:
                 self.posts.append((url, body))
-        except (OSError, ValueError, urllib.error.URLError):
-            with self._lock:
+            else:
                 self.failures += 1
+
+
+class PushesCallbacks:
+    """``push_url`` for a simulator whose :class:`Pusher` is ``self.pusher``."""
+
+    pusher: Pusher
+
+    @property
+    def push_url(self) -> str | None:
+        """Where the simulator posts its callbacks (the portal's setting); ``None``: off."""
+        return self.pusher.url
+
+    @push_url.setter
+    def push_url(self, url: str | None) -> None:
+        self.pusher.url = url
 
 
 def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:

@@ -42,12 +42,15 @@ import structlog
 from faxd.clock import Clock, system_clock
 from faxd.sim.documents import count_pages, make_pdf
 from faxd.sim.faults import Fault, FaultPlan
-from faxd.sim.push import Pusher
+from faxd.sim.push import Pusher, PushesCallbacks
 
 log = structlog.get_logger(__name__)
 
 DEMO_TOKEN = "demo-ifax-access-token-0001"  # noqa: S105 - the simulator's documented demo key
 PREFIX = "/v1/customer/"
+#: How often (every 0.1 s) a sent job is checked for having settled before its
+#: status webhook is given up (a test's injected clock may never get there).
+SETTLE_CHECKS = 600
 #: Operations by path under ``/v1/customer/``.
 PATHS = {
     "fax-send": "fax-send",
@@ -191,7 +194,7 @@ class SimIfaxJob:
         }
 
 
-class IfaxSimulator:
+class IfaxSimulator(PushesCallbacks):
     """The simulated account and its HTTP server (``base_url`` ends in ``/v1``)."""
 
     def __init__(
@@ -340,15 +343,6 @@ class IfaxSimulator:
             self.pusher.post(_webhook(fax.webhook()), "application/json")
         return made
 
-    @property
-    def push_url(self) -> str | None:
-        """Where iFax's webhooks go (inbound fax events, outbound status); ``None``: off."""
-        return self.pusher.url
-
-    @push_url.setter
-    def push_url(self, url: str | None) -> None:
-        self.pusher.url = url
-
     # ------------------------------------------------------------------ operations
 
     def dispatch(self, operation: str, token: str, body: dict[str, Any]) -> _Answer:
@@ -449,11 +443,12 @@ class IfaxSimulator:
         if not self.pusher.url:
             return
 
-        def settled() -> None:
+        def settled(checks: int = 0) -> None:
             if job.status == "sending":  # the injected clock is not there yet: check again
-                retry = threading.Timer(0.1, settled)
-                retry.daemon = True
-                retry.start()
+                if checks < SETTLE_CHECKS and not self._stopping.is_set():
+                    retry = threading.Timer(0.1, settled, args=(checks + 1,))
+                    retry.daemon = True
+                    retry.start()
                 return
             payload = {"direction": "outbound", **job.record()}
             self.pusher.post(_webhook(payload), "application/json")

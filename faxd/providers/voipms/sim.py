@@ -49,7 +49,7 @@ import structlog
 from faxd.clock import Clock, system_clock
 from faxd.sim.documents import count_pages, make_pdf
 from faxd.sim.faults import Fault, FaultPlan
-from faxd.sim.push import Pusher, multipart
+from faxd.sim.push import Pusher, PushesCallbacks, multipart
 
 __all__ = ["SentFax", "VoipmsFax", "VoipmsSimulator", "main"]
 
@@ -162,7 +162,7 @@ def _status(word: str) -> bytes:
     return _json({"status": word})
 
 
-class VoipmsSimulator:
+class VoipmsSimulator(PushesCallbacks):
     """A VoIP.ms account: folders, received faxes, sent faxes, faults."""
 
     def __init__(
@@ -330,15 +330,6 @@ class VoipmsSimulator:
             )
             self.pusher.post(body, content_type)
         return fax
-
-    @property
-    def push_url(self) -> str | None:
-        """Where a new fax is announced (VoIP.ms's url_callback); ``None``: nowhere."""
-        return self.pusher.url
-
-    @push_url.setter
-    def push_url(self, url: str | None) -> None:
-        self.pusher.url = url
 
     def seed_inbound(
         self, n: int, dnis: Iterable[str] = DEFAULT_LINES, *, size: int | None = None
