@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Folders
 from PIL import Image
 from test_convert import docx
 
@@ -87,7 +86,7 @@ def outbox(
         service.stop()
 
 
-def drop(folders: Folders, name: str, data: bytes) -> None:
+def drop(folders: Any, name: str, data: bytes) -> None:
     """Write the file under a name the outbox ignores, then give it its name."""
     part = folders.hot / f"{name}.part"
     part.write_bytes(data)
@@ -126,7 +125,7 @@ def sent_to(fxn: FaxnummerSimulator, digits: str) -> list[bytes]:
 
 
 def test_image_tiff_and_text_arrive_as_pdf(
-    fxn: FaxnummerSimulator, outbox: Callable[..., Outbound], folders: Folders
+    fxn: FaxnummerSimulator, outbox: Callable[..., Outbound], folders: Any
 ) -> None:
     service = outbox()
     drop(folders, "3035550101 scan.png", png_bytes())
@@ -146,7 +145,7 @@ def test_image_tiff_and_text_arrive_as_pdf(
 
 @pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) not installed")
 def test_office_document_goes_through_libreoffice(
-    fxn: FaxnummerSimulator, outbox: Callable[..., Outbound], folders: Folders, tmp_path: Path
+    fxn: FaxnummerSimulator, outbox: Callable[..., Outbound], folders: Any, tmp_path: Path
 ) -> None:
     service = outbox()
     source = docx(tmp_path, "letter.docx")
@@ -158,7 +157,7 @@ def test_office_document_goes_through_libreoffice(
 
 
 def test_office_document_without_libreoffice_is_refused_at_intake(
-    fxn: FaxnummerSimulator, outbox: Callable[..., Outbound], folders: Folders, tmp_path: Path
+    fxn: FaxnummerSimulator, outbox: Callable[..., Outbound], folders: Any, tmp_path: Path
 ) -> None:
     outbox(which=lambda _name: None)
     drop(folders, "3035550105 letter.docx", docx(tmp_path, "letter.docx").read_bytes())
@@ -173,7 +172,7 @@ def test_office_document_without_libreoffice_is_refused_at_intake(
 
 @pytest.mark.parametrize("name", ["3035550106 setup.exe", "3035550107 photos.zip"])
 def test_unconvertible_file_is_refused_at_intake(
-    fxn: FaxnummerSimulator, outbox: Callable[..., Outbound], folders: Folders, name: str
+    fxn: FaxnummerSimulator, outbox: Callable[..., Outbound], folders: Any, name: str
 ) -> None:
     outbox()
     drop(folders, name, b"PK\x03\x04 not a document")
