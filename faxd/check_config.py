@@ -31,11 +31,13 @@ from faxd.config import (
     mask_url,
 )
 from faxd.errors import FaxdError
+from faxd.outbound.numbers import label as provider_label
 from faxd.phone import format_number
 from faxd.providers import registry
 from faxd.providers.base import OnlineCheck
 from faxd.providers.registry import RECEIVING, configured
 from faxd.redact import redact
+from faxd.web.hooks import PROVIDERS
 
 WIDTH = 80
 _LABEL = 14  # column where values start
@@ -55,7 +57,7 @@ def render_config(config: Config) -> str:
     lines += _routes(config.routes)
     lines += _section("SMTP", _smtp(config.smtp))
     lines += _section("Outbound", _outbound(config.outbound, config.outbound_provider))
-    lines += _section("HTTP", _http(config.http))
+    lines += _section("HTTP", _http(config.http, registry.configured(config)))
     return redact("\n".join(lines).rstrip() + "\n")
 
 
@@ -298,7 +300,7 @@ def _smtp(smtp: SmtpSettings | None) -> list[tuple[str, str]]:
     ]
 
 
-def _http(http: HttpSettings | None) -> list[tuple[str, str]]:
+def _http(http: HttpSettings | None, providers: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     if http is None:
         return [("listener", "off (no [http]: no callbacks, /healthz or /metrics)")]
     rows = [
@@ -308,13 +310,17 @@ def _http(http: HttpSettings | None) -> list[tuple[str, str]]:
     if not http.public_url:
         rows.append(("callbacks", "none asked for (set public_url to get them)"))
         return rows
-    masked = http.hook_url("faxage", token="<TOKEN>")  # noqa: S106 - a placeholder shown instead of the token
-    rows += [
-        ("public URL", http.public_url),
-        ("FAXAGE", f"url_notify on every sendfax is {masked}"),
-        ("inbound push", f"paste {masked} into the FAXAGE portal, with <TOKEN> "
-         f"replaced by the token (from {http.token_source})"),
-    ]  # fmt: skip
+    rows.append(("public URL", http.public_url))
+    replaced = f"with <TOKEN> replaced by the token (from {http.token_source})"
+    for name in providers or ("faxage",):
+        masked = http.hook_url(name, token="<TOKEN>")  # noqa: S106 - a placeholder, not the token
+        if name == "faxage":
+            rows += [
+                ("FAXAGE", f"url_notify on every sendfax is {masked}"),
+                ("inbound push", f"paste {masked} into the FAXAGE portal, {replaced}"),
+            ]
+        elif name in PROVIDERS:
+            rows.append((provider_label(name), f"{PROVIDERS[name].portal}: {masked}, {replaced}"))
     return rows
 
 

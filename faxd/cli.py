@@ -383,7 +383,9 @@ def _cancel(args: argparse.Namespace) -> int:
 
 
 def _send(args: argparse.Namespace) -> int:
+    from faxd import app as wiring
     from faxd.app import open_database
+    from faxd.outbound.accepted import Acceptance
     from faxd.outbound.commands import queue_files
     from faxd.phone import format_number, parse_number
 
@@ -393,9 +395,14 @@ def _send(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"faxd send: argument --to: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    # What the sending provider takes (or faxd converts), checked before anything is queued.
+    caps = wiring.make_sender(config).capabilities
+    accepts = Acceptance(config.outbound_provider, caps.send_types)
     db = open_database(config)
     try:
-        ids = queue_files(args.files, number, args.name, config=config.outbound, db=db)
+        ids = queue_files(
+            args.files, number, args.name, config=config.outbound, db=db, accepts=accepts
+        )
     finally:
         db.dispose()
     to = format_number(number)

@@ -71,6 +71,10 @@ QUICK_SUBMIT_SECONDS = 3.0
 RETENTION_SECONDS = 86400.0
 #: How often the admin mails that are due are sent (``[notify]``).
 NOTIFY_SECONDS = 30.0
+#: A poll pass run for one provider's callback also polls every other provider whose
+#: last poll began at least this share of ``poll_interval`` ago, so callbacks from one
+#: provider (which move the shared poll job forward) never starve another.
+DUE_FRACTION = 0.9
 
 
 class Daemon:
@@ -113,6 +117,11 @@ class Daemon:
         # Provider callbacks ([http]) run these passes now, collapsing bursts.
         self.poll_waker = Waker("inbound-poll", lambda: self.scheduler)
         self.follow_waker = Waker("outbound-follow", lambda: self.scheduler)
+        # Providers whose callback asked for a poll, and when each one's last poll began
+        # (monotonic): a pass run for a hint polls those providers and any that are due.
+        self._hint_lock = threading.Lock()
+        self._hinted: set[str] = set()
+        self._polled_at: dict[str, float] = {}
         self.listener: Any = None  # faxd.web.app.Listener with [http]
 
     # -- the loop ----------------------------------------------------------------------
@@ -324,11 +333,16 @@ class Daemon:
                 if not self._stop.is_set():
                     self._poll_skipped.set()
                 return
+            with self._hint_lock:
+                hinted, self._hinted = self._hinted, set()
             lines: list[str] = []
             for name, pipeline in pipelines.items():
+                if hinted and name not in hinted and not self._poll_due(name):
+                    continue  # a callback from another provider: this one waits its turn
                 # Each provider on its own: one that fails or is paused stops no other.
                 with _logged(f"poll {name}"):
                     started = time.monotonic()
+                    self._polled_at[name] = started
                     outcome = pipeline.poll()
                     metrics = self.app.metrics if self.app is not None else None
                     if metrics is not None:
@@ -348,9 +362,16 @@ class Daemon:
         http, app = self.config.http, self.app
         if http is None or app is None or app.metrics is None:
             return
+        from faxd.providers.registry import configured
         from faxd.web.app import Listener, WebApp
 
-        web = WebApp(http.token, on_hint=self.on_hint, health=self.health, metrics=app.metrics)
+        web = WebApp(
+            http.token,
+            on_hint=self.on_hint,
+            health=self.health,
+            metrics=app.metrics,
+            providers=configured(self.config),
+        )
         try:
             self.listener = Listener(web, http.listen_host, http.listen_port)
         except OSError as exc:
@@ -362,14 +383,35 @@ class Daemon:
         self.listener.start()
 
     def on_hint(self, provider: str, hint: Any) -> None:
-        """A provider callback: run the poll (inbound) or the status follow-up now."""
+        """A provider callback: poll that provider now, or follow up its sent jobs now.
+
+        A hint is never the truth: it only moves a pass forward.  A callback
+        from a provider that does not receive here (inbound) or does not send
+        here (outbound) asks for nothing.
+        """
         from faxd.web.hooks import HintKind
 
-        del provider  # one provider so far: FAXAGE's passes are the daemon's passes
+        app = self.app
+        if app is None:
+            return
         if hint.kind is HintKind.OUTBOUND:
-            self.follow_waker.wake()
-        else:
+            outbound = app.outbound
+            if outbound is not None and outbound.provider.name == provider:
+                self.follow_waker.wake()
+            else:
+                log.debug("http.callback_ignored", provider=provider, kind=hint.kind.value)
+        elif provider in app.pipelines:
+            with self._hint_lock:
+                self._hinted.add(provider)
             self.poll_waker.wake()
+        else:
+            log.debug("http.callback_ignored", provider=provider, kind=hint.kind.value)
+
+    def _poll_due(self, name: str) -> bool:
+        """Whether provider ``name`` is due for its regular poll (never polled, or long ago)."""
+        last = self._polled_at.get(name)
+        interval = float(self.config.inbound.poll_interval)
+        return last is None or time.monotonic() - last >= interval * DUE_FRACTION
 
     def _sweep_job(self) -> None:
         with self._inbound(operation="sweep") as pipelines:

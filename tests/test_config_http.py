@@ -100,3 +100,21 @@ def test_bad_http_settings_are_named(tmp_path: Path, text: str, fragment: str) -
     found = problems(tmp_path, text)
     assert any(fragment in p and "[http]" in p for p in found), found
     assert all(TOKEN not in p for p in found)
+
+
+def test_check_config_shows_each_configured_providers_callback_url(tmp_path: Path) -> None:
+    """VoIP.ms and iFax get their hook URL and where it goes in their portal; never the token."""
+    text = (
+        '[http]\npublic_url = "https://fax.example.com/faxd"\n'
+        '[voipms]\nusername = "office@example.com"\npassword = "Ex4mple-voipms-pw"\n'
+        'from_number = "3035550100"\n'
+        '[ifax]\naccess_token = "Ex4mple-ifax-token-0123"\n'
+    )
+    config = load_config(write(tmp_path, text), env={**ENV, "FAXD_HTTP_TOKEN": TOKEN})
+    shown = render_config(config)
+    assert TOKEN not in shown
+    lines = " ".join(shown.split())
+    hook = "https://fax.example.com/faxd/hook/<TOKEN>"
+    assert f"URL Callback of each fax number (with retry): {hook}/voipms" in lines
+    assert f"inbound fax events and sent fax status: {hook}/ifax" in lines
+    assert f"{hook}/faxage" in lines

@@ -17,7 +17,8 @@ from sqlalchemy import select
 from faxd.clock import system_clock
 from faxd.config import OutboundSettings
 from faxd.errors import FaxdError, IntakeError, NotFoundError, PermanentError
-from faxd.outbound import files, naming
+from faxd.outbound import files
+from faxd.outbound.accepted import Acceptance
 from faxd.outbound.documents import inspect_file
 from faxd.outbound.intake import Intake, fail_job_file
 from faxd.outbound.numbers import label
@@ -35,12 +36,14 @@ def queue_files(
     *,
     config: OutboundSettings,
     db: Database,
+    accepts: Acceptance | None = None,
 ) -> list[int]:
     """Queue one job per file for ``faxno`` (``faxd send``); the files are copied, not moved.
 
     A file that lies in the hot folder is moved into the spool instead, as a
     dropped file would be, so the hot folder cannot make a second job of it.
-    Every file is checked before any is queued, so a bad one queues nothing.
+    Every file is checked before any is queued, so a bad one queues nothing;
+    ``accepts`` says which types the sending provider takes or faxd converts.
     Raises :class:`IntakeError` naming the problem.
     """
     try:
@@ -49,10 +52,10 @@ def queue_files(
         raise IntakeError(str(exc)) from None
     # A link named on the command line is the user's own choice: read what it points to.
     resolved = [Path(path).resolve() for path in paths]
+    intake = Intake(config, db, clock=system_clock, accepts=accepts)
     for path in resolved:
-        naming.check_extension(path.name)
+        intake.accepts.check(path.name)
         inspect_file(path, config.max_file_mb)
-    intake = Intake(config, db, clock=system_clock)
     hot = Path(config.hot_folder)
     hot_resolved = hot.resolve()
     kept_apart = [

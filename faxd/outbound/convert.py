@@ -43,6 +43,7 @@ from PIL import Image, ImageSequence
 
 from faxd.durable import fsync_file
 from faxd.errors import FaxdError
+from faxd.outbound.accepted import ALIASES, DISPLAY, IMAGE_TYPES
 
 __all__ = [
     "ConversionError",
@@ -53,12 +54,6 @@ __all__ = [
     "wrapped_lines",
 ]
 
-IMAGE_TYPES = frozenset({"png", "jpg", "gif", "tif", "bmp"})
-OFFICE_TYPES = frozenset({"doc", "docx", "odt", "rtf", "xls", "xlsx", "ods", "ppt", "pptx", "odp"})
-#: Other spellings of a type, as a provider's list may write them.
-ALIASES = {"tiff": "tif", "jpeg": "jpg", "text": "txt"}
-#: How providers are named to people.
-DISPLAY = {"faxage": "FAXAGE", "voipms": "VoIP.ms", "ifax": "iFax", "faxnummer": "faxnummer.de"}
 #: Page sizes in PDF points.
 PAPER = {"a4": (595.28, 841.89), "letter": (612.0, 792.0)}
 #: Monospace TrueType fonts with wide Unicode coverage; Courier (Latin-1 only) otherwise.

@@ -2,7 +2,8 @@
 
 Checks (in this order): a file reached through a linked folder is left
 alone; a symlink or anything but a regular file is refused and never
-opened; the type must be one FAXAGE sends; the name or folder must carry a
+opened; the type must be one the sending provider takes or faxd converts to
+PDF (:mod:`faxd.outbound.accepted`); the name or folder must carry a
 10-digit number; the file must not be empty, not larger than
 ``[outbound] max_file_mb``, and must be readable.  A reject moves the file to
 the failed folder with ``<name>.txt`` beside it.
@@ -52,6 +53,7 @@ from faxd.config import OutboundSettings
 from faxd.durable import fsync_dir
 from faxd.errors import FileChangedError, IntakeError
 from faxd.outbound import files, naming
+from faxd.outbound.accepted import Acceptance
 from faxd.outbound.documents import (
     Inspected,
     check_regular,
@@ -88,9 +90,16 @@ class Intake:
     """Creates jobs from settled outbox files and from ``faxd send``."""
 
     def __init__(
-        self, settings: OutboundSettings, db: Database, *, clock: Clock = system_clock
+        self,
+        settings: OutboundSettings,
+        db: Database,
+        *,
+        clock: Clock = system_clock,
+        accepts: Acceptance | None = None,
     ) -> None:
         self.settings = settings
+        #: The types the sending provider takes or faxd converts (FAXAGE's by default).
+        self.accepts = accepts or Acceptance()
         self.db = db
         self.clock = clock
         self.hot_folder = Path(settings.hot_folder)
@@ -133,7 +142,7 @@ class Intake:
         try:
             # first: a link's own name says nothing about its target
             check_regular(path, dir_fd=folder_fd)
-            naming.check_extension(path.name)
+            self.accepts.check(path.name)
             destination = naming.parse_destination(relpath, self.country)
             fd, st = open_document(path, dir_fd=folder_fd)
         except IntakeError as exc:
@@ -155,7 +164,7 @@ class Intake:
         ``faxd send`` on an outbox file: the file moves into the spool like a
         dropped one (so the hot folder cannot make a second job of it).
         """
-        naming.check_extension(path.name)
+        self.accepts.check(path.name)
         relpath = path.relative_to(self.hot_folder)
         try:
             folder_fd = files.open_folder(self.hot_folder, relpath)
@@ -244,7 +253,7 @@ class Intake:
 
     def queue_copy(self, path: Path, faxno: str, recipname: str) -> int:
         """Queue a copy of ``path`` (anywhere) for ``faxno``; the original stays put."""
-        naming.check_extension(path.name)
+        self.accepts.check(path.name)
         fd, st = open_document(path)
         try:
             found = hash_document(path.name, fd, st, self.max_file_mb)

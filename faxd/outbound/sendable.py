@@ -30,6 +30,7 @@ import structlog
 from faxd.durable import fsync_dir
 from faxd.errors import FaxdError
 from faxd.outbound import files, naming
+from faxd.outbound.accepted import canonical
 from faxd.store.db import Database
 from faxd.store.models import OutboundJob
 
@@ -67,7 +68,8 @@ def make_sendable(
         if job is None:
             return None
         spool, name = Path(job.spool_path), job.source_name
-    if naming.extension_of(spool.name) in accepted or not os.path.lexists(spool):
+    takes = {canonical(kind) for kind in accepted}
+    if canonical(naming.extension_of(spool.name)) in takes or not os.path.lexists(spool):
         return None  # taken as it is (a missing file is the submitter's to report)
     workdir = spool_dir / WORKDIR
     workdir.mkdir(mode=0o700, exist_ok=True)
@@ -75,6 +77,8 @@ def make_sendable(
         pdf = convert(spool, accepted, provider, workdir)
     except FaxdError as exc:
         return exc.message
+    if pdf == spool:
+        return None  # its content is a type the provider takes, whatever its name said
     try:
         pdf_name = f"{PurePath(name).stem}.pdf"
         target = spool.with_name(f"{job_id}-{pdf_name}")

@@ -25,6 +25,7 @@ import structlog
 
 from faxd.clock import Clock, system_clock
 from faxd.config import NotifySettings, OutboundSettings
+from faxd.outbound.accepted import Acceptance
 from faxd.outbound.commands import cancel_job, list_jobs, queue_files, retry_job
 from faxd.outbound.follow import FollowUp
 from faxd.outbound.intake import Intake
@@ -59,13 +60,16 @@ class Outbound:
         sendtime_zone: tzinfo | None = None,
         notify: NotifySettings | None = None,
         url_notify: str | None = None,
+        accepts: Acceptance | None = None,
     ) -> None:
         self.config = config
         self.db = db
         self.clock = clock
         self.tick_seconds = tick_seconds
         self.hot_folder = Path(config.hot_folder)
-        self.intake = Intake(config, db, clock=clock)
+        # What the outbox takes: the provider's own types and what faxd converts to PDF.
+        accepts = accepts or Acceptance(provider.name, provider.capabilities.send_types)
+        self.intake = Intake(config, db, clock=clock, accepts=accepts)
         self.provider = provider
         self.submitter = Submitter(
             config, db, provider, clock=clock, intake=self.intake, sendtime_zone=sendtime_zone,

@@ -7,6 +7,10 @@ posts ``recvid, recvdate, starttime, cid, dnis, pagecount, tsid``.  Each post
 runs on its own daemon thread, after the event, so a slow receiver never holds
 the simulator; a post that fails is counted in ``push_failures`` and dropped
 (FAXAGE does not promise delivery either: polling is the truth).
+
+:class:`Pusher` is the same for the other simulators (a VoIP.ms multipart
+``url_callback``, an iFax JSON webhook): one push URL, the posts that
+arrived and the ones that failed.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -93,16 +98,93 @@ def notify_when_done(state: SimState, job: SimJob) -> None:
 
 def _post(state: SimState, url: str, fields: dict[str, str]) -> None:
     data = urllib.parse.urlencode(fields).encode("ascii")
+    arrived = send(url, data, "application/x-www-form-urlencoded")
+    with state.lock:
+        if arrived:
+            state.push_posts.append((url, fields))
+        else:
+            state.push_failures += 1
+
+
+def send(url: str, body: bytes, content_type: str) -> bool:
+    """POST ``body`` to ``url`` (http or https only); whether it was answered with 2xx."""
     request = urllib.request.Request(  # noqa: S310 - the URL faxd gave, http(s) only
-        url, data=data, headers={"Content-Type": "application/x-www-form-urlencoded"}
+        url, data=body, headers={"Content-Type": content_type}
     )
     try:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"not an http URL: {url}")
         with urllib.request.urlopen(request, timeout=POST_TIMEOUT) as answer:  # noqa: S310
             answer.read(1024)
-        with state.lock:
-            state.push_posts.append((url, fields))
     except (OSError, ValueError, urllib.error.URLError):
-        with state.lock:
-            state.push_failures += 1
+        return False
+    return True
+
+
+class Pusher:
+    """A simulator's push URL and what it posted there (VoIP.ms, iFax).
+
+    ``url`` is what the account's portal setting would hold (``None``: off).
+    Each post runs on its own daemon thread after ``delay`` seconds; one that
+    arrived is appended to ``posts`` as ``(url, body)``, one that did not is
+    counted in ``failures`` (the real providers retry a few times; a test
+    wants to see the first refusal).
+    """
+
+    def __init__(self) -> None:
+        self.url: str | None = None
+        self.posts: list[tuple[str, bytes]] = []
+        self.failures = 0
+        self._lock = threading.Lock()
+
+    def post(self, body: bytes, content_type: str, *, delay: float = 0.0) -> None:
+        """Post ``body`` to :attr:`url` (if set) from a daemon thread after ``delay`` s."""
+        url = self.url
+        if not url:
+            return
+        timer = threading.Timer(delay, self._post, args=(url, body, content_type))
+        timer.daemon = True
+        timer.start()
+
+    def _post(self, url: str, body: bytes, content_type: str) -> None:
+        arrived = send(url, body, content_type)
+        with self._lock:
+            if arrived:
+                self.posts.append((url, body))
+            else:
+                self.failures += 1
+
+
+class PushesCallbacks:
+    """``push_url`` for a simulator whose :class:`Pusher` is ``self.pusher``."""
+
+    pusher: Pusher
+
+    @property
+    def push_url(self) -> str | None:
+        """Where the simulator posts its callbacks (the portal's setting); ``None``: off."""
+        return self.pusher.url
+
+    @push_url.setter
+    def push_url(self, url: str | None) -> None:
+        self.pusher.url = url
+
+
+def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
+    """A ``multipart/form-data`` body of ``fields`` and ``files`` (part -> (name, bytes))."""
+    boundary = f"sim-{uuid.uuid4().hex}"
+    parts: list[bytes] = []
+    for name, value in fields.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            + value.encode()
+            + b"\r\n"
+        )
+    for name, (filename, data) in files.items():
+        head = (
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; "
+            f'filename="{filename}"\r\nContent-Type: application/pdf\r\n\r\n'
+        )
+        parts.append(head.encode() + data + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"

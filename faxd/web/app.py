@@ -3,7 +3,8 @@
 Three things are served (DESIGN "HTTP listener"):
 
 - ``POST /hook/{token}/{provider}``: a provider's callback.  A wrong or missing
-  token, an unknown provider or a path with ``..`` is a plain 404, the same
+  token, an unknown provider or one that is not configured here, or a path
+  with ``..`` is a plain 404, the same
   for every failure so nothing can be learnt by probing; tokens are compared
   in constant time (:func:`hmac.compare_digest`).  A good one is answered at
   once with what the provider waits for; the hint it carries is handed to
@@ -13,9 +14,11 @@ Three things are served (DESIGN "HTTP listener"):
 - ``GET /metrics``: :class:`faxd.web.metrics.Metrics` in Prometheus text.
 
 The reverse proxy in front strips the ``public_url`` path, so these are served
-from the root.  Bodies above :data:`MAX_BODY` are refused (413) by their
-declared length before a byte is read, and waitress itself refuses a longer
-body or header; its ``channel_timeout`` drops clients that go silent, so
+from the root.  A callback body longer than its provider's limit
+(:attr:`ProviderHooks.max_body`: 64 KiB, or 20 MiB for VoIP.ms, whose
+callback carries the fax, taken in but never read) is refused (413) by its
+declared length before a byte is read, and waitress itself refuses a body
+over :data:`MAX_BODY` or a long header; its ``channel_timeout`` drops clients that go silent, so
 slow clients hold a connection, never a worker thread or a poll.
 """
 
@@ -26,7 +29,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
@@ -43,8 +46,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-#: Largest callback body read; a status record is a few hundred bytes.
-MAX_BODY = 64 * 1024
+#: Largest body waitress takes at all: the largest any provider's callback may have.
+MAX_BODY = max(hooks.max_body for hooks in PROVIDERS.values())
 #: Largest request header block waitress accepts.
 MAX_HEADER = 16 * 1024
 #: A refused token is logged at most this often (it is counted every time).
@@ -69,9 +72,12 @@ class WebApp:
         on_hint: Callable[[str, Hint], None],
         health: Callable[[], Health],
         metrics: Metrics,
+        providers: Collection[str] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._token = token.encode("utf-8")
+        #: The configured providers that may call back (``None``: every one that can).
+        self.providers = frozenset(PROVIDERS if providers is None else providers)
         self.on_hint = on_hint
         self.health = health
         self.metrics = metrics
@@ -103,15 +109,15 @@ class WebApp:
         self, environ: WSGIEnvironment, start_response: StartResponse, token: str, name: str
     ) -> Iterable[bytes]:
         good = hmac.compare_digest(token.encode("utf-8", "surrogateescape"), self._token)
-        provider = PROVIDERS.get(name)
-        if not good or provider is None:
+        provider = PROVIDERS.get(name) if name in self.providers else None
+        if not good or provider is None:  # a provider not configured here is no different
             self._refuse_token(environ, name)
             return _answer(start_response, "404 Not Found", _NOT_FOUND)
         length = _content_length(environ)
-        if length is None or length > MAX_BODY:
+        if length is None or length > provider.max_body:
             self.metrics.refused.labels("too_large").inc()
             return _answer(start_response, "413 Content Too Large", b"too large\n")
-        body = environ["wsgi.input"].read(length) if length else b""
+        body = environ["wsgi.input"].read(length) if length and provider.reads_body else b""
         hint = provider.pick(body, environ.get("CONTENT_TYPE", ""))
         self.metrics.callbacks.labels(provider.name, hint.kind.value).inc()
         log.debug("http.callback", provider=provider.name, kind=hint.kind.value, ref=hint.ref)

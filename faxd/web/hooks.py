@@ -11,8 +11,11 @@ FAXAGE (``DESIGN`` "FAXAGE wire notes"): ``url_notify`` posts the fields of
 the job's status record as a form (``jobid``, ``commid``, ``shortstatus``...);
 the undocumented inbound push posts ``recvid``, ``recvdate``, ``starttime``,
 ``cid``, ``dnis``, ``pagecount`` and ``tsid``.  It waits for ``200`` and
-reads nothing else.  Adding a provider (VoIP.ms answers ``ok`` to a multipart
-post, iFax sends JSON) is one more entry here.
+reads nothing else.  VoIP.ms posts its ``url_callback`` as multipart (the fax
+as part ``pdf``, fields ``from`` and ``to``) and retries until the answer is
+``ok``; its body is never read, as it names no id.  iFax's webhooks post JSON
+(``direction``, ``jobId``, ``faxStatus``...): an outbound one asks for a
+status follow-up, anything else for a poll.
 """
 
 from __future__ import annotations
@@ -48,6 +51,13 @@ class Reply:
     body: bytes = b"OK"
 
 
+#: Largest callback body read; a status record or an iFax webhook is a few hundred bytes.
+MAX_BODY = 64 * 1024
+#: A VoIP.ms callback carries the whole fax as its ``pdf`` part: it is taken in (so
+#: VoIP.ms hears ``ok`` and stops retrying) but never read.
+VOIPMS_MAX_BODY = 20 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class ProviderHooks:
     """One provider's callbacks: how to answer, how to read a body into a hint."""
@@ -55,6 +65,12 @@ class ProviderHooks:
     name: str
     reply: Reply
     pick: Callable[[bytes, str], Hint]
+    #: Bodies declared longer are refused (413) before a byte is read.
+    max_body: int = MAX_BODY
+    #: Whether :attr:`pick` looks at the body at all (else it is not read into memory).
+    reads_body: bool = True
+    #: Where the hook URL goes in the provider's portal (``faxd check-config`` says so).
+    portal: str = ""
 
 
 #: Form fields read at most (a status record has about a dozen).
@@ -82,7 +98,9 @@ def _id(values: list[str]) -> int | None:
     return number if number <= MAX_ID else None
 
 
-FAXAGE = ProviderHooks("faxage", Reply(), _faxage_pick)
+FAXAGE = ProviderHooks(
+    "faxage", Reply(), _faxage_pick, portal="the inbound push FAXAGE support sets up"
+)
 
 
 def _ifax_pick(body: bytes, content_type: str) -> Hint:
@@ -91,7 +109,10 @@ def _ifax_pick(body: bytes, content_type: str) -> Hint:
     return Hint(HintKind(kind), ref)
 
 
-IFAX = ProviderHooks("ifax", Reply(), _ifax_pick)
+IFAX = ProviderHooks(
+    "ifax", Reply(), _ifax_pick, portal="Webhooks: inbound fax events and sent fax status"
+)
+
 
 def _voipms_pick(body: bytes, content_type: str) -> Hint:
     # Imported here: the VoIP.ms wire module imports Hint from this module.
@@ -101,7 +122,14 @@ def _voipms_pick(body: bytes, content_type: str) -> Hint:
 
 
 #: VoIP.ms retries its url_callback until the answer is "ok".
-VOIPMS = ProviderHooks("voipms", Reply(body=b"ok"), _voipms_pick)
+VOIPMS = ProviderHooks(
+    "voipms",
+    Reply(body=b"ok"),
+    _voipms_pick,
+    max_body=VOIPMS_MAX_BODY,
+    reads_body=False,
+    portal="URL Callback of each fax number (with retry)",
+)
 
 #: Every provider that can call back, by the name in the callback path.
 PROVIDERS: dict[str, ProviderHooks] = {

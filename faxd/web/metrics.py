@@ -34,7 +34,8 @@ from faxd.store.db import Database
 from faxd.store.models import InboundFax, OutboundJob, PollCursor
 from faxd.store.states import FaxState
 
-#: The provider label of everything FAXAGE (the only provider so far).
+#: The provider label of what only FAXAGE's client reports (download times, errors by
+#: kind) and of an action whose fax names no provider.
 PROVIDER = "faxage"
 #: Faxes that have not reached their route's folder, printer or mailbox yet.
 UNDELIVERED = tuple(
@@ -126,7 +127,8 @@ class _TimedAction:
         return self._action.target
 
     def deliver(self, item: Deliverable) -> str:
-        with self._histogram.labels(PROVIDER, self._action.type).time():
+        provider = item.facts.provider or PROVIDER
+        with self._histogram.labels(provider, self._action.type).time():
             return self._action.deliver(item)
 
 
@@ -164,10 +166,12 @@ class StateCollector(Collector):
                 )
             ):
                 faxes.add_metric([provider, state], count)
-            for state, count in session.execute(
-                select(OutboundJob.state, func.count()).group_by(OutboundJob.state)
+            for provider, state, count in session.execute(
+                select(OutboundJob.provider, OutboundJob.state, func.count()).group_by(
+                    OutboundJob.provider, OutboundJob.state
+                )
             ):
-                jobs.add_metric([PROVIDER, state], count)
+                jobs.add_metric([provider, state], count)
             for provider in self.config.inbound_providers:
                 first = session.scalar(
                     select(func.min(InboundFax.listed_at)).where(

@@ -93,3 +93,28 @@ def test_refusals_are_logged_once_a_minute_with_the_address_never_the_token(
     ]
     assert not hints
     assert all(guess not in repr(logs) for guess in guesses) and TOKEN not in repr(logs)
+
+
+def test_callback_for_a_provider_not_configured_is_refused_like_a_bad_token(
+    tmp_path: Path,
+) -> None:
+    """Only configured providers may call back; the rest get the same 404, logged once a minute."""
+    now = [1000.0]
+    app, hints = make_app(tmp_path, now)
+    app.providers = frozenset({"faxage", "voipms"})
+    with capture_logs() as logs:
+        assert call(app, f"/hook/{TOKEN}/ifax", b'{"jobId": 5}')[0] == "404 Not Found"
+        assert call(app, f"/hook/{TOKEN}/ifax", b'{"jobId": 6}')[0] == "404 Not Found"
+    refused = [entry for entry in logs if entry["event"] == "http.callback_refused"]
+    assert [(e["provider"], e["refused"]) for e in refused] == [("ifax", 1)]
+    assert TOKEN not in repr(logs) and not hints
+    assert b'faxd_callbacks_refused_total{reason="bad_token"} 2.0' in app.metrics.render()
+
+
+def test_voipms_callback_carrying_a_big_fax_is_answered_ok_unread(tmp_path: Path) -> None:
+    """VoIP.ms posts the fax itself and retries until it hears ``ok``: a 1 MB post is fine."""
+    app, hints = make_app(tmp_path, [0.0])
+    big = b"--b\r\nContent-Disposition: form-data; name=\"pdf\"\r\n\r\n" + b"%PDF-" * 200_000
+    assert call(app, f"/hook/{TOKEN}/voipms", big) == ("200 OK", b"ok")
+    assert hints == [("voipms", Hint(HintKind.INBOUND))]
+    assert call(app, f"/hook/{TOKEN}/faxage", big)[0].startswith("413")  # FAXAGE's stays small

@@ -32,7 +32,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import Any, Self
@@ -42,11 +42,15 @@ import structlog
 from faxd.clock import Clock, system_clock
 from faxd.sim.documents import count_pages, make_pdf
 from faxd.sim.faults import Fault, FaultPlan
+from faxd.sim.push import Pusher, PushesCallbacks
 
 log = structlog.get_logger(__name__)
 
 DEMO_TOKEN = "demo-ifax-access-token-0001"  # noqa: S105 - the simulator's documented demo key
 PREFIX = "/v1/customer/"
+#: How often (every 0.1 s) a sent job is checked for having settled before its
+#: status webhook is given up (a test's injected clock may never get there).
+SETTLE_CHECKS = 600
 #: Operations by path under ``/v1/customer/``.
 PATHS = {
     "fax-send": "fax-send",
@@ -127,6 +131,26 @@ class SimIfaxFax:
         """Downloaded at least once (iFax deletes nothing)."""
         return self.downloads > 0
 
+    def webhook(self) -> dict[str, Any]:
+        """The "Inbound Fax Events" webhook iFax posts for this fax (JSON, no file)."""
+        start = int(self.received.replace(tzinfo=UTC).timestamp())
+        return {
+            "direction": "inbound",
+            "jobId": self.job_id,
+            "transactionId": self.transaction_id,
+            "faxCallLength": 30,
+            "faxCallStart": start,
+            "faxCallEnd": start + 30,
+            "faxTotalPages": self.pages,
+            "faxReceivedPages": self.pages,
+            "faxStatus": "received",
+            "success": True,
+            "fromNumber": self.cid,
+            "toNumber": self.dnis,
+            "code": 0,
+            "message": "Fax received",
+        }
+
 
 @dataclass
 class SimIfaxJob:
@@ -170,7 +194,7 @@ class SimIfaxJob:
         }
 
 
-class IfaxSimulator:
+class IfaxSimulator(PushesCallbacks):
     """The simulated account and its HTTP server (``base_url`` ends in ``/v1``)."""
 
     def __init__(
@@ -202,6 +226,9 @@ class IfaxSimulator:
         #: Never called: iFax has no delete; kept so tests can treat every simulator alike.
         self.delete_check: Callable[[SimIfaxFax], str | None] | None = None
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        #: The account's webhook URL (``push_url``): JSON per received fax and per sent one
+        #: that finished, as iFax's Webhooks feature posts them.
+        self.pusher = Pusher()
         self.lock = threading.Lock()
         self._ids = itertools.count(70_000_001)
         self._server: _Server | None = None
@@ -312,6 +339,8 @@ class IfaxSimulator:
                 )
                 self.faxes.append(fax)
                 made.append(fax)
+        for fax in made:
+            self.pusher.post(_webhook(fax.webhook()), "application/json")
         return made
 
     # ------------------------------------------------------------------ operations
@@ -406,7 +435,27 @@ class IfaxSimulator:
                 clock=self.clock,
             )
             self.jobs.append(job)
+        self._push_when_settled(job)
         return _ok({"jobId": job.job_id}, "Fax processed for sending")
+
+    def _push_when_settled(self, job: SimIfaxJob) -> None:
+        """Post the job's outbound status webhook once it has settled (by the clock)."""
+        if not self.pusher.url:
+            return
+
+        def settled(checks: int = 0) -> None:
+            if job.status == "sending":  # the injected clock is not there yet: check again
+                if checks < SETTLE_CHECKS and not self._stopping.is_set():
+                    retry = threading.Timer(0.1, settled, args=(checks + 1,))
+                    retry.daemon = True
+                    retry.start()
+                return
+            payload = {"direction": "outbound", **job.record()}
+            self.pusher.post(_webhook(payload), "application/json")
+
+        timer = threading.Timer(self.settle_seconds + 0.05, settled)
+        timer.daemon = True
+        timer.start()
 
     def _fax_status(self, body: dict[str, Any]) -> _Answer:
         with self.lock:
@@ -442,6 +491,10 @@ class _Answer:
             text = text[:middle] + b"!#!#" + text[middle + 4 :]
         head = json.dumps({k: v for k, v in self.envelope.items() if k != "data"})[:-1]
         return head.encode() + b', "data": "' + text.replace(b"/", b"\\/") + b'"}'
+
+
+def _webhook(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload).encode("utf-8")
 
 
 def _ok(data: object, message: str) -> _Answer:
@@ -581,6 +634,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--settle-seconds", type=float, default=5.0, help="seconds a send stays 'sending'"
     )
+    parser.add_argument(
+        "--push-url", default=None, help="post iFax's webhooks here (received and sent faxes)"
+    )
     args = parser.parse_args(argv)
     if args.faxes < 0:
         print("--faxes must be 0 or more", file=sys.stderr)
@@ -599,6 +655,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         settle_seconds=args.settle_seconds,
     )
+    sim.push_url = args.push_url
     try:
         sim.start()
     except OSError as exc:

@@ -49,6 +49,7 @@ import structlog
 from faxd.clock import Clock, system_clock
 from faxd.sim.documents import count_pages, make_pdf
 from faxd.sim.faults import Fault, FaultPlan
+from faxd.sim.push import Pusher, PushesCallbacks, multipart
 
 __all__ = ["SentFax", "VoipmsFax", "VoipmsSimulator", "main"]
 
@@ -161,7 +162,7 @@ def _status(word: str) -> bytes:
     return _json({"status": word})
 
 
-class VoipmsSimulator:
+class VoipmsSimulator(PushesCallbacks):
     """A VoIP.ms account: folders, received faxes, sent faxes, faults."""
 
     def __init__(
@@ -203,6 +204,8 @@ class VoipmsSimulator:
         self.violations: list[str] = []
         #: (method, parameters without api_password) of every request, in order.
         self.requests: list[tuple[str, dict[str, str]]] = []
+        #: The fax number's url_callback (``push_url``): a multipart post per new fax.
+        self.pusher = Pusher()
         self._next_id = 1000
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -321,6 +324,11 @@ class VoipmsSimulator:
         )
         with self.lock:
             self.faxes[fax_id] = fax
+        if folder == "INBOX":
+            body, content_type = multipart(
+                {"from": cid, "to": dnis}, {"pdf": (f"fax-{fax_id}.pdf", fax.data)}
+            )
+            self.pusher.post(body, content_type)
         return fax
 
     def seed_inbound(
@@ -717,6 +725,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--faxes", type=int, default=3, help="received faxes to seed")
     parser.add_argument("--settle-seconds", type=float, default=5.0)
     parser.add_argument("--timezone", default="America/New_York")
+    parser.add_argument(
+        "--push-url", default=None, help="post a url_callback here for every new fax"
+    )
     return parser
 
 
@@ -745,6 +756,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settle_seconds=args.settle_seconds,
         timezone=args.timezone,
     )
+    sim.push_url = args.push_url
     try:
         sim.start()
     except OSError as exc:
