@@ -24,6 +24,7 @@ Create Date: 2026-11-30 13:20:00
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import sqlalchemy as sa
 from alembic import op
@@ -46,7 +47,7 @@ _CURSOR_KEPT = (
 )
 
 
-def _recreate() -> str:
+def _recreate() -> Literal["always", "auto"]:
     """SQLite rebuilds the table to change it; other databases alter it in place."""
     return "always" if op.get_bind().dialect.name == "sqlite" else "auto"
 
