@@ -39,9 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
 from email.parser import BytesParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
-from typing import Self
+from types import FrameType
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
@@ -50,6 +48,7 @@ import structlog
 from faxd.clock import Clock, system_clock
 from faxd.logs import configure_logging
 from faxd.sim.faults import Fault, FaultPlan
+from faxd.sim.httpbase import ServedSimulator, SimHandler
 from faxd.sim.models import TIME_FORMAT
 
 __all__ = ["FAULT_KINDS", "FaxnummerSimulator", "SimSend", "main"]
@@ -145,8 +144,10 @@ class _Faults(FaultPlan):
         return fault
 
 
-class FaxnummerSimulator:
+class FaxnummerSimulator(ServedSimulator):
     """A faxnummer.de product login served over HTTP; ``.base_url`` goes in ``[faxnummer]``."""
+
+    thread_name = "faxnummer-sim"
 
     def __init__(
         self,
@@ -179,9 +180,7 @@ class FaxnummerSimulator:
         self.requests: list[tuple[str, str]] = []  # (operation, product login); never the code
         self.faults: FaultPlan = _Faults(random.Random(seed))  # noqa: S311 - reproducible
         self._lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
+        self._init_serving()
 
     def __repr__(self) -> str:
         return (
@@ -196,69 +195,7 @@ class FaxnummerSimulator:
         """The full webrequests URL (faxnummer.de's base_url is the endpoint itself)."""
         return f"http://{self.host}:{self.port}{PATH}"
 
-    def start(self) -> Self:
-        """Bind and serve in a daemon thread; ``port=0`` picks a free port."""
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        server = _Server((self.host, self.port), _Handler)
-        server.sim = self
-        self.port = int(server.server_address[1])
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name=f"faxnummer-sim-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and cut open connections."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        server.cut_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def pause(self, seconds: float) -> None:
-        """Sleep in a handler thread, cut short when the simulator stops."""
-        if seconds > 0:
-            self._stopping.wait(seconds)
-
     # ------------------------------------------------------------------ faults
-
-    def inject(
-        self,
-        kind: str,
-        *,
-        operation: str | None = None,
-        times: int | None = None,
-        rate: float | None = None,
-        after: bool = False,
-    ) -> Fault:
-        """Make requests fail on demand; see the module docstring for the kinds."""
-        return self.faults.inject(kind, operation=operation, times=times, rate=rate, after=after)
-
-    def clear_faults(self) -> None:
-        self.faults.clear()
 
     # ------------------------------------------------------------------ protocol
 
@@ -381,44 +318,8 @@ def _parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], di
     return form, files
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-    request_queue_size = 128
-    sim: FaxnummerSimulator
-
-    def __init__(self, address: tuple[str, int], handler: type[_Handler]) -> None:
-        super().__init__(address, handler)
-        self.open_connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-
-    def cut_connections(self) -> None:
-        with self.connections_lock:
-            connections = list(self.open_connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(SimHandler):
     """One connection: read the POST, apply faults, answer like faxnummer.de."""
-
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    timeout = 120
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:
-            self.server.open_connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.open_connections.discard(self.connection)
-        with contextlib.suppress(OSError):
-            super().finish()
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("sim.http", line=format % args)
@@ -560,3 +461,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+FaxnummerSimulator.handler_class = _Handler

@@ -33,15 +33,15 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
-from typing import Any, Self
+from types import FrameType
+from typing import Any
 
 import structlog
 
 from faxd.clock import Clock, system_clock
 from faxd.sim.documents import count_pages, make_pdf
 from faxd.sim.faults import Fault, FaultPlan
+from faxd.sim.httpbase import ServedSimulator, SimHandler
 from faxd.sim.push import Pusher, PushesCallbacks
 
 log = structlog.get_logger(__name__)
@@ -194,8 +194,10 @@ class SimIfaxJob:
         }
 
 
-class IfaxSimulator(PushesCallbacks):
+class IfaxSimulator(ServedSimulator, PushesCallbacks):
     """The simulated account and its HTTP server (``base_url`` ends in ``/v1``)."""
+
+    thread_name = "ifax-sim"
 
     def __init__(
         self,
@@ -231,9 +233,7 @@ class IfaxSimulator(PushesCallbacks):
         self.pusher = Pusher()
         self.lock = threading.Lock()
         self._ids = itertools.count(70_000_001)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
+        self._init_serving()
 
     def __repr__(self) -> str:
         return f"IfaxSimulator(base_url={self.base_url!r}, token='********')"
@@ -245,70 +245,7 @@ class IfaxSimulator(PushesCallbacks):
         """What goes in ``[ifax] base_url``."""
         return f"http://{self.host}:{self.port}/v1"
 
-    def start(self) -> Self:
-        """Bind and serve in a daemon thread; ``port=0`` picks a free port."""
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        server = _Server((self.host, self.port), _Handler)
-        server.sim = self
-        self.port = int(server.server_address[1])
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name=f"ifax-sim-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and cut open connections."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        server.cut_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # ------------------------------------------------------------------ faults
-
-    def inject(
-        self,
-        kind: str,
-        *,
-        operation: str | None = None,
-        times: int | None = None,
-        rate: float | None = None,
-        after: bool = False,
-    ) -> Fault:
-        """Make requests fail on demand; see the module docstring for the kinds."""
-        return self.faults.inject(kind, operation=operation, times=times, rate=rate, after=after)
-
-    def clear_faults(self) -> None:
-        """Remove every injected fault."""
-        self.faults.clear()
-
-    def pause(self, seconds: float) -> None:
-        """Sleep in a handler thread, cut short when the simulator stops."""
-        if seconds > 0:
-            self._stopping.wait(seconds)
 
     # ------------------------------------------------------------------ seeding
 
@@ -509,43 +446,7 @@ def _auth_answer() -> _Answer:
     return _Answer(200, {"status": 0, "message": "accessToken invalid", "code": 12001})
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-    request_queue_size = 128
-    sim: IfaxSimulator
-
-    def __init__(self, address: tuple[str, int], handler: type[_Handler]) -> None:
-        super().__init__(address, handler)
-        self.open_connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-
-    def cut_connections(self) -> None:
-        with self.connections_lock:
-            connections = list(self.open_connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    timeout = 120
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:
-            self.server.open_connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.open_connections.discard(self.connection)
-        with contextlib.suppress(OSError):
-            super().finish()
-
+class _Handler(SimHandler):
     def log_message(self, format: str, *args: object) -> None:
         log.debug("ifax_sim.http", line=format % args)
 
@@ -678,3 +579,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+IfaxSimulator.handler_class = _Handler

@@ -38,9 +38,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
-from typing import Any, Self
+from types import FrameType
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -49,6 +48,7 @@ import structlog
 from faxd.clock import Clock, system_clock
 from faxd.sim.documents import count_pages, make_pdf
 from faxd.sim.faults import Fault, FaultPlan
+from faxd.sim.httpbase import ServedSimulator, SimHandler
 from faxd.sim.push import Pusher, PushesCallbacks, multipart
 
 __all__ = ["SentFax", "VoipmsFax", "VoipmsSimulator", "main"]
@@ -162,8 +162,10 @@ def _status(word: str) -> bytes:
     return _json({"status": word})
 
 
-class VoipmsSimulator(PushesCallbacks):
+class VoipmsSimulator(ServedSimulator, PushesCallbacks):
     """A VoIP.ms account: folders, received faxes, sent faxes, faults."""
+
+    thread_name = "voipms-sim"
 
     def __init__(
         self,
@@ -207,9 +209,7 @@ class VoipmsSimulator(PushesCallbacks):
         #: The fax number's url_callback (``push_url``): a multipart post per new fax.
         self.pusher = Pusher()
         self._next_id = 1000
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
+        self._init_serving()
 
     def __repr__(self) -> str:
         return f"VoipmsSimulator(username={self.username!r}, base_url={self.base_url!r})"
@@ -221,66 +221,7 @@ class VoipmsSimulator(PushesCallbacks):
         """The full ``rest.php`` URL: what goes in ``[voipms] base_url``."""
         return f"http://{self.host}:{self.port}{PATH}"
 
-    def start(self) -> Self:
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        server = _Server((self.host, self.port), _Handler)
-        server.sim = self
-        self.port = int(server.server_address[1])
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name=f"voipms-sim-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        server.cut_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def pause(self, seconds: float) -> None:
-        if seconds > 0:
-            self._stopping.wait(seconds)
-
     # ------------------------------------------------------------------ faults
-
-    def inject(
-        self,
-        kind: str,
-        *,
-        operation: str | None = None,
-        times: int | None = None,
-        rate: float | None = None,
-        after: bool = False,
-    ) -> Fault:
-        """Make requests fail on demand; see the module docstring for the kinds."""
-        return self.faults.inject(kind, operation=operation, times=times, rate=rate, after=after)
-
-    def clear_faults(self) -> None:
-        self.faults.clear()
 
     # ------------------------------------------------------------------ state
 
@@ -583,48 +524,8 @@ def _corrupt(body: bytes) -> bytes:
     return body[:middle] + b"*" + body[middle + 1 :]
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-    request_queue_size = 128
-    sim: VoipmsSimulator
-
-    def __init__(self, address: tuple[str, int], handler: type[_Handler]) -> None:
-        super().__init__(address, handler)
-        self.open_connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        # A client that hangs up (after a truncated answer, say) is not a server fault.
-        log.debug("sim.voipms_connection_error", exc_info=True)
-
-    def cut_connections(self) -> None:
-        with self.connections_lock:
-            connections = list(self.open_connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(SimHandler):
     """One connection: read the request, apply faults, answer like VoIP.ms."""
-
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    timeout = 120
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:
-            self.server.open_connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.open_connections.discard(self.connection)
-        with contextlib.suppress(OSError):
-            super().finish()
 
     def log_message(self, format: str, *args: object) -> None:
         # The request line of a GET carries the API password: never log it.
@@ -780,3 +681,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+VoipmsSimulator.handler_class = _Handler
