@@ -403,6 +403,9 @@ class _Handler(SimHandler):
 # ---------------------------------------------------------------------- command line
 
 
+FaxnummerSimulator.handler_class = _Handler
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m faxd.sim --provider faxnummer``: serve until SIGINT or SIGTERM."""
     parser = argparse.ArgumentParser(
@@ -461,6 +464,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-FaxnummerSimulator.handler_class = _Handler

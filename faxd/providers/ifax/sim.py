@@ -521,6 +521,9 @@ class _Handler(SimHandler):
             self.close_connection = True
 
 
+IfaxSimulator.handler_class = _Handler
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m faxd.sim --provider ifax``: serve until SIGINT or SIGTERM."""
     parser = argparse.ArgumentParser(
@@ -579,6 +582,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-IfaxSimulator.handler_class = _Handler

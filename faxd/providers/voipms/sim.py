@@ -611,6 +611,9 @@ class _Handler(SimHandler):
 # ---------------------------------------------------------------- command line
 
 
+VoipmsSimulator.handler_class = _Handler
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m faxd.sim --provider voipms",
@@ -681,6 +684,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-VoipmsSimulator.handler_class = _Handler
