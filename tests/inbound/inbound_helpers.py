@@ -10,6 +10,9 @@
 - ``write_config``: a real TOML config file for tests that load one; ``config_file``
   one with a login, a folder route and the ``[inbound]`` lines given.
 - ``commit_levels``: the ``synchronous`` level of each commit a database makes.
+- ``provider_config_file`` and friends: the same office (three lines, a folder
+  each) for every provider that receives, configured through its simulator
+  kit's section (:mod:`faxd.sim.kits`), for the tests run once per provider.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from faxd.providers.faxage.records import (
     MalformedLine,
 )
 from faxd.sim import SimFax
+from faxd.sim.kits import SimKit
 
 PDF = b"%PDF-1.4\n"
 
@@ -300,6 +304,115 @@ def require_delivered(root: Path) -> Any:
     return check
 
 
+#: The lines the per-provider tests receive on (10 digits) and the folder each is routed to.
+LINE_FOLDERS = {"3035550101": "sales", "3035550102": "support", "3035550103": "inbox"}
+#: The same lines as each simulator's ``seed_inbound`` takes them (VoIP.ms shows 10 digits).
+SEED_LINES = {
+    "faxage": (SALES, SUPPORT, MAIN),
+    "voipms": tuple(LINE_FOLDERS),
+    "ifax": (SALES, SUPPORT, MAIN),
+}
+#: The operation that releases a fax on each provider (iFax keeps every fax: none).
+RELEASE_OPERATION = {"faxage": "delfax", "voipms": "deleteFaxMessage", "ifax": None}
+#: The operation that downloads a fax on each provider.
+DOWNLOAD_OPERATION = {"faxage": "getfax", "voipms": "getFaxMessagePDF", "ifax": "fax-download"}
+
+
+def provider_routes(root: Path) -> str:
+    """``[[routes]]`` for the three lines: two by number, a default; one folder each."""
+    sales, support = (f"+1{line}" for line in tuple(LINE_FOLDERS)[:2])
+    return f"""
+[[routes]]
+name = "sales"
+dnis = ["{sales}"]
+actions = [{{ type = "folder", path = "{root}/sales/{{recvid}}.{{ext}}" }}]
+
+[[routes]]
+name = "support"
+dnis = ["{support}"]
+actions = [{{ type = "folder", path = "{root}/support/{{recvid}}.{{ext}}" }}]
+
+[[routes]]
+name = "default"
+actions = [{{ type = "folder", path = "{root}/inbox/{{recvid}}.{{ext}}" }}]
+"""
+
+
+def provider_config_file(
+    tmp_path: Path, name: str, section: str, *, inbound: str = "", extra: str = ""
+) -> Path:
+    """A real config file polling provider ``name`` only, its ``section`` from the sim kit
+    (``extra`` lines appended to it), the ``[inbound]`` lines given and the three-line
+    office of :func:`provider_routes` delivering under ``tmp_path / "fax"``."""
+    return write_config(
+        tmp_path / "faxd.toml",
+        f"""{section}{extra}
+[database]
+url = "sqlite:///{tmp_path / "faxd.db"}"
+
+[inbound]
+providers = ["{name}"]
+spool_dir = "{tmp_path / "spool"}"
+{inbound}
+{provider_routes(tmp_path / "fax")}
+[outbound]
+enabled = false
+""",
+    )
+
+
+def provider_path(root: Path, fax: Any) -> Path:
+    """Where :func:`provider_routes` puts a simulator's ``fax`` (any provider's)."""
+    line = "".join(ch for ch in fax.dnis if ch.isdigit())[-10:]
+    return root / LINE_FOLDERS.get(line, "inbox") / f"{fax.remote_id}.pdf"
+
+
+def provider_require_delivered(root: Path) -> Callable[[Any], str | None]:
+    """A sim delete_check for :func:`provider_routes`: the file holds the fax's bytes."""
+
+    def check(fax: Any) -> str | None:
+        path = provider_path(root, fax)
+        if not path.exists():
+            return f"fax {fax.remote_id} released before {path} existed"
+        if path.read_bytes() != fax.data:
+            return f"fax {fax.remote_id} released while {path} held other bytes"
+        return None
+
+    return check
+
+
+@dataclass
+class Receiver:
+    """One receiving provider under test: its name, kit and running simulator."""
+
+    name: str
+    kit: SimKit
+    sim: Any
+
+    def __repr__(self) -> str:
+        return f"Receiver({self.name})"
+
+    def seed(self, n: int) -> list[Any]:
+        """``n`` faxes round-robin over the three lines of :func:`provider_routes`."""
+        return list(self.sim.seed_inbound(n, dnis=SEED_LINES[self.name]))
+
+    @property
+    def keeps(self) -> bool:
+        """Whether the provider keeps every fax (iFax): nothing is ever released."""
+        return RELEASE_OPERATION[self.name] is None
+
+
+def sim_faxes(sim: Any) -> list[Any]:
+    """Every fax a simulator holds (FAXAGE and VoIP.ms keep a dict, iFax a list)."""
+    faxes = sim.faxes
+    return list(faxes.values()) if isinstance(faxes, dict) else list(faxes)
+
+
+def operations(sim: Any) -> list[str]:
+    """The operation of every request a simulator received, in order."""
+    return [r.operation if hasattr(r, "operation") else r[0] for r in list(sim.requests)]
+
+
 def write_config(path: Path, body: str) -> Path:
     """Write a config file readable only by its owner (it may hold a password)."""
     path.write_text(body)
@@ -352,16 +465,21 @@ def fail_permanent(message: str = "target holds other bytes") -> DeliveryError:
 
 
 __all__ = [
+    "DOWNLOAD_OPERATION",
     "FAKE_FAXAGE",
+    "LINE_FOLDERS",
     "MAIN",
     "PDF",
+    "RELEASE_OPERATION",
     "SALES",
+    "SEED_LINES",
     "SUPPORT",
     "ActionBook",
     "FakeInbox",
     "FaxdError",
     "FixedRandom",
     "ManualClock",
+    "Receiver",
     "RecordingAction",
     "events",
     "expected_path",
@@ -370,8 +488,14 @@ __all__ = [
     "faxage_inbound",
     "make_config",
     "office_routes",
+    "operations",
+    "provider_config_file",
+    "provider_path",
+    "provider_require_delivered",
+    "provider_routes",
     "recorder_route",
     "require_delivered",
+    "sim_faxes",
     "sim_settings",
     "write_config",
 ]
