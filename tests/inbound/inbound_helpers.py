@@ -9,6 +9,8 @@
 - ``make_config``: a :class:`~faxd.config.Config` built in code for a tmp dir.
 - ``write_config``: a real TOML config file for tests that load one; ``config_file``
   one with a login, a folder route and the ``[inbound]`` lines given.
+- ``start_daemon`` / ``wait_for_requests``: a real ``faxd run --once`` child
+  process for the crash tests, and waiting until it is at work.
 - ``commit_levels``: the ``synchronous`` level of each commit a database makes.
 - ``provider_config_file`` and friends: the same office (three lines, a folder
   each) for every provider that receives, configured through its simulator
@@ -19,6 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -413,6 +418,24 @@ def operations(sim: Any) -> list[str]:
     return [r.operation if hasattr(r, "operation") else r[0] for r in list(sim.requests)]
 
 
+def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAXD_")}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "faxd", "run", "--config", str(config), "--once"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+def wait_for_requests(sim: Any, seen: int, proc: subprocess.Popen[bytes]) -> None:
+    """Until the child has made a request beyond ``seen`` (it is at work) or has exited."""
+    deadline = time.monotonic() + 20
+    while len(sim.requests) <= seen and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def write_config(path: Path, body: str) -> Path:
     """Write a config file readable only by its owner (it may hold a password)."""
     path.write_text(body)
@@ -497,6 +520,8 @@ __all__ = [
     "require_delivered",
     "sim_faxes",
     "sim_settings",
+    "start_daemon",
+    "wait_for_requests",
     "write_config",
 ]
 

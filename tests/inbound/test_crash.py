@@ -9,18 +9,25 @@ moments while it works and started again each time.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from inbound_helpers import MAIN, SALES, SUPPORT, expected_path, require_delivered, write_config
+from inbound_helpers import (
+    MAIN,
+    SALES,
+    SUPPORT,
+    expected_path,
+    require_delivered,
+    start_daemon,
+    wait_for_requests,
+    write_config,
+)
 
 from faxd.config import load_config
 from faxd.store.db import Database
@@ -71,24 +78,6 @@ name = "default"
 actions = [{{ type = "folder", path = "{root}/inbox/{{dnis}}-{{recvid}}.{{ext}}" }}]
 """,
     )
-
-
-def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FAXD_")}
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "faxd", "run", "--config", str(config), "--once"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-
-
-def wait_for_requests(sim: Any, seen: int, proc: subprocess.Popen[bytes]) -> None:
-    """Until the child has made a request beyond ``seen`` (it is at work) or has exited."""
-    deadline = time.monotonic() + 20
-    while len(sim.requests) <= seen and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
 
 
 @pytest.mark.slow
