@@ -16,7 +16,7 @@ and only its own handle tells whether it really fired.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from inbound_helpers import (
 from faxd.config import load_config
 from faxd.inbound.pipeline import InboundPipeline
 from faxd.providers.registry import make_inbound
+from faxd.sim.kits import KITS
 from faxd.store.db import Database
 from faxd.store.models import InboundFax
 
@@ -43,6 +44,9 @@ KINDS = {
     "voipms": ("http500", "reset", "slow", "truncate", "api_limit", "corrupt_base64"),
     "ifax": ("http500", "reset", "slow", "truncate", "rate_limit", "corrupt_base64"),
 }
+
+#: The listing operation of each date-window provider.
+LIST_OPERATION = {"voipms": "getFaxMessages", "ifax": "fax-list-all"}
 
 
 def fast_client(name: str, sim: Any) -> Any:
@@ -128,3 +132,56 @@ def test_faults_on_a_fifth_of_requests_lose_no_fax_on_any_provider(
         assert provider_path(root, fax).read_bytes() == fax.data
     if receiver.keeps:
         assert all(f.downloads >= 1 for f in faxes)
+
+
+def old_faxes(name: str, sim: Any) -> list[Any]:
+    """Faxes spread over past days (a date-window provider must still list every one)."""
+    if name == "ifax":
+        sim.page_size = 4  # three pages, newest first
+        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        return [
+            sim.seed_inbound(1, dnis=("+13035550101",), received_at=now - timedelta(days=k))[0]
+            for k in range(12)
+        ]
+    # VoIP.ms: since 200 days ago is three windows of at most 92 days, oldest first.
+    return [
+        sim.add_fax("3035550101", "3035550100", when=sim.now() - timedelta(days=k))
+        for k in (150, 120, 100, 60, 30, 10, 5, 2)
+    ]
+
+
+@pytest.mark.parametrize("name", ["voipms", "ifax"])
+def test_listing_broken_midway_moves_no_window_past_an_unrecorded_fax(
+    name: str, tmp_path: Path, db: Database
+) -> None:
+    """The third listing request fails: the next poll still lists (and takes) every fax.
+
+    The window start may move only with the last batch of a listing read to
+    its end; moved by an earlier batch, the next poll would start yesterday and
+    the older faxes would wait for the sweep.
+    """
+    kit = KITS[name]
+    sim = kit.start(seed=0)
+    try:
+        since = (datetime.now(UTC) - timedelta(days=200 if name == "voipms" else 20)).date()
+        section = kit.section(sim) + f"since = {since.isoformat()}\n"
+        config = load_config(provider_config_file(tmp_path, name, section))
+        faxes = old_faxes(name, sim)
+        # Seed 0 draws 0.84, 0.76, 0.42: the first two listing requests pass, the third fails.
+        fault = sim.inject("http500", operation=LIST_OPERATION[name], rate=0.5, times=1)
+        client = fast_client(name, sim)
+        client.retries = 0
+        try:
+            pipe = InboundPipeline(make_inbound(config, name, client=client), db, config)
+            first = pipe.poll()
+            assert fault.fired == 1 and 0 < first.new < len(faxes) and first.errors == 1
+            second = pipe.poll()  # no sweep: the window alone must hold the rest
+        finally:
+            client.close()
+        assert first.new + second.new == len(faxes)
+        assert first.done + second.done == len(faxes)
+        root = tmp_path / "fax"
+        for fax in faxes:
+            assert provider_path(root, fax).read_bytes() == fax.data
+    finally:
+        sim.stop()
