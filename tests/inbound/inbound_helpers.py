@@ -397,9 +397,9 @@ class Receiver:
     def __repr__(self) -> str:
         return f"Receiver({self.name})"
 
-    def seed(self, n: int) -> list[Any]:
-        """``n`` faxes round-robin over the three lines of :func:`provider_routes`."""
-        return list(self.sim.seed_inbound(n, dnis=SEED_LINES[self.name]))
+    def seed(self, n: int, *, size: int | None = None) -> list[Any]:
+        """``n`` faxes (of about ``size`` bytes) round-robin over :func:`provider_routes`' lines."""
+        return list(self.sim.seed_inbound(n, dnis=SEED_LINES[self.name], size=size))
 
     @property
     def keeps(self) -> bool:

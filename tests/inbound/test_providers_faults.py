@@ -91,7 +91,8 @@ def test_faults_on_a_fifth_of_requests_lose_no_fax_on_any_provider(
         provider_config_file(tmp_path, name, receiver.kit.section(sim), inbound=inbound)
     )
     root = tmp_path / "fax"
-    faxes = receiver.seed(15)
+    # Larger than one read chunk (64 KiB), so damage can sit in the middle of a download.
+    faxes = receiver.seed(15, size=150_000)
     sim.delete_check = provider_require_delivered(root)
     # The provider acted, its answer was lost: once for certain (the first time),
     # then on a fifth of the rest.  Injected first, so the general http500
@@ -183,5 +184,42 @@ def test_listing_broken_midway_moves_no_window_past_an_unrecorded_fax(
         root = tmp_path / "fax"
         for fax in faxes:
             assert provider_path(root, fax).read_bytes() == fax.data
+    finally:
+        sim.stop()
+
+
+@pytest.mark.parametrize("name", ["voipms", "ifax"])
+def test_damaged_base64_is_never_delivered(
+    name: str, tmp_path: Path, db: Database, clock: ManualClock
+) -> None:
+    """The first two downloads come with damaged base64: refused, fetched again, right bytes."""
+    kit = KITS[name]
+    sim = kit.start()
+    try:
+        config = load_config(provider_config_file(tmp_path, name, kit.section(sim)))
+        root = tmp_path / "fax"
+        # Larger than one read chunk (64 KiB): the damage sits mid-download.
+        faxes = Receiver(name, kit, sim).seed(3, size=150_000)
+        sim.delete_check = provider_require_delivered(root)
+        fault = sim.inject("corrupt_base64", operation=DOWNLOAD_OPERATION[name], times=2)
+        client = fast_client(name, sim)
+        client.retries = 0
+        try:
+            provider = make_inbound(config, name, client=client, clock=clock)
+            pipe = InboundPipeline(provider, db, config, clock=clock)
+            for _ in range(4):
+                pipe.poll()
+                clock.advance(3600)  # past any backoff
+        finally:
+            client.close()
+        assert fault.fired == 2
+        assert sim.violations == []
+        assert {p for p in root.rglob("*") if p.is_file()} == {
+            provider_path(root, f) for f in faxes
+        }
+        for fax in faxes:
+            assert provider_path(root, fax).read_bytes() == fax.data
+        with db.session() as session:
+            assert {row.state for row in session.query(InboundFax)} == {"done"}
     finally:
         sim.stop()
