@@ -9,8 +9,9 @@
 - ``make_config``: a :class:`~faxd.config.Config` built in code for a tmp dir.
 - ``write_config``: a real TOML config file for tests that load one; ``config_file``
   one with a login, a folder route and the ``[inbound]`` lines given.
-- ``start_daemon`` / ``wait_for_requests``: a real ``faxd run --once`` child
-  process for the crash tests, and waiting until it is at work.
+- ``start_daemon`` / ``wait_for_requests`` / ``kill_while_draining``: a real
+  ``faxd run --once`` child process for the crash tests, waiting until it is at
+  work, and the SIGKILL-and-restart loop; ``rounds_until``: the fault tests' loop.
 - ``commit_levels``: the ``synchronous`` level of each commit a database makes.
 - ``provider_config_file`` and friends: the same office (three lines, a folder
   each) for every provider that receives, configured through its simulator
@@ -21,9 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -436,6 +439,64 @@ def wait_for_requests(sim: Any, seen: int, proc: subprocess.Popen[bytes]) -> Non
         time.sleep(0.01)
 
 
+def kill_while_draining(
+    config: Path,
+    log: Path,
+    sim: Any,
+    finished: Callable[[], bool],
+    rng: Any,
+    *,
+    kills: int,
+) -> tuple[int, int]:
+    """Start ``faxd run --once`` until ``finished()``, SIGKILLing the first ``kills`` runs
+    at a random moment once each is at work; (kills that landed, runs)."""
+    landed = runs = 0
+    while not finished() and runs < 200:
+        runs += 1
+        seen = len(sim.requests)
+        proc = start_daemon(config, log)
+        if landed < kills:
+            wait_for_requests(sim, seen, proc)
+            time.sleep(rng.uniform(0.0, 0.3))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                landed += 1
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"daemon run {runs} hung; see {log}") from None
+    return landed, runs
+
+
+def rounds_until(pipe: Any, clock: ManualClock, finished: Callable[[], bool]) -> int:
+    """Poll (and sweep every fifth round) until ``finished()``, at most 80 rounds, moving
+    ``clock`` past the longest backoff each round; the rounds it took."""
+    rounds = 0
+    while not finished() and rounds < 80:
+        pipe.poll()
+        if rounds % 5 == 4:
+            pipe.sweep()
+        clock.advance(61)  # past the longest backoff, without sleeping
+        rounds += 1
+    return rounds
+
+
+def delivered_files(root: Path) -> Counter[str]:
+    """The sha256 of every file delivered under ``root`` (temporary dot files aside)."""
+    return Counter(
+        hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in root.rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    )
+
+
+def wanted_files(faxes: Sequence[Any]) -> Counter[str]:
+    """The sha256 of each simulator fax's bytes: what :func:`delivered_files` must equal."""
+    return Counter(hashlib.sha256(f.data).hexdigest() for f in faxes)
+
+
 def write_config(path: Path, body: str) -> Path:
     """Write a config file readable only by its owner (it may hold a password)."""
     path.write_text(body)
@@ -504,11 +565,13 @@ __all__ = [
     "ManualClock",
     "Receiver",
     "RecordingAction",
+    "delivered_files",
     "events",
     "expected_path",
     "fail_permanent",
     "fail_transient",
     "faxage_inbound",
+    "kill_while_draining",
     "make_config",
     "office_routes",
     "operations",
@@ -518,10 +581,12 @@ __all__ = [
     "provider_routes",
     "recorder_route",
     "require_delivered",
+    "rounds_until",
     "sim_faxes",
     "sim_settings",
     "start_daemon",
     "wait_for_requests",
+    "wanted_files",
     "write_config",
 ]
 

@@ -10,11 +10,7 @@ it was (FAXAGE, VoIP.ms) or kept and never delivered twice (iFax).
 
 from __future__ import annotations
 
-import hashlib
 import random
-import signal
-import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -22,12 +18,13 @@ import pytest
 from inbound_helpers import (
     RELEASE_OPERATION,
     Receiver,
+    delivered_files,
+    kill_while_draining,
     provider_config_file,
     provider_path,
     provider_require_delivered,
     sim_faxes,
-    start_daemon,
-    wait_for_requests,
+    wanted_files,
 )
 from sqlalchemy.exc import OperationalError
 
@@ -78,35 +75,15 @@ def test_sigkill_at_random_moments_on_every_provider(receiver: Receiver, tmp_pat
     sim.delete_check = provider_require_delivered(root)
     rng = random.Random(f"crash-{name}")
 
-    kills = runs = 0
-    while not finished(receiver, tmp_path / "faxd.db") and runs < 200:
-        runs += 1
-        seen = len(sim.requests)
-        proc = start_daemon(config_path, log)
-        if kills < KILLS:
-            wait_for_requests(sim, seen, proc)
-            time.sleep(rng.uniform(0.0, 0.3))
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                kills += 1
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            pytest.fail(f"daemon run {runs} hung; see {log}")
+    kills, runs = kill_while_draining(
+        config_path, log, sim, lambda: finished(receiver, tmp_path / "faxd.db"), rng, kills=KILLS
+    )
 
     assert kills >= 20, f"only {kills} kills landed; the daemon finished too fast"
     assert sim.violations == []
     assert finished(receiver, tmp_path / "faxd.db"), f"not done after {runs} runs; see {log}"
 
-    delivered = Counter(
-        hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in root.rglob("*")
-        if p.is_file() and not p.name.startswith(".")
-    )
-    wanted = Counter(hashlib.sha256(f.data).hexdigest() for f in faxes)
-    assert delivered == wanted  # every fax exactly once, nothing else
+    assert delivered_files(root) == wanted_files(faxes)  # every fax exactly once, nothing else
     for fax in faxes:
         assert provider_path(root, fax).read_bytes() == fax.data
     if RELEASE_OPERATION[name] is None:

@@ -29,6 +29,7 @@ from inbound_helpers import (
     provider_config_file,
     provider_path,
     provider_require_delivered,
+    rounds_until,
 )
 
 from faxd.config import load_config
@@ -114,13 +115,7 @@ def test_faults_on_a_fifth_of_requests_lose_no_fax_on_any_provider(
         released = receiver.keeps or all(f.released for f in faxes)
         return released and len(states) == len(faxes) and set(states) == {"done"}
 
-    rounds = 0
-    while not finished() and rounds < 80:
-        pipe.poll()
-        if rounds % 5 == 4:
-            pipe.sweep()
-        clock.advance(61)  # past the longest backoff, without sleeping
-        rounds += 1
+    rounds = rounds_until(pipe, clock, finished)
 
     fired = {f.kind: f.fired for f in general}
     assert all(count > 0 for count in fired.values()), fired  # each fault really happened
