@@ -13,13 +13,14 @@ from __future__ import annotations
 import random
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from inbound_helpers import (
-    RELEASE_OPERATION,
     Receiver,
     delivered_files,
     kill_while_draining,
+    operations,
     provider_config_file,
     provider_path,
     provider_require_delivered,
@@ -29,6 +30,7 @@ from inbound_helpers import (
 from sqlalchemy.exc import OperationalError
 
 from faxd.config import load_config
+from faxd.sim.kits import KITS
 from faxd.store.db import Database
 from faxd.store.models import InboundFax
 
@@ -60,13 +62,11 @@ def finished(receiver: Receiver, db_path: Path) -> bool:
     return len(states) == FAXES and set(states) == {"done"}
 
 
-@pytest.mark.slow
-def test_sigkill_at_random_moments_on_every_provider(receiver: Receiver, tmp_path: Path) -> None:
-    """>= 20 SIGKILLs while draining 60 faxes: each delivered once, released only after."""
+def drain_under_kills(receiver: Receiver, tmp_path: Path, *, extra: str = "") -> list[Any]:
+    """Drain 60 faxes through >= 20 SIGKILLed daemons; check each delivered once; the faxes."""
     name, sim = receiver.name, receiver.sim
-    config_path = provider_config_file(
-        tmp_path, name, receiver.kit.section(sim, timeout=5), inbound=INBOUND
-    )
+    section = receiver.kit.section(sim, timeout=5)
+    config_path = provider_config_file(tmp_path, name, section, inbound=INBOUND, extra=extra)
     load_config(config_path)  # the file the daemon reads is valid
     root = tmp_path / "fax"
     log = tmp_path / "daemon.log"
@@ -86,8 +86,6 @@ def test_sigkill_at_random_moments_on_every_provider(receiver: Receiver, tmp_pat
     assert delivered_files(root) == wanted_files(faxes)  # every fax exactly once, nothing else
     for fax in faxes:
         assert provider_path(root, fax).read_bytes() == fax.data
-    if RELEASE_OPERATION[name] is None:
-        assert not any(getattr(f, "deleted", False) for f in faxes)  # kept on the server
 
     db = Database(f"sqlite:///{tmp_path / 'faxd.db'}")
     try:
@@ -97,3 +95,29 @@ def test_sigkill_at_random_moments_on_every_provider(receiver: Receiver, tmp_pat
             assert all((r.deleted_at is None) == receiver.keeps for r in rows)
     finally:
         db.dispose()
+    return faxes
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_on_every_provider(receiver: Receiver, tmp_path: Path) -> None:
+    """>= 20 SIGKILLs while draining 60 faxes: each delivered once, released only after."""
+    faxes = drain_under_kills(receiver, tmp_path)
+    if receiver.keeps:  # kept on the server: nothing ever asked to release a fax
+        assert set(operations(receiver.sim)) == {"fax-list-all", "fax-download"}
+    else:
+        assert all(f.released for f in faxes)
+
+
+@pytest.mark.slow
+def test_sigkill_while_voipms_moves_faxes_to_the_archive(tmp_path: Path) -> None:
+    """after_delivery = "move" under SIGKILL: each fax delivered once, moved, none deleted."""
+    kit = KITS["voipms"]
+    sim = kit.start()
+    try:
+        moving = 'after_delivery = "move"\narchive_folder = "ARCHIVE"\n'
+        faxes = drain_under_kills(Receiver("voipms", kit, sim), tmp_path, extra=moving)
+        archive = sim.folder_id("ARCHIVE")
+        assert all(f.moved_to == archive and not f.deleted for f in faxes)
+        assert "deleteFaxMessage" not in operations(sim)
+    finally:
+        sim.stop()
