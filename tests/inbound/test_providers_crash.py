@@ -11,6 +11,7 @@ it was (FAXAGE, VoIP.ms) or kept and never delivered twice (iFax).
 from __future__ import annotations
 
 import random
+import socket
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,46 @@ def test_sigkill_while_voipms_moves_faxes_to_the_archive(tmp_path: Path) -> None
         assert "deleteFaxMessage" not in operations(sim)
     finally:
         sim.stop()
+
+
+def cut_request(receiver: Receiver, fax: Any) -> tuple[str, dict[str, str], bytes]:
+    """A request releasing (or on iFax listing) ``fax``: path, headers, body whose
+    first part alone is already a request the provider would act on."""
+    sim = receiver.sim
+    if receiver.name == "faxage":
+        form = (
+            f"username={sim.username}&company={sim.company}&password={sim.password}"
+            f"&operation=delfax&faxid={fax.remote_id}"
+        )
+        return "/httpsfax.php", {"Content-Type": "application/x-www-form-urlencoded"}, form.encode()
+    if receiver.name == "voipms":
+        form = (
+            f"api_username={sim.username}&api_password={sim.password}"
+            f"&method=deleteFaxMessage&id={fax.remote_id}"
+        )
+        path = "/" + sim.base_url.split("/", 3)[3]
+        return path, {"Content-Type": "application/x-www-form-urlencoded"}, form.encode()
+    body = b'{"startDate": "01/01/2020", "endDate": "01/01/2030"}'
+    headers = {"Content-Type": "application/json", "accessToken": sim.token}
+    return "/v1/customer/inbound/fax-list-all", headers, body
+
+
+def test_a_request_cut_off_by_a_kill_is_never_run(receiver: Receiver) -> None:
+    """A client killed mid-body: the simulator, like a web server, runs nothing of it.
+
+    Otherwise a killed daemon's half-sent request could release a fax (or, on
+    iFax, count as the client breaking the wire rules) and fail the crash test.
+    """
+    sim = receiver.sim
+    fax = receiver.seed(1)[0]
+    path, headers, body = cut_request(receiver, fax)
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body) + 40}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    with socket.create_connection((sim.host, sim.port), timeout=10) as conn:
+        conn.sendall(head.encode() + body)  # 40 bytes short: the sender died here
+        conn.shutdown(socket.SHUT_WR)
+        while conn.recv(4096):  # until the simulator is done with the connection
+            pass
+    assert not getattr(fax, "deleted", False)
+    assert sim.violations == []
+    assert operations(sim) == []
