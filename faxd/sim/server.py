@@ -291,6 +291,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._write(TextAnswer("400 Bad Request: unreadable body length\n", status=400))
             return
+        except ConnectionAbortedError:
+            self.close_connection = True
+            return
         self._serve(body)
 
     def _read_body(self) -> bytes:
@@ -305,7 +308,11 @@ class _Handler(BaseHTTPRequestHandler):
                 parts.append(self.rfile.read(size))
                 self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+        body = self.rfile.read(length) if length > 0 else b""
+        if len(body) < length:
+            # The client hung up mid-body (killed): a web server never runs such a request.
+            raise ConnectionAbortedError("the request body ended before its Content-Length")
+        return body
 
     def _serve(self, body: bytes) -> None:
         sim = self.server.sim

@@ -4,6 +4,8 @@
 - ``inbox``: a :class:`FakeInbox` standing in for FAXAGE in unit tests.
 - ``book``: the :class:`ActionBook` of recording actions.
 - ``logs``: every structlog event of the test (``structlog.testing.capture_logs``).
+- ``receiver``: each provider that receives, in turn (the test runs once per
+  provider), with its simulator started from :data:`faxd.sim.kits.KITS`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from typing import Any
 
 import pytest
 import structlog
-from inbound_helpers import ActionBook, FakeInbox, ManualClock
+from inbound_helpers import ActionBook, FakeInbox, ManualClock, Receiver
+
+from faxd.providers.registry import RECEIVING
+from faxd.sim.kits import KITS
 
 
 @pytest.fixture
@@ -35,3 +40,13 @@ def book() -> ActionBook:
 def logs() -> Iterator[list[MutableMapping[str, Any]]]:
     with structlog.testing.capture_logs() as captured:
         yield captured
+
+
+@pytest.fixture(params=RECEIVING)
+def receiver(request: pytest.FixtureRequest) -> Iterator[Receiver]:
+    kit = KITS[request.param]
+    sim = kit.start(latency=0.0)
+    try:
+        yield Receiver(request.param, kit, sim)
+    finally:
+        sim.stop()

@@ -9,13 +9,24 @@
 - ``make_config``: a :class:`~faxd.config.Config` built in code for a tmp dir.
 - ``write_config``: a real TOML config file for tests that load one; ``config_file``
   one with a login, a folder route and the ``[inbound]`` lines given.
+- ``start_daemon`` / ``wait_for_requests`` / ``kill_while_draining``: a real
+  ``faxd run --once`` child process for the crash tests, waiting until it is at
+  work, and the SIGKILL-and-restart loop; ``rounds_until``: the fault tests' loop.
 - ``commit_levels``: the ``synchronous`` level of each commit a database makes.
+- ``provider_config_file`` and friends: the same office (three lines, a folder
+  each) for every provider that receives, configured through its simulator
+  kit's section (:mod:`faxd.sim.kits`), for the tests run once per provider.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -46,6 +57,7 @@ from faxd.providers.faxage.records import (
     MalformedLine,
 )
 from faxd.sim import SimFax
+from faxd.sim.kits import SimKit
 
 PDF = b"%PDF-1.4\n"
 
@@ -300,6 +312,191 @@ def require_delivered(root: Path) -> Any:
     return check
 
 
+#: The lines the per-provider tests receive on (10 digits) and the folder each is routed to.
+LINE_FOLDERS = {"3035550101": "sales", "3035550102": "support", "3035550103": "inbox"}
+#: The same lines as each simulator's ``seed_inbound`` takes them (VoIP.ms shows 10 digits).
+SEED_LINES = {
+    "faxage": (SALES, SUPPORT, MAIN),
+    "voipms": tuple(LINE_FOLDERS),
+    "ifax": (SALES, SUPPORT, MAIN),
+}
+#: The operation that releases a fax on each provider (iFax keeps every fax: none).
+RELEASE_OPERATION = {"faxage": "delfax", "voipms": "deleteFaxMessage", "ifax": None}
+#: The operation that downloads a fax on each provider.
+DOWNLOAD_OPERATION = {"faxage": "getfax", "voipms": "getFaxMessagePDF", "ifax": "fax-download"}
+
+
+def provider_routes(root: Path) -> str:
+    """``[[routes]]`` for the three lines: two by number, a default; one folder each."""
+    sales, support = (f"+1{line}" for line in tuple(LINE_FOLDERS)[:2])
+    return f"""
+[[routes]]
+name = "sales"
+dnis = ["{sales}"]
+actions = [{{ type = "folder", path = "{root}/sales/{{recvid}}.{{ext}}" }}]
+
+[[routes]]
+name = "support"
+dnis = ["{support}"]
+actions = [{{ type = "folder", path = "{root}/support/{{recvid}}.{{ext}}" }}]
+
+[[routes]]
+name = "default"
+actions = [{{ type = "folder", path = "{root}/inbox/{{recvid}}.{{ext}}" }}]
+"""
+
+
+def provider_config_file(
+    tmp_path: Path, name: str, section: str, *, inbound: str = "", extra: str = ""
+) -> Path:
+    """A real config file polling provider ``name`` only, its ``section`` from the sim kit
+    (``extra`` lines appended to it), the ``[inbound]`` lines given and the three-line
+    office of :func:`provider_routes` delivering under ``tmp_path / "fax"``."""
+    return write_config(
+        tmp_path / "faxd.toml",
+        f"""{section}{extra}
+[database]
+url = "sqlite:///{tmp_path / "faxd.db"}"
+
+[inbound]
+providers = ["{name}"]
+spool_dir = "{tmp_path / "spool"}"
+{inbound}
+{provider_routes(tmp_path / "fax")}
+[outbound]
+enabled = false
+""",
+    )
+
+
+def provider_path(root: Path, fax: Any) -> Path:
+    """Where :func:`provider_routes` puts a simulator's ``fax`` (any provider's)."""
+    line = "".join(ch for ch in fax.dnis if ch.isdigit())[-10:]
+    return root / LINE_FOLDERS.get(line, "inbox") / f"{fax.remote_id}.pdf"
+
+
+def provider_require_delivered(root: Path) -> Callable[[Any], str | None]:
+    """A sim delete_check for :func:`provider_routes`: the file holds the fax's bytes."""
+
+    def check(fax: Any) -> str | None:
+        path = provider_path(root, fax)
+        if not path.exists():
+            return f"fax {fax.remote_id} released before {path} existed"
+        if path.read_bytes() != fax.data:
+            return f"fax {fax.remote_id} released while {path} held other bytes"
+        return None
+
+    return check
+
+
+@dataclass
+class Receiver:
+    """One receiving provider under test: its name, kit and running simulator."""
+
+    name: str
+    kit: SimKit
+    sim: Any
+
+    def __repr__(self) -> str:
+        return f"Receiver({self.name})"
+
+    def seed(self, n: int, *, size: int | None = None) -> list[Any]:
+        """``n`` faxes (of about ``size`` bytes) round-robin over :func:`provider_routes`' lines."""
+        return list(self.sim.seed_inbound(n, dnis=SEED_LINES[self.name], size=size))
+
+    @property
+    def keeps(self) -> bool:
+        """Whether the provider keeps every fax (iFax): nothing is ever released."""
+        return RELEASE_OPERATION[self.name] is None
+
+
+def sim_faxes(sim: Any) -> list[Any]:
+    """Every fax a simulator holds (FAXAGE and VoIP.ms keep a dict, iFax a list)."""
+    faxes = sim.faxes
+    return list(faxes.values()) if isinstance(faxes, dict) else list(faxes)
+
+
+def operations(sim: Any) -> list[str]:
+    """The operation of every request a simulator received, in order."""
+    return [r.operation if hasattr(r, "operation") else r[0] for r in list(sim.requests)]
+
+
+def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAXD_")}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "faxd", "run", "--config", str(config), "--once"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+def wait_for_requests(sim: Any, seen: int, proc: subprocess.Popen[bytes]) -> None:
+    """Until the child has made a request beyond ``seen`` (it is at work) or has exited."""
+    deadline = time.monotonic() + 20
+    while len(sim.requests) <= seen and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def kill_while_draining(
+    config: Path,
+    log: Path,
+    sim: Any,
+    finished: Callable[[], bool],
+    rng: Any,
+    *,
+    kills: int,
+) -> tuple[int, int]:
+    """Start ``faxd run --once`` until ``finished()``, SIGKILLing the first ``kills`` runs
+    at a random moment once each is at work; (kills that landed, runs)."""
+    landed = runs = 0
+    while not finished() and runs < 200:
+        runs += 1
+        seen = len(sim.requests)
+        proc = start_daemon(config, log)
+        if landed < kills:
+            wait_for_requests(sim, seen, proc)
+            time.sleep(rng.uniform(0.0, 0.3))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                landed += 1
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"daemon run {runs} hung; see {log}") from None
+    return landed, runs
+
+
+def rounds_until(pipe: Any, clock: ManualClock, finished: Callable[[], bool]) -> int:
+    """Poll (and sweep every fifth round) until ``finished()``, at most 80 rounds, moving
+    ``clock`` past the longest backoff each round; the rounds it took."""
+    rounds = 0
+    while not finished() and rounds < 80:
+        pipe.poll()
+        if rounds % 5 == 4:
+            pipe.sweep()
+        clock.advance(61)  # past the longest backoff, without sleeping
+        rounds += 1
+    return rounds
+
+
+def delivered_files(root: Path) -> Counter[str]:
+    """The sha256 of every file delivered under ``root`` (temporary dot files aside)."""
+    return Counter(
+        hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in root.rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    )
+
+
+def wanted_files(faxes: Sequence[Any]) -> Counter[str]:
+    """The sha256 of each simulator fax's bytes: what :func:`delivered_files` must equal."""
+    return Counter(hashlib.sha256(f.data).hexdigest() for f in faxes)
+
+
 def write_config(path: Path, body: str) -> Path:
     """Write a config file readable only by its owner (it may hold a password)."""
     path.write_text(body)
@@ -352,27 +549,44 @@ def fail_permanent(message: str = "target holds other bytes") -> DeliveryError:
 
 
 __all__ = [
+    "DOWNLOAD_OPERATION",
     "FAKE_FAXAGE",
+    "LINE_FOLDERS",
     "MAIN",
     "PDF",
+    "RELEASE_OPERATION",
     "SALES",
+    "SEED_LINES",
     "SUPPORT",
     "ActionBook",
     "FakeInbox",
     "FaxdError",
     "FixedRandom",
     "ManualClock",
+    "Receiver",
     "RecordingAction",
+    "delivered_files",
     "events",
     "expected_path",
     "fail_permanent",
     "fail_transient",
     "faxage_inbound",
+    "kill_while_draining",
     "make_config",
     "office_routes",
+    "operations",
+    "provider_config_file",
+    "provider_path",
+    "provider_require_delivered",
+    "provider_routes",
     "recorder_route",
     "require_delivered",
+    "rounds_until",
+    "sim_faxes",
     "sim_settings",
+    "start_daemon",
+    "wait_for_requests",
+    "wanted_files",
     "write_config",
 ]
 

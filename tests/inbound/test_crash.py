@@ -8,19 +8,23 @@ moments while it works and started again each time.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from inbound_helpers import MAIN, SALES, SUPPORT, expected_path, require_delivered, write_config
+from inbound_helpers import (
+    MAIN,
+    SALES,
+    SUPPORT,
+    delivered_files,
+    expected_path,
+    kill_while_draining,
+    require_delivered,
+    wanted_files,
+    write_config,
+)
 
 from faxd.config import load_config
 from faxd.store.db import Database
@@ -73,24 +77,6 @@ actions = [{{ type = "folder", path = "{root}/inbox/{{dnis}}-{{recvid}}.{{ext}}"
     )
 
 
-def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FAXD_")}
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "faxd", "run", "--config", str(config), "--once"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-
-
-def wait_for_requests(sim: Any, seen: int, proc: subprocess.Popen[bytes]) -> None:
-    """Until the child has made a request beyond ``seen`` (it is at work) or has exited."""
-    deadline = time.monotonic() + 20
-    while len(sim.requests) <= seen and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
@@ -108,35 +94,15 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
     sim.delete_check = require_delivered(root)
     rng = random.Random(20240304 + concurrency)
 
-    kills = runs = 0
-    while not all(f.deleted for f in faxes) and runs < 200:
-        runs += 1
-        seen = len(sim.requests)
-        proc = start_daemon(config_path, log)
-        if kills < KILLS:
-            wait_for_requests(sim, seen, proc)
-            time.sleep(rng.uniform(0.0, 0.3))
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                kills += 1
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            pytest.fail(f"daemon run {runs} hung; see {log}")
+    kills, runs = kill_while_draining(
+        config_path, log, sim, lambda: all(f.deleted for f in faxes), rng, kills=KILLS
+    )
 
     assert kills >= 20, f"only {kills} kills landed; the daemon finished too fast"
     assert sim.violations == []
     assert all(f.deleted for f in faxes), f"not all deleted after {runs} runs; see {log}"
 
-    delivered = Counter(
-        hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in root.rglob("*")
-        if p.is_file() and not p.name.startswith(".")
-    )
-    wanted = Counter(hashlib.sha256(f.data).hexdigest() for f in faxes)
-    assert delivered == wanted  # every fax exactly once, nothing else
+    assert delivered_files(root) == wanted_files(faxes)  # every fax exactly once, nothing else
     for fax in faxes:
         assert expected_path(root, fax).read_bytes() == fax.data
 

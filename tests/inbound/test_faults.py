@@ -14,6 +14,7 @@ from inbound_helpers import (
     make_config,
     office_routes,
     require_delivered,
+    rounds_until,
     sim_settings,
 )
 
@@ -73,13 +74,7 @@ def test_faults_on_a_fifth_of_requests_delay_but_never_lose_a_fax(
             states = {row.state for row in session.query(InboundFax)}
         return all(f.deleted for f in faxes) and states == {"done"}
 
-    rounds = 0
-    while not finished() and rounds < 80:
-        pipe.poll()
-        if rounds % 5 == 4:
-            pipe.sweep()
-        clock.advance(61)  # past the longest backoff, without sleeping
-        rounds += 1
+    rounds = rounds_until(pipe, clock, finished)
 
     fired = {f.kind: f.fired for f in general}
     assert all(count > 0 for count in fired.values()), fired  # each fault really happened

@@ -454,6 +454,11 @@ class _Handler(SimHandler):
         sim = self.server.sim
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length > 0 else b""
+        if len(raw) < length:
+            # The client hung up mid-body (killed): a web server never runs such a request,
+            # and a body cut short is no wire-rule violation of the client's.
+            self.close_connection = True
+            return
         path = self.path.split("?", 1)[0]
         operation = PATHS.get(path[len(PREFIX) :]) if path.startswith(PREFIX) else None
         if operation is None:

@@ -537,6 +537,10 @@ class _Handler(SimHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
+        if len(body) < length:
+            # The client hung up mid-body (killed): a web server never runs such a request.
+            self.close_connection = True
+            return
         params = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
         ctype = self.headers.get("Content-Type", "")
         if ctype.lower().startswith("multipart/form-data"):
