@@ -331,6 +331,11 @@ class _Handler(SimHandler):
         sim = self.server.sim
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
+        if len(body) < length:
+            # The client hung up mid-body (killed): a web server never runs such a request,
+            # so a half-uploaded fax is never sent.
+            self.close_connection = True
+            return
         content_type = self.headers.get("Content-Type", "")
         if content_type.lower().startswith("multipart/form-data"):
             form, files = _parse_multipart(content_type, body)
