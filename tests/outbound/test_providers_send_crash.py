@@ -17,14 +17,17 @@ before the POST) shortened to seconds; nothing else differs from the daemon.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from send_helpers import (
@@ -34,6 +37,7 @@ from send_helpers import (
     all_settled,
     check_rows,
     drive,
+    jobs_by_file,
     outcome,
     reason_of,
     sends_per_drop,
@@ -43,7 +47,10 @@ from send_helpers import (
 
 from faxd.app import build_app
 from faxd.config import load_config
+from faxd.outbound.service import Outbound, list_jobs
 from faxd.sim.documents import make_pdf
+from faxd.store.models import OutboundJob
+from faxd.store.states import JobState
 
 KILLS = 20
 FILES = 60
@@ -54,6 +61,30 @@ def numbered(index: int) -> str:
     if index in (17, 43):
         return f"{FAIL_NUMBER} - crash {index:02d}.pdf"
     return f"30355501{index % 45:02d} - crash {index:02d}.pdf"
+
+
+def described(root: Path, names: list[str]) -> list[tuple[Any, ...]]:
+    """The rows of jobs taken from ``names`` (ids, state, resends, remote id), for a failure."""
+    app = build_app(load_config(root / "faxd.toml"))
+    try:
+        return [
+            (job.id, job.source_name, job.state, job.resends, job.attempts, job.remote_jobid)
+            for file, jobs in jobs_by_file(app.db).items()
+            if file in names
+            for job in jobs
+        ]
+    finally:
+        app.close()
+
+
+def wait_started(log: Path, times: int) -> bool:
+    """Wait until the daemon has started ``times`` times (its scheduler runs), however slow."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if log.read_bytes().count(b"Scheduler started") >= times:
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -82,14 +113,16 @@ def test_sigkill_while_sending_sends_each_drop_at_most_once(name: str, tmp_path:
                 drops[file] = make_pdf(f"{name} {file} {os.urandom(6).hex()}", 1 + index % 3)
                 (folders.hot / file).write_bytes(drops[file])
             daemon = start_daemon(config, log)
-            time.sleep(rng.uniform(0.4, 2.5))  # start-up, intake, POSTs, status passes
+            assert wait_started(log, kill + 1), (seed, log.read_text()[-3000:])
+            time.sleep(rng.uniform(0.0, 1.5))  # intake, POSTs, status passes
             daemon.send_signal(signal.SIGKILL)
             assert daemon.wait(timeout=30) == -signal.SIGKILL, (seed, log.read_text()[-3000:])
         # Sending went on between kills: the test is not a restart after one big crash.
         assert len(sim.jobs) > 0, (seed, log.read_text()[-3000:])
         drain(config, folders, drops, seed, log)
         counts = sends_per_drop(sim, drops)
-        assert max(counts.values()) <= 1, (seed, {f: c for f, c in counts.items() if c > 1})
+        twice = [file for file, count in counts.items() if count > 1]
+        assert not twice, (seed, described(tmp_path, twice), log.read_text()[-20000:])
         for file, data in drops.items():
             if outcome(folders, file) == "sent":
                 assert counts[file] == 1, (seed, file)
@@ -135,3 +168,39 @@ def drain(config: Path, folders: Folders, drops: dict[str, bytes], seed: int, lo
     finally:
         service.stop()
         app.close()
+
+
+def test_crash_between_spool_copy_and_source_removal_makes_one_job(
+    make_outbound: Callable[..., Outbound], folders: Any, db: Any, sim: Any
+) -> None:
+    """Killed after the spool copy was complete but before the outbox file was removed.
+
+    The restart must finish the move (source removed, copy in place), not just
+    rename the copy: the source left behind became a second job and a second
+    fax, which the SIGKILL test above found.
+    """
+    data = b"%PDF-1.4 copied, source not yet removed"
+    source = folders.hot / "3035551212.pdf"
+    source.write_bytes(data)
+    spool = folders.spool / "1-3035551212.pdf"
+    (folders.spool / ".1-3035551212.pdf.faxd-tmp").write_bytes(data)  # the complete copy
+    with db.session() as session:
+        session.add(
+            OutboundJob(
+                state=JobState.QUEUED.value,
+                faxno="3035551212",
+                source_name="3035551212.pdf",
+                source_relpath="3035551212.pdf",
+                spool_path=str(spool),
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+            )
+        )
+    service = make_outbound()
+    assert spool.read_bytes() == data
+    assert not source.exists()
+    service.rescan()
+    time.sleep(1.5)  # several settle periods: a second job would have appeared
+    assert len(list_jobs(db)) == 1
+    service.submit_pending()
+    assert sim.sendfax_posts == 1
