@@ -1,7 +1,9 @@
 """The real daemon SIGKILLed over and over while it sends, once per sending provider.
 
 ``faxd run`` runs in its own process against the provider's simulator (here,
-over HTTP) and is killed with SIGKILL at random moments, at least 20 times,
+over HTTP) and is killed with SIGKILL at random moments, at least 20 times
+(half of them just after a send reached the simulator, before its answer
+can be recorded),
 while 60 files are dropped in the outbox and sent; it is restarted after each
 kill.  At the end every drop is in sent/ (the simulator received its bytes
 exactly once) or in failed/ with a reason saying why (received at most once:
@@ -87,6 +89,14 @@ def wait_started(log: Path, times: int) -> bool:
     return False
 
 
+def wait_new_send(sim: Any, timeout: float) -> None:
+    """Return as soon as the simulator holds one more send than now, or after ``timeout``."""
+    before = len(sim.jobs)
+    deadline = time.monotonic() + timeout
+    while len(sim.jobs) == before and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -114,7 +124,10 @@ def test_sigkill_while_sending_sends_each_drop_at_most_once(name: str, tmp_path:
                 (folders.hot / file).write_bytes(drops[file])
             daemon = start_daemon(config, log)
             assert wait_started(log, kill + 1), (seed, log.read_text()[-3000:])
-            time.sleep(rng.uniform(0.0, 1.5))  # intake, POSTs, status passes
+            if kill % 2:
+                time.sleep(rng.uniform(0.0, 1.5))  # intake, POSTs, status passes
+            else:  # the moment that matters most: a send arrived, its answer not yet recorded
+                wait_new_send(sim, rng.uniform(0.5, 3.0))
             daemon.send_signal(signal.SIGKILL)
             assert daemon.wait(timeout=30) == -signal.SIGKILL, (seed, log.read_text()[-3000:])
         # Sending went on between kills: the test is not a restart after one big crash.
