@@ -375,21 +375,26 @@ class Intake:
         if os.path.lexists(spool):
             return True
         tmp = _spool_tmp(spool)
-        if _holds(tmp, sha256, size):
+        in_outbox = source is not None and source.is_relative_to(self.hot_folder)
+        if _holds(tmp, sha256, size) and not (in_outbox and source and os.path.lexists(source)):
             # The copy finished and the source was removed; only the rename is left.
-            os.replace(tmp, spool)
-            fsync_dir(spool.parent)
-            return True
+            return _rename_copy(tmp, spool)
+        # A complete copy with the source still in the outbox: the crash fell between
+        # the copy and the source's removal.  Renaming the copy alone would leave the
+        # source to become a second job (a second fax); the move is redone instead.
         if source is None:
             return False
         folder_fd = None
-        if source.is_relative_to(self.hot_folder):
+        if in_outbox:
             try:
                 folder_fd = files.open_folder(self.hot_folder, source.relative_to(self.hot_folder))
             except OSError:
-                return False  # gone, or its folder is now a link
+                return _holds(tmp, sha256, size) and _rename_copy(tmp, spool)
         try:
-            return self._resume_from(job_id, spool, source, folder_fd, sha256, size, faxno)
+            if self._resume_from(job_id, spool, source, folder_fd, sha256, size, faxno):
+                return True
+            # The outbox name now holds another document (its own job): ours is the copy.
+            return _holds(tmp, sha256, size) and _rename_copy(tmp, spool)
         finally:
             if folder_fd is not None:
                 os.close(folder_fd)
@@ -598,6 +603,13 @@ class Intake:
 
 def _spool_tmp(spool: Path) -> Path:
     return spool.with_name(f".{spool.name}.faxd-tmp")
+
+
+def _rename_copy(tmp: Path, spool: Path) -> bool:
+    """Put a complete spool copy in place under its final name."""
+    os.replace(tmp, spool)
+    fsync_dir(spool.parent)
+    return True
 
 
 def _holds(path: Path, sha256: str | None, size: int | None) -> bool:
