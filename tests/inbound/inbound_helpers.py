@@ -372,7 +372,8 @@ enabled = false
 def provider_path(root: Path, fax: Any) -> Path:
     """Where :func:`provider_routes` puts a simulator's ``fax`` (any provider's)."""
     line = "".join(ch for ch in fax.dnis if ch.isdigit())[-10:]
-    return root / LINE_FOLDERS.get(line, "inbox") / f"{fax.remote_id}.pdf"
+    # iFax's "jobId:transactionId" is written with "_": ":" is refused on SMB shares.
+    return root / LINE_FOLDERS.get(line, "inbox") / f"{fax.remote_id.replace(':', '_')}.pdf"
 
 
 def provider_require_delivered(root: Path) -> Callable[[Any], str | None]:
