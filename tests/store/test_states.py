@@ -16,14 +16,23 @@ from faxd.store.states import (
     advance,
 )
 
-LEGAL_FAX = [(old, new) for old, targets in FAX_TRANSITIONS.items() for new in targets]
+# Sorted: the transition tables hold sets, and test ids must not depend on the hash seed.
+LEGAL_FAX = [
+    (old, new)
+    for old, targets in FAX_TRANSITIONS.items()
+    for new in sorted(targets, key=lambda s: s.value)
+]
 ILLEGAL_FAX = [
     (old, new)
     for old in FaxState
     for new in FaxState
     if old != new and new not in FAX_TRANSITIONS[old]
 ]
-LEGAL_JOB = [(old, new) for old, targets in JOB_TRANSITIONS.items() for new in targets]
+LEGAL_JOB = [
+    (old, new)
+    for old, targets in JOB_TRANSITIONS.items()
+    for new in sorted(targets, key=lambda s: s.value)
+]
 ILLEGAL_JOB = [
     (old, new)
     for old in JobState
