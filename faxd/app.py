@@ -98,6 +98,8 @@ def make_pipelines(
     for name in config.inbound_providers:
         shared = {"client": client} if name == "faxage" and client is not None else {}
         provider = registry.make_inbound(config, name, clock=clock, **shared)
+        if metrics is not None and name != "faxage":  # FAXAGE's client observes each attempt
+            provider = metrics.observed(provider)
         pipelines[name] = InboundPipeline(
             provider, db, config, clock=clock, actions_for=actions, dispatcher=dispatcher
         )

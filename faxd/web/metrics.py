@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ from faxd.clock import Clock, system_clock
 from faxd.config import ActionSpec, Config, SmtpSettings
 from faxd.errors import ProviderError
 from faxd.inbound.worker import ActionFactory
+from faxd.providers.base import Downloaded, InboundProvider, ListingBatch
 from faxd.store.db import Database
 from faxd.store.models import InboundFax, OutboundJob, PollCursor
 from faxd.store.states import FaxState
@@ -99,6 +101,15 @@ class Metrics:
         del operation
         self.provider_errors.labels(PROVIDER, error_kind(error)).inc()
 
+    def observed(self, provider: InboundProvider) -> InboundProvider:
+        """``provider`` with its downloads timed and its failures counted, per call.
+
+        FAXAGE's client reports every attempt itself (``observer``); the other
+        providers' clients retry inside, so their calls are observed here at
+        the interface, labelled with the provider's name.
+        """
+        return _ObservedInbound(provider, self)
+
     # -- actions ---------------------------------------------------------------------
 
     def timed_actions(self, factory: ActionFactory) -> ActionFactory:
@@ -109,6 +120,54 @@ class Metrics:
             return _TimedAction(factory(spec, smtp=smtp), histogram)
 
         return build
+
+
+class _ObservedInbound:
+    """An InboundProvider whose calls feed ``faxd_download_duration_seconds`` and errors."""
+
+    def __init__(self, inner: InboundProvider, metrics: Metrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+        self.name = inner.name
+        self.account = inner.account
+        self.capabilities = inner.capabilities
+        zone = getattr(inner, "wall_clock_zone", None)
+        if zone is not None:
+            self.wall_clock_zone = zone
+
+    def _failed(self, error: ProviderError) -> None:
+        self._metrics.provider_errors.labels(self.name, error_kind(error)).inc()
+
+    def list_new(self, cursor: str | None, *, now: datetime) -> Iterator[ListingBatch]:
+        try:
+            yield from self._inner.list_new(cursor, now=now)
+        except ProviderError as exc:
+            self._failed(exc)
+            raise
+
+    def list_all(self, *, now: datetime) -> Iterator[ListingBatch]:
+        try:
+            yield from self._inner.list_all(now=now)
+        except ProviderError as exc:
+            self._failed(exc)
+            raise
+
+    def download(self, remote_id: str, dest: Path, *, max_bytes: int | None) -> Downloaded:
+        started = time.monotonic()
+        try:
+            result = self._inner.download(remote_id, dest, max_bytes=max_bytes)
+        except ProviderError as exc:
+            self._failed(exc)
+            raise
+        self._metrics.download_seconds.labels(self.name).observe(time.monotonic() - started)
+        return result
+
+    def release(self, remote_id: str) -> None:
+        try:
+            self._inner.release(remote_id)
+        except ProviderError as exc:
+            self._failed(exc)
+            raise
 
 
 class _TimedAction:

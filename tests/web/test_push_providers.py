@@ -81,7 +81,25 @@ def test_pushed_fax_is_taken_from_that_provider_without_waiting_for_the_poll(
         assert sample(faxd.url, "faxd_callbacks_total", provider=name, kind="inbound") >= 1
         assert sample(faxd.url, "faxd_polls_total", provider=name) >= 2
         assert sample(faxd.url, "faxd_action_duration_seconds_count", provider=name) == 1
+        assert sample(faxd.url, "faxd_download_duration_seconds_count", provider=name) == 1
         assert sample(faxd.url, "faxd_faxes", provider=name, state="done") == 1
+
+
+def test_a_failing_provider_is_counted_under_its_own_name(
+    sim: Any, other: tuple[str, Any], tmp_path: Path
+) -> None:
+    """faxd_provider_errors counts VoIP.ms's and iFax's failures too, by provider and kind."""
+    name, provider_sim = other
+    with running_with(tmp_path, sim, provider_sim, name, inbound=("faxage", name)) as faxd:
+        provider_sim.inject("http500", times=50)  # more than the client's retries
+        provider_sim.push_url = faxd.hook(name)
+        provider_sim.seed_inbound(1)
+        wait_until(
+            lambda: (
+                sample(faxd.url, "faxd_provider_errors_total", provider=name, kind="transient") >= 1
+            )
+        )
+        assert sample(faxd.url, "faxd_provider_errors_total", provider="faxage") == 0
 
 
 def test_a_callback_also_polls_another_provider_that_is_due(
