@@ -89,8 +89,19 @@ def test_metrics_counters_match_what_the_daemon_did(sim: Any, tmp_path: Path) ->
         wait_until(lambda: all(f.deleted for f in faxes))
         (faxd.layout.outbox / "waiting").mkdir()
         (faxd.layout.outbox / ".hidden").write_bytes(b"x")
-        wait_until(lambda: not faxd.daemon._inbound_busy.locked())
-        text = faxd.metrics()
+
+        # A pushed poll may still start after the faxes are in: read once polling is quiet
+        # and the listfax count did not move while /metrics was read.
+        def quiet_read() -> str | None:
+            before = listfax_count(sim)
+            if faxd.daemon._inbound_busy.locked():
+                return None
+            text = faxd.metrics()
+            busy = faxd.daemon._inbound_busy.locked()
+            return text if not busy and listfax_count(sim) == before else None
+
+        wait_until(lambda: quiet_read() is not None)
+        text = quiet_read() or faxd.metrics()
         getfax = sum(1 for r in list(sim.requests) if r.operation == "getfax")
         assert value(text, "faxd_polls_total", provider="faxage") == listfax_count(sim)
         assert value(text, "faxd_poll_duration_seconds_count", provider="faxage") == (
