@@ -90,6 +90,11 @@ class ServedSimulator:
     port: int
     faults: FaultPlan
 
+    @property
+    def base_url(self) -> str:
+        """Where the simulator answers (each simulator adds its own path)."""
+        return f"http://{self.host}:{self.port}"
+
     def _init_serving(self) -> None:
         self._server: SimServer | None = None
         self._thread: threading.Thread | None = None

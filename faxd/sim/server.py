@@ -19,23 +19,19 @@ Usage::
 
 from __future__ import annotations
 
-import contextlib
 import random
 import socket
 import struct
-import threading
 from collections.abc import Callable, Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Self
 from urllib.parse import urlsplit
 
 import structlog
 
 from faxd.clock import Clock, system_clock
 from faxd.sim import numbers, receiving, sending
-from faxd.sim.faults import Fault, FaultPlan
+from faxd.sim.faults import FaultPlan
 from faxd.sim.forms import Form
+from faxd.sim.httpbase import ServedSimulator, SimHandler
 from faxd.sim.models import Answer, FileAnswer, SimRequest, TextAnswer
 from faxd.sim.state import DEFAULT_LINES, SimState
 
@@ -84,13 +80,15 @@ def _err08(form: Form) -> TextAnswer:
     return TextAnswer(f"ERR08: Unknown operation specified or bad POST {form.print_r()}")
 
 
-class FaxageSimulator(SimState):
+class FaxageSimulator(ServedSimulator, SimState):
     """A simulated FAXAGE account served over HTTP on loopback.
 
     ``seed`` makes fault rates reproducible; ``clock`` drives job lifecycles
     and timestamps; ``latency`` seconds are added to every answer and
     ``slow_seconds`` is how long a ``slow`` fault holds an answer back.
     """
+
+    thread_name = "faxage-sim"
 
     def __init__(
         self,
@@ -115,9 +113,7 @@ class FaxageSimulator(SimState):
         self.latency = latency
         self.slow_seconds = slow_seconds
         self.faults = FaultPlan(random.Random(seed))  # noqa: S311 - reproducible faults, not crypto
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
+        self._init_serving()
 
     def __repr__(self) -> str:
         return (
@@ -131,73 +127,6 @@ class FaxageSimulator(SimState):
     def base_url(self) -> str:
         """``http://<host>:<port>``; the client appends ``/httpsfax.php``."""
         return f"http://{self.host}:{self.port}"
-
-    def start(self) -> Self:
-        """Bind and serve in a daemon thread; ``port=0`` picks a free port."""
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        server = _Server((self.host, self.port), _Handler)
-        server.sim = self
-        self.port = int(server.server_address[1])
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name=f"faxage-sim-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        log.debug("sim.started", base_url=self.base_url)
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket; answers held back by faults are dropped."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        server.cut_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        log.debug("sim.stopped", base_url=self.base_url)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    # ------------------------------------------------------------------ faults
-
-    def inject(
-        self,
-        kind: str,
-        *,
-        operation: str | None = None,
-        times: int | None = None,
-        rate: float | None = None,
-        after: bool = False,
-    ) -> Fault:
-        """Make requests fail on demand; see :mod:`faxd.sim.faults` for the kinds."""
-        return self.faults.inject(kind, operation=operation, times=times, rate=rate, after=after)
-
-    def clear_faults(self) -> None:
-        """Remove every injected fault (``latency`` is left as it is)."""
-        self.faults.clear()
-
-    def pause(self, seconds: float) -> None:
-        """Sleep in a handler thread, cut short when the simulator stops."""
-        if seconds > 0:
-            self._stopping.wait(seconds)
 
     # ------------------------------------------------------------------ protocol
 
@@ -229,47 +158,8 @@ class FaxageSimulator(SimState):
         return TextAnswer(_error_text(path, kind.upper()))
 
 
-class _Server(ThreadingHTTPServer):
-    """Threads per connection; remembers open connections so stop() can cut them."""
-
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-    request_queue_size = 128
-    sim: FaxageSimulator
-
-    def __init__(self, address: tuple[str, int], handler: type[_Handler]) -> None:
-        super().__init__(address, handler)
-        self.open_connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-
-    def cut_connections(self) -> None:
-        """Shut every open keep-alive connection, so a stopped simulator answers nothing."""
-        with self.connections_lock:
-            connections = list(self.open_connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(SimHandler):
     """One connection: read the POST, apply faults, answer like FAXAGE."""
-
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out as separate writes
-    timeout = 120
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:
-            self.server.open_connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.open_connections.discard(self.connection)
-        with contextlib.suppress(OSError):
-            super().finish()
 
     def version_string(self) -> str:
         return "Apache"
@@ -393,3 +283,6 @@ class _Handler(BaseHTTPRequestHandler):
                     remaining -= len(chunk)
         if truncate:
             self.close_connection = True
+
+
+FaxageSimulator.handler_class = _Handler
