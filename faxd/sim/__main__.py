@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
-from types import FrameType, ModuleType
+from types import ModuleType
 
 from faxd.logs import configure_logging
 from faxd.providers.base import PROVIDER_NAMES
+from faxd.sim.httpbase import serve_until_signalled
 from faxd.sim.sending import STATUS_ORDERS
 from faxd.sim.server import FaxageSimulator
 
@@ -101,13 +100,6 @@ def serve_faxage(argv: Sequence[str]) -> int:
     if args.faxes < 0 or args.extra_columns < 0:
         print("--faxes and --extra-columns must be 0 or more", file=sys.stderr)
         return 2
-    done = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
     sim = FaxageSimulator(
         args.username,
         args.company,
@@ -120,26 +112,16 @@ def serve_faxage(argv: Sequence[str]) -> int:
     sim.status_order = args.status_order
     sim.extra_columns = args.extra_columns
     sim.push_url = args.push_url
-    try:
-        sim.start()
-    except OSError as exc:
-        print(
-            f"cannot listen on {args.host}:{args.port}: {exc.strerror}; "
-            "pick another --port (0 chooses a free one)",
-            file=sys.stderr,
-        )
-        return 1
-    with sim:
-        sim.seed_inbound(args.faxes)
-        print(
+    return serve_until_signalled(
+        sim,
+        label="FAXAGE",
+        banner=lambda: (
             f"FAXAGE simulator listening on {sim.base_url} "
             f"(username {args.username!r}, company {args.company!r}); "
-            f"base_url for faxd: {sim.base_url}",
-            flush=True,
-        )
-        done.wait()
-    print("FAXAGE simulator stopped", flush=True)
-    return 0
+            f"base_url for faxd: {sim.base_url}"
+        ),
+        prepare=lambda: sim.seed_inbound(args.faxes),
+    )
 
 
 if __name__ == "__main__":

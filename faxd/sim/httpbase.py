@@ -10,10 +10,13 @@ that right once here keeps the provider simulators to their protocol.
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
+import sys
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any, ClassVar, Self
 
 import structlog
@@ -162,3 +165,36 @@ class ServedSimulator:
     def clear_faults(self) -> None:
         """Remove every injected fault."""
         self.faults.clear()
+
+
+def serve_until_signalled(
+    sim: ServedSimulator, *, label: str, banner: Callable[[], str], prepare: Callable[[], object]
+) -> int:
+    """``python -m faxd.sim``'s loop for any simulator: start, prepare, banner, wait for a signal.
+
+    The banner goes to stdout once the simulator is ready (what a script waits
+    for); ``prepare`` seeds it first.  Returns the exit status: 1 when the
+    port cannot be bound, 0 after SIGINT or SIGTERM.
+    """
+    done = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        sim.start()
+    except OSError as exc:
+        print(
+            f"cannot listen on {sim.host}:{sim.port}: {exc.strerror}; "
+            "pick another --port (0 chooses a free one)",
+            file=sys.stderr,
+        )
+        return 1
+    with sim:
+        prepare()
+        print(banner(), flush=True)
+        done.wait()
+    print(f"{label} simulator stopped", flush=True)
+    return 0

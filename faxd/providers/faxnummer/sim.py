@@ -28,7 +28,6 @@ import contextlib
 import json
 import random
 import re
-import signal
 import socket
 import struct
 import sys
@@ -39,7 +38,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
 from email.parser import BytesParser
-from types import FrameType
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
@@ -48,7 +46,7 @@ import structlog
 from faxd.clock import Clock, system_clock
 from faxd.logs import configure_logging
 from faxd.sim.faults import Fault, FaultPlan
-from faxd.sim.httpbase import ServedSimulator, SimHandler
+from faxd.sim.httpbase import ServedSimulator, SimHandler, serve_until_signalled
 from faxd.sim.models import TIME_FORMAT
 
 __all__ = ["FAULT_KINDS", "FaxnummerSimulator", "SimSend", "main"]
@@ -429,13 +427,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     configure_logging(level="info")
-    done = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
     sim = FaxnummerSimulator(
         args.login,
         args.code,
@@ -446,25 +437,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         settle_seconds=args.settle_seconds,
     )
     sim.fail_numbers.update(args.fail_number)
-    try:
-        sim.start()
-    except OSError as exc:
-        print(
-            f"cannot listen on {args.host}:{args.port}: {exc.strerror}; "
-            "pick another --port (0 chooses a free one)",
-            file=sys.stderr,
-        )
-        return 1
-    with sim:
-        print(
+    return serve_until_signalled(
+        sim,
+        label="faxnummer.de",
+        banner=lambda: (
             f"faxnummer.de simulator listening on {sim.base_url} "
             f"(product_login {args.login!r}, answers as {args.format}); "
-            f"base_url for faxd: {sim.base_url}",
-            flush=True,
-        )
-        done.wait()
-    print("faxnummer.de simulator stopped", flush=True)
-    return 0
+            f"base_url for faxd: {sim.base_url}"
+        ),
+        prepare=lambda: None,
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import itertools
 import json
 import random
 import re
-import signal
 import socket
 import struct
 import sys
@@ -33,7 +32,6 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from types import FrameType
 from typing import Any
 
 import structlog
@@ -41,7 +39,7 @@ import structlog
 from faxd.clock import Clock, system_clock
 from faxd.sim.documents import count_pages, make_pdf
 from faxd.sim.faults import Fault, FaultPlan
-from faxd.sim.httpbase import ServedSimulator, SimHandler
+from faxd.sim.httpbase import ServedSimulator, SimHandler, serve_until_signalled
 from faxd.sim.push import Pusher, PushesCallbacks
 
 log = structlog.get_logger(__name__)
@@ -550,13 +548,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.faxes < 0:
         print("--faxes must be 0 or more", file=sys.stderr)
         return 2
-    done = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
     sim = IfaxSimulator(
         args.token,
         host=args.host,
@@ -565,24 +556,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         settle_seconds=args.settle_seconds,
     )
     sim.push_url = args.push_url
-    try:
-        sim.start()
-    except OSError as exc:
-        print(
-            f"cannot listen on {args.host}:{args.port}: {exc.strerror}; pick another --port",
-            file=sys.stderr,
-        )
-        return 1
-    with sim:
-        sim.seed_inbound(args.faxes)
-        print(
+    return serve_until_signalled(
+        sim,
+        label="iFax",
+        banner=lambda: (
             f"iFax simulator listening on {sim.base_url} (access token {sim.token!r}); "
-            f"base_url for faxd: {sim.base_url}",
-            flush=True,
-        )
-        done.wait()
-    print("iFax simulator stopped", flush=True)
-    return 0
+            f"base_url for faxd: {sim.base_url}"
+        ),
+        prepare=lambda: sim.seed_inbound(args.faxes),
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ import binascii
 import contextlib
 import json
 import random
-import signal
 import socket
 import struct
 import sys
@@ -38,7 +37,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from email.parser import BytesParser
 from email.policy import HTTP
-from types import FrameType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
@@ -48,7 +46,7 @@ import structlog
 from faxd.clock import Clock, system_clock
 from faxd.sim.documents import count_pages, make_pdf
 from faxd.sim.faults import Fault, FaultPlan
-from faxd.sim.httpbase import ServedSimulator, SimHandler
+from faxd.sim.httpbase import ServedSimulator, SimHandler, serve_until_signalled
 from faxd.sim.push import Pusher, PushesCallbacks, multipart
 
 __all__ = ["SentFax", "VoipmsFax", "VoipmsSimulator", "main"]
@@ -648,13 +646,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.faxes < 0:
         print("--faxes must be 0 or more", file=sys.stderr)
         return 2
-    done = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
     sim = VoipmsSimulator(
         args.username,
         args.password,
@@ -665,25 +656,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         timezone=args.timezone,
     )
     sim.push_url = args.push_url
-    try:
-        sim.start()
-    except OSError as exc:
-        print(
-            f"cannot listen on {args.host}:{args.port}: {exc.strerror}; "
-            "pick another --port (0 chooses a free one)",
-            file=sys.stderr,
-        )
-        return 1
-    with sim:
-        sim.seed_inbound(args.faxes)
-        print(
+    return serve_until_signalled(
+        sim,
+        label="VoIP.ms",
+        banner=lambda: (
             f"VoIP.ms simulator listening on {sim.base_url} (username {args.username!r}); "
-            f"base_url for faxd: {sim.base_url}",
-            flush=True,
-        )
-        done.wait()
-    print("VoIP.ms simulator stopped", flush=True)
-    return 0
+            f"base_url for faxd: {sim.base_url}"
+        ),
+        prepare=lambda: sim.seed_inbound(args.faxes),
+    )
 
 
 if __name__ == "__main__":
