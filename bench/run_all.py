@@ -21,7 +21,7 @@ from benchlib import BENCH, RESULTS, machine
 
 ORDER = [
     "ingest", "ingest_voipms", "ingest_ifax", "bigfax", "idle", "hotfolder", "startup",
-    "getfax_memory", "listfax_batches", "send_memory", "push_latency",
+    "getfax_memory", "listfax_batches", "send_memory", "push_latency", "instances",
 ]
 #: Results that come from a script run with arguments (name -> script, arguments).
 RUNS = {
@@ -111,6 +111,17 @@ def push_latency_rows(r: dict[str, Any]) -> Rows:
     )]
 
 
+def instances_rows(r: dict[str, Any]) -> Rows:
+    one, two = r["one"], r["two"]
+    return [
+        (f"instances drain {r['faxes']} faxes: one {_f(one['drain_seconds'])} s, "
+         f"two {_f(two['drain_seconds'])} s, two/one = {_f(r['ratio'], 3)}",
+         f"<= {r['targets']['ratio']}", r["checks"]["ratio"]),
+        (f"instances listfax per poll interval idle: one {_f(one['listfax_per_interval'])}, "
+         f"two {_f(two['listfax_per_interval'])}", "", None),
+    ]
+
+
 ROWS: dict[str, Callable[[dict[str, Any]], Rows]] = {
     "ingest": ingest_rows,
     "ingest_voipms": ingest_rows,
@@ -122,6 +133,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], Rows]] = {
     "getfax_memory": getfax_memory_rows,
     "listfax_batches": listfax_batches_rows,
     "send_memory": send_memory_rows,
+    "instances": instances_rows,
 }
 
 
