@@ -171,7 +171,7 @@ def test_concurrent_takers_get_each_fax_exactly_once(db: Database) -> None:
                 if mine.faxes.take(fax):
                     with lock:
                         won[fax] += 1
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=race, args=(t,)) for t in takers]

@@ -47,14 +47,20 @@ def old_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Dat
     now = sa.func.now()
     with database.engine.begin() as connection:
         faxes = metadata.tables["inbound_faxes"]
+        values = {**FAX, "listed_at": now, "updated_at": now}
         fax_id = connection.execute(
-            sa.insert(faxes).values({**FAX, "listed_at": now, "updated_at": now}).returning(faxes.c.id)
+            sa.insert(faxes).values(values).returning(faxes.c.id)
         ).scalar_one()
         connection.execute(
             sa.insert(metadata.tables["deliveries"]).values(
-                fax_id=fax_id, route="sales", action_index=0, action_type="folder",
-                target="/srv/fax/sales", state="done", attempts=1,
-            )  # fmt: skip
+                fax_id=fax_id,
+                route="sales",
+                action_index=0,
+                action_type="folder",
+                target="/srv/fax/sales",
+                state="done",
+                attempts=1,
+            )
         )
         connection.execute(
             sa.insert(metadata.tables["outbound_jobs"]).values(
@@ -68,7 +74,7 @@ def old_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Dat
 def _rows(database: Database, table: str, columns: dict[str, Any]) -> list[tuple[Any, ...]]:
     names = ", ".join(k for k in columns if k != "recvdate")
     with database.engine.connect() as connection:
-        return [tuple(r) for r in connection.execute(sa.text(f"SELECT {names} FROM {table}"))]
+        return [tuple(r) for r in connection.execute(sa.text(f"SELECT {names} FROM {table}"))]  # noqa: S608
 
 
 def test_upgrade_keeps_every_row_and_nobody_holds_a_claim(old_database: Database) -> None:
@@ -80,7 +86,7 @@ def test_upgrade_keeps_every_row_and_nobody_holds_a_claim(old_database: Database
     assert _rows(old_database, "outbound_jobs", JOB) == jobs_before
     with old_database.engine.connect() as connection:
         for table in ("inbound_faxes", "outbound_jobs"):
-            claims = connection.execute(sa.text(f"SELECT instance, lease_until FROM {table}"))
+            claims = connection.execute(sa.text(f"SELECT instance, lease_until FROM {table}"))  # noqa: S608
             assert list(claims) == [(None, None)]
         assert connection.execute(sa.text("SELECT count(*) FROM deliveries")).scalar() == 1
         assert connection.execute(sa.text("SELECT count(*) FROM leases")).scalar() == 0
