@@ -107,11 +107,11 @@ def test_two_instances_deliver_100_faxes_once_while_one_is_killed_again_and_agai
     assert sim.violations == []
     assert delivered_once(office, faxes) == []
     assert all(fax.deleted for fax in faxes)
-    worked = Counter(office.worked_by("inbound_faxes").values())
-    assert set(worked) == {"steady", "victim"}, worked  # both shared the work
     # What a SIGKILL may repeat: the faxes the victim was in the middle of, no other.
     assert office.repeated("getfax") <= held_at_death, office.repeated("getfax") - held_at_death
     assert office.repeated("delfax") <= held_at_death, office.repeated("delfax") - held_at_death
+    worked = Counter(office.worked_by("inbound_faxes").values())
+    assert set(worked) == {"steady", "victim"}, worked  # both shared the work
 
 
 def test_shared_hot_folder_posts_each_of_200_drops_once_despite_kills(
@@ -178,7 +178,7 @@ def test_survivor_finishes_the_dead_instances_work_within_its_lease(
     with running_office(office):
         first.start().wait_ready()
         second.start().wait_ready()
-        faxes = sim.seed_inbound(60)
+        faxes = sim.seed_inbound(24)  # a short backlog: the takeover is not queued behind it
 
         def lister_at_work() -> bool:
             lister = office.lister()
