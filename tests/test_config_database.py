@@ -128,3 +128,8 @@ def test_bad_instance_or_lease_is_refused_with_the_key(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         load_keys(tmp_path, keys)
+
+
+def test_check_config_shows_the_instance_and_lease_of_a_shared_database(tmp_path: Path) -> None:
+    text = render_config(load_keys(tmp_path, 'instance = "fax2"\nlease_seconds = 30'))
+    assert "fax2 (this server's name" in text and "30s (a dead server" in text
