@@ -249,7 +249,7 @@ JOB_COLUMNS = (
     Column("file", "FILE", shrink=True),
     Column("state", "STATE"),
     Column("provider", "PROVIDER"),
-    Column("remote_jobid", "REMOTE ID", right=True, shrink=True),
+    Column("remote_jobid", "REMOTE", right=True, shrink=True),
     Column("pages", "PG", right=True),
     Column("instance", "BY", shrink=True, floor=4, when_varied=True),
 )
