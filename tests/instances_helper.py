@@ -47,6 +47,11 @@ CLAIMS_FOLDER = ".faxd-claims"
 LIST_ROLE_PREFIX = "list:faxage:"
 
 
+def utc_now() -> datetime:
+    """Now in UTC without a zone, as faxd's UTCDateTime columns hold it."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
 def child_env() -> dict[str, str]:
     """The environment of a faxd child: none of the caller's FAXD_* overrides."""
     return {k: v for k, v in os.environ.items() if not k.startswith("FAXD_")}
@@ -117,7 +122,7 @@ class Office:
                 f'hot_folder = "{self.hot}"\nsent_folder = "{self.sent}"\n'
                 f'failed_folder = "{self.failed}"\nspool_dir = "{home / "outspool"}"\n'
                 "settle_seconds = 0.3\npoll_seconds = 0.5\nrescan_interval = 5\n"
-                f"status_interval = {self.poll_interval:g}\nclear_after_status = true\n"
+                f"status_interval = {self.poll_interval:g}\n"
             )
         return f"""{KITS["faxage"].section(self.sim, timeout=5)}
 [database]
@@ -184,7 +189,7 @@ actions = [{{ type = "folder", path = "{self.fax_root}/{{recvid}}.{{ext}}" }}]
                 f"SELECT {key} AS key, state FROM {table} "  # noqa: S608 - our own table names
                 "WHERE instance = :name AND lease_until > :now",
                 name=name,
-                now=datetime.now(UTC),
+                now=utc_now(),
             )
         }
 
@@ -208,7 +213,7 @@ actions = [{{ type = "folder", path = "{self.fax_root}/{{recvid}}.{{ext}}" }}]
         found = self.rows(
             "SELECT holder FROM leases WHERE role LIKE :role AND lease_until > :now",
             role=LIST_ROLE_PREFIX + "%",
-            now=datetime.now(UTC),
+            now=utc_now(),
         )
         return found[0].holder if found else None
 
@@ -248,6 +253,16 @@ actions = [{{ type = "folder", path = "{self.fax_root}/{{recvid}}.{{ext}}" }}]
     def claimed_files(self, name: str) -> list[Path]:
         """The files in instance ``name``'s claim folder of the hot folder."""
         return [p for p in (self.hot / CLAIMS_FOLDER / name).rglob("*") if p.is_file()]
+
+    def in_hand(self, name: str) -> list[str]:
+        """What instance ``name`` has begun and not yet handed to the provider: files in its
+        claim folder, and jobs it worked on last that are not posted yet."""
+        jobs = self.rows(
+            "SELECT source_name FROM outbound_jobs WHERE instance = :name "
+            "AND state IN ('queued', 'submitting')",
+            name=name,
+        )
+        return [p.name for p in self.claimed_files(name)] + [row.source_name for row in jobs]
 
     def hot_leftovers(self) -> list[str]:
         """Every file still under the hot folder, claim folders included."""
