@@ -46,3 +46,37 @@ def test_a_job_faxage_could_not_deliver_mails_job_failed(
     assert f"job {job.id}: 3035550110 - Nobody.pdf to +13035550110 was not sent" in body
     assert "FAXAGE could not deliver the fax" in body
     assert f"faxd retry --job {job.id}" in body
+    (reason,) = mail.iter_attachments()
+    assert reason.get_filename() == f"job-{job.id}-reason.txt"
+    assert "FAXAGE could not deliver the fax" in reason.get_content()
+
+
+def test_a_job_faxage_refuses_at_once_mails_job_failed(
+    make_settings: Callable[..., OutboundSettings], folders: Any, sim: Any, db: Any,
+    client: Any, smtp_server: Any,
+) -> None:  # fmt: skip
+    """sendfax answered ERR05 (blocked number): the job fails at submission and is mailed."""
+    sim.blocked_numbers.add("9005551212")
+    service = Outbound(make_settings(), db, FaxageOutbound(client, make_settings()), notify=NOTIFY)
+    service.start()
+    try:
+        (folders.hot / "9005551212.pdf").write_bytes(b"%PDF-1.4 premium\n")
+        deadline = time.monotonic() + 60
+        while not [j for j in list_jobs(db) if j.state == "failed"]:
+            assert time.monotonic() < deadline, [(j.id, j.state) for j in list_jobs(db)]
+            service.submit_pending()
+            time.sleep(0.2)
+    finally:
+        service.stop()
+    smtp = SmtpSettings(host=smtp_server.host, port=smtp_server.port, from_addr="faxd@example.com")
+    assert AdminMailer(db, NOTIFY, SmtpSender(smtp), hostname="faxbox").send_due() == 1
+
+    (job,) = list_jobs(db)
+    (mail,) = [message_from_bytes(raw, policy=default) for _f, _t, raw in smtp_server.messages]
+    assert mail["Subject"] == f"[faxd on faxbox] job {job.id} was not sent"
+    body = str(mail.get_body(("plain",)).get_content())
+    assert f"job {job.id}: 9005551212.pdf to +19005551212 was not sent" in body
+    assert "FAXAGE refused the fax" in body and "ERR05" in body
+    assert "faxd jobs --state failed" in body and f"faxd retry --job {job.id}" in body
+    (reason,) = mail.iter_attachments()
+    assert "ERR05" in reason.get_content()
