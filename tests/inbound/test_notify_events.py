@@ -57,6 +57,17 @@ def text(mail: Any) -> str:
     return str(mail.get_body(("plain",)).get_content())
 
 
+def fax_failed_mail(smtp_server: Any, fax: Any) -> tuple[str, str]:
+    """The one fax_failed mail's body and its reason attachment, its subject and command checked."""
+    (mail,) = mails(smtp_server)
+    assert mail["Subject"] == f"[faxd on faxbox] faxage fax {fax.recvid} could not be delivered"
+    body = text(mail)
+    assert f"faxd retry --provider faxage {fax.recvid}" in body
+    (reason,) = mail.iter_attachments()  # the reason only: attach = false
+    assert reason.get_filename() == f"faxage-fax-{fax.recvid}-reason.txt"
+    return body, str(reason.get_content())
+
+
 def test_a_fax_that_gives_up_mails_fax_failed_with_its_reason(
     tmp_path: Path, sim: Any, client: FaxageClient, db: Any, smtp_server: Any, clock: ManualClock
 ) -> None:
@@ -67,13 +78,9 @@ def test_a_fax_that_gives_up_mails_fax_failed_with_its_reason(
     pipeline.poll()
     assert mailer.send_due() == 1
 
-    (mail,) = mails(smtp_server)
-    assert mail["Subject"] == f"[faxd on faxbox] faxage fax {fax.recvid} could not be delivered"
-    body = text(mail)
+    body, reason = fax_failed_mail(smtp_server, fax)
     assert f"faxage fax {fax.recvid} from +17205550142 to +13035550101" in body
-    assert "max_fax_mb" in body and f"faxd retry --provider faxage {fax.recvid}" in body
-    reasons = [p for p in mail.iter_attachments() if p.get_filename().endswith("-reason.txt")]
-    assert len(reasons) == 1 and "max_fax_mb" in reasons[0].get_content()
+    assert "max_fax_mb" in body and "max_fax_mb" in reason
     assert not fax.deleted
 
 
@@ -97,14 +104,9 @@ def test_a_fax_that_fails_max_attempts_times_mails_fax_failed_naming_its_route(
     assert row.state is FaxState.FAILED
     assert mailer.send_due() == 1
 
-    (mail,) = mails(smtp_server)
-    assert mail["Subject"] == f"[faxd on faxbox] faxage fax {fax.recvid} could not be delivered"
-    body = text(mail)
+    body, reason = fax_failed_mail(smtp_server, fax)
     assert f"faxage fax {fax.recvid} from +17205550142 to +13035550101 (route sales)" in body
-    assert "printer on fire" in body and f"faxd retry --provider faxage {fax.recvid}" in body
-    (reason,) = mail.iter_attachments()
-    assert reason.get_filename() == f"faxage-fax-{fax.recvid}-reason.txt"
-    assert "printer on fire" in reason.get_content()
+    assert "printer on fire" in body and "printer on fire" in reason
     assert not fax.deleted
 
 
