@@ -15,6 +15,10 @@ a file dropped in the outbox.  The test then asks for an fsync of:
 - the outbound spool copy of the dropped file, and after it, of the outbound spool
   folder, before the sent file moves on to sent/.
 
+The transport that downloads a fax fsyncs its spool file too, so a second test
+runs ``Spool.commit`` alone on a file nobody fsync'd: the spool keeps its promise
+whoever wrote the file.
+
 Matching is by path (which folder the fd lives in), not by call site or by the
 shape of a temporary name, so code that writes through directory fds or copies
 by fd is judged the same way.  Without strace, or where ptrace is not allowed,
@@ -70,6 +74,16 @@ def strace_problem() -> str | None:
     return None
 
 
+def traced(trace: Path, *args: str) -> None:
+    """Run ``python *args`` under strace, its fsync and fdatasync calls written to ``trace``."""
+    done = subprocess.run(
+        ["strace", "-f", "-qq", "-y", "-e", "trace=fsync,fdatasync", "-o", str(trace),
+         sys.executable, *args],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def read_syncs(trace: Path) -> list[Sync]:
     syncs: list[Sync] = []
     for line in trace.read_text(errors="replace").splitlines():
@@ -122,12 +136,7 @@ def test_delivery_path_fsyncs_every_file_and_folder(sim: Any, tmp_path: Path) ->
     part.rename(layout.outbox / "3035551212 - Acme Corp.pdf")
 
     trace = tmp_path / "fsync.trace"
-    done = subprocess.run(
-        ["strace", "-f", "-qq", "-y", "-e", "trace=fsync,fdatasync", "-o", str(trace),
-         sys.executable, "-m", "faxd", "run", "--once", "--config", str(config)],
-        capture_output=True, text=True, timeout=600, check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    traced(trace, "-m", "faxd", "run", "--once", "--config", str(config))
 
     # The run really delivered the fax and sent the file, so the trace covers both paths.
     delivered = target / f"{fax.recvid}.pdf"
@@ -145,3 +154,31 @@ def test_delivery_path_fsyncs_every_file_and_folder(sim: Any, tmp_path: Path) ->
     missing = [p for p in problems if p]
     seen = "\n".join(str(s.path) for s in syncs)
     assert not missing, "\n".join(missing) + f"\nfsync'd paths, in order:\n{seen}"
+
+
+# The download's writer (each provider's transport) fsyncs the .part too, so the daemon's
+# trace above cannot tell when the spool's own fsync is gone; this run has no other writer.
+_COMMIT = """
+import sys
+from pathlib import Path
+from faxd.inbound.spool import Spool
+spool = Spool(Path(sys.argv[1]))
+spool.ensure()
+part = spool.new_part("42")
+part.write_bytes(b"%PDF-1.4 written by a download that never fsyncs")
+spool.commit(part, "42", "pdf")
+"""
+
+
+def test_spool_commit_fsyncs_a_file_whoever_wrote_it(tmp_path: Path) -> None:
+    """Spool.commit fsyncs the part file itself, then the spool folder after the rename."""
+    problem = strace_problem()
+    if problem is not None:
+        pytest.skip(problem)
+    root = tmp_path / "spool"
+    trace = tmp_path / "fsync.trace"
+    traced(trace, "-c", _COMMIT, str(root))
+    assert (root / "faxage-42.pdf").exists()
+    syncs = read_syncs(trace)
+    assert root / "faxage-42.part" in [s.path for s in syncs], syncs
+    assert file_then_folder(syncs, root, "inbound spool") is None, syncs
