@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from faxd.outbound.service import Outbound
     from faxd.providers.base import OutboundProvider
     from faxd.providers.faxage.client import FaxageClient
+    from faxd.store.claims import Claims
     from faxd.store.db import Database
     from faxd.web.metrics import Metrics
 
@@ -167,6 +168,8 @@ class App:
     outbound: Outbound | None
     mailer: AdminMailer | None = None
     metrics: Metrics | None = None  # with [http]: what /metrics serves
+    #: This instance's claims on faxes, jobs and roles (several servers, one database).
+    claims: Claims | None = None
 
     @property
     def pipeline(self) -> InboundPipeline | None:
@@ -197,9 +200,13 @@ def build_app(config: Config, *, clock: Clock = system_clock, upgrade: bool = Tr
         metrics = Metrics(db, config, clock=clock)
         if client is not None:
             client.observer = metrics
+    from faxd.store.claims import Claims, Instance
+
+    claims = Claims(db, Instance.of(config.database), clock=clock)
     return App(
         config=config,
         db=db,
+        claims=claims,
         client=client,
         pipelines=make_pipelines(config, db, client, clock=clock, metrics=metrics),
         outbound=make_outbound(config, db, client, clock=clock),

@@ -7,10 +7,18 @@ from ``FAXD_DATABASE_PASSWORD`` or the systemd credential ``database-password``.
 A password written into the URL still works (it is taken out of the URL, and
 the config gets a warning saying where to put it instead).  Either way it is
 registered with :func:`faxd.redact.register_secret` before anything can print it.
+
+Two keys matter only when several servers share a PostgreSQL database:
+``instance`` names this server in every row it claims (the hostname unless
+set), and ``lease_seconds`` is how long the claims of a server that died keep
+the others off its work (:mod:`faxd.store.claims`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,6 +32,12 @@ from faxd.redact import register_secret
 
 #: The databases faxd runs on, by SQLAlchemy dialect; ``postgresql://`` means psycopg.
 DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
+#: Longest ``[database] instance`` name (it is stored in every row an instance claims).
+INSTANCE_MAX = 64
+_INSTANCE_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{INSTANCE_MAX - 1}}}")
+#: Shortest ``[database] lease_seconds``: a claim must outlive a slow database round trip.
+MIN_LEASE_SECONDS = 5.0
+
 #: Where the warning sends a password found in the URL.
 PASSWORD_PLACES = (
     f"set the environment variable {DATABASE_PASSWORD.env_var} or "
@@ -36,7 +50,41 @@ def read_database(
 ) -> DatabaseSettings:
     """The ``[database]`` settings; problems go to the table's problem list."""
     if table is None:
-        return DatabaseSettings()
+        return DatabaseSettings(instance=default_instance())
+    instance = _instance_name(table)
+    lease = table.duration("lease_seconds", DatabaseSettings.lease_seconds)
+    if lease < MIN_LEASE_SECONDS:
+        table.problem(
+            "lease_seconds",
+            f"must be at least {MIN_LEASE_SECONDS:g} (a shorter lease expires while an "
+            f"instance is still working), not {lease:g}",
+        )
+        lease = DatabaseSettings.lease_seconds
+    found = _read_url(table, base, env, file)
+    return dataclasses.replace(found, instance=instance, lease_seconds=lease)
+
+
+def default_instance() -> str:
+    """The hostname, as far as it makes a valid instance name (else ``faxd``)."""
+    name = socket.gethostname().split(".")[0][:INSTANCE_MAX]
+    return name if _INSTANCE_NAME.fullmatch(name) else "faxd"
+
+
+def _instance_name(table: Table) -> str:
+    name = table.text("instance")
+    if name is None:
+        return default_instance()
+    if not _INSTANCE_NAME.fullmatch(name):
+        table.problem(
+            "instance",
+            f"must be 1 to {INSTANCE_MAX} letters, digits, '.', '-' or '_' (e.g. \"fax1\"), "
+            f"not {name!r}",
+        )
+        return default_instance()
+    return name
+
+
+def _read_url(table: Table, base: Path, env: Mapping[str, str], file: Path) -> DatabaseSettings:
     raw = table.text("url") or DatabaseSettings.url
     table.finish()
     try:
@@ -86,9 +134,7 @@ def _server(table: Table, url: URL, env: Mapping[str, str], file: Path) -> Datab
         )
         return DatabaseSettings(url=shown)
     if in_url is not None:
-        return DatabaseSettings(
-            url=shown, password=in_url, password_source=f"the url in {file}"
-        )
+        return DatabaseSettings(url=shown, password=in_url, password_source=f"the url in {file}")
     if outside is not None:
         return DatabaseSettings(url=shown, password=outside.value, password_source=outside.source)
     return DatabaseSettings(url=shown)

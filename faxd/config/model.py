@@ -122,6 +122,10 @@ class DatabaseSettings:
     url: str = "sqlite:////var/lib/faxd/faxd.db"
     password: str | None = field(default=None, repr=False)  # PostgreSQL's, if any
     password_source: str = ""
+    #: This server's name among several sharing the database (default: the hostname).
+    instance: str = "faxd"
+    #: How long a claim of a dead instance keeps others off its work.
+    lease_seconds: float = 60.0
 
 
 @dataclass(frozen=True)

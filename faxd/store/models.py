@@ -94,6 +94,11 @@ class InboundFax(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, onupdate=_now)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The instance holding this row's claim, and once given back, the last one that
+    #: worked on it (:mod:`faxd.store.claims`).
+    instance: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: When the claim lapses unless renewed; ``None``: nobody holds it.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     deliveries: Mapped[list[Delivery]] = relationship(
         back_populates="fax", order_by="Delivery.action_index", cascade="all, delete-orphan"
@@ -184,6 +189,11 @@ class OutboundJob(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     final_path: Mapped[str | None] = mapped_column(Text, nullable=True)  # in sent/ or failed/
     cleared: Mapped[int] = mapped_column(Integer, default=0)  # 1 once `clear` succeeded
+    #: The instance holding this row's claim, and once given back, the last one that
+    #: worked on it (:mod:`faxd.store.claims`).
+    instance: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: When the claim lapses unless renewed; ``None``: nobody holds it.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class AdminEvent(Base):
@@ -267,3 +277,27 @@ class ListingProblem(Base):
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
     count: Mapped[int] = mapped_column(Integer, default=1)
     last_logged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Lease(Base):
+    """A role only one instance plays at a time (listing an account...), and until when."""
+
+    __tablename__ = "leases"
+
+    role: Mapped[str] = mapped_column(String(200), primary_key=True)  # "list:faxage:acct"
+    holder: Mapped[str] = mapped_column(String(64))
+    lease_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class InstanceRow(Base):
+    """A faxd instance sharing this database, and when it was last seen alive."""
+
+    __tablename__ = "instances"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    machine: Mapped[str] = mapped_column(String(64))  # /etc/machine-id (or the hostname)
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -25,7 +25,7 @@ from faxd.store.models import Base, Delivery, InboundFax, OutboundJob, PollCurso
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_TABLES = set(Base.metadata.tables)
 #: The newest migration; bump it with each new file in faxd/store/migrations/versions.
-HEAD = "0008"
+HEAD = "0009"
 
 
 def _fax(recvid: int, account: str = "acme@12345") -> InboundFax:
