@@ -78,13 +78,15 @@ def make_pipelines(
     *,
     clock: Clock = system_clock,
     metrics: Metrics | None = None,
+    claims: Claims | None = None,
 ) -> dict[str, InboundPipeline]:
     """One inbound pipeline per provider in ``[inbound] providers`` (none when disabled).
 
     They share one dispatcher, so a fax is never worked on twice at once
     whichever pass holds it.  ``client`` is the shared FAXAGE client (passed
     to FAXAGE's adapter).  With ``metrics``, each action's delivery is timed
-    for ``/metrics``.
+    for ``/metrics``.  ``claims``: this instance's (the daemon's), shared by
+    every pipeline; ``None``: each claims as one faxd alone on the database.
     """
     if not config.inbound.enabled:
         return {}
@@ -102,8 +104,9 @@ def make_pipelines(
         if metrics is not None and name != "faxage":  # FAXAGE's client observes each attempt
             provider = metrics.observed(provider)
         pipelines[name] = InboundPipeline(
-            provider, db, config, clock=clock, actions_for=actions, dispatcher=dispatcher
-        )
+            provider, db, config, clock=clock, actions_for=actions, dispatcher=dispatcher,
+            claims=claims,
+        )  # fmt: skip
     return pipelines
 
 
@@ -208,7 +211,7 @@ def build_app(config: Config, *, clock: Clock = system_clock, upgrade: bool = Tr
         db=db,
         claims=claims,
         client=client,
-        pipelines=make_pipelines(config, db, client, clock=clock, metrics=metrics),
+        pipelines=make_pipelines(config, db, client, clock=clock, metrics=metrics, claims=claims),
         outbound=make_outbound(config, db, client, clock=clock),
         mailer=make_mailer(config, db, clock=clock),
         metrics=metrics,

@@ -59,6 +59,7 @@ from faxd.inbound.steps import ERROR_LIMIT as _ERROR_LIMIT
 from faxd.inbound.steps import LedgerSteps
 from faxd.phone import normalize_caller_id
 from faxd.providers.base import RemoteFax, Unreadable
+from faxd.store.claims import RowClaims
 from faxd.store.db import Database
 from faxd.store.models import Delivery, InboundFax, ListingProblem, PollCursor
 from faxd.store.states import FAX_ACTIVE, FaxState, advance
@@ -88,6 +89,7 @@ class Ledger(LedgerSteps):
         *,
         clock: Clock,
         notify: NotifySettings | None = None,
+        claims: RowClaims | None = None,
     ) -> None:
         self.db = db
         self.provider = provider
@@ -98,6 +100,9 @@ class Ledger(LedgerSteps):
         #: ``[notify]``: a fax failing or held, and a refused login, write their admin
         #: event in the same transaction (:mod:`faxd.alerts.events`).
         self.notify = notify
+        #: This instance's claims on faxes: :meth:`due` leaves out the faxes another
+        #: live instance holds (``None``: every fax, as for one faxd alone).
+        self.claims = claims
 
     # ------------------------------------------------------------ cursor
 
@@ -323,18 +328,19 @@ class Ledger(LedgerSteps):
             return {row.remote_id: FaxRow.of(row) for row in rows}
 
     def due(self, now: datetime) -> list[str]:
-        """Faxes that need work now (active and not backing off), oldest listed first."""
+        """Faxes that need work now (active and not backing off), oldest listed first.
+
+        A fax another live instance holds is not due here: it is in hand.
+        """
+        query = select(InboundFax.remote_id).where(
+            self._mine(),
+            InboundFax.state.in_([s.value for s in FAX_ACTIVE]),
+            (InboundFax.next_attempt_at.is_(None)) | (InboundFax.next_attempt_at <= now),
+        )
+        if self.claims is not None:
+            query = query.where(self.claims.available(now))
         with self.db.session() as session:
-            rows = session.scalars(
-                select(InboundFax.remote_id)
-                .where(
-                    self._mine(),
-                    InboundFax.state.in_([s.value for s in FAX_ACTIVE]),
-                    (InboundFax.next_attempt_at.is_(None)) | (InboundFax.next_attempt_at <= now),
-                )
-                .order_by(InboundFax.id)
-            )
-            return list(rows)
+            return list(session.scalars(query.order_by(InboundFax.id)))
 
     def unfinished(self) -> dict[str, str | None]:
         """Every fax not ``done``, with its recorded spool file (those must be kept)."""
@@ -345,6 +351,20 @@ class Ledger(LedgerSteps):
                 )
             )
             return {remote_id: spool_path for remote_id, spool_path in rows}
+
+    def in_hand_elsewhere(self, now: datetime) -> set[str]:
+        """Unfinished faxes a live claim of another instance holds (its spool files are in use)."""
+        if self.claims is None:
+            return set()
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(InboundFax.remote_id).where(
+                    self._mine(),
+                    InboundFax.state != FaxState.DONE.value,
+                    ~self.claims.available(now),
+                )
+            )
+            return set(rows)
 
     def deliveries(self, remote_id: str) -> list[DeliveryRow]:
         """The delivery rows of the route recorded for the fax (none before routing)."""
