@@ -338,7 +338,10 @@ class FaxWorker:
         if waiting:
             return row
         if row.state is not FaxState.DELIVERED:
-            # Every delivery was already done (recorded before a crash or a retry).
+            # Every delivery was already done (recorded before a crash or a retry),
+            # or another instance that took the fax over has finished it meanwhile.
+            if not self._keep(row, "delivered"):
+                return row
             row = self.ledger.mark_delivered(row.remote_id)
         log.debug("inbound.delivered", actions=len(deliveries))
         return row
