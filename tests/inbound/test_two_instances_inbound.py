@@ -42,6 +42,7 @@ from sqlalchemy import select
 
 from faxd.clock import Clock, system_clock
 from faxd.config import Config
+from faxd.inbound.diskguard import FreeBytes
 from faxd.inbound.pipeline import InboundPipeline
 from faxd.providers.faxage.client import FaxageClient
 from faxd.providers.faxage.records import DownloadResult, ListfaxResult
@@ -86,6 +87,7 @@ class Server:
         clock: Clock = system_clock,
         actions: ActionBook | None = None,
         spool_dir: Path | None = None,
+        free_bytes: FreeBytes | None = None,
     ) -> None:
         self.name = name
         spool = spool_dir or config.path.parent / name / "spool"  # its own machine's, by default
@@ -97,6 +99,8 @@ class Server:
         self.counted = Counted(self.client)
         self.claims = Claims(db, Instance(name, LEASE), clock=clock)
         extra: dict[str, Any] = {} if actions is None else {"actions_for": actions}
+        if free_bytes is not None:
+            extra["free_bytes"] = free_bytes
         self.pipe = InboundPipeline(
             faxage_inbound(self.counted, self.config), db, self.config, clock=clock,
             claims=self.claims, **extra,
@@ -154,8 +158,8 @@ def test_two_instances_drain_sixty_faxes_each_once_listed_by_one(
 
     def run(server: Server) -> None:
         try:
-            rounds = 0
-            while not drained.is_set() and rounds < 500:
+            rounds, give_up = 0, time.monotonic() + 120  # (a bound on a broken run, no timing)
+            while not drained.is_set() and time.monotonic() < give_up:
                 rounds += 1
                 server.pipe.poll()
                 if rounds % 5 == 0:
@@ -304,6 +308,33 @@ def test_an_instance_whose_claim_was_taken_while_it_delivered_does_not_release_t
     row = fax_rows(db)[fax.remote_id]
     assert (row.state, row.instance) == (FaxState.DELIVERED.value, "beta")
     assert operations(sim, "delfax") == {} and not fax.deleted
+
+
+@ON_BOTH
+def test_an_instance_whose_claim_was_taken_before_its_download_does_not_download(
+    sim: Any, db: Any, tmp_path: Path, servers: list[Server],
+    logs: list[MutableMapping[str, Any]],
+) -> None:  # fmt: skip
+    """Alpha stalls between its claim and the download (measuring the disk): beta takes over."""
+    config = make_config(tmp_path, office_routes(tmp_path / "share"), faxage=sim_settings(sim))
+    (fax,) = sim.seed_inbound(1)
+    clock_a = ManualClock()
+    beta = Server("beta", sim, db, config, clock=ManualClock(clock_a() + LEASE * 2))
+
+    def measured_while_beta_takes_over(_folder: Path) -> int:
+        row = fax_rows(db).get(fax.remote_id)
+        if row is not None and row.instance == "alpha" and row.lease_until is not None:
+            assert beta.claims.faxes.take(row.id)
+        return 1 << 40
+
+    alpha = Server(
+        "alpha", sim, db, config, clock=clock_a, free_bytes=measured_while_beta_takes_over
+    )
+    servers += [alpha, beta]
+    assert alpha.pipe.poll().new == 1
+    assert operations(sim, "getfax") == {}
+    assert [e["before"] for e in events(logs, "inbound.claim_lost")] == ["download"]
+    assert fax_rows(db)[fax.remote_id].instance == "beta"
 
 
 # ---------------------------------------------------------------- the listing role
