@@ -54,6 +54,7 @@ from faxd.config import Config, load_config
 from faxd.errors import ConfigError, FaxdError
 from faxd.notify import Heartbeat, Notifier
 from faxd.scheduling import DaemonThreadExecutor, Pass, apply_schedule, new_scheduler
+from faxd.store.claims import NOTIFY_ROLE, RETENTION_ROLE
 from faxd.tables import job_counts
 from faxd.wake import Waker
 
@@ -174,7 +175,8 @@ class Daemon:
                     problems.append(f"outbound: {exc.message}")
             if self.app.mailer is not None:
                 with _logged("notify"):  # a mail that cannot go waits in the database
-                    self.app.mailer.send_due()
+                    if self._plays(NOTIFY_ROLE):
+                        self.app.mailer.send_due()
             renewal.stop()
             self._retire()
         finally:
@@ -314,6 +316,11 @@ class Daemon:
         if not self.app.db.is_sqlite:  # several servers: every line says which one wrote it
             name_instance(self.app.claims.name)
         return Renewal(self.app.claims).start()
+
+    def _plays(self, role: str) -> bool:
+        """Whether this instance does ``role``'s pass now: one server mails and cleans for all."""
+        claims = self.app.claims if self.app is not None else None
+        return claims is None or claims.hold(role)
 
     def _retire(self) -> None:
         """Give back every claim at a clean stop, so the other servers need not wait."""
@@ -507,6 +514,8 @@ class Daemon:
         if self.app is None or mailer is None or self._stop.is_set():
             return
         with _logged("notify"):
+            if not self._plays(NOTIFY_ROLE):
+                return
             for pipeline in self.app.pipelines.values():
                 check_provider(
                     self.app.db, self.config.notify, pipeline.name, pipeline.provider.account,
@@ -522,6 +531,8 @@ class Daemon:
         if app is None or settings is None or self._stop.is_set():
             return
         with _logged("retention"):
+            if not self._plays(RETENTION_ROLE):
+                return
             Retention(app.db, settings, self.config.outbound, clock=self.clock).run()
 
     @contextmanager

@@ -61,6 +61,12 @@ INSTANCES: Table = Base.metadata.tables[InstanceRow.__tablename__]
 LEASE_SECONDS = DatabaseSettings.lease_seconds
 
 
+#: The role of sending the admins' mails (``[notify]``): one server mails for all.
+NOTIFY_ROLE = "notify"
+#: The role of ``[retention]``'s daily clean-up.
+RETENTION_ROLE = "retention"
+
+
 def list_role(provider: str, account: str) -> str:
     """The role of listing (and sweeping, and moving the cursor of) one inbound account."""
     return f"list:{provider}:{account}"
