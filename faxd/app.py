@@ -86,7 +86,8 @@ def make_pipelines(
     whichever pass holds it.  ``client`` is the shared FAXAGE client (passed
     to FAXAGE's adapter).  With ``metrics``, each action's delivery is timed
     for ``/metrics``.  ``claims``: this instance's (the daemon's), shared by
-    every pipeline; ``None``: each claims as one faxd alone on the database.
+    every pipeline; ``None``: new ones under ``[database] instance``, the same
+    name, so a reload's pipelines claim as the daemon's own.
     """
     if not config.inbound.enabled:
         return {}
@@ -94,7 +95,10 @@ def make_pipelines(
     from faxd.inbound.dispatch import Dispatcher
     from faxd.inbound.pipeline import InboundPipeline
     from faxd.providers import registry
+    from faxd.store.claims import Claims, Instance
 
+    if claims is None:
+        claims = Claims(db, Instance.of(config.database), clock=clock)
     actions = metrics.timed_actions(build_action) if metrics is not None else build_action
     dispatcher = Dispatcher(config.inbound.concurrency)
     pipelines: dict[str, InboundPipeline] = {}
