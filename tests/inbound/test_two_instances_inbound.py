@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -47,7 +47,8 @@ from faxd.inbound.pipeline import InboundPipeline
 from faxd.providers.faxage.client import FaxageClient
 from faxd.providers.faxage.records import DownloadResult, ListfaxResult
 from faxd.sim import SimFax
-from faxd.store.claims import Claims, Instance
+from faxd.store.claims import FAXES, Claims, Instance, RowClaims
+from faxd.store.db import Database
 from faxd.store.models import Delivery, InboundFax
 from faxd.store.states import FaxState
 
@@ -75,7 +76,7 @@ class Counted:
 
 
 class Server:
-    """One faxd instance: its name, clock, spool, FAXAGE client and pipeline."""
+    """One faxd instance: its name, clock, spool, database engine, FAXAGE client, pipeline."""
 
     def __init__(
         self,
@@ -97,6 +98,9 @@ class Server:
             retries=3, backoff=0.0, sleep=lambda _s: None,
         )  # fmt: skip
         self.counted = Counted(self.client)
+        # Its own engine and connection pool on the shared database, as on its own machine.
+        self.db = Database(db.url.render_as_string(hide_password=False))
+        db = self.db
         self.claims = Claims(db, Instance(name, LEASE), clock=clock)
         extra: dict[str, Any] = {} if actions is None else {"actions_for": actions}
         if free_bytes is not None:
@@ -108,6 +112,7 @@ class Server:
 
     def close(self) -> None:
         self.client.close()
+        self.db.dispose()
 
 
 @pytest.fixture
@@ -335,6 +340,39 @@ def test_an_instance_whose_claim_was_taken_before_its_download_does_not_download
     assert operations(sim, "getfax") == {}
     assert [e["before"] for e in events(logs, "inbound.claim_lost")] == ["download"]
     assert fax_rows(db)[fax.remote_id].instance == "beta"
+
+
+class TakenLate(RowClaims):
+    """Fax claims that let something happen between the worker's first read and its take."""
+
+    def __init__(self, claims: Claims, meanwhile: Callable[[], object]) -> None:
+        super().__init__(claims.db, FAXES, claims.instance, claims.clock)
+        self.meanwhile = meanwhile
+
+    def take(self, row_id: int) -> bool:
+        self.meanwhile()
+        return super().take(row_id)
+
+
+@ON_BOTH
+def test_a_fax_finished_elsewhere_between_read_and_claim_is_not_worked_on_again(
+    sim: Any, db: Any, tmp_path: Path, servers: list[Server]
+) -> None:
+    """Beta read the fax as listed; alpha finished it before beta's claim: beta reads again."""
+    config = make_config(tmp_path, office_routes(tmp_path / "share"), faxage=sim_settings(sim))
+    (fax,) = sim.seed_inbound(1)
+    clock = ManualClock()
+    alpha = Server("alpha", sim, db, config, clock=clock)
+    beta = Server("beta", sim, db, config, clock=clock)
+    servers += [alpha, beta]
+    assert alpha.pipe.list_new().new == 1
+    beta.pipe.worker.claims = TakenLate(beta.claims, lambda: alpha.pipe.process(fax.remote_id))
+
+    assert beta.pipe.process(fax.remote_id) is FaxState.DONE
+    assert operations(sim, "getfax") == {fax.remote_id: 1}
+    assert operations(sim, "delfax") == {fax.remote_id: 1}
+    row = fax_rows(db)[fax.remote_id]
+    assert (row.state, row.attempts, row.last_error, row.lease_until) == ("done", 0, None, None)
 
 
 # ---------------------------------------------------------------- the listing role
