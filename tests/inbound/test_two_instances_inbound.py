@@ -123,6 +123,23 @@ def servers() -> Iterator[list[Server]]:
         server.close()
 
 
+def office(tmp_path: Path, sim: Any) -> Config:
+    """The office's routes, delivering into the shared folder ``tmp_path / "share"``."""
+    return make_config(tmp_path, office_routes(tmp_path / "share"), faxage=sim_settings(sim))
+
+
+def pair(
+    servers: list[Server], sim: Any, db: Any, config: Config, clock_a: Clock, clock_b: Clock
+) -> tuple[Server, Server]:
+    """Alpha and beta on ``config``, each on its own clock."""
+    started = (
+        Server("alpha", sim, db, config, clock=clock_a),
+        Server("beta", sim, db, config, clock=clock_b),
+    )
+    servers += started
+    return started
+
+
 def fax_rows(db: Any) -> dict[str, InboundFax]:
     with db.session() as session:
         return {f.remote_id: f for f in session.scalars(select(InboundFax))}
@@ -321,7 +338,7 @@ def test_an_instance_whose_claim_was_taken_before_its_download_does_not_download
     logs: list[MutableMapping[str, Any]],
 ) -> None:  # fmt: skip
     """Alpha stalls between its claim and the download (measuring the disk): beta takes over."""
-    config = make_config(tmp_path, office_routes(tmp_path / "share"), faxage=sim_settings(sim))
+    config = office(tmp_path, sim)
     (fax,) = sim.seed_inbound(1)
     clock_a = ManualClock()
     beta = Server("beta", sim, db, config, clock=ManualClock(clock_a() + LEASE * 2))
@@ -359,12 +376,9 @@ def test_a_fax_finished_elsewhere_between_read_and_claim_is_not_worked_on_again(
     sim: Any, db: Any, tmp_path: Path, servers: list[Server]
 ) -> None:
     """Beta read the fax as listed; alpha finished it before beta's claim: beta reads again."""
-    config = make_config(tmp_path, office_routes(tmp_path / "share"), faxage=sim_settings(sim))
     (fax,) = sim.seed_inbound(1)
     clock = ManualClock()
-    alpha = Server("alpha", sim, db, config, clock=clock)
-    beta = Server("beta", sim, db, config, clock=clock)
-    servers += [alpha, beta]
+    alpha, beta = pair(servers, sim, db, office(tmp_path, sim), clock, clock)
     assert alpha.pipe.list_new().new == 1
     beta.pipe.worker.claims = TakenLate(beta.claims, lambda: alpha.pipe.process(fax.remote_id))
 
@@ -384,11 +398,8 @@ def test_only_the_role_holder_lists_and_a_stopped_holder_is_replaced(
 ) -> None:
     """Beta neither lists nor sweeps while alpha holds the role; once it lapses, beta does."""
     root = tmp_path / "share"
-    config = make_config(tmp_path, office_routes(root), faxage=sim_settings(sim))
-    clock_a, clock_b = ManualClock(), ManualClock()
-    alpha = Server("alpha", sim, db, config, clock=clock_a)
-    beta = Server("beta", sim, db, config, clock=clock_b)
-    servers += [alpha, beta]
+    clock_b = ManualClock()
+    alpha, beta = pair(servers, sim, db, office(tmp_path, sim), ManualClock(), clock_b)
     first = sim.seed_inbound(2)
 
     assert alpha.pipe.poll().done == 2
@@ -425,11 +436,8 @@ def test_a_poll_pushed_by_a_callback_lists_without_the_role_and_doubles_nothing(
 ) -> None:
     """The callback reached beta: it lists at once instead of waiting for alpha's next poll."""
     root = tmp_path / "share"
-    config = make_config(tmp_path, office_routes(root), faxage=sim_settings(sim))
     clock = ManualClock()
-    alpha = Server("alpha", sim, db, config, clock=clock)
-    beta = Server("beta", sim, db, config, clock=clock)
-    servers += [alpha, beta]
+    alpha, beta = pair(servers, sim, db, office(tmp_path, sim), clock, clock)
     alpha.pipe.poll()  # alpha holds the role (nothing to list yet)
     faxes = sim.seed_inbound(3)
 
@@ -451,7 +459,7 @@ def test_start_up_cleanup_leaves_the_files_of_faxes_another_instance_holds(
     sim: Any, db: Any, tmp_path: Path, servers: list[Server]
 ) -> None:
     """A spool folder on the share: beta starting does not remove alpha's download in progress."""
-    config = make_config(tmp_path, office_routes(tmp_path / "share"), faxage=sim_settings(sim))
+    config = office(tmp_path, sim)
     shared = tmp_path / "share-spool"
     clock = ManualClock()
     alpha = Server("alpha", sim, db, config, clock=clock, spool_dir=shared)
