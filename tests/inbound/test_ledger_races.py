@@ -146,6 +146,7 @@ def test_one_unreadable_line_seen_by_two_instances_at_once_counts_twice(
     ledger: Ledger, db: Any
 ) -> None:
     """record_problems: the first sighting is inserted once, and the count is not lost."""
+    ledger.record_poll("0 new")  # a polled account: its cursor row is the lock
     line = Unreadable(lineno=3, text="3 | garbage", reason="recvid is not a number")
 
     def report() -> None:
