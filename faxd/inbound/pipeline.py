@@ -401,8 +401,8 @@ class InboundPipeline:
 
         Failures are recorded (backoff, or ``failed``), never raised, except
         :class:`AuthError`, which concerns the whole account.  ``None`` if the
-        database does not know the fax.  A fax another thread is working on
-        is left to it; its current state is returned.
+        database does not know the fax.  A fax another thread (or another
+        instance) is working on is left to it; its current state is returned.
         """
         key = (self.name, remote_id)
         row = None
