@@ -179,6 +179,16 @@ actions = [{{ type = "folder", path = "{self.fax_root}/{{recvid}}.{{ext}}" }}]
     def job_states(self) -> Counter[str]:
         return Counter(row.state for row in self.rows("SELECT state FROM outbound_jobs"))
 
+    def unfinished_jobs(self) -> list[tuple[Any, ...]]:
+        """Every job not sent yet: (id, state, instance, lease_until, remote_jobid, last_error)."""
+        return [
+            tuple(row)
+            for row in self.rows(
+                "SELECT id, state, instance, lease_until, remote_jobid, last_error "
+                "FROM outbound_jobs WHERE state <> 'sent' ORDER BY id"
+            )
+        ]
+
     def held_by(self, table: str, name: str) -> dict[str, str]:
         """The rows of ``table`` (remote_id or source_name -> state) ``name`` holds a live
         claim on now."""
@@ -207,6 +217,10 @@ actions = [{{ type = "folder", path = "{self.fax_root}/{{recvid}}.{{ext}}" }}]
             "SELECT state, instance FROM inbound_faxes WHERE remote_id = :id", id=remote_id
         )
         return (found[0].state, found[0].instance) if found else None
+
+    def roles(self) -> list[tuple[Any, ...]]:
+        """Every role lease: (role, holder, lease_until)."""
+        return [tuple(r) for r in self.rows("SELECT role, holder, lease_until FROM leases")]
 
     def lister(self) -> str | None:
         """The instance holding the account's listing lease now, if any."""

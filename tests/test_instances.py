@@ -146,7 +146,8 @@ def test_shared_hot_folder_posts_each_of_200_drops_once_despite_kills(
 
         wait_until(
             finished, DRAIN_TIMEOUT, "every drop sent and gone from the hot folder",
-            office=office, seen=lambda: (office.job_states(), office.hot_leftovers()[:5]),
+            office=office,
+            seen=lambda: (office.unfinished_jobs()[:5], office.hot_leftovers()[:5], office.roles()),
         )  # fmt: skip
         assert steady.running, steady.log_tail()
 
