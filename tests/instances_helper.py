@@ -428,15 +428,20 @@ def all_faxes_done(office: Office, faxes: list[Any]) -> Callable[[], bool]:
     return check
 
 
+def misdelivered(office: Office, fax: Any) -> str | None:
+    """What is wrong with ``fax``'s file in the route folder (missing, other bytes), or None."""
+    path = office.fax_path(fax)
+    if not path.exists():
+        return f"{path.name} missing"
+    if path.read_bytes() != fax.data:
+        return f"{path.name} holds other bytes"
+    return None
+
+
 def delivered_once(office: Office, faxes: list[Any]) -> list[str]:
     """What is wrong with the route folder: a fax missing, with other bytes, or a stray file."""
-    problems = []
-    wanted = {office.fax_path(fax): fax.data for fax in faxes}
-    for path, data in wanted.items():
-        if not path.exists():
-            problems.append(f"{path.name} missing")
-        elif path.read_bytes() != data:
-            problems.append(f"{path.name} holds other bytes")
+    problems = [problem for fax in faxes if (problem := misdelivered(office, fax))]
+    wanted = {office.fax_path(fax) for fax in faxes}
     for path in office.fax_root.rglob("*"):
         if path.is_file() and path not in wanted:
             problems.append(f"stray file {path.relative_to(office.fax_root)}")
@@ -447,11 +452,7 @@ def delete_after_delivery(office: Office) -> Callable[[Any], str | None]:
     """The simulator's delete_check: the fax's file holds its bytes when delfax comes."""
 
     def check(fax: Any) -> str | None:
-        path = office.fax_path(fax)
-        if not path.exists():
-            return f"fax {fax.recvid} deleted before {path} existed"
-        if path.read_bytes() != fax.data:
-            return f"fax {fax.recvid} deleted while {path} held other bytes"
-        return None
+        problem = misdelivered(office, fax)
+        return None if problem is None else f"fax {fax.recvid} deleted while {problem}"
 
     return check
