@@ -70,6 +70,7 @@ class Office:
     inbound: bool = True
     outbound: bool = False
     sweep_interval: float = 3600.0
+    rescan_interval: float = 5.0
     instances: list[Instance] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -121,7 +122,8 @@ class Office:
             outbound = (
                 f'hot_folder = "{self.hot}"\nsent_folder = "{self.sent}"\n'
                 f'failed_folder = "{self.failed}"\nspool_dir = "{home / "outspool"}"\n'
-                "settle_seconds = 0.3\npoll_seconds = 0.5\nrescan_interval = 5\n"
+                "settle_seconds = 0.3\npoll_seconds = 0.5\n"
+                f"rescan_interval = {self.rescan_interval:g}\n"
                 f"status_interval = {self.poll_interval:g}\n"
             )
         return f"""{KITS["faxage"].section(self.sim, timeout=5)}
@@ -256,10 +258,14 @@ actions = [{{ type = "folder", path = "{self.fax_root}/{{recvid}}.{{ext}}" }}]
 
     # -- the hot folder ------------------------------------------------------------------
 
-    def drop(self, number: int, data: bytes) -> Path:
-        """Drop one document into the hot folder, named for its own fax number."""
-        path = self.hot / f"{FIRST_FAXNO + number} - drop {number}.pdf"
-        temporary = self.hot / f".{path.name}.part"  # hidden names are left alone
+    def drop(self, number: int, data: bytes, *, claimed_by: str | None = None) -> Path:
+        """Drop one document into the hot folder, named for its own fax number; with
+        ``claimed_by``, straight into that instance's claim folder (where its rename
+        put a file it then died with)."""
+        folder = self.hot if claimed_by is None else self.hot / CLAIMS_FOLDER / claimed_by
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{FIRST_FAXNO + number} - drop {number}.pdf"
+        temporary = folder / f".{path.name}.part"  # hidden names are left alone
         temporary.write_bytes(data)
         os.rename(temporary, path)
         return path

@@ -116,16 +116,9 @@ def test_shared_hot_folder_posts_each_of_200_drops_once_despite_kills(
 ) -> None:
     """200 files dropped into one hot folder two instances poll: one sendfax each."""
     rng = seeded_random("200 drops")
-    sim.latency = 0.1  # a POST takes a while, so the kills land inside the submissions
-    sim.job_seconds = 0.2
-    # Some sendfax answers come late: the job is "submitting" on one instance all that
-    # while, and the other, reconciling, must leave it alone rather than post it again.
-    sim.slow_seconds = 0.3  # well below a restart, so a killed POST is recorded by then
-    sim.faults.inject("slow", operation="sendfax", rate=0.3)
-    office = Office(tmp_path, sim, pg_url, inbound=False, outbound=True)
+    office = sending_office(tmp_path, sim, pg_url)
     steady, victim = office.instance("steady"), office.instance("victim")
-    tag = uuid.uuid4().hex[:8]
-    documents = {n: make_pdf(f"drop {n} {tag}") for n in range(200)}
+    documents = unique_documents(200)
     names: dict[str, bytes] = {}
     kills = at_work = 0
     with running_office(office):
@@ -139,28 +132,93 @@ def test_shared_hot_folder_posts_each_of_200_drops_once_despite_kills(
             kills += 1
         victim.start().wait_ready()
 
-        def finished() -> bool:
-            return office.job_states() == Counter({"sent": len(documents)}) and not (
-                office.hot_leftovers()
-            )
-
         wait_until(
-            finished, DRAIN_TIMEOUT, "every drop sent and gone from the hot folder",
-            office=office,
-            seen=lambda: (office.unfinished_jobs()[:5], office.hot_leftovers()[:5], office.roles()),
+            all_sent(office, len(documents)), DRAIN_TIMEOUT, "every drop sent, none left",
+            office=office, seen=lambda: sending_state(office),
         )  # fmt: skip
         assert steady.running, steady.log_tail()
 
     print(f"{kills} kills, {at_work} while the victim had drops in hand")
     assert at_work >= KILLS // 2, f"only {at_work} of {kills} kills hit the victim at work"
+    assert_each_posted_once(office, names)
+
+
+def sending_office(tmp_path: Path, sim: Any, pg_url: Any) -> Office:
+    """Two instances' office sending only, on a simulator whose answers take a while."""
+    sim.latency = 0.1  # a POST takes a while, so the kills land inside the submissions
+    sim.job_seconds = 0.2
+    # Some sendfax answers come late: the job is "submitting" on one instance all that
+    # while, and the other, reconciling, must leave it alone rather than post it again.
+    sim.slow_seconds = 0.3  # well below a restart, so a killed POST is recorded by then
+    sim.faults.inject("slow", operation="sendfax", rate=0.3)
+    return Office(tmp_path, sim, pg_url, inbound=False, outbound=True)
+
+
+def unique_documents(count: int) -> dict[int, bytes]:
+    """``count`` PDFs, each with text of its own (so each is told apart by its sha256)."""
+    tag = uuid.uuid4().hex[:8]
+    return {n: make_pdf(f"drop {n} {tag}") for n in range(count)}
+
+
+def all_sent(office: Office, count: int) -> Callable[[], bool]:
+    """A condition: ``count`` jobs, all sent, and nothing left in the hot folder."""
+
+    def check() -> bool:
+        return office.job_states() == Counter({"sent": count}) and not office.hot_leftovers()
+
+    return check
+
+
+def sending_state(office: Office) -> object:
+    """What a failed wait for the outbound drain shows."""
+    return office.unfinished_jobs()[:5], office.hot_leftovers()[:5], office.roles()
+
+
+def assert_each_posted_once(office: Office, names: dict[str, bytes]) -> None:
+    """Each dropped document (file name -> bytes) posted once and filed in sent/ once."""
     posted = office.sent_documents()
     assert set(posted.values()) == {1}, [h for h, n in posted.items() if n > 1]
-    assert len(posted) == len(documents)
-    assert sim.sendfax_posts == len(documents)
+    assert len(posted) == len(names)
+    assert office.sim.sendfax_posts == len(names)
     in_sent = {p.name: p.read_bytes() for p in office.sent.iterdir() if p.is_file()}
     assert in_sent == names
     assert list(office.failed.iterdir()) == []
     assert office.hot_leftovers() == []
+
+
+def test_survivor_sends_the_dead_instances_drops(tmp_path: Path, sim: Any, pg_url: Any) -> None:
+    """One of two instances dies for good with drops in hand: once its claims lapse the
+    other sends them, once each, and adopts what lay in the dead one's claim folder."""
+    office = sending_office(tmp_path, sim, pg_url)
+    first, second = office.instance("first"), office.instance("second")
+    documents = unique_documents(43)
+    names: dict[str, bytes] = {}
+    with running_office(office):
+        first.start().wait_ready()
+        second.start().wait_ready()
+        for n in range(40):
+            names[office.drop(n, documents[n]).name] = documents[n]
+        wait_until(
+            lambda: office.in_hand(second.name), 60, "the victim holding drops",
+            office=office, seen=lambda: sending_state(office),
+        )  # fmt: skip
+        assert second.kill()
+        in_hand = office.in_hand(second.name)
+        # What a death right after its rename into the claim folder leaves there.
+        for n in range(40, 43):
+            names[office.drop(n, documents[n], claimed_by=second.name).name] = documents[n]
+        # Its claims lapse after the lease, and so does its claim folder: the survivor
+        # takes both over at its next pass or rescan.
+        takeover = office.lease_seconds + office.rescan_interval + TAKEOVER_ROOM
+        took = wait_until(
+            all_sent(office, len(documents)), takeover, "the survivor sending every drop",
+            office=office, seen=lambda: sending_state(office),
+        )  # fmt: skip
+        print(f"{in_hand} in the dead one's hand; all sent {took:.1f} s after its death")
+        assert first.running, first.log_tail()
+
+    assert in_hand, "the victim held nothing when it died"
+    assert_each_posted_once(office, names)
 
 
 def test_survivor_finishes_the_dead_instances_work_within_its_lease(
