@@ -31,6 +31,16 @@ copied there.  A crash between the two leaves a queued row whose spool file
 is missing while the source is still in the outbox; :meth:`Intake.reconcile`
 (run at start-up, before the first scan) finishes the copy for that row, so the
 file is neither lost nor taken as a second job.
+
+Several instances sharing the hot folder (DESIGN "Several instances"): before
+it is even opened, a dropped file is renamed into this instance's claim folder
+(:mod:`faxd.outbound.claimfolder`); an instance that loses that rename leaves
+the file alone, so only one ever creates a job for it.  Everything above then
+happens in the claim folder, and a file that becomes neither a job nor a
+reject is put back.  The job row is born claimed by this instance
+(:mod:`faxd.outbound.jobclaims`) until its file is in the spool, so no other
+instance takes the job meanwhile.  :meth:`Intake.recover` adopts what dead
+instances had claimed and takes what is left in this instance's claim folder.
 """
 
 from __future__ import annotations
