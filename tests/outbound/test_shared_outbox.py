@@ -378,3 +378,30 @@ def job_row(db: Database, job_id: int) -> OutboundJob:
         job = session.get(OutboundJob, job_id)
         assert job is not None
         return job
+
+
+def test_a_claimed_file_whose_job_is_held_is_left_for_that_job(
+    make_settings: Callable[..., OutboundSettings], folders: Any, db: Database
+) -> None:
+    """A crash cut off a job's copy into the spool; its file waits in the claim folder.
+
+    While another thread holds that job (the submitter resuming it), recovery
+    must not take the file as a second job; once free, the job itself gets it.
+    """
+    from faxd.outbound.intake import Intake
+
+    claims = Claims(db, Instance("fax1", LEASE))
+    intake = Intake(make_settings(), db, claims=claims)
+    relpath, data = "3035550177.pdf", document(7)
+    drop(folders.hot / CLAIMS_DIR / "fax1", relpath, data)
+    job_id = dead_job(db, claims, relpath, data, folders.spool)
+    claims.jobs.give_back(job_id)
+    assert intake.jobs.take(job_id)  # the other thread
+    assert intake.recover() == 0
+    assert [job.id for job in list_jobs(db)] == [job_id]
+    assert files_under(folders.hot) == [folders.hot / CLAIMS_DIR / "fax1" / relpath]
+    intake.jobs.give_back(job_id)
+    assert intake.recover() == 0  # resumed: the same job, not a new one
+    assert [job.id for job in list_jobs(db)] == [job_id]
+    assert (folders.spool / f"{job_id}-{relpath}").read_bytes() == data
+    assert files_under(folders.hot) == []
