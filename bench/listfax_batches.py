@@ -206,15 +206,18 @@ def getfax_cap(cap_mb: float) -> dict[str, Any]:
         pipeline = make_pipeline(config, db, client)
         assert pipeline is not None
         pipeline.list_new()
-        part = config.inbound.spool_dir / "1.part"
+        spool = config.inbound.spool_dir
         most = 0
         done = threading.Event()
 
         def watch() -> None:
+            # Any .part file: its name is the spool's to choose (faxage-1.part today).
             nonlocal most
             while not done.is_set():
-                with suppress(OSError):
-                    most = max(most, os.stat(part).st_size)
+                with suppress(OSError), os.scandir(spool) as entries:
+                    for entry in entries:
+                        if entry.name.endswith(".part"):
+                            most = max(most, entry.stat(follow_symlinks=False).st_size)
                 time.sleep(0.001)
 
         watcher = threading.Thread(target=watch, daemon=True)
@@ -241,7 +244,11 @@ def getfax_cap(cap_mb: float) -> dict[str, Any]:
         "reason": row.last_error,
         "seconds": round(seconds, 2),
         "peak_rss_rise_mb": round(rise, 1),
-        "passed": most <= cap and not left and row.state.value == "failed" and rise < RSS_LIMIT_MB,
+        # The body never ends: 0 bytes seen means the download was not watched at all.
+        "passed": 0 < most <= cap
+        and not left
+        and row.state.value == "failed"
+        and rise < RSS_LIMIT_MB,
     }
 
 

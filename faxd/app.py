@@ -179,6 +179,8 @@ class App:
     outbound: Outbound | None
     mailer: AdminMailer | None = None
     metrics: Metrics | None = None  # with [http]: what /metrics serves
+    #: This instance's claims on faxes, jobs and roles (several servers, one database).
+    claims: Claims | None = None
 
     @property
     def pipeline(self) -> InboundPipeline | None:
@@ -209,9 +211,13 @@ def build_app(config: Config, *, clock: Clock = system_clock, upgrade: bool = Tr
         metrics = Metrics(db, config, clock=clock)
         if client is not None:
             client.observer = metrics
+    from faxd.store.claims import Claims, Instance
+
+    claims = Claims(db, Instance.of(config.database), clock=clock)
     return App(
         config=config,
         db=db,
+        claims=claims,
         client=client,
         pipelines=make_pipelines(config, db, client, clock=clock, metrics=metrics),
         outbound=make_outbound(config, db, client, clock=clock),

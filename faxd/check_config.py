@@ -215,6 +215,12 @@ def _database(config: Config) -> list[tuple[str, str]]:
     if not database.url.startswith("sqlite"):
         source = database.password_source
         rows.append(("password", f"set (from {source})" if source else "none given"))
+        rows.append(
+            ("instance", f"{database.instance} (this server's name among those sharing it)")
+        )
+        rows.append(
+            ("lease", f"{_seconds(database.lease_seconds)} (a dead server's work waits this long)")
+        )
     return rows
 
 

@@ -36,7 +36,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from apscheduler.events import (
@@ -54,8 +54,12 @@ from faxd.config import Config, load_config
 from faxd.errors import ConfigError, FaxdError
 from faxd.notify import Heartbeat, Notifier
 from faxd.scheduling import DaemonThreadExecutor, Pass, apply_schedule, new_scheduler
+from faxd.store.claims import NOTIFY_ROLE, RETENTION_ROLE
 from faxd.tables import job_counts
 from faxd.wake import Waker
+
+if TYPE_CHECKING:
+    from faxd.store.claims import Renewal
 
 log = structlog.get_logger(__name__)
 
@@ -101,6 +105,7 @@ class Daemon:
         self.scheduler: Any = None
         self.executor = DaemonThreadExecutor()
         self.heartbeat: Heartbeat | None = None
+        self.renewal: Renewal | None = None  # keeps this instance's claims alive
         self._stop = threading.Event()  # set by SIGTERM/SIGINT: leave the loop
         self._wake = threading.Event()  # set by any signal: the loop looks again
         self._reload = threading.Event()  # set by SIGHUP
@@ -156,6 +161,7 @@ class Daemon:
         """
         self.app = wiring.build_app(self.config, clock=self.clock)
         problems: list[str] = []
+        renewal = self._claim_instance()
         try:
             for name, pipeline in self.app.pipelines.items():
                 outcome = pipeline.poll()
@@ -169,8 +175,12 @@ class Daemon:
                     problems.append(f"outbound: {exc.message}")
             if self.app.mailer is not None:
                 with _logged("notify"):  # a mail that cannot go waits in the database
-                    self.app.mailer.send_due()
+                    if self._plays(NOTIFY_ROLE):
+                        self.app.mailer.send_due()
+            renewal.stop()
+            self._retire()
         finally:
+            renewal.stop()
             self.app.close()
         if problems:
             raise FaxdError("; ".join(problems) + " (the log lines above say why)")
@@ -201,6 +211,7 @@ class Daemon:
         self.app = wiring.build_app(self.config, clock=self.clock)  # migrates the database
         if self._stop.is_set():  # SIGTERM while migrating: start nothing, just leave
             return
+        self.renewal = self._claim_instance()
         self._start_outbound()
         self._start_listener()
         self.scheduler = new_scheduler(self.executor)
@@ -283,10 +294,39 @@ class Daemon:
             pipeline.stop()
         if self.app is not None and self.app.outbound is not None:
             self.app.outbound.stop()
-        if not self.executor.join(STOP_GRACE_SECONDS):
+        finished = self.executor.join(STOP_GRACE_SECONDS)
+        if not finished:
             log.warning("daemon.abandoned_work", hint="resumed from the database at next start")
+        if self.renewal is not None:
+            self.renewal.stop()
+        if finished:
+            # Work still running in an abandoned thread keeps its claims until they
+            # lapse, so no other server can start on it meanwhile.
+            self._retire()
         if self.app is not None:
             self.app.close()
+
+    def _claim_instance(self) -> Renewal:
+        """Register this instance's name and keep its claims renewed while it works."""
+        from faxd.logs import name_instance
+        from faxd.store.claims import Renewal
+
+        assert self.app is not None and self.app.claims is not None
+        self.app.claims.register()
+        if not self.app.db.is_sqlite:  # several servers: every line says which one wrote it
+            name_instance(self.app.claims.name)
+        return Renewal(self.app.claims).start()
+
+    def _plays(self, role: str) -> bool:
+        """Whether this instance does ``role``'s pass now: one server mails and cleans for all."""
+        claims = self.app.claims if self.app is not None else None
+        return claims is None or claims.hold(role)
+
+    def _retire(self) -> None:
+        """Give back every claim at a clean stop, so the other servers need not wait."""
+        if self.app is not None and self.app.claims is not None:
+            with _logged("claims"):
+                self.app.claims.retire()
 
     # -- health and status -------------------------------------------------------------
 
@@ -474,6 +514,8 @@ class Daemon:
         if self.app is None or mailer is None or self._stop.is_set():
             return
         with _logged("notify"):
+            if not self._plays(NOTIFY_ROLE):
+                return
             for pipeline in self.app.pipelines.values():
                 check_provider(
                     self.app.db, self.config.notify, pipeline.name, pipeline.provider.account,
@@ -489,6 +531,8 @@ class Daemon:
         if app is None or settings is None or self._stop.is_set():
             return
         with _logged("retention"):
+            if not self._plays(RETENTION_ROLE):
+                return
             Retention(app.db, settings, self.config.outbound, clock=self.clock).run()
 
     @contextmanager

@@ -126,6 +126,22 @@ def _level_number(level: str) -> int:
     return number
 
 
+#: This server's ``[database] instance``, added to every line when several share a database.
+_instance: str | None = None
+
+
+def name_instance(name: str | None) -> None:
+    """Add ``instance=name`` to every log line from now on (``None``: stop)."""
+    global _instance
+    _instance = name
+
+
+def _add_instance(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    if _instance is not None:
+        event_dict.setdefault("instance", _instance)
+    return event_dict
+
+
 def configure_logging(
     *, json: bool | None = None, level: str = "info", stream: TextIO | None = None
 ) -> None:
@@ -142,6 +158,7 @@ def configure_logging(
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
+        _add_instance,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         timestamper,

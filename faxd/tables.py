@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -36,6 +36,9 @@ class Column:
     header: str
     right: bool = False
     shrink: bool = False  # may be shortened (with "…") to fit the width
+    floor: int = 6  # a shrunk column keeps at least this many characters (or its header's)
+    #: Shown only when the rows differ in it (the server: only when several share the work).
+    when_varied: bool = False
 
 
 def render_table(
@@ -49,6 +52,9 @@ def render_table(
     """Rows as aligned text no wider than ``width``; ``notes[i]`` goes under row i."""
     if not rows:
         return empty
+    columns = [
+        col for col in columns if not col.when_varied or len({row.get(col.key) for row in rows}) > 1
+    ]
     cells = [[_cell(row.get(col.key)) for col in columns] for row in rows]
     widths = [max([len(col.header)] + [len(r[i]) for r in cells]) for i, col in enumerate(columns)]
     excess = sum(widths) + 2 * (len(columns) - 1) - width
@@ -56,7 +62,7 @@ def render_table(
         if excess <= 0:
             break
         if columns[i].shrink:
-            floor = max(len(columns[i].header), 6)
+            floor = max(len(columns[i].header), columns[i].floor)
             cut = min(excess, widths[i] - floor)
             if cut > 0:
                 widths[i] -= cut
@@ -120,6 +126,7 @@ INBOX_COLUMNS = (
     Column("pages", "PG", right=True),
     Column("route", "ROUTE", shrink=True),
     Column("state", "STATE"),
+    Column("instance", "BY", shrink=True, floor=4, when_varied=True),
 )
 
 
@@ -151,6 +158,8 @@ def _fax_row(fax: InboundFax) -> dict[str, Any]:
         "pages": fax.pagecount,
         "route": fax.route,
         "state": fax.state,
+        # The server holding the fax now, or the last one that worked on it.
+        "instance": fax.instance,
         "attempts": fax.attempts,
         "next_attempt_at": fax.next_attempt_at,
         "last_error": fax.last_error,
@@ -240,8 +249,9 @@ JOB_COLUMNS = (
     Column("file", "FILE", shrink=True),
     Column("state", "STATE"),
     Column("provider", "PROVIDER"),
-    Column("remote_jobid", "REMOTE ID", right=True, shrink=True),
+    Column("remote_jobid", "REMOTE", right=True, shrink=True),
     Column("pages", "PG", right=True),
+    Column("instance", "BY", shrink=True, floor=4, when_varied=True),
 )
 
 
@@ -256,6 +266,7 @@ def job_row(job: OutboundJob) -> dict[str, Any]:
         "state": job.state,
         "provider": job.provider,
         "remote_jobid": job.remote_jobid,
+        "instance": job.instance,
         "pages": job.pages,
         "xmitpages": job.xmitpages,
         "csid": job.csid,
@@ -343,16 +354,21 @@ def status_report(db: Database, config: Config) -> dict[str, Any]:
     The next runs are the ones the running daemon recorded from its scheduler;
     a time in the past means the daemon is not running (or stuck).
     """
+    from faxd.store.claims import Claims, Instance
     from faxd.store.states import JOB_ACTIVE
 
     cursors = cursor_rows(db, config.inbound_providers)
     jobs = job_counts(db)
     active = {s.value for s in JOB_ACTIVE}
+    claims = Claims(db, Instance.of(config.database))
 
     return {
         "config": str(config.path),
         "database": db.shown_url,
         "account": config.account,
+        "instance": config.database.instance,
+        "instances": [vars(seen) for seen in claims.instances()],
+        "roles": [vars(role) for role in claims.roles()],
         "schema": {"current": db.current_revision(), "newest": db.head_revision()},
         "inbound": {
             "enabled": config.inbound.enabled,
@@ -414,6 +430,9 @@ def render_status(report: Mapping[str, Any], *, now: datetime | None = None) -> 
             else f"{schema['current']} (newest {schema['newest']}: run faxd db upgrade)",
         ),
     ]
+    items.append(("instance", report["instance"]))
+    if len(report["instances"]) > 1 or report["roles"]:
+        items += _servers(report, when)
     if inbound["enabled"]:
         for cursor in inbound["providers"]:
             items += [
@@ -446,6 +465,25 @@ def render_status(report: Mapping[str, Any], *, now: datetime | None = None) -> 
             break_long_words=False, break_on_hyphens=False,
         )  # fmt: skip
     return text
+
+
+def _servers(
+    report: Mapping[str, Any], when: Callable[[datetime | None], str]
+) -> list[tuple[str, Any]]:
+    """The servers sharing the database, and which of them plays which role."""
+    items: list[tuple[str, Any]] = []
+    for seen in report["instances"]:
+        if seen["stopped_at"] is not None:
+            state = f"stopped {when(seen['stopped_at'])}"
+        elif seen["alive"]:
+            state = f"alive, pid {seen['pid']}, last seen {when(seen['seen_at'])}"
+        else:
+            state = f"SILENT since {when(seen['seen_at'])} (its work is taken over)"
+        items.append(("server", f"{seen['name']}: {state}"))
+    for role in report["roles"]:
+        lapsed = "" if role["live"] else " (lapsed)"
+        items.append(("role", f"{role['role']}: {role['holder']}{lapsed}"))
+    return items
 
 
 # -- FAXAGE account listings --------------------------------------------------------------

@@ -94,3 +94,42 @@ def test_any_url_password_in_a_text_is_masked() -> None:
     line = "cannot reach postgresql+psycopg://faxd:unregistered-pw@db.example.com:5432/faxd"
     assert redact(line) == f"cannot reach postgresql+psycopg://faxd:{MASK}@db.example.com:5432/faxd"
     assert redact("see https://example.com/a:b@c") == "see https://example.com/a:b@c"
+
+
+def load_keys(tmp_path: Path, keys: str) -> Config:
+    path = tmp_path / "faxd.toml"
+    path.write_text(f'{FAXAGE}[database]\nurl = "postgresql://faxd@db/faxd"\n{keys}\n{ROUTE}')
+    path.chmod(0o600)
+    return load_config(path, env={**ENV, "FAXD_DATABASE_PASSWORD": SECRET})
+
+
+def test_instance_name_and_lease(tmp_path: Path) -> None:
+    """Each server names itself; the hostname unless set; a lease of 60 s unless set."""
+    import socket
+
+    config = load_keys(tmp_path, 'instance = "fax-2.b"\nlease_seconds = 20')
+    assert (config.database.instance, config.database.lease_seconds) == ("fax-2.b", 20.0)
+    default = load_keys(tmp_path, "")
+    assert default.database.instance == socket.gethostname().split(".")[0][:64]
+    assert default.database.lease_seconds == 60.0
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ('instance = "fax 1"', r"\[database\] instance: must be 1 to 64 letters"),
+        (f'instance = "{"x" * 65}"', r"\[database\] instance: must be 1 to 64 letters"),
+        ("lease_seconds = 2", r"\[database\] lease_seconds: must be at least 5"),
+        ("lease_seconds = -1", r"\[database\] lease_seconds: must be a number of seconds"),
+    ],
+)
+def test_bad_instance_or_lease_is_refused_with_the_key(
+    tmp_path: Path, keys: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_keys(tmp_path, keys)
+
+
+def test_check_config_shows_the_instance_and_lease_of_a_shared_database(tmp_path: Path) -> None:
+    text = render_config(load_keys(tmp_path, 'instance = "fax2"\nlease_seconds = 30'))
+    assert "fax2 (this server's name" in text and "30s (a dead server" in text

@@ -3,8 +3,10 @@
 A real ``faxd run`` is started from a shell with ``umask 022`` (as cron or an
 admin's shell would) and receives real faxes from the simulator.  While it runs
 (so SQLite's -wal and -shm exist) every file and folder it made is checked:
-state (database, spool, lock) 0600 in folders 0700; delivered faxes 0640 in
-folders 0750, or what the folder action's ``mode``/``group`` ask for.
+state (database, both spools, lock) 0600 in folders 0700; delivered faxes 0640
+in folders 0750, or what the folder action's ``mode``/``group`` ask for.  The
+outbox runs too: a document dropped there is spooled and sent, another one is
+rejected, and nothing faxd writes for them is readable by other users.
 """
 
 from __future__ import annotations
@@ -77,9 +79,23 @@ type = "folder"
 path = "{faxes}/office/{{dnis}}/{{recvid}}.{{ext}}"
 mode = "0660"
 group = "{group}"
+
+[outbound]
+hot_folder = "{faxes}/outbox"
+sent_folder = "{faxes}/sent"
+failed_folder = "{faxes}/failed"
+spool_dir = "{state}/outbound"
+settle_seconds = 0.3
 """)
     config.chmod(0o600)
     faxes.mkdir(mode=0o755)  # the admin's (/srv/fax); each route's own root is faxd's to make
+    outbox, sent, failed = faxes / "outbox", faxes / "sent", faxes / "failed"
+    for office in (outbox, sent, failed):  # the office's folders (tmpfiles makes them)
+        office.mkdir(mode=0o750)
+    document = b"%PDF-1.4 to be faxed under umask 022"
+    (outbox / "3035550199.pdf").write_bytes(document)  # the staff's file: 0644 under 022
+    (outbox / "3035550199 notes.exe").write_bytes(b"MZ not a document")  # rejected
+    rejected = failed / "3035550199 notes.exe"  # the staff's file, moved: keeps its mode
     command = f"umask 022; exec {shlex.quote(sys.executable)} -m faxd run --config {config}"
     faxd = subprocess.Popen(
         ["sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -95,11 +111,13 @@ group = "{group}"
                     and delivered_shared.exists()
                     and sim.faxes[shared.recvid].deleted
                     and sim.faxes[plain.recvid].deleted
+                    and any(f[1] == document for job in sim.jobs.values() for f in job.files)
+                    and rejected.with_name(rejected.name + ".txt").exists()
                 )
             )
         )
         assert faxd.poll() is None, faxd.communicate()[1]
-        modes = snapshot(tmp_path, skip={config, faxes})
+        modes = snapshot(tmp_path, skip={config, faxes, outbox, sent, failed, rejected})
     finally:
         faxd.send_signal(signal.SIGTERM)
         _out, err = faxd.communicate(timeout=60)
@@ -115,9 +133,14 @@ group = "{group}"
             want, want_gid = (0o770 if is_dir else 0o660), gid
         elif path.is_relative_to(faxes / "private"):
             want, want_gid = (0o750 if is_dir else 0o640), None
+        elif path.is_relative_to(failed):  # the reason beside the rejected file
+            want, want_gid = 0o640, None
+        elif path.is_relative_to(sent):  # the spool file, moved there once it was sent
+            want, want_gid = 0o600, None
         else:
             want, want_gid = -1, None
         if mode != want or (want_gid is not None and owner_group != want_gid):
             wrong.append(f"{path.relative_to(tmp_path)}: {mode:04o} gid {owner_group}")
     assert not wrong, f"not as private as promised: {wrong}"
     assert delivered_private.read_bytes() == plain.data
+    assert state / "outbound" in modes  # the outbound spool was looked at too

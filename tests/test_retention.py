@@ -318,3 +318,37 @@ def test_sent_notifications_older_than_records_days_go_with_their_events(
         kept = sorted(str(m.sent_at) for m in session.scalars(select(AdminNotification)))
         assert len(kept) == 2 and "None" in kept
         assert session.scalar(select(func.count()).select_from(AdminEvent)) == 2
+
+
+def test_only_the_server_holding_the_retention_role_cleans(sim: Any, tmp_path: Path) -> None:
+    """Two servers sharing a database: retention runs on the one holding the role, once."""
+    from datetime import timedelta as td
+
+    from faxd.app import build_app
+    from faxd.daemon import Daemon
+    from faxd.demo import DemoLayout
+    from faxd.demo import write_config as write_demo_config
+    from faxd.store.claims import RETENTION_ROLE, Claims, Instance
+
+    layout = DemoLayout(tmp_path / "site")
+    path = write_demo_config(
+        layout, base_url=sim.base_url, username=sim.username, company=sim.company,
+        password=sim.password,
+    )  # fmt: skip
+    with path.open("a") as out:
+        out.write("\n[retention]\nsent_days = 1\n")
+    old = drop(layout.sent / "3035551212.pdf")
+    config = load_config(path)
+    daemon = Daemon(config)
+    with freeze_time(NOW + timedelta(days=2), tick=True):
+        daemon.app = build_app(config)
+        try:
+            other = Claims(daemon.app.db, Instance("other-server", td(seconds=60)))
+            assert other.hold(RETENTION_ROLE)
+            daemon._retention_job()
+            assert old.exists()  # the other server cleans
+            other.let_go(RETENTION_ROLE)
+            daemon._retention_job()
+            assert not old.exists()
+        finally:
+            daemon.app.close()

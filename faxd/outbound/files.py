@@ -32,6 +32,7 @@ from pathlib import Path, PurePath
 from faxd.durable import fsync_dir, fsync_dir_fd, hash_fd, open_nofollow
 
 __all__ = [
+    "REASON_MODE",
     "SPOOL_MODE",
     "SourceKeptError",
     "candidate_names",
@@ -50,6 +51,8 @@ __all__ = [
 _COPY_CHUNK = 1024 * 1024
 #: What spool files are created with, whatever the umask: faxes are private.
 SPOOL_MODE = 0o600
+#: A reason file beside a failed document: for the office group, not other users.
+REASON_MODE = 0o640
 
 
 def copy_fd_to_new(src_fd: int, dest: Path, *, mode: int = SPOOL_MODE) -> tuple[int, str]:
@@ -267,8 +270,10 @@ def write_reason(path: Path, reason: str) -> None:
     """Write the one-line ``reason`` to ``path`` atomically (replacing an older reason)."""
     line = " ".join(reason.split()) + "\n"
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.faxd-tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        with open(tmp, "x", encoding="utf-8") as out:
+        with open(os.open(tmp, flags, REASON_MODE), "w", encoding="utf-8") as out:
+            os.fchmod(out.fileno(), REASON_MODE)  # whatever the umask: the office group reads it
             out.write(line)
             out.flush()
             os.fsync(out.fileno())

@@ -62,6 +62,7 @@ from faxd.clock import Clock, system_clock
 from faxd.config import OutboundSettings
 from faxd.durable import fsync_dir
 from faxd.errors import FileChangedError, IntakeError
+from faxd.filemodes import make_dirs
 from faxd.outbound import files, naming
 from faxd.outbound.accepted import Acceptance
 from faxd.outbound.claimfolder import IN_PLACE, ClaimFolders
@@ -709,7 +710,7 @@ class Intake:
         the daemon, for a ``faxd send`` copy) may find the row first; it waits
         here instead of starting a second copy of the same file.
         """
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.spool_dir)  # faxd's own state: 0700 whatever the umask
         fd = os.open(self.spool_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

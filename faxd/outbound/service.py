@@ -36,6 +36,7 @@ import structlog
 
 from faxd.clock import Clock, system_clock
 from faxd.config import NotifySettings, OutboundSettings
+from faxd.filemodes import make_dirs
 from faxd.outbound.accepted import Acceptance
 from faxd.outbound.commands import cancel_job, list_jobs, queue_files, retry_job
 from faxd.outbound.follow import FollowUp
@@ -118,6 +119,7 @@ class Outbound:
 
     def start(self) -> None:
         """Finish interrupted moves, start watching, and scan what is already there."""
+        make_dirs(self.intake.spool_dir)  # faxd's own state: 0700 whatever the umask
         for folder in (self.hot_folder, *self._excluded):
             folder.mkdir(parents=True, exist_ok=True)
         # Before the scan, so a half-moved file is not taken twice (the worker's first

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -58,6 +59,12 @@ INSTANCES: Table = Base.metadata.tables[InstanceRow.__tablename__]
 
 #: The default ``[database] lease_seconds``.
 LEASE_SECONDS = DatabaseSettings.lease_seconds
+
+
+#: The role of sending the admins' mails (``[notify]``): one server mails for all.
+NOTIFY_ROLE = "notify"
+#: The role of ``[retention]``'s daily clean-up.
+RETENTION_ROLE = "retention"
 
 
 def list_role(provider: str, account: str) -> str:
@@ -347,6 +354,42 @@ class Claims:
     def dead_instances(self) -> list[str]:
         """Other instances not seen for a lease (or stopped): their leftovers are free to take."""
         return [i.name for i in self.instances() if not i.alive and i.name != self.name]
+
+
+class Renewal:
+    """A thread that calls :meth:`Claims.heartbeat` every third of the lease while work runs.
+
+    A pass may take longer than the lease (a 500 MB download, a backlog), so
+    the claims are renewed beside the work, not by it.  A failed renewal (the
+    database unreachable) is logged and tried again; if it keeps failing the
+    claims lapse and other instances take the work over, which is the point.
+    """
+
+    def __init__(self, claims: Claims) -> None:
+        self.claims = claims
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="faxd-claims", daemon=True)
+
+    def start(self) -> Renewal:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        every = max(1.0, self.claims.lease_seconds / 3)
+        while not self._stop.wait(every):
+            try:
+                self.claims.heartbeat()
+            except Exception as exc:  # the next beat tries again
+                log.warning(
+                    "claims.renewal_failed",
+                    instance=self.claims.name,
+                    error=str(exc).splitlines()[0][:300],
+                    fix="check that the database answers; claims lapse after lease_seconds",
+                )
 
 
 def machine_id() -> str:

@@ -232,3 +232,27 @@ def test_retire_frees_everything_and_marks_the_instance_stopped(db: Database) ->
     a.retire()
     assert b.faxes.take(fax) and b.jobs.take(job) and b.hold("retention")
     assert b.dead_instances() == ["fax1"]
+
+
+@ON_BOTH
+def test_renewal_keeps_claims_alive_while_work_runs_and_stops_when_told(db: Database) -> None:
+    import time
+
+    from faxd.store.claims import Renewal
+
+    [fax] = add_faxes(db, 1)
+    mine = Claims(db, Instance("fax1", timedelta(seconds=3)))
+    mine.register()
+    assert mine.faxes.take(fax)
+    first = fax_row(db, fax).lease_until
+    renewal = Renewal(mine).start()
+    try:
+        deadline = time.monotonic() + 30
+        while fax_row(db, fax).lease_until <= first and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert fax_row(db, fax).lease_until > first
+    finally:
+        renewal.stop()
+    stopped = fax_row(db, fax).lease_until
+    time.sleep(1.5)  # longer than one beat (1 s): nothing renews any more
+    assert fax_row(db, fax).lease_until == stopped
