@@ -220,7 +220,7 @@ def build_app(config: Config, *, clock: Clock = system_clock, upgrade: bool = Tr
         claims=claims,
         client=client,
         pipelines=make_pipelines(config, db, client, clock=clock, metrics=metrics),
-        outbound=make_outbound(config, db, client, clock=clock),
+        outbound=make_outbound(config, db, client, clock=clock, claims=claims),
         mailer=make_mailer(config, db, clock=clock),
         metrics=metrics,
     )
