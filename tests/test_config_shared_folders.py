@@ -2,18 +2,12 @@
 
 Several servers on one PostgreSQL database send each other's queued jobs, so
 the spool must be on the share with the hot folder (faxd/config/shared_folders.py).
-The two file systems here are real: the test's temp folder and /dev/shm (tmpfs).
+The two file systems here are real: the test's temp folder and /dev/shm (``other_mount``).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from faxd.check_config import render_config
 from faxd.config import Config, load_config
@@ -21,17 +15,6 @@ from faxd.config import Config, load_config
 SHM = Path("/dev/shm")
 PG_URL = "postgresql+psycopg://faxd@db.example.com/faxd"
 ENV = {"FAXD_FAXAGE_PASSWORD": "Ex4mple-faxage-pw", "FAXD_DATABASE_PASSWORD": "Db-pass-7"}
-
-
-@pytest.fixture
-def other_fs(tmp_path: Path) -> Iterator[Path]:
-    """A folder on another file system than ``tmp_path``."""
-    if not SHM.is_dir() or os.stat(SHM).st_dev == os.stat(tmp_path).st_dev:
-        pytest.skip("no /dev/shm on a file system of its own here")
-    folder = SHM / f"faxd-test-{uuid.uuid4().hex[:12]}"
-    folder.mkdir()
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def load(tmp_path: Path, url: str, spool: Path) -> Config:
@@ -65,11 +48,11 @@ def spool_warnings(config: Config) -> list[str]:
 
 
 def test_a_local_spool_with_a_shared_database_is_warned_about(
-    tmp_path: Path, other_fs: Path
+    tmp_path: Path, other_mount: Path
 ) -> None:
-    config = load(tmp_path, PG_URL, other_fs / "spool")
+    config = load(tmp_path, PG_URL, other_mount / "spool")
     (warning,) = spool_warnings(config)
-    assert str(other_fs / "spool") in warning and "same share" in warning
+    assert str(other_mount / "spool") in warning and "same share" in warning
     assert "spool_dir" in render_config(config)
 
 
@@ -78,6 +61,6 @@ def test_a_spool_beside_the_hot_folder_is_not_warned_about(tmp_path: Path) -> No
     assert spool_warnings(load(tmp_path, PG_URL, tmp_path / "share" / "spool")) == []
 
 
-def test_sqlite_is_one_machine_and_needs_no_shared_spool(tmp_path: Path, other_fs: Path) -> None:
-    config = load(tmp_path, f"sqlite:///{tmp_path / 'faxd.db'}", other_fs / "spool")
+def test_sqlite_is_one_machine_and_needs_no_shared_spool(tmp_path: Path, other_mount: Path) -> None:
+    config = load(tmp_path, f"sqlite:///{tmp_path / 'faxd.db'}", other_mount / "spool")
     assert spool_warnings(config) == []

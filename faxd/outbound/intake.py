@@ -153,11 +153,7 @@ class Intake:
 
     def _claim_and_take(self, folder_fd: int, path: Path, relpath: PurePath) -> int | None:
         """Rename the file into this instance's claim folder first; take it only if it came."""
-        try:
-            os.stat(path.name, dir_fd=folder_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return None
-        if self._already_rejected(path, folder_fd):
+        if not self._waiting(folder_fd, path):
             return None
         claimed = self.claim_folders.claim(folder_fd, relpath)
         if claimed is IN_PLACE:
@@ -182,11 +178,7 @@ class Intake:
         That folder is the outbox folder the file was dropped in, or the claim
         folder it was renamed into (:mod:`faxd.outbound.claimfolder`).
         """
-        try:
-            os.stat(path.name, dir_fd=folder_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return None
-        if self._already_rejected(path, folder_fd):
+        if not self._waiting(folder_fd, path):
             return None
         try:
             # first: a link's own name says nothing about its target
@@ -206,6 +198,14 @@ class Intake:
             return self._queue(fd, st, path, relpath, destination, found, folder_fd=folder_fd)
         finally:
             os.close(fd)
+
+    def _waiting(self, folder_fd: int, path: Path) -> bool:
+        """Whether ``path``'s name is (still) in ``folder_fd`` and not a reject already seen."""
+        try:
+            os.stat(path.name, dir_fd=folder_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return not self._already_rejected(path, folder_fd)
 
     def take_over(self, path: Path, faxno: str, recipname: str) -> int:
         """Queue a file that lies in the hot folder for ``faxno`` and take it out of there.

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from pg_helper import ON_BOTH
 from sqlalchemy import update
+from test_hot_folder import drop, wait_for
 
 from faxd.clock import Clock, system_clock
 from faxd.config import OutboundSettings
@@ -45,21 +46,6 @@ class ShiftedClock:
 
     def __call__(self) -> datetime:
         return datetime.now(UTC) + self.offset
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 60.0, step: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(step)
-    return condition()
-
-
-def drop(hot: Path, relpath: str, data: bytes) -> None:
-    path = hot / relpath
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
 
 
 def document(n: int) -> bytes:
@@ -280,10 +266,8 @@ def test_a_job_another_instance_is_posting_is_neither_reconciled_nor_posted_agai
     db = servers.db
     one = servers.outbound(servers.claims("fax1"))
     two = servers.outbound(servers.claims("fax2"))
-    drop(folders.hot, "3035550144.pdf", document(4))
-    job_id = one.intake.take(folders.hot / "3035550144.pdf")
-    assert job_id is not None
-    sim.slow_seconds = 4.0
+    job_id = taken(one, folders.hot, "3035550144.pdf", 4)
+    sim.slow_seconds = 8.0  # far longer than fax2's pass below
     sim.inject("slow", operation="sendfax", times=1)  # the POST is in flight meanwhile
     errors: list[BaseException] = []
 
@@ -317,15 +301,10 @@ def test_a_job_a_dead_instance_left_submitting_is_reconciled_after_its_lease(
     one = servers.outbound(servers.claims("fax1"))
     clock = ShiftedClock()
     two = servers.outbound(servers.claims("fax2", clock), clock=clock)
-    drop(folders.hot, "3035550155.pdf", document(5))
-    job_id = one.intake.take(folders.hot / "3035550155.pdf")
-    assert job_id is not None and one.intake.jobs.take(job_id)
-    with db.session() as session:  # what fax1's claim committed just before its POST
-        session.execute(
-            update(OutboundJob)
-            .where(OutboundJob.id == job_id)
-            .values(state=JobState.SUBMITTING.value, attempts=1, submitted_at=clock())
-        )
+    job_id = taken(one, folders.hot, "3035550155.pdf", 5)
+    assert one.intake.jobs.take(job_id)
+    # What fax1's claim committed just before its POST:
+    set_job(db, job_id, state=JobState.SUBMITTING.value, attempts=1, submitted_at=clock())
     two.submit_pending()
     assert job_row(db, job_id).state == JobState.SUBMITTING.value
     assert sim.sendfax_posts == 0
@@ -345,20 +324,13 @@ def test_status_follow_up_runs_on_one_instance_and_moves_to_the_other_when_it_di
     one = servers.outbound(servers.claims("fax1"))
     two = servers.outbound(servers.claims("fax2", clock), clock=clock)
     for n in (6, 7):
-        drop(folders.hot, f"303555016{n}.pdf", document(n))
-        assert one.intake.take(folders.hot / f"303555016{n}.pdf") is not None
+        taken(one, folders.hot, f"303555016{n}.pdf", n)
     one.submit_pending()
     first, second = (job.id for job in list_jobs(db))
-    with db.session() as session:  # only the first is due for a status answer yet
-        session.execute(
-            update(OutboundJob).where(OutboundJob.id == second).values(provider="elsewhere")
-        )
+    set_job(db, second, provider="elsewhere")  # only the first is followed for now
     assert wait_for(lambda: one.follow_up() == 1, timeout=30)
     assert job_row(db, first).state == JobState.SENT.value
-    with db.session() as session:
-        session.execute(
-            update(OutboundJob).where(OutboundJob.id == second).values(provider="faxage")
-        )
+    set_job(db, second, provider="faxage")
     asked = status_calls(sim)
     assert two.follow_up() == 0  # fax1 follows faxage
     assert status_calls(sim) == asked
@@ -367,6 +339,19 @@ def test_status_follow_up_runs_on_one_instance_and_moves_to_the_other_when_it_di
     assert wait_for(lambda: two.follow_up() == 1, timeout=30)
     assert two.claims.holder(follow_role("faxage")) == "fax2"
     assert sorted(p.name for p in folders.sent.iterdir()) == ["3035550166.pdf", "3035550167.pdf"]
+
+
+def taken(service: Outbound, hot: Path, name: str, n: int) -> int:
+    """Drop ``document(n)`` as ``name`` and have ``service`` take it at once; the job id."""
+    drop(hot, name, document(n))
+    job_id = service.intake.take(hot / name)
+    assert job_id is not None
+    return job_id
+
+
+def set_job(db: Database, job_id: int, **values: Any) -> None:
+    with db.session() as session:
+        session.execute(update(OutboundJob).where(OutboundJob.id == job_id).values(**values))
 
 
 def status_calls(sim: Any) -> int:
