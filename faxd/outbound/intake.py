@@ -407,14 +407,19 @@ class Intake:
             finally:
                 self.jobs.give_back(job_id)
 
-    def adopt_dead(self) -> None:
-        """Move the files claimed by instances that died into this instance's claim folder."""
+    def adopt_dead(self) -> int:
+        """Move the files claimed by instances that died into this instance's claim folder.
+
+        Returns how many files were moved (:meth:`take_leftovers` takes them).
+        """
         dead = [name for name in self.claims.dead_instances() if self.claim_folders.holds(name)]
         if not dead:
-            return
+            return 0
+        adopted = 0
         with self._spool_lock():  # not while a resumed copy reads from their folder
             for name in dead:
                 moved = self.claim_folders.adopt(name)
+                adopted += moved
                 if moved:
                     log.warning(
                         "outbound.claims_adopted",
@@ -422,6 +427,7 @@ class Intake:
                         files=moved,
                         detail="files that instance had claimed before it stopped are taken here",
                     )
+        return adopted
 
     def take_leftovers(self) -> int:
         """Take the files in this instance's claim folder that no job waits for; how many."""

@@ -55,6 +55,8 @@ log = structlog.get_logger(__name__)
 
 #: How long an idle worker blocks waiting for an event before it checks the observer.
 IDLE_WAIT_SECONDS = 2.0
+#: How often the worker looks for instances that died with files in their claim folders.
+ADOPT_SECONDS = 5.0
 #: Put on the queue to wake the worker (at stop); carries no path.
 _WAKE: Seen = (Path("\0wake"), "wake")
 
@@ -184,7 +186,7 @@ class Outbound:
     # -- the worker ------------------------------------------------------------------
 
     def _work(self) -> None:
-        last_scan = self.clock()
+        last_scan = last_adopt = self.clock()
         while not self._stop.is_set():
             try:
                 self._drain()
@@ -193,6 +195,12 @@ class Outbound:
                 if (now - last_scan).total_seconds() >= self.config.rescan_interval:
                     last_scan = now
                     self._paths.put(RESCAN)
+                elif (now - last_adopt).total_seconds() >= ADOPT_SECONDS:
+                    # A dead instance's claimed files are sent within its lease and
+                    # a few seconds, not at the next rescan (whose recovery takes them).
+                    last_adopt = now
+                    if self.intake.adopt_dead():
+                        self._paths.put(RESCAN)
                 self.watcher.restart_if_dead()
             except Exception:  # the worker must outlive any single bad file or fault
                 log.exception("outbound.worker_error")

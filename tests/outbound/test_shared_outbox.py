@@ -222,8 +222,7 @@ def test_files_a_dead_instance_had_claimed_are_adopted_and_sent_once(
     assert files_under(theirs) == sorted(theirs / relpath for relpath in drops)
     assert sim.sendfax_posts == 0
 
-    clock.offset = LEASE + timedelta(seconds=5)
-    survivor.rescan()
+    clock.offset = LEASE + timedelta(seconds=5)  # no rescan asked: the worker looks itself
 
     def all_sent() -> bool:
         survivor.submit_pending()
