@@ -47,8 +47,8 @@ log = structlog.get_logger(__name__)
 
 #: The folder inside the hot folder that holds one claim folder per instance.
 CLAIMS_DIR = ".faxd-claims"
-#: Mode of the claim folders: the instances (one faxd user or group) share them.
-FOLDER_MODE = 0o770
+#: Mode of the claim folders: faxd's own, like the spool (the instances run as one user).
+FOLDER_MODE = 0o700
 #: A rename into the claim folder that fails with one of these cannot work here at all.
 _CANNOT_RENAME = frozenset({errno.EXDEV, errno.EACCES, errno.EPERM, errno.EROFS})
 
