@@ -78,13 +78,16 @@ def make_pipelines(
     *,
     clock: Clock = system_clock,
     metrics: Metrics | None = None,
+    claims: Claims | None = None,
 ) -> dict[str, InboundPipeline]:
     """One inbound pipeline per provider in ``[inbound] providers`` (none when disabled).
 
     They share one dispatcher, so a fax is never worked on twice at once
     whichever pass holds it.  ``client`` is the shared FAXAGE client (passed
     to FAXAGE's adapter).  With ``metrics``, each action's delivery is timed
-    for ``/metrics``.
+    for ``/metrics``.  ``claims``: this instance's (the daemon's), shared by
+    every pipeline; ``None``: new ones under ``[database] instance``, the same
+    name, so a reload's pipelines claim as the daemon's own.
     """
     if not config.inbound.enabled:
         return {}
@@ -92,7 +95,10 @@ def make_pipelines(
     from faxd.inbound.dispatch import Dispatcher
     from faxd.inbound.pipeline import InboundPipeline
     from faxd.providers import registry
+    from faxd.store.claims import Claims, Instance
 
+    if claims is None:
+        claims = Claims(db, Instance.of(config.database), clock=clock)
     actions = metrics.timed_actions(build_action) if metrics is not None else build_action
     dispatcher = Dispatcher(config.inbound.concurrency)
     pipelines: dict[str, InboundPipeline] = {}
@@ -102,8 +108,9 @@ def make_pipelines(
         if metrics is not None and name != "faxage":  # FAXAGE's client observes each attempt
             provider = metrics.observed(provider)
         pipelines[name] = InboundPipeline(
-            provider, db, config, clock=clock, actions_for=actions, dispatcher=dispatcher
-        )
+            provider, db, config, clock=clock, actions_for=actions, dispatcher=dispatcher,
+            claims=claims,
+        )  # fmt: skip
     return pipelines
 
 
@@ -219,7 +226,7 @@ def build_app(config: Config, *, clock: Clock = system_clock, upgrade: bool = Tr
         db=db,
         claims=claims,
         client=client,
-        pipelines=make_pipelines(config, db, client, clock=clock, metrics=metrics),
+        pipelines=make_pipelines(config, db, client, clock=clock, metrics=metrics, claims=claims),
         outbound=make_outbound(config, db, client, clock=clock, claims=claims),
         mailer=make_mailer(config, db, clock=clock),
         metrics=metrics,

@@ -267,7 +267,7 @@ class Daemon:
         retired = list(self.app.pipelines.values())
         self.app.config = new
         self.app.pipelines = wiring.make_pipelines(
-            new, self.app.db, self.app.client, metrics=self.app.metrics
+            new, self.app.db, self.app.client, metrics=self.app.metrics, claims=self.app.claims
         )
         for pipeline in retired:
             pipeline.stop()
@@ -383,7 +383,9 @@ class Daemon:
                 with _logged(f"poll {name}"):
                     started = time.monotonic()
                     self._polled_at[name] = started
-                    outcome = pipeline.poll()
+                    # A provider's callback says a fax is there: list now, even on the
+                    # server that does not hold the listing role (pipeline.poll says why).
+                    outcome = pipeline.poll(pushed=name in hinted)
                     metrics = self.app.metrics if self.app is not None else None
                     if metrics is not None:
                         metrics.polls.labels(name).inc()

@@ -18,7 +18,9 @@ Fixtures that only one area needs live in that area's ``conftest.py``.
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -77,6 +79,12 @@ class SmtpCapture:
     port: int
     messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)
     controller: Any = None
+    #: Seconds the server takes over each message before it answers (a slow server).
+    data_delay: float = 0.0
+    #: Set when a message's data has arrived (before the delay and the answer).
+    receiving: threading.Event = field(default_factory=threading.Event)
+    #: Set once a message is kept, just before the server answers 250.
+    accepted: threading.Event = field(default_factory=threading.Event)
 
     def parsed(self) -> list[Message]:
         return [message_from_bytes(raw) for _from, _to, raw in self.messages]
@@ -93,9 +101,12 @@ class SmtpCapture:
 
         class Handler:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                capture.receiving.set()
+                await asyncio.sleep(capture.data_delay)  # a client gone meanwhile cancels this
                 capture.messages.append(
                     (envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
                 )
+                capture.accepted.set()
                 return f"250 2.0.0 Ok: queued as FAXD{len(capture.messages)}"
 
         self.controller = Controller(Handler(), hostname=self.host, port=self.port)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,19 +29,36 @@ ROUTES_B = ROUTES_A.replace('"default"', '"second"').replace("in-a/", "in-b/")
 
 
 class NotifySocket:
-    """An abstract unix datagram socket standing in for systemd's notify socket."""
+    """An abstract unix datagram socket standing in for systemd's notify socket.
+
+    A thread reads it all the time, as systemd does: the kernel holds only a few
+    datagrams for a reader (``net.unix.max_dgram_qlen``, 10 by default) and faxd
+    sends without blocking, so reading only when the test looks would drop
+    STOPPING=1 behind watchdog pings whenever a loaded machine makes a stop slow.
+    """
 
     def __init__(self) -> None:
         self.name = f"@faxd-test-{uuid.uuid4().hex}"
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind("\0" + self.name[1:])
+        self.sock.settimeout(0.2)
         self.messages: list[str] = []
+        self._inbox: queue.Queue[str] = queue.Queue()
+        self._closed = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="notify-reader", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while not self._closed.is_set():
+            try:
+                self._inbox.put(self.sock.recv(4096).decode())
+            except TimeoutError:
+                continue
 
     def next(self, timeout: float) -> str | None:
-        self.sock.settimeout(timeout)
         try:
-            data = self.sock.recv(4096).decode()
-        except TimeoutError:
+            data = self._inbox.get(timeout=timeout)
+        except queue.Empty:
             return None
         self.messages.append(data)
         return data
@@ -58,6 +77,8 @@ class NotifySocket:
         raise AssertionError(f"no matching notify message within {timeout}s; got {got}")
 
     def close(self) -> None:
+        self._closed.set()
+        self._reader.join()
         self.sock.close()
 
 

@@ -13,7 +13,14 @@ a file dropped in the outbox.  The test then asks for an fsync of:
 - the inbound spool file, and after it, of the inbound spool folder, before the
   fax is delivered;
 - the outbound spool copy of the dropped file, and after it, of the outbound spool
-  folder, before the sent file moves on to sent/.
+  folder, before the dropped file leaves the outbox (else a power cut could take both)
+  and before anything moves on to sent/;
+- each folder a name was renamed or linked into (spool, outbound spool, delivery
+  folder), after that rename or link: strace also reports renames, links and unlinks.
+
+The transport that downloads a fax fsyncs its spool file too, so a second test
+runs ``Spool.commit`` alone on a file nobody fsync'd: the spool keeps its promise
+whoever wrote the file.
 
 Matching is by path (which folder the fd lives in), not by call site or by the
 shape of a temporary name, so code that writes through directory fds or copies
@@ -46,11 +53,26 @@ _CALL = re.compile(
     r"^\d+\s+(?P<call>fsync|fdatasync)\(\d+<(?P<path>[^>]*)>"
     r"(\)\s*=\s*0\s*$| <unfinished \.\.\.>$)"
 )
+# 'rename("/a/.x.faxd-tmp", "/a/x") = 0' or 'linkat(9</a>, ".x", 9</a>, "x", 0) = 0': a
+# name put in place (a call split by another thread's is counted as it starts).
+_PLACE = re.compile(
+    r'^\d+\s+(?:rename|link)\("[^"]*", "(?P<path>[^"]*)"'
+    r'|^\d+\s+(?:renameat2?|linkat)\([^,]*, "[^"]*", (?:\d+<(?P<dir>[^>]*)>|AT_FDCWD), '
+    r'"(?P<name>[^"]*)"'
+)
+# 'unlink("/a/x") = 0' or 'unlinkat(9</a>, "x", 0) = 0': a name removed.
+_REMOVE = re.compile(
+    r'^\d+\s+unlink\("(?P<path>[^"]*)"'
+    r'|^\d+\s+unlinkat\((?:\d+<(?P<dir>[^>]*)>|AT_FDCWD), "(?P<name>[^"]*)"'
+)
+_FAILED = re.compile(r"= -1 [A-Z]+")
+TRACED = "fsync,fdatasync,rename,renameat,renameat2,link,linkat,unlink,unlinkat"
 
 
 @dataclass(frozen=True)
 class Sync:
-    """One successful fsync or fdatasync: its place in the trace and the fd's path."""
+    """One successful fsync or fdatasync (or, in ``placed``, a rename or link that put a
+    name in place): its line in the trace and the fd's path (the new name's)."""
 
     index: int
     path: Path
@@ -70,13 +92,44 @@ def strace_problem() -> str | None:
     return None
 
 
+def traced(trace: Path, *args: str) -> None:
+    """Run ``python *args`` under strace, its fsyncs, renames and links written to ``trace``."""
+    done = subprocess.run(
+        ["strace", "-f", "-qq", "-y", "-e", f"trace={TRACED}", "-o", str(trace),
+         sys.executable, *args],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def read_syncs(trace: Path) -> list[Sync]:
     syncs: list[Sync] = []
-    for line in trace.read_text(errors="replace").splitlines():
+    for index, line in enumerate(trace.read_text(errors="replace").splitlines()):
         match = _CALL.match(line)
         if match is not None:
-            syncs.append(Sync(len(syncs), Path(match.group("path"))))
+            syncs.append(Sync(index, Path(match.group("path"))))
     return syncs
+
+
+def read_named(trace: Path, call: re.Pattern[str]) -> list[Sync]:
+    """The names ``call`` (:data:`_PLACE` or :data:`_REMOVE`) put in place or removed."""
+    named: list[Sync] = []
+    for index, line in enumerate(trace.read_text(errors="replace").splitlines()):
+        match = call.match(line)
+        if match is not None and not _FAILED.search(line):
+            name = match.group("path") or match.group("name")
+            named.append(Sync(index, Path(match.group("dir") or "/", name)))
+    return named
+
+
+def placed_then_folder(
+    syncs: list[Sync], placed: list[Sync], folder: Path, what: str
+) -> str | None:
+    """None if every name renamed or linked into ``folder`` was followed by an fsync of it."""
+    for name in (p for p in placed if p.path.parent == folder):
+        if not any(s.path == folder and s.index > name.index for s in syncs):
+            return f"{what}: {folder} was not fsync'd after {name.path.name} was put in it"
+    return None
 
 
 def file_then_folder(
@@ -92,10 +145,26 @@ def file_then_folder(
         return f"{what}: no fsync of any file in {folder}"
     first = files[0]
     nexts = [s.index for s in syncs if before is not None and before in (s.path, s.path.parent)]
-    limit = min((i for i in nexts if i > first.index), default=len(syncs))
+    limit = min((i for i in nexts if i > first.index), default=sys.maxsize)
     if not any(s.path == folder and first.index < s.index < limit for s in syncs):
         after = f" before the next step in {before}" if before is not None else ""
         return f"{what}: {folder} was not fsync'd after {first.path.name}{after}"
+    return None
+
+
+def copy_durable_before_source_goes(
+    syncs: list[Sync], removed: list[Sync], folder: Path, source: Path, what: str
+) -> str | None:
+    """None if ``folder`` was fsync'd after its first file was, before ``source`` lost a name.
+
+    Otherwise a power cut could take both the copy's name and the source.
+    """
+    files = [s for s in syncs if s.path.parent == folder]
+    gone = [r.index for r in removed if r.path.parent == source]
+    if not files or not gone:
+        return f"{what}: no fsync of a file in {folder}, or nothing removed from {source}"
+    if not any(s.path == folder and files[0].index < s.index < gone[0] for s in syncs):
+        return f"{what}: {folder} was not fsync'd before the source left {source}"
     return None
 
 
@@ -122,12 +191,7 @@ def test_delivery_path_fsyncs_every_file_and_folder(sim: Any, tmp_path: Path) ->
     part.rename(layout.outbox / "3035551212 - Acme Corp.pdf")
 
     trace = tmp_path / "fsync.trace"
-    done = subprocess.run(
-        ["strace", "-f", "-qq", "-y", "-e", "trace=fsync,fdatasync", "-o", str(trace),
-         sys.executable, "-m", "faxd", "run", "--once", "--config", str(config)],
-        capture_output=True, text=True, timeout=600, check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    traced(trace, "-m", "faxd", "run", "--once", "--config", str(config))
 
     # The run really delivered the fax and sent the file, so the trace covers both paths.
     delivered = target / f"{fax.recvid}.pdf"
@@ -142,6 +206,43 @@ def test_delivery_path_fsyncs_every_file_and_folder(sim: Any, tmp_path: Path) ->
         file_then_folder(syncs, state / "spool", "inbound spool", before=target),
         file_then_folder(syncs, state / "outbound", "outbound spool", before=layout.sent),
     ]
+    placed = read_named(trace, _PLACE)
+    for folder, what in ((target, "delivered fax"), (state / "spool", "inbound spool"),
+                         (state / "outbound", "outbound spool")):
+        assert any(p.path.parent == folder for p in placed), f"{what}: nothing put in {folder}"
+        problems.append(placed_then_folder(syncs, placed, folder, what))
+    problems.append(copy_durable_before_source_goes(
+        syncs, read_named(trace, _REMOVE), state / "outbound", layout.outbox, "outbound spool"
+    ))
     missing = [p for p in problems if p]
     seen = "\n".join(str(s.path) for s in syncs)
     assert not missing, "\n".join(missing) + f"\nfsync'd paths, in order:\n{seen}"
+
+
+# The download's writer (each provider's transport) fsyncs the .part too, so the daemon's
+# trace above cannot tell when the spool's own fsync is gone; this run has no other writer.
+_COMMIT = """
+import sys
+from pathlib import Path
+from faxd.inbound.spool import Spool
+spool = Spool(Path(sys.argv[1]))
+spool.ensure()
+part = spool.new_part("42")
+part.write_bytes(b"%PDF-1.4 written by a download that never fsyncs")
+spool.commit(part, "42", "pdf")
+"""
+
+
+def test_spool_commit_fsyncs_a_file_whoever_wrote_it(tmp_path: Path) -> None:
+    """Spool.commit fsyncs the part file itself, then the spool folder after the rename."""
+    problem = strace_problem()
+    if problem is not None:
+        pytest.skip(problem)
+    root = tmp_path / "spool"
+    trace = tmp_path / "fsync.trace"
+    traced(trace, "-c", _COMMIT, str(root))
+    assert (root / "faxage-42.pdf").exists()
+    syncs = read_syncs(trace)
+    assert root / "faxage-42.part" in [s.path for s in syncs], syncs
+    assert file_then_folder(syncs, root, "inbound spool") is None, syncs
+    assert placed_then_folder(syncs, read_named(trace, _PLACE), root, "inbound spool") is None

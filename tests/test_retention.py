@@ -38,11 +38,13 @@ def outbound(tmp_path: Path) -> OutboundSettings:
     return settings
 
 
-def add_job(db: Database, state: str, final_path: Path | None, completed: datetime | None) -> int:
+def add_job(db: Database, state: str, final_path: Path | None, completed: datetime | None,
+            updated: datetime | None = None) -> int:  # fmt: skip
     with db.session() as session:
         job = OutboundJob(
             state=state, faxno="3035551212", source_name="x.pdf", spool_path="/nowhere",
             final_path=str(final_path) if final_path else None, completed_at=completed,
+            **({"updated_at": updated} if updated is not None else {}),
         )  # fmt: skip
         session.add(job)
         session.flush()
@@ -179,6 +181,7 @@ def test_only_finished_rows_past_records_days_are_removed(
         add_job(db, state, None, old)
     add_job(db, "sent", None, recent)
     live = add_job(db, "submitted", None, None)
+    stuck = add_job(db, "submitted", None, None, updated=old)  # waiting on FAXAGE a year
 
     report = Retention(db, RetentionSettings(records_days=365), outbound).run()
 
@@ -187,7 +190,7 @@ def test_only_finished_rows_past_records_days_are_removed(
         assert sorted(session.scalars(select(InboundFax.remote_id))) == ["2", "3", "4"]
         assert session.scalar(select(func.count()).select_from(Delivery)) == 3
         jobs = list(session.scalars(select(OutboundJob.id)))
-    assert live in jobs and len(jobs) == 2
+    assert live in jobs and stuck in jobs and len(jobs) == 3
 
 
 def test_rows_are_removed_in_small_transactions(db: Database, outbound: OutboundSettings) -> None:
@@ -291,6 +294,9 @@ def test_the_daemon_runs_retention_when_configured(sim: Any, tmp_path: Path) -> 
             while old.exists() and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert "retention" in daemon.job_ids()
+            assert daemon.scheduler is not None
+            job = daemon.scheduler.get_job("retention")
+            assert job is not None and job.trigger.interval == timedelta(days=1)
         finally:
             daemon.request_stop()
             runner.join(60)

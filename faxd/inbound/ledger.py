@@ -26,6 +26,15 @@ Each method is one short ``BEGIN IMMEDIATE`` transaction with no
 network I/O inside it, so the pipeline's worker threads queue for the write
 lock for milliseconds, never for a download.  States change only through
 :func:`faxd.store.states.advance`.
+
+On PostgreSQL (several instances, DESIGN "Several instances") transactions
+are READ COMMITTED: nothing like ``BEGIN IMMEDIATE`` queues the writers, so a
+method that reads a row and writes it back could lose another instance's
+update.  Each such method therefore loads its row ``FOR UPDATE`` (SQLite
+leaves the clause out; its write lock already serialises): a fax's own row
+for its changes, and the account's cursor row for everything account-wide
+(the listing and cursor, listing problems, the pause and the disk
+conditions), which also queues two instances inserting the same new fax.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from faxd.alerts import events
@@ -49,6 +59,7 @@ from faxd.inbound.steps import ERROR_LIMIT as _ERROR_LIMIT
 from faxd.inbound.steps import LedgerSteps
 from faxd.phone import normalize_caller_id
 from faxd.providers.base import RemoteFax, Unreadable
+from faxd.store.claims import RowClaims
 from faxd.store.db import Database
 from faxd.store.models import Delivery, InboundFax, ListingProblem, PollCursor
 from faxd.store.states import FAX_ACTIVE, FaxState, advance
@@ -64,6 +75,7 @@ _FAX_BY_REMOTE_ID = select(InboundFax).where(
     InboundFax.account == bindparam("account"),
     InboundFax.remote_id == bindparam("remote_id"),
 )
+_FAX_BY_REMOTE_ID_LOCKED = _FAX_BY_REMOTE_ID.with_for_update()
 
 
 class Ledger(LedgerSteps):
@@ -77,6 +89,7 @@ class Ledger(LedgerSteps):
         *,
         clock: Clock,
         notify: NotifySettings | None = None,
+        claims: RowClaims | None = None,
     ) -> None:
         self.db = db
         self.provider = provider
@@ -87,15 +100,27 @@ class Ledger(LedgerSteps):
         #: ``[notify]``: a fax failing or held, and a refused login, write their admin
         #: event in the same transaction (:mod:`faxd.alerts.events`).
         self.notify = notify
+        #: This instance's claims on faxes: :meth:`due` leaves out the faxes another
+        #: live instance holds (``None``: every fax, as for one faxd alone).
+        self.claims = claims
 
     # ------------------------------------------------------------ cursor
 
-    def _cursor(self, session: Session) -> PollCursor:
-        cursor = session.get(PollCursor, (self.provider, self.account))
+    def _cursor(self, session: Session, *, lock: bool = False) -> PollCursor:
+        """The cursor row (created empty on first use); ``lock``: ``FOR UPDATE``.
+
+        Locked, it is the account's mutex: every account-wide change takes it
+        first, so two instances make theirs one after the other.
+        """
+        key = (self.provider, self.account)
+        cursor = session.get(PollCursor, key, with_for_update=lock)
         if cursor is None:
-            cursor = PollCursor(provider=self.provider, account=self.account, cursor=None)
-            session.add(cursor)
-            session.flush()
+            try:
+                with session.begin_nested():
+                    session.add(PollCursor(provider=self.provider, account=self.account))
+            except IntegrityError:
+                pass  # another instance created it meanwhile: read theirs
+            cursor = session.get_one(PollCursor, key, with_for_update=lock)
         return cursor
 
     def cursor(self) -> CursorRow:
@@ -113,7 +138,7 @@ class Ledger(LedgerSteps):
     def record_poll(self, outcome: str) -> None:
         """Note when the last poll ran and how it went (for status lines)."""
         with self.db.session() as session:
-            c = self._cursor(session)
+            c = self._cursor(session, lock=True)
             c.last_poll_at = self.clock()
             c.last_poll_outcome = outcome[:_ERROR_LIMIT]
 
@@ -125,7 +150,7 @@ class Ledger(LedgerSteps):
         """
         key = f"auth_failed:{self.scope}"
         with self.db.session() as session:
-            self._cursor(session).paused_reason = reason
+            self._cursor(session, lock=True).paused_reason = reason
             conn, now = session.connection(), self.clock()
             if reason is None:
                 events.clear_condition(conn, self.notify, key, now=now)
@@ -145,6 +170,7 @@ class Ledger(LedgerSteps):
         """
         key = f"disk_low:{self.scope}"
         with self.db.session() as session:
+            self._cursor(session, lock=True)  # one instance at a time raises or clears it
             conn, now = session.connection(), self.clock()
             if reason is None:
                 events.clear_condition(conn, self.notify, key, now=now)
@@ -160,7 +186,7 @@ class Ledger(LedgerSteps):
     def record_listed(self) -> None:
         """A listing was read to its end: the provider answers (clears ``provider_down``)."""
         with self.db.session() as session:
-            self._cursor(session).last_listed_at = self.clock()
+            self._cursor(session, lock=True).last_listed_at = self.clock()
             events.clear_condition(
                 session.connection(), self.notify, f"provider_down:{self.scope}",
                 now=self.clock(),
@@ -169,7 +195,7 @@ class Ledger(LedgerSteps):
     def record_sweep(self) -> None:
         """Note that a full listing (the sweep) has just been read."""
         with self.db.session() as session:
-            self._cursor(session).last_sweep_at = self.clock()
+            self._cursor(session, lock=True).last_sweep_at = self.clock()
 
     def record_listing(self, faxes: Sequence[RemoteFax], cursor: str | None = None) -> list[str]:
         """Insert the faxes not known yet (state ``listed``) and set the cursor.
@@ -184,7 +210,10 @@ class Ledger(LedgerSteps):
         worked on).
         """
         with self.db.session() as session:
-            row = self._cursor(session)
+            # Locked first: two instances listing at once (a pushed poll beside
+            # the lister) insert one after the other, and the second sees the
+            # first's rows instead of a duplicate key.
+            row = self._cursor(session, lock=True)
             known = set(self._remote_ids_in(session, {f.remote_id for f in faxes}))
             new: list[str] = []
             for fax in sorted(faxes, key=_oldest_first):
@@ -229,6 +258,7 @@ class Ledger(LedgerSteps):
         by_print = {_fingerprint(line): line for line in lines}
         due: list[Unreadable] = []
         with self.db.session() as session:
+            self._cursor(session, lock=True)  # counts and first sightings, one instance at a time
             rows = {
                 row.fingerprint: row
                 for row in session.scalars(
@@ -273,9 +303,10 @@ class Ledger(LedgerSteps):
         )
         return list(session.scalars(query))
 
-    def _fax(self, session: Session, remote_id: str) -> InboundFax:
+    def _fax(self, session: Session, remote_id: str, *, lock: bool) -> InboundFax:
+        """The fax's row; ``lock``: ``FOR UPDATE``, for a method that changes it."""
         fax = session.scalars(
-            _FAX_BY_REMOTE_ID,
+            _FAX_BY_REMOTE_ID_LOCKED if lock else _FAX_BY_REMOTE_ID,
             {"provider": self.provider, "account": self.account, "remote_id": remote_id},
         ).one_or_none()
         if fax is None:
@@ -297,18 +328,19 @@ class Ledger(LedgerSteps):
             return {row.remote_id: FaxRow.of(row) for row in rows}
 
     def due(self, now: datetime) -> list[str]:
-        """Faxes that need work now (active and not backing off), oldest listed first."""
+        """Faxes that need work now (active and not backing off), oldest listed first.
+
+        A fax another live instance holds is not due here: it is in hand.
+        """
+        query = select(InboundFax.remote_id).where(
+            self._mine(),
+            InboundFax.state.in_([s.value for s in FAX_ACTIVE]),
+            (InboundFax.next_attempt_at.is_(None)) | (InboundFax.next_attempt_at <= now),
+        )
+        if self.claims is not None:
+            query = query.where(self.claims.available(now))
         with self.db.session() as session:
-            rows = session.scalars(
-                select(InboundFax.remote_id)
-                .where(
-                    self._mine(),
-                    InboundFax.state.in_([s.value for s in FAX_ACTIVE]),
-                    (InboundFax.next_attempt_at.is_(None)) | (InboundFax.next_attempt_at <= now),
-                )
-                .order_by(InboundFax.id)
-            )
-            return list(rows)
+            return list(session.scalars(query.order_by(InboundFax.id)))
 
     def unfinished(self) -> dict[str, str | None]:
         """Every fax not ``done``, with its recorded spool file (those must be kept)."""
@@ -320,10 +352,24 @@ class Ledger(LedgerSteps):
             )
             return {remote_id: spool_path for remote_id, spool_path in rows}
 
+    def in_hand_elsewhere(self, now: datetime) -> set[str]:
+        """Unfinished faxes a live claim of another instance holds (its spool files are in use)."""
+        if self.claims is None:
+            return set()
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(InboundFax.remote_id).where(
+                    self._mine(),
+                    InboundFax.state != FaxState.DONE.value,
+                    ~self.claims.available(now),
+                )
+            )
+            return set(rows)
+
     def deliveries(self, remote_id: str) -> list[DeliveryRow]:
         """The delivery rows of the route recorded for the fax (none before routing)."""
         with self.db.session() as session:
-            fax = self._fax(session, remote_id)
+            fax = self._fax(session, remote_id, lock=False)
             return [DeliveryRow.of(d) for d in fax.deliveries if d.route == fax.route]
 
     # ---------------------------------------- detours (the usual steps: steps.py)
@@ -331,7 +377,7 @@ class Ledger(LedgerSteps):
     def relist(self, remote_id: str, reason: str) -> FaxRow:
         """downloaded -> listed: the spool copy is gone or changed; download again."""
         with self.db.session() as session:
-            fax = self._fax(session, remote_id)
+            fax = self._fax(session, remote_id, lock=True)
             advance(fax, FaxState.LISTED)
             fax.spool_path = fax.size = fax.sha256 = fax.kind = None
             fax.last_error = reason[:_ERROR_LIMIT]
@@ -341,7 +387,7 @@ class Ledger(LedgerSteps):
     def hold(self, remote_id: str, reason: str) -> FaxRow:
         """downloaded -> held: no route takes the fax; it stays on the provider."""
         with self.db.session() as session:
-            fax = self._fax(session, remote_id)
+            fax = self._fax(session, remote_id, lock=True)
             advance(fax, FaxState.HELD)
             fax.last_error = reason[:_ERROR_LIMIT]
             fax.next_attempt_at = None
@@ -354,7 +400,7 @@ class Ledger(LedgerSteps):
     def record_redeleted(self, remote_id: str) -> None:
         """A done fax was found on the provider again and released again."""
         with self.db.session() as session:
-            self._fax(session, remote_id).deleted_at = self.clock()
+            self._fax(session, remote_id, lock=True).deleted_at = self.clock()
 
     def record_failure(
         self,
@@ -376,11 +422,11 @@ class Ledger(LedgerSteps):
         now = self.clock()
         text = error[:_ERROR_LIMIT]
         with self.db.session() as session:
-            fax = self._fax(session, remote_id)
+            fax = self._fax(session, remote_id, lock=True)
             fax.attempts += 1
             fax.last_error = text
             for delivery_id, delivery_error in (deliveries or {}).items():
-                delivery = session.get_one(Delivery, delivery_id)
+                delivery = session.get_one(Delivery, delivery_id, with_for_update=True)
                 delivery.attempts += 1
                 delivery.last_error = delivery_error[:_ERROR_LIMIT]
             if permanent or policy.exhausted(fax.attempts):
@@ -404,7 +450,7 @@ class Ledger(LedgerSteps):
         whose action is unchanged counts as done: see ``steps._plan``).
         """
         with self.db.session() as session:
-            fax = self._fax(session, remote_id)
+            fax = self._fax(session, remote_id, lock=True)
             if FaxState(fax.state) not in (FaxState.FAILED, FaxState.HELD):
                 raise ValueError(f"fax {remote_id} is {fax.state}, not failed or held")
             if reroute and fax.route is not None:

@@ -33,6 +33,20 @@ A refused login (:class:`~faxd.errors.AuthError`) pauses this provider's
 polling with one log line per poll (invariant 8) and stops the pass from
 taking further faxes; a periodic full listing, :meth:`sweep`, catches
 anything on the provider the database does not know or has not finished.
+
+Several instances sharing one database (DESIGN "Several instances") divide
+the work, they do not double it (:mod:`faxd.store.claims`):
+
+- listing an account, moving its cursor and sweeping it is the role
+  ``list:<provider>:<account>`` of one instance at a time; the others skip
+  the listing and only work on what is due.  Every poll asks for the role,
+  so when its holder dies another takes it within ``lease_seconds`` and one
+  poll interval;
+- every fax is claimed in the database before its worker starts, and
+  :meth:`Ledger.due` leaves out the faxes another live instance holds, so
+  downloads and deliveries are shared and none is done twice.  The
+  in-process :class:`Dispatcher` still keeps the threads of one instance off
+  each other's fax.
 """
 
 from __future__ import annotations
@@ -59,6 +73,7 @@ from faxd.inbound.rows import FaxRow
 from faxd.inbound.spool import Spool
 from faxd.inbound.worker import ActionFactory, FaxWorker, compatible
 from faxd.providers.base import InboundProvider, ListingBatch, Release, Unreadable
+from faxd.store.claims import Claims, list_role
 from faxd.store.db import Database
 from faxd.store.states import FaxState
 
@@ -105,13 +120,21 @@ class InboundPipeline:
         rng: RandomSource | None = None,
         free_bytes: FreeBytes = statvfs_free,
         dispatcher: Dispatcher | None = None,
+        claims: Claims | None = None,
     ) -> None:
         self.provider = provider
         self.name = provider.name
         self.config = config
         self.settings = config.inbound
         self.clock = clock
-        self.ledger = Ledger(db, provider.name, provider.account, clock=clock, notify=config.notify)
+        #: This instance's claims (the daemon's; alone on the database by default).
+        self.claims = claims or Claims.solo(db, clock=clock)
+        #: The role of listing, moving the cursor of and sweeping this account.
+        self.role = list_role(provider.name, provider.account)
+        self.ledger = Ledger(
+            db, provider.name, provider.account, clock=clock, notify=config.notify,
+            claims=self.claims.faxes,
+        )  # fmt: skip
         self.spool = Spool(config.inbound.spool_dir, provider.name)
         self.guard = DiskGuard.for_config(
             config, free_bytes=free_bytes, on_change=self._disk_changed
@@ -124,6 +147,7 @@ class InboundPipeline:
             actions_for=actions_for,
             clock=clock,
             rng=rng or random.Random(),  # noqa: S311 - jitter, not secrets
+            claims=self.claims.faxes,
             guard=self.guard,
         )
         #: May be shared with the other providers' pipelines (claims are per provider).
@@ -138,9 +162,25 @@ class InboundPipeline:
 
     # ------------------------------------------------------------ poll and sweep
 
-    def poll(self) -> PollOutcome:
-        """List what is new after the cursor, record it, then process everything due."""
+    def poll(self, *, pushed: bool = False) -> PollOutcome:
+        """List what is new after the cursor, record it, then process everything due.
+
+        Only the instance holding this account's listing role lists; another
+        only processes what is due.  ``pushed``: the poll was asked for by the
+        provider's callback to this instance, which lists even without the
+        role, so the fax it announced is not left waiting for the holder's
+        next poll.  Listing twice at once is safe: :meth:`Ledger.record_listing`
+        adds a fax only once and the two listings take turns on the cursor
+        row, each cursor committed with the faxes it points past (at worst the
+        cursor steps back to where the other began, and the next listing shows
+        a few known faxes again, which adds nothing).
+        """
         self._recover()
+        if not self.claims.hold(self.role) and not pushed:
+            log.debug("inbound.listing_elsewhere", provider=self.name, role=self.role)
+            if self._paused():
+                return PollOutcome(paused=True)
+            return self.process_due()
         outcome = self.list_new()
         if not outcome.paused:
             # Even after a failed listing, faxes already known may be finished.
@@ -166,8 +206,14 @@ class InboundPipeline:
         return PollOutcome(new=listed.new, errors=listed.malformed + listed.broke_off)
 
     def sweep(self) -> PollOutcome:
-        """Full listing: adopt unknown faxes, finish known ones, release leftovers again."""
+        """Full listing: adopt unknown faxes, finish known ones, release leftovers again.
+
+        Only the instance holding this account's listing role sweeps it.
+        """
         self._recover()
+        if not self.claims.hold(self.role):
+            log.debug("inbound.sweep_elsewhere", provider=self.name, role=self.role)
+            return PollOutcome()
         if self._paused():
             # The next poll tries the login again; the sweep must not add log lines.
             log.debug("inbound.sweep_skipped", provider=self.name, reason="polling paused")
@@ -355,17 +401,18 @@ class InboundPipeline:
 
         Failures are recorded (backoff, or ``failed``), never raised, except
         :class:`AuthError`, which concerns the whole account.  ``None`` if the
-        database does not know the fax.  A fax another thread is working on
-        is left to it; its current state is returned.
+        database does not know the fax.  A fax another thread (or another
+        instance) is working on is left to it; its current state is returned.
         """
         key = (self.name, remote_id)
-        if not self.dispatcher.claim(key):
-            row = self.ledger.get(remote_id)
-        else:
+        row = None
+        if self.dispatcher.claim(key):
             try:
                 row = self.worker.run(remote_id)
             finally:
                 self.dispatcher.release(key)
+        if row is None:  # in hand elsewhere (or unknown)
+            row = self.ledger.get(remote_id)
         return None if row is None else row.state
 
     # ------------------------------------------------------------ operator and recovery
@@ -406,11 +453,21 @@ class InboundPipeline:
         return target
 
     def _recover(self) -> None:
-        """Once per start: drop partial downloads and spool files of finished faxes."""
+        """Once per start: drop partial downloads and spool files of finished faxes.
+
+        The spool folder may be shared with other instances: the files of a
+        fax another live instance holds (its download in progress, too) are
+        left alone.  The folder is listed before the database is read, so a
+        file seen there belongs to a fax whose row (and, while it downloads,
+        whose claim) is already committed.
+        """
         with self._recover_lock:
             if self._recovered:
                 return
             self._recovered = True
-            for path in self.spool.stale_files(self.ledger.unfinished()):
+            files = self.spool.files()
+            keep = self.ledger.unfinished()
+            busy = self.ledger.in_hand_elsewhere(self.clock())
+            for path in self.spool.stale_files(keep, busy=busy, among=files):
                 path.unlink(missing_ok=True)
                 log.info("inbound.spool_cleaned", path=str(path))

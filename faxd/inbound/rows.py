@@ -24,6 +24,7 @@ from faxd.store.states import DeliveryState, FaxState
 class FaxRow:
     """What the database knows about one inbound fax, at one moment."""
 
+    id: int  # the row's key: what a claim on it names (faxd.store.claims)
     provider: str
     remote_id: str
     state: FaxState
@@ -45,6 +46,7 @@ class FaxRow:
     @classmethod
     def of(cls, fax: InboundFax) -> FaxRow:
         return cls(
+            id=fax.id,
             provider=fax.provider,
             remote_id=fax.remote_id,
             state=FaxState(fax.state),
@@ -69,6 +71,7 @@ class FaxRow:
         """From a Core result row of ``inbound_faxes`` (``row._mapping``)."""
         spool_path = row["spool_path"]
         return cls(
+            id=row["id"],
             provider=row["provider"],
             remote_id=row["remote_id"],
             state=FaxState(row["state"]),

@@ -21,7 +21,7 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 from faxd.durable import file_sha256, fsync_dir, fsync_file
@@ -102,20 +102,39 @@ class Spool:
             return
         target.unlink(missing_ok=True)
 
-    def stale_files(self, keep: Mapping[str, str | None]) -> list[Path]:
+    def files(self) -> list[Path]:
+        """This provider's files in the spool directory (finished, partial, or an older faxd's)."""
+        if not self.root.is_dir():
+            return []
+        found: list[Path] = []
+        for entry in sorted(self.root.iterdir()):
+            stem, dot, _suffix = entry.name.partition(".")
+            if dot and self._owns(stem) and entry.is_file():
+                found.append(entry)
+        return found
+
+    def stale_files(
+        self,
+        keep: Mapping[str, str | None],
+        *,
+        busy: Collection[str] = (),
+        among: Iterable[Path] | None = None,
+    ) -> list[Path]:
         """This provider's spool files that no unfinished fax needs (partials, finished faxes).
 
         ``keep`` maps each unfinished fax's remote id to the spool file its
-        row records (``None``: none yet).
+        row records (``None``: none yet).  The files of the faxes in ``busy``
+        (remote ids another instance is working on, in a spool folder the
+        servers share) are left alone, its partial download too.  ``among``:
+        the files to judge (default: :meth:`files`, listed now).
         """
-        if not self.root.is_dir():
-            return []
         wanted = {self.stem(remote_id) for remote_id in keep}
         wanted.update(Path(path).name.partition(".")[0] for path in keep.values() if path)
+        in_hand = {self.stem(remote_id) for remote_id in busy}
         stale: list[Path] = []
-        for entry in sorted(self.root.iterdir()):
-            stem, dot, _suffix = entry.name.partition(".")
-            if not dot or not self._owns(stem) or not entry.is_file():
+        for entry in self.files() if among is None else among:
+            stem = entry.name.partition(".")[0]
+            if stem in in_hand:
                 continue
             if entry.name.endswith(PART_SUFFIX) or stem not in wanted:
                 stale.append(entry)

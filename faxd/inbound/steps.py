@@ -50,7 +50,11 @@ _FAX = select(FAXES).where(
     FAXES.c.account == bindparam("b_account"),
     FAXES.c.remote_id == bindparam("b_remote_id"),
 )
-_FAX_BY_ID = select(FAXES).where(FAXES.c.id == bindparam("b_fax_id"))
+#: The row a step changes, locked (``FOR UPDATE``; SQLite leaves it out): on
+#: PostgreSQL a step whose claim was lost meanwhile waits for the other
+#: instance's step instead of writing over it (see :mod:`faxd.inbound.ledger`).
+_FAX_LOCKED = _FAX.with_for_update()
+_FAX_BY_ID_LOCKED = select(FAXES).where(FAXES.c.id == bindparam("b_fax_id")).with_for_update()
 _UPDATE_FAX = update(FAXES).where(FAXES.c.id == bindparam("b_fax_id")).returning(*FAXES.c)
 _ROUTE_DELIVERIES = (
     select(DELIVERIES)
@@ -104,7 +108,8 @@ class LedgerSteps:
         return {"b_provider": self.provider, "b_account": self.account, "b_remote_id": remote_id}
 
     def _fax_row(self, conn: Connection, remote_id: str) -> Row[Any]:
-        row = conn.execute(_FAX, self._key(remote_id)).one_or_none()
+        """The fax's row, locked: every caller changes it in this transaction."""
+        row = conn.execute(_FAX_LOCKED, self._key(remote_id)).one_or_none()
         if row is None:
             raise LookupError(
                 f"no inbound fax {remote_id} of {self.provider} account {self.account} "
@@ -193,7 +198,7 @@ class LedgerSteps:
                     "completed_at": self.clock(),
                 },
             ).scalar_one()
-            fax = conn.execute(_FAX_BY_ID, {"b_fax_id": fax_id}).one()
+            fax = conn.execute(_FAX_BY_ID_LOCKED, {"b_fax_id": fax_id}).one()
             if FaxState(fax.state) is FaxState.DOWNLOADED and not _pending(conn, fax):
                 return _update_fax(conn, fax.id, self._delivered(fax.state))
             return FaxRow.from_mapping(fax._mapping)

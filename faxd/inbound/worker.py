@@ -21,6 +21,15 @@ with too little free space no download starts, and a disk that fills during a
 download or a folder delivery leaves no partial file and no attempt counted;
 the fax waits, in the state it had, until space returns.
 
+Several faxd instances may share the database (DESIGN "Several
+instances"), so a fax is *claimed* in it (:mod:`faxd.store.claims`) before
+its worker starts and given back when the worker returns, however the pass
+ended (done, failed, backing off, held, waiting for disk).  A fax another live
+instance holds is left to it.  Right before each side effect (the download,
+each action, the release) the claim is renewed; if it was lost meanwhile (this
+instance stalled past its lease and another took the fax over), the worker
+stops there without the side effect, and the other instance finishes the fax.
+
 The worker holds no state of its own between calls: the ledger's short
 transactions and the fax's own spool files are all it touches, so one worker
 serves every thread of the pipeline's pool at once.
@@ -51,6 +60,7 @@ from faxd.inbound.spool import Spool
 from faxd.providers.base import InboundProvider, Release
 from faxd.redact import redact
 from faxd.routing import FaxFacts, route
+from faxd.store.claims import RowClaims
 from faxd.store.states import FAX_ACTIVE, FaxState
 
 log = structlog.get_logger(__name__)
@@ -82,9 +92,12 @@ class FaxWorker:
         actions_for: ActionFactory,
         clock: Clock,
         rng: RandomSource,
+        claims: RowClaims,
         guard: DiskGuard | None = None,
     ) -> None:
         self.provider = provider
+        #: This instance's claims on fax rows: taken, kept before each side effect, given back.
+        self.claims = claims
         #: The zone of the provider's naive wall-clock times, if its adapter knows it
         #: (``wall_clock_zone``); ``None``: this machine's.
         self.zone: tzinfo | None = getattr(provider, "wall_clock_zone", None)
@@ -106,12 +119,26 @@ class FaxWorker:
         """Take fax ``remote_id`` as far as it can go now; the row it ends in.
 
         Failures are recorded, never raised, except :class:`AuthError`, which
-        concerns the whole account.  ``None`` if the database does not know it.
+        concerns the whole account.  ``None`` if the database does not know
+        the fax, or another instance holds its claim (it is in hand there).
         """
         row = self.ledger.get(remote_id)
-        if row is None:
+        if row is None or row.state not in FAX_ACTIVE:
+            return row
+        if not self.claims.take(row.id):
+            log.debug("inbound.claimed_elsewhere", provider=row.provider, remote_id=remote_id)
             return None
-        with bound_contextvars(provider=row.provider, remote_id=remote_id, dnis=row.dnis):
+        try:
+            # Read again now that it is ours: another instance may have moved it on
+            # between the read above and the claim.
+            now = self.ledger.get(remote_id)
+            return None if now is None else self._steps(now)
+        finally:
+            self.claims.give_back(row.id)  # a no-op if another instance holds it now
+
+    def _steps(self, row: FaxRow) -> FaxRow:
+        """The steps of a claimed fax, while it makes progress."""
+        with bound_contextvars(provider=row.provider, remote_id=row.remote_id, dnis=row.dnis):
             for _ in range(_MAX_STEPS):
                 if row.state not in FAX_ACTIVE:
                     break
@@ -123,8 +150,20 @@ class FaxWorker:
                 except Exception as exc:
                     row = self._record_failure(row, exc, {})
                 if row.state is before or row.next_attempt_at is not None:
-                    break  # no progress, or a failure recorded: backing off
+                    break  # no progress, a failure recorded (backing off), or the claim lost
             return row
+
+    def _keep(self, row: FaxRow, before: str) -> bool:
+        """Renew the fax's claim right before a side effect; ``False``: lost, do nothing."""
+        if self.claims.keep(row.id):
+            return True
+        log.warning(
+            "inbound.claim_lost",
+            before=before,
+            hint="another faxd instance took this fax over (this one stalled past "
+            "[database] lease_seconds); it finishes the fax, this one stops here",
+        )
+        return False
 
     def _step(self, row: FaxRow) -> FaxRow:
         if row.state is FaxState.LISTED:
@@ -151,6 +190,8 @@ class FaxWorker:
         """
         if self.guard is not None and self.guard.check():
             return row  # downloads paused: the fax waits on the provider, no attempt counted
+        if not self._keep(row, "download"):
+            return row
         limit = self.config.inbound.max_fax_mb
         try:
             self.spool.ensure()
@@ -264,6 +305,8 @@ class FaxWorker:
             if root is not None and self.guard is not None and self.guard.waits(root):
                 waiting = True
                 continue
+            if not self._keep(row, f"{delivery.action_type} {delivery.target}"):
+                return row  # what succeeded is recorded; the new holder runs the rest
             try:
                 detail = action.deliver(item)
             except Exception as exc:
@@ -295,7 +338,10 @@ class FaxWorker:
         if waiting:
             return row
         if row.state is not FaxState.DELIVERED:
-            # Every delivery was already done (recorded before a crash or a retry).
+            # Every delivery was already done (recorded before a crash or a retry),
+            # or another instance that took the fax over has finished it meanwhile.
+            if not self._keep(row, "delivered"):
+                return row
             row = self.ledger.mark_delivered(row.remote_id)
         log.debug("inbound.delivered", actions=len(deliveries))
         return row
@@ -324,6 +370,8 @@ class FaxWorker:
     def _finish(self, row: FaxRow) -> FaxRow:
         """delivered -> done: release on the provider (unless kept), then drop the spool file."""
         released = self.provider.capabilities.release is not Release.KEEP
+        if not self._keep(row, "release"):
+            return row
         if released:
             try:
                 self.provider.release(row.remote_id)

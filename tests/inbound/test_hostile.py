@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -214,7 +215,8 @@ def test_hostile_values_in_every_field_stay_in_their_folder_and_headers(
         assert not sim.faxes[int(fax.recvid)].deleted
         assert reason_for(fax, logs, db), f"fax {int(fax.recvid)} held without a reason"
 
-    # The server's file names are kept only as bare, tame names.
+    # The server's file names are kept only as bare, tame names; caller ids and called
+    # numbers only as the numbers they could be (a template is not their only guard).
     with db.session() as session:
         for row in session.query(InboundFax).all():
             name = row.server_filename
@@ -222,3 +224,5 @@ def test_hostile_values_in_every_field_stay_in_their_folder_and_headers(
                 "/" not in name and "\\" not in name and name not in (".", "..")
                 and name.isprintable()
             ), name
+            for number in (row.cid, row.dnis):
+                assert len(number) <= 32 and re.fullmatch(r"\+?\d*", number), number

@@ -19,10 +19,11 @@ from inbound_helpers import SALES, ManualClock, faxage_inbound, make_config, sim
 
 from faxd.alerts.mailer import AdminMailer
 from faxd.alerts.watch import check_provider
-from faxd.config import FolderSpec, NotifySettings, RouteSpec, SmtpSettings
+from faxd.config import CommandSpec, FolderSpec, NotifySettings, RouteSpec, SmtpSettings
 from faxd.inbound.pipeline import InboundPipeline
 from faxd.providers.faxage.client import FaxageClient
 from faxd.smtp import SmtpSender
+from faxd.store.states import FaxState
 
 NOTIFY = NotifySettings(email=("it@example.com",), min_interval=0)
 
@@ -56,6 +57,17 @@ def text(mail: Any) -> str:
     return str(mail.get_body(("plain",)).get_content())
 
 
+def fax_failed_mail(smtp_server: Any, fax: Any) -> tuple[str, str]:
+    """The one fax_failed mail's body and its reason attachment, its subject and command checked."""
+    (mail,) = mails(smtp_server)
+    assert mail["Subject"] == f"[faxd on faxbox] faxage fax {fax.recvid} could not be delivered"
+    body = text(mail)
+    assert f"faxd retry --provider faxage {fax.recvid}" in body
+    (reason,) = mail.iter_attachments()  # the reason only: attach = false
+    assert reason.get_filename() == f"faxage-fax-{fax.recvid}-reason.txt"
+    return body, str(reason.get_content())
+
+
 def test_a_fax_that_gives_up_mails_fax_failed_with_its_reason(
     tmp_path: Path, sim: Any, client: FaxageClient, db: Any, smtp_server: Any, clock: ManualClock
 ) -> None:
@@ -66,13 +78,35 @@ def test_a_fax_that_gives_up_mails_fax_failed_with_its_reason(
     pipeline.poll()
     assert mailer.send_due() == 1
 
-    (mail,) = mails(smtp_server)
-    assert mail["Subject"] == f"[faxd on faxbox] faxage fax {fax.recvid} could not be delivered"
-    body = text(mail)
+    body, reason = fax_failed_mail(smtp_server, fax)
     assert f"faxage fax {fax.recvid} from +17205550142 to +13035550101" in body
-    assert "max_fax_mb" in body and f"faxd retry --provider faxage {fax.recvid}" in body
-    reasons = [p for p in mail.iter_attachments() if p.get_filename().endswith("-reason.txt")]
-    assert len(reasons) == 1 and "max_fax_mb" in reasons[0].get_content()
+    assert "max_fax_mb" in body and "max_fax_mb" in reason
+    assert not fax.deleted
+
+
+def test_a_fax_that_fails_max_attempts_times_mails_fax_failed_naming_its_route(
+    tmp_path: Path, sim: Any, client: FaxageClient, db: Any, smtp_server: Any, clock: ManualClock
+) -> None:
+    """A delivery that fails at every try: no mail until max_attempts, then one, route and all."""
+    failing = CommandSpec(argv=("sh", "-c", "echo printer on fire >&2; exit 3"))
+    routes = (RouteSpec("sales", dnis=(SALES,), actions=(failing,)),)
+    pipeline, mailer = setup(tmp_path, sim, client, db, smtp_server, clock, routes=routes,
+                             max_attempts=3)  # fmt: skip
+    fax = sim.add_fax(SALES, "(720)555-0142")
+
+    for attempt in range(1, 4):
+        pipeline.poll()
+        row = pipeline.ledger.get(fax.remote_id)
+        assert row is not None and row.attempts == attempt
+        if attempt < 3:
+            assert row.state is not FaxState.FAILED and mailer.send_due() == 0
+        clock.advance(3600)
+    assert row.state is FaxState.FAILED
+    assert mailer.send_due() == 1
+
+    body, reason = fax_failed_mail(smtp_server, fax)
+    assert f"faxage fax {fax.recvid} from +17205550142 to +13035550101 (route sales)" in body
+    assert "printer on fire" in body and "printer on fire" in reason
     assert not fax.deleted
 
 
@@ -90,6 +124,8 @@ def test_a_fax_without_a_route_mails_fax_held(
     (mail,) = mails(smtp_server)
     assert mail["Subject"] == f"[faxd on faxbox] faxage fax {fax.recvid} has no route"
     assert "to +13035550199 matches no route" in text(mail)
+    assert f"faxd retry --provider faxage {fax.recvid}   # after fixing the routes" in text(mail)
+    assert list(mail.iter_attachments()) == []  # attach = false: not the fax itself
 
 
 def test_a_refused_login_mails_once_and_recovery_once(

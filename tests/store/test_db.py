@@ -275,9 +275,14 @@ def test_unwritable_database_directory_is_a_clear_config_error(tmp_path: Path) -
 
 
 def _increment(db: Database, after_read: Callable[[], object] = lambda: None) -> None:
-    """Read the cursor and write it back +1, in one transaction."""
+    """Read the cursor and write it back +1, in one transaction, as faxd's code does.
+
+    The read locks the row (``FOR UPDATE``): PostgreSQL's READ COMMITTED lets a
+    plain read-then-write lose the other writer's update; SQLite omits the
+    clause, its ``BEGIN IMMEDIATE`` already serialises the whole transaction.
+    """
     with db.session() as session:
-        cursor = session.get(PollCursor, ("faxage", "acme@12345"))
+        cursor = session.get(PollCursor, ("faxage", "acme@12345"), with_for_update=True)
         assert cursor is not None
         after_read()
         cursor.cursor = str(int(cursor.cursor or "0") + 1)
@@ -308,12 +313,15 @@ def _cursor_value(db: Database) -> int:
         return int(cursor.cursor or "0")
 
 
+@ON_BOTH
 def test_writers_in_two_threads_queue_instead_of_failing(db: Database) -> None:
     """A read-then-write transaction overlapped by another writer neither fails nor loses an update.
 
     The first thread reads, then waits (up to 0.5 s) for the second to finish its own
     increment.  With a lazily begun transaction the second commits in between and the
     first gets "database is locked"; with BEGIN IMMEDIATE the second waits its turn.
+    On PostgreSQL the row lock of the read makes the second wait the same way; without
+    it the second's increment would be overwritten (two instances, one cursor).
     """
     with db.session() as session:
         session.add(PollCursor(provider="faxage", account="acme@12345", cursor="0"))
@@ -336,6 +344,7 @@ def test_writers_in_two_threads_queue_instead_of_failing(db: Database) -> None:
     assert _cursor_value(db) == 2
 
 
+@ON_BOTH
 def test_many_concurrent_increments_all_land(db: Database) -> None:
     """Two threads doing 25 read-modify-write transactions each end at 50, without errors."""
     with db.session() as session:

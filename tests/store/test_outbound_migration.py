@@ -53,7 +53,7 @@ def old_db(tmp_path: Path) -> Database:
 
 
 def test_every_faxage_job_is_kept_with_its_id_as_text(old_db: Database) -> None:
-    old_db.upgrade(REVISION)
+    old_db.upgrade()  # through {REVISION} to head: the ORM reads the newest columns
     with old_db.session() as session:
         rows = [
             (job.id, job.state, job.provider, job.remote_jobid, job.source_name, job.shortstatus)
@@ -69,7 +69,7 @@ def test_every_faxage_job_is_kept_with_its_id_as_text(old_db: Database) -> None:
 
 
 def test_a_remote_id_is_unique_per_provider_only(old_db: Database) -> None:
-    old_db.upgrade(REVISION)
+    old_db.upgrade()  # through {REVISION} to head: the ORM reads the newest columns
     with old_db.session() as session:
         job = session.get(OutboundJob, 3)
         assert job is not None

@@ -321,6 +321,36 @@ def test_getcdr_posts_to_getcdr_php_without_operation() -> None:
     assert record.nuid == 1 and record.dst == "4158006052"
 
 
+#: (call, an answer with one column more than faxd reads, the notice it must log)
+WIDER_LISTS: list[tuple[Callable[[FaxageClient], object], str, str]] = [
+    (lambda c: c.listlines(), "3035551212\tDenver\n", "listlines: 2 fields, expected 1"),
+    (lambda c: c.listac(), "303\t12\n", "listac: 2 fields, expected 1"),
+    (lambda c: c.listnpanxx("303"), "303991\tDenver\tCO\t40\n", "listnpanxx: 4 fields, expected 3"),
+    (lambda c: c.listdids("303"), "3039911234\tDenver\n", "listdids: 2 fields, expected 1"),
+    (
+        lambda c: c.getcdr(nuidgt=0, nuidshow=True),
+        "991,2024-05-01 10:00:00,OUT,4158006052,3035550101,12,0.07\n",
+        "getcdr: 7 fields, expected 6",
+    ),
+]
+
+
+def test_getcdr_and_provisioning_lists_log_a_new_column_once() -> None:
+    """Each list answer with an added column is read, and its shape logged once per client."""
+    fake = FakeTransport(*(answer for _, answer, _ in WIDER_LISTS for _ in range(3)))
+    client = make(fake)
+    with structlog.testing.capture_logs() as logs:
+        for call, _, _ in WIDER_LISTS:
+            for _ in range(3):
+                answer = call(client)
+                assert isinstance(answer, wire.ListAnswer)
+                assert len(answer.items) == 1 and answer.malformed == ()
+    notices = [entry["message"] for entry in logs if entry["event"] == "faxage.new_columns"]
+    assert notices == [
+        f"FAXAGE added a column to {shape}; extra ignored" for _, _, shape in WIDER_LISTS
+    ]
+
+
 def test_downloads_send_their_ids_and_expected_kinds(tmp_path: Path) -> None:
     """getfax sends faxid; dlstatus jobid+viewtype and expects that kind; dltrans expects PDF."""
     fake = FakeTransport("", "", "")
