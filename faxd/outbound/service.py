@@ -231,13 +231,15 @@ class Outbound:
             if (path, kind) not in (RESCAN, _WAKE):
                 self._note(path, kind)
         if rescan:
-            self._recover()
             found = 0
             for path in self.watcher.scan():
                 if path not in self.tracker:
                     self.tracker.observe(path)
                     found += 1
             log.debug("outbound.rescanned", new_candidates=found)
+            # After the scan, which start() already prepared (adopt_dead, reconcile):
+            # the claim folder is apart from what the scan sees.
+            self._recover()
 
     def _note(self, path: Path, kind: str) -> None:
         if not path.is_relative_to(self.hot_folder) or path == self.hot_folder:
