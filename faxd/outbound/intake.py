@@ -51,7 +51,7 @@ import fcntl
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
@@ -80,6 +80,8 @@ from faxd.store.states import JobState
 
 log = structlog.get_logger(__name__)
 
+#: Taken instead of the spool folder's flock where the share cannot lock (ENOLCK).
+_NO_FLOCK = threading.Lock()
 #: At most this many taken sources are kept open for the polling-mode re-check.
 MAX_HELD = 256
 #: The reason a job gets when its file changed after faxd took it.
@@ -111,8 +113,10 @@ class Intake:
         clock: Clock = system_clock,
         accepts: Acceptance | None = None,
         claims: Claims | None = None,
+        flock: Callable[[int, int], None] = fcntl.flock,
     ) -> None:
         self.settings = settings
+        self._flock = flock  # the spool folder's lock (a share may refuse it: ENOLCK)
         #: The types the sending provider takes or faxd converts (FAXAGE's by default).
         self.accepts = accepts or Acceptance()
         self.db = db
@@ -132,6 +136,7 @@ class Intake:
         self._held: dict[int, _Held] = {}
         self._held_lock = threading.Lock()
         self._cap_logged = False  # "the re-check is off" is said once per time the cap is hit
+        self._flock_warned = False  # "the share cannot lock" is said once
 
     # -- the hot folder ------------------------------------------------------------
 
@@ -719,10 +724,32 @@ class Intake:
         make_dirs(self.spool_dir)  # faxd's own state: 0700 whatever the umask
         fd = os.open(self.spool_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                self._flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP):
+                    raise
+                # A network share without a lock manager (NFS without lockd): the
+                # threads of this process still take turns; only a `faxd send`
+                # racing the daemon for the same job is left unguarded.
+                self._unlocked_spool(exc)
+                with _NO_FLOCK:
+                    yield
+                return
             yield
         finally:
             os.close(fd)  # releases the lock
+
+    def _unlocked_spool(self, exc: OSError) -> None:
+        if self._flock_warned:
+            return
+        self._flock_warned = True
+        log.warning(
+            "outbound.spool_lock_unsupported",
+            folder=str(self.spool_dir),
+            error=exc.strerror,
+            fix="enable file locking on the share (NFS: run the lock manager, not nolock)",
+        )
 
     def _forget_job(self, job_id: int) -> None:
         with self.db.session() as session:
