@@ -143,12 +143,22 @@ def make_sender(
 
 
 def make_outbound(
-    config: Config, db: Database, client: FaxageClient | None, *, clock: Clock = system_clock
+    config: Config,
+    db: Database,
+    client: FaxageClient | None,
+    *,
+    clock: Clock = system_clock,
+    claims: Claims | None = None,
 ) -> Outbound | None:
-    """The outbound service, or ``None`` when ``[outbound] enabled = false``."""
+    """The outbound service, or ``None`` when ``[outbound] enabled = false``.
+
+    ``claims`` are the daemon's (registered, kept alive by its heartbeat);
+    without them the service claims as ``[database] instance``.
+    """
     if not config.outbound.enabled:
         return None
     from faxd.outbound.service import Outbound
+    from faxd.store.claims import Claims, Instance
 
     http = config.http
     provider = make_sender(config, client, clock=clock)
@@ -161,6 +171,7 @@ def make_outbound(
         sendtime_zone=getattr(provider, "wall_clock_zone", None),
         notify=config.notify,
         url_notify=(http.hook_url(provider.name) if http is not None and http.public_url else None),
+        claims=claims or Claims(db, Instance.of(config.database), clock=clock),
     )
 
 
@@ -216,7 +227,7 @@ def build_app(config: Config, *, clock: Clock = system_clock, upgrade: bool = Tr
         claims=claims,
         client=client,
         pipelines=make_pipelines(config, db, client, clock=clock, metrics=metrics, claims=claims),
-        outbound=make_outbound(config, db, client, clock=clock),
+        outbound=make_outbound(config, db, client, clock=clock, claims=claims),
         mailer=make_mailer(config, db, clock=clock),
         metrics=metrics,
     )

@@ -400,9 +400,12 @@ def _send(args: argparse.Namespace) -> int:
     accepts = Acceptance(config.outbound_provider, caps.send_types)
     db = open_database(config)
     try:
+        from faxd.store.claims import Claims, Instance
+
         ids = queue_files(
-            args.files, number, args.name, config=config.outbound, db=db, accepts=accepts
-        )
+            args.files, number, args.name, config=config.outbound, db=db, accepts=accepts,
+            claims=Claims(db, Instance.of(config.database)),
+        )  # fmt: skip
     finally:
         db.dispose()
     to = format_number(number)

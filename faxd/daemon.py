@@ -274,7 +274,9 @@ class Daemon:
         if old.outbound != new.outbound:
             if self.app.outbound is not None:
                 self.app.outbound.stop()
-            self.app.outbound = wiring.make_outbound(new, self.app.db, self.app.client)
+            self.app.outbound = wiring.make_outbound(
+                new, self.app.db, self.app.client, claims=self.app.claims
+            )
             self._start_outbound()
         self._schedule(first_run=False)
         log.info("config.reloaded", path=str(path), routes=[r.name for r in new.routes])

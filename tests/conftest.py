@@ -4,6 +4,7 @@
 - ``client``: a :class:`faxd.providers.faxage.client.FaxageClient` pointed at ``sim``, with short
   timeouts and no sleeping between retries.
 - ``smtp_server``: an aiosmtpd server on loopback that keeps every message it accepts.
+- ``other_mount``: a folder on another file system than the test's temp folder (/dev/shm).
 - ``db``: a SQLite file in a temp dir, migrated to head with Alembic; a test marked
   ``@pg_helper.ON_BOTH`` runs once with it and once with ``pg_db``.
 - ``pg_admin`` / ``pg_url``: a real PostgreSQL server (``FAXD_TEST_PG_URL``, or a
@@ -126,6 +127,22 @@ def smtp_server() -> Iterator[SmtpCapture]:
         yield capture
     finally:
         capture.stop()
+
+
+@pytest.fixture
+def other_mount(tmp_path: Path) -> Iterator[Path]:
+    """A folder on another file system (tmpfs) than ``tmp_path``, where os.rename fails."""
+    import os
+    import shutil
+    import time
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on a different file system from the temp dir")
+    folder = shm / f"faxd-test-{os.getpid()}-{time.monotonic_ns()}"
+    folder.mkdir()
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -413,7 +413,7 @@ class _Blocking:
         self.entered.set()
         assert self.release.wait(10)
 
-    def poll(self) -> Any:
+    def poll(self, *, pushed: bool = False) -> Any:
         self._pass("poll")
         from types import SimpleNamespace
 

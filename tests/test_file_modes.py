@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from faxd.outbound.claimfolder import CLAIMS_DIR
+
 SIM_PASSWORD = "s3cr3t-Pa55word-x9"  # what the ``sim`` fixture expects
 
 
@@ -133,6 +135,8 @@ settle_seconds = 0.3
             want, want_gid = (0o770 if is_dir else 0o660), gid
         elif path.is_relative_to(faxes / "private"):
             want, want_gid = (0o750 if is_dir else 0o640), None
+        elif path.is_relative_to(outbox / CLAIMS_DIR):  # claim folders, faxd's own
+            want, want_gid = (0o700 if is_dir else -1), None
         elif path.is_relative_to(failed):  # the reason beside the rejected file
             want, want_gid = 0o640, None
         elif path.is_relative_to(sent):  # the spool file, moved there once it was sent

@@ -43,6 +43,7 @@ from faxd.config.reader import Problems, Table, describe, suggest
 from faxd.config.routes import read_routes
 from faxd.config.sandbox import UnitSource, check_writable
 from faxd.config.secrets import FAXAGE_PASSWORD, HTTP_TOKEN, SMTP_PASSWORD, resolve_password
+from faxd.config.shared_folders import spool_share_warning
 from faxd.config.values import base_url as check_base_url
 from faxd.config.values import is_loopback as _is_loopback
 from faxd.config.values import one_address as _one_address
@@ -152,6 +153,7 @@ def _build(
         )
     wanted_outbound = outbound_table.text("provider") if outbound_table else None
     outbound = _outbound(outbound_table, base, inbound, country)
+    warnings.extend(spool_share_warning(database, outbound))
     inbound_names = inbound_providers(
         inbound_table or Table({}, "[inbound]", problems, base),
         wanted_inbound,

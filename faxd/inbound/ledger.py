@@ -164,11 +164,15 @@ class Ledger(LedgerSteps):
     def set_disk_low(self, reason: str | None, *, folder: str = "") -> None:
         """Downloads paused for want of disk (``reason``), or resumed (``None``).
 
-        The pause is the ``disk_low`` condition of this account: raised once
+        The pause is the ``disk_low`` condition of this account on this server: raised once
         with it, cleared (``recovered``) when space returns.  ``folder`` is the
         first folder short of space, which the mail's subject names.
         """
         key = f"disk_low:{self.scope}"
+        if self.claims is not None:
+            # Each server's spool is its own disk: one server's full disk must not be
+            # "recovered" by another's free one.
+            key += f"@{self.claims.instance.name}"
         with self.db.session() as session:
             self._cursor(session, lock=True)  # one instance at a time raises or clears it
             conn, now = session.connection(), self.clock()

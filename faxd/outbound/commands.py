@@ -24,6 +24,7 @@ from faxd.outbound.intake import Intake, fail_job_file
 from faxd.outbound.numbers import label
 from faxd.phone import parse_number
 from faxd.providers.base import OutboundProvider
+from faxd.store.claims import Claims
 from faxd.store.db import Database
 from faxd.store.models import OutboundJob
 from faxd.store.states import JobState, advance
@@ -37,13 +38,16 @@ def queue_files(
     config: OutboundSettings,
     db: Database,
     accepts: Acceptance | None = None,
+    claims: Claims | None = None,
 ) -> list[int]:
     """Queue one job per file for ``faxno`` (``faxd send``); the files are copied, not moved.
 
     A file that lies in the hot folder is moved into the spool instead, as a
     dropped file would be, so the hot folder cannot make a second job of it.
     Every file is checked before any is queued, so a bad one queues nothing;
-    ``accepts`` says which types the sending provider takes or faxd converts.
+    ``accepts`` says which types the sending provider takes or faxd converts;
+    ``claims`` name the instance the new jobs are born claimed by (this
+    machine's ``[database] instance``; the host name when not given).
     Raises :class:`IntakeError` naming the problem.
     """
     try:
@@ -52,7 +56,7 @@ def queue_files(
         raise IntakeError(str(exc)) from None
     # A link named on the command line is the user's own choice: read what it points to.
     resolved = [Path(path).resolve() for path in paths]
-    intake = Intake(config, db, clock=system_clock, accepts=accepts)
+    intake = Intake(config, db, clock=system_clock, accepts=accepts, claims=claims)
     for path in resolved:
         intake.accepts.check(path.name)
         inspect_file(path, config.max_file_mb)

@@ -84,13 +84,14 @@ def copy_fd_to_new(src_fd: int, dest: Path, *, mode: int = SPOOL_MODE) -> tuple[
     return size, digest.hexdigest()
 
 
-def open_folder(root: Path, relpath: PurePath) -> int:
+def open_folder(root: Path, relpath: PurePath, *, create: int | None = None) -> int:
     """Open the folder holding ``relpath`` inside ``root``, never through a link.
 
     Each component between ``root`` and the file's name is opened with
     ``O_DIRECTORY | O_NOFOLLOW`` relative to the one above it, so a folder
     swapped for a symlink raises ``OSError`` (``ELOOP`` or ``ENOTDIR``) instead
-    of leading outside.  Returns the descriptor (the caller closes it).
+    of leading outside.  With ``create`` (a mode) missing folders below
+    ``root`` are made on the way.  Returns the descriptor (the caller closes it).
     """
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
     fd = os.open(root, flags)
@@ -98,6 +99,9 @@ def open_folder(root: Path, relpath: PurePath) -> int:
         for part in relpath.parts[:-1]:
             if part in ("", ".", "..") or "/" in part:
                 raise OSError(errno.EINVAL, f"{relpath} does not lie inside {root}")
+            if create is not None:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, create, dir_fd=fd)
             inner = os.open(part, flags | os.O_NOFOLLOW, dir_fd=fd)
             os.close(fd)
             fd = inner

@@ -21,6 +21,14 @@ provider's portal; it is never resent blindly.
 Crash safety: the destination path is committed *before* the file is renamed,
 so after a crash between the rename and the final commit the next pass sees
 the spool file gone, the file at ``final_path``, and only finishes the record.
+
+Several instances (DESIGN "Several instances"): following a provider's jobs
+is a role, ``follow:<provider>`` (:mod:`faxd.store.claims`).  Only the
+instance holding it asks for statuses, so the provider is asked once per
+interval whatever the number of servers; when the holder dies another takes
+the role over once its lease lapsed.  A finished job is also claimed while
+its file is filed, so a holder that stalled past its lease and the one that
+took over cannot both move it to sent/ or failed/.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from faxd.outbound.submitter import (
     find_match,
 )
 from faxd.providers.base import JobOutcome, JobStatus, OutboundProvider, StatusAnswer, Unreadable
+from faxd.store.claims import Claims, follow_role
 from faxd.store.db import Database
 from faxd.store.models import OutboundJob
 from faxd.store.states import JobState, advance
@@ -74,6 +83,7 @@ class FollowUp:
         sendtime_zone: tzinfo | None = None,
         lost_grace: timedelta = DEFAULT_LOST_GRACE,
         submitter: Submitter | None = None,
+        claims: Claims | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -84,10 +94,24 @@ class FollowUp:
         self.sendtime_zone = sendtime_zone
         self.lost_grace = lost_grace
         #: Fails a job whose id never showed up (its file to failed/, reason, event).
-        self.submitter = submitter or Submitter(settings, db, provider, clock=clock, notify=notify)
+        self.submitter = submitter or Submitter(
+            settings, db, provider, clock=clock, notify=notify, claims=claims
+        )
+        self.claims = self.submitter.intake.claims
+        self.jobs = self.submitter.jobs
+        self.role = follow_role(provider.name)
 
     def follow_up(self) -> int:
-        """One status call for all submitted jobs; return how many finished."""
+        """One status call for all submitted jobs if this instance follows them; how many finished.
+
+        Another instance holding the ``follow:<provider>`` role means it does the
+        asking: this pass does nothing.
+        """
+        if not self.claims.hold(self.role):
+            return 0
+        return self._follow_up()
+
+    def _follow_up(self) -> int:
         name = self.provider.name
         with self.db.session() as session:
             rows = session.execute(
@@ -199,6 +223,16 @@ class FollowUp:
 
     def _apply(self, job_id: int, status: JobStatus) -> bool:
         """Store the status's facts; file the job if it finished. True if it did."""
+        if _FINAL.get(status.outcome) is None:
+            return self._record(job_id, status)
+        if not self.jobs.take(job_id):
+            return False  # another instance is filing it
+        try:
+            return self._record(job_id, status)
+        finally:
+            self.jobs.give_back(job_id)
+
+    def _record(self, job_id: int, status: JobStatus) -> bool:
         final = _FINAL.get(status.outcome)
         extra = status.extra
         with self.db.session() as session:

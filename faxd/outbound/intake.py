@@ -31,6 +31,16 @@ copied there.  A crash between the two leaves a queued row whose spool file
 is missing while the source is still in the outbox; :meth:`Intake.reconcile`
 (run at start-up, before the first scan) finishes the copy for that row, so the
 file is neither lost nor taken as a second job.
+
+Several instances sharing the hot folder (DESIGN "Several instances"): before
+it is even opened, a dropped file is renamed into this instance's claim folder
+(:mod:`faxd.outbound.claimfolder`); an instance that loses that rename leaves
+the file alone, so only one ever creates a job for it.  Everything above then
+happens in the claim folder, and a file that becomes neither a job nor a
+reject is put back.  The job row is born claimed by this instance
+(:mod:`faxd.outbound.jobclaims`) until its file is in the spool, so no other
+instance takes the job meanwhile.  :meth:`Intake.recover` adopts what dead
+instances had claimed and takes what is left in this instance's claim folder.
 """
 
 from __future__ import annotations
@@ -41,7 +51,7 @@ import fcntl
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
@@ -55,18 +65,23 @@ from faxd.errors import FileChangedError, IntakeError
 from faxd.filemodes import make_dirs
 from faxd.outbound import files, naming
 from faxd.outbound.accepted import Acceptance
+from faxd.outbound.claimfolder import IN_PLACE, ClaimFolders
 from faxd.outbound.documents import (
     Inspected,
     check_regular,
     hash_document,
     open_document,
 )
+from faxd.outbound.jobclaims import JobClaims
+from faxd.store.claims import Claims
 from faxd.store.db import Database
 from faxd.store.models import OutboundJob
 from faxd.store.states import JobState
 
 log = structlog.get_logger(__name__)
 
+#: Taken instead of the spool folder's flock where the share cannot lock (ENOLCK).
+_NO_FLOCK = threading.Lock()
 #: At most this many taken sources are kept open for the polling-mode re-check.
 MAX_HELD = 256
 #: The reason a job gets when its file changed after faxd took it.
@@ -97,14 +112,22 @@ class Intake:
         *,
         clock: Clock = system_clock,
         accepts: Acceptance | None = None,
+        claims: Claims | None = None,
+        flock: Callable[[int, int], None] = fcntl.flock,
     ) -> None:
         self.settings = settings
+        self._flock = flock  # the spool folder's lock (a share may refuse it: ENOLCK)
         #: The types the sending provider takes or faxd converts (FAXAGE's by default).
         self.accepts = accepts or Acceptance()
         self.db = db
         self.clock = clock
         self.hot_folder = Path(settings.hot_folder)
         self.spool_dir = Path(settings.spool_dir)
+        #: Which instance this is among those sharing the database and the hot folder.
+        self.claims = claims or Claims.solo(db, clock=clock)
+        #: Job claims, shared with the submitter and follow-up built on this intake.
+        self.jobs = JobClaims(self.claims.jobs)
+        self.claim_folders = ClaimFolders(self.hot_folder, self.claims.name)
         self.max_file_mb = settings.max_file_mb
         self.country = settings.country
         # Rejected files whose source could not be removed: (relpath, dev, ino, size,
@@ -113,6 +136,7 @@ class Intake:
         self._held: dict[int, _Held] = {}
         self._held_lock = threading.Lock()
         self._cap_logged = False  # "the re-check is off" is said once per time the cap is hit
+        self._flock_warned = False  # "the share cannot lock" is said once
 
     # -- the hot folder ------------------------------------------------------------
 
@@ -128,17 +152,38 @@ class Intake:
                 return None  # gone, or reached through a linked folder: the link is refused
             raise
         try:
-            return self._take_in(folder_fd, path, relpath)
+            return self._claim_and_take(folder_fd, path, relpath)
         finally:
             os.close(folder_fd)
 
-    def _take_in(self, folder_fd: int, path: Path, relpath: PurePath) -> int | None:
-        """:meth:`take` for ``path``, whose folder is open as ``folder_fd``."""
-        try:
-            os.stat(path.name, dir_fd=folder_fd, follow_symlinks=False)
-        except FileNotFoundError:
+    def _claim_and_take(self, folder_fd: int, path: Path, relpath: PurePath) -> int | None:
+        """Rename the file into this instance's claim folder first; take it only if it came."""
+        if not self._waiting(folder_fd, path):
             return None
-        if self._already_rejected(path, folder_fd):
+        claimed = self.claim_folders.claim(folder_fd, relpath)
+        if claimed is IN_PLACE:
+            return self._take_in(folder_fd, path, relpath)
+        if claimed is None:
+            log.debug("outbound.taken_elsewhere", file=path.name)
+            return None
+        try:
+            return self._take_in(claimed, path, relpath)
+        finally:
+            try:
+                # Neither a job nor a reject (still being written, the spool failed):
+                # back where the person put it, to be taken again like a new drop.
+                self.claim_folders.put_back(claimed, folder_fd, path.name)
+            finally:
+                os.close(claimed)
+                self.claim_folders.tidy(relpath)
+
+    def _take_in(self, folder_fd: int, path: Path, relpath: PurePath) -> int | None:
+        """:meth:`take` for ``path``, whose file lies under its name in the folder ``folder_fd``.
+
+        That folder is the outbox folder the file was dropped in, or the claim
+        folder it was renamed into (:mod:`faxd.outbound.claimfolder`).
+        """
+        if not self._waiting(folder_fd, path):
             return None
         try:
             # first: a link's own name says nothing about its target
@@ -158,6 +203,14 @@ class Intake:
             return self._queue(fd, st, path, relpath, destination, found, folder_fd=folder_fd)
         finally:
             os.close(fd)
+
+    def _waiting(self, folder_fd: int, path: Path) -> bool:
+        """Whether ``path``'s name is (still) in ``folder_fd`` and not a reject already seen."""
+        try:
+            os.stat(path.name, dir_fd=folder_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return not self._already_rejected(path, folder_fd)
 
     def take_over(self, path: Path, faxno: str, recipname: str) -> int:
         """Queue a file that lies in the hot folder for ``faxno`` and take it out of there.
@@ -179,9 +232,7 @@ class Intake:
             try:
                 found = hash_document(path.name, fd, st, self.max_file_mb)
                 destination = naming.Destination(faxno, recipname[: naming.RECIPIENT_MAX])
-                job_id = self._queue(
-                    fd, st, path, relpath, destination, found, folder_fd=folder_fd
-                )
+                job_id = self._queue(fd, st, path, relpath, destination, found, folder_fd=folder_fd)
             finally:
                 os.close(fd)
             gone = job_id is None and not files.is_same(folder_fd, path.name, st)
@@ -205,9 +256,7 @@ class Intake:
         failed = Path(self.settings.failed_folder)
         try:
             try:
-                dest = files.move_no_clobber(
-                    path, failed, path.name, tag=tag, src_dir_fd=folder_fd
-                )
+                dest = files.move_no_clobber(path, failed, path.name, tag=tag, src_dir_fd=folder_fd)
             except files.SourceKeptError as kept:
                 # Copied but not removed (a read-only outbox folder): say why beside the
                 # copy, and remember the file so a rescan does not copy it again.
@@ -231,9 +280,7 @@ class Intake:
         log.warning("outbound.rejected", file=path.name, reason=reason, moved_to=str(dest))
         return dest
 
-    def _rejected_key(
-        self, path: Path, folder_fd: int
-    ) -> tuple[str, int, int, int, int] | None:
+    def _rejected_key(self, path: Path, folder_fd: int) -> tuple[str, int, int, int, int] | None:
         try:
             st = os.stat(path.name, dir_fd=folder_fd, follow_symlinks=False)
         except OSError:
@@ -332,18 +379,92 @@ class Intake:
 
     # -- crash recovery --------------------------------------------------------------
 
+    def recover(self) -> int:
+        """Crash recovery of the hot folder (start-up and every rescan); how many jobs it queued.
+
+        Files a dead instance had claimed are adopted first, then spool copies
+        a crash interrupted are finished, then what is still in this
+        instance's claim folder is taken as if it had just been claimed.
+        """
+        self.adopt_dead()
+        self.reconcile()
+        return self.take_leftovers()
+
     def reconcile(self) -> None:
         """Finish spool copies a crash interrupted (run before the first scan)."""
+        now = self.clock()
         with self.db.session() as session:
             # Only these can be resumed (see ensure_spooled); for the rest it is a no-op.
-            ids = session.scalars(
-                select(OutboundJob.id).where(
+            rows = session.execute(
+                select(OutboundJob.id, OutboundJob.spool_path).where(
+                    OutboundJob.state == JobState.QUEUED.value,
+                    OutboundJob.remote_jobid.is_(None),
+                    self.jobs.available(now),
+                )
+            ).all()
+        for job_id, spool in rows:
+            if os.path.lexists(spool):
+                continue  # the common case: nothing was cut off
+            if not self.jobs.take(job_id):
+                continue  # being created or resumed right now (here or elsewhere)
+            try:
+                self.ensure_spooled(job_id)
+            finally:
+                self.jobs.give_back(job_id)
+
+    def adopt_dead(self) -> int:
+        """Move the files claimed by instances that died into this instance's claim folder.
+
+        Returns how many files were moved (:meth:`take_leftovers` takes them).
+        """
+        dead = [name for name in self.claims.dead_instances() if self.claim_folders.holds(name)]
+        if not dead:
+            return 0
+        adopted = 0
+        with self._spool_lock():  # not while a resumed copy reads from their folder
+            for name in dead:
+                moved = self.claim_folders.adopt(name)
+                adopted += moved
+                if moved:
+                    log.warning(
+                        "outbound.claims_adopted",
+                        instance=name,
+                        files=moved,
+                        detail="files that instance had claimed before it stopped are taken here",
+                    )
+        return adopted
+
+    def take_leftovers(self) -> int:
+        """Take the files in this instance's claim folder that no job waits for; how many."""
+        queued = 0
+        for relpath in self.claim_folders.leftovers():
+            if self._awaits_resume(relpath):
+                continue  # a job's interrupted copy needs it (ensure_spooled)
+            try:
+                claim_fd = self.claim_folders.open_claimed(relpath)
+            except OSError as exc:
+                log.warning("outbound.claim_unreadable", file=str(relpath), error=str(exc))
+                continue
+            try:
+                log.info("outbound.claim_taken_again", file=str(relpath))
+                if self._take_in(claim_fd, self.hot_folder / relpath, relpath) is not None:
+                    queued += 1
+            finally:
+                os.close(claim_fd)
+                self.claim_folders.tidy(relpath)
+        return queued
+
+    def _awaits_resume(self, relpath: PurePath) -> bool:
+        """Whether a queued job whose copy into the spool was cut off came from ``relpath``."""
+        with self.db.session() as session:
+            spools = session.scalars(
+                select(OutboundJob.spool_path).where(
+                    OutboundJob.source_relpath == str(relpath),
                     OutboundJob.state == JobState.QUEUED.value,
                     OutboundJob.remote_jobid.is_(None),
                 )
             ).all()
-        for job_id in ids:
-            self.ensure_spooled(job_id)
+        return any(not os.path.lexists(spool) for spool in spools)
 
     def ensure_spooled(self, job_id: int) -> bool:
         """Make sure the job's file is in the spool; False if it is gone for good."""
@@ -352,7 +473,7 @@ class Intake:
             if job is None:
                 return False
             spool = Path(job.spool_path)
-            source = self.source_path(job)
+            source_relpath = job.source_relpath
             sha256, size, faxno = job.sha256, job.size, job.faxno
             # Only a job never claimed can have been cut off before its file reached
             # the spool; any later state found it there (and follow-up moves it on).
@@ -362,13 +483,34 @@ class Intake:
         if not resumable:
             return False
         with self._spool_lock():  # intake (maybe another process) may be copying it now
-            return self._resume(job_id, spool, source, sha256, size, faxno)
+            sources = self._sources(source_relpath)
+            return self._resume(job_id, spool, sources, sha256, size, faxno)
+
+    def _sources(self, source_relpath: str) -> list[Path]:
+        """Where a job's file may still lie if its copy into the spool was cut off.
+
+        A dropped file lies in the claim folder of the instance that took it
+        (this one, or a dead one whose folder is not adopted yet); one that
+        ``faxd send`` took over lies in the outbox itself; a copy ``faxd send``
+        made comes from anywhere (an absolute path).
+        """
+        if not source_relpath:
+            return []
+        given = Path(source_relpath)
+        if given.is_absolute():
+            return [given]
+        places = [self.claim_folders.mine / given, self.hot_folder / given]
+        if not any(os.path.lexists(place) for place in places):
+            places += [
+                self.claim_folders.root / name / given for name in self.claims.dead_instances()
+            ]
+        return places
 
     def _resume(
         self,
         job_id: int,
         spool: Path,
-        source: Path | None,
+        sources: list[Path],
         sha256: str | None,
         size: int | None,
         faxno: str,
@@ -376,26 +518,39 @@ class Intake:
         if os.path.lexists(spool):
             return True
         tmp = _spool_tmp(spool)
-        in_outbox = source is not None and source.is_relative_to(self.hot_folder)
-        if _holds(tmp, sha256, size) and not (in_outbox and source and os.path.lexists(source)):
+        present = [source for source in sources if os.path.lexists(source)]
+        if _holds(tmp, sha256, size) and not any(
+            source.is_relative_to(self.hot_folder) for source in present
+        ):
             # The copy finished and the source was removed; only the rename is left.
             return _rename_copy(tmp, spool)
         # A complete copy with the source still in the outbox: the crash fell between
         # the copy and the source's removal.  Renaming the copy alone would leave the
         # source to become a second job (a second fax); the move is redone instead.
-        if source is None:
-            return False
+        for source in present:
+            if self._resume_source(job_id, spool, source, sha256, size, faxno):
+                return True
+        # The outbox name now holds another document (its own job): ours is the copy.
+        return _holds(tmp, sha256, size) and _rename_copy(tmp, spool)
+
+    def _resume_source(
+        self,
+        job_id: int,
+        spool: Path,
+        source: Path,
+        sha256: str | None,
+        size: int | None,
+        faxno: str,
+    ) -> bool:
+        """Redo the move of ``source`` into the spool if it holds the job's bytes."""
         folder_fd = None
-        if in_outbox:
+        if source.is_relative_to(self.hot_folder):
             try:
                 folder_fd = files.open_folder(self.hot_folder, source.relative_to(self.hot_folder))
             except OSError:
-                return _holds(tmp, sha256, size) and _rename_copy(tmp, spool)
+                return False
         try:
-            if self._resume_from(job_id, spool, source, folder_fd, sha256, size, faxno):
-                return True
-            # The outbox name now holds another document (its own job): ours is the copy.
-            return _holds(tmp, sha256, size) and _rename_copy(tmp, spool)
+            return self._resume_from(job_id, spool, source, folder_fd, sha256, size, faxno)
         finally:
             if folder_fd is not None:
                 os.close(folder_fd)
@@ -431,12 +586,6 @@ class Intake:
             os.close(fd)
         return True
 
-    def source_path(self, job: OutboundJob) -> Path | None:
-        """Where the job's file came from (absolute for `faxd send`, else in the outbox)."""
-        if not job.source_relpath:
-            return None
-        return self.hot_folder / job.source_relpath
-
     # -- internals -------------------------------------------------------------------
 
     def _queue(
@@ -455,25 +604,66 @@ class Intake:
         With ``folder_fd`` (the source's pinned outbox folder) the source is
         moved: removed once copied, and the job kept only if this taker removed it.
         """
-        move = folder_fd is not None
+        job_id, spool = self._insert_job(path, relpath, destination, found)
+        try:
+            return self._spool_new(fd, st, path, spool, job_id, destination, found, folder_fd)
+        finally:
+            self.jobs.give_back(job_id)
+
+    def _insert_job(
+        self,
+        path: Path,
+        relpath: PurePath | None,
+        destination: naming.Destination,
+        found: Inspected,
+    ) -> tuple[int, Path]:
+        """Commit the job row, claimed by this thread until its file is in the spool.
+
+        Born claimed, so no other instance can take the job (and fail it for
+        a spool file that is still being copied) before it is ready.
+        """
         now = self.clock()
-        with self.db.session() as session:
-            job = OutboundJob(
-                state=JobState.QUEUED.value,
-                faxno=destination.faxno,
-                recipname=destination.recipname,
-                source_name=path.name,
-                source_relpath=str(relpath if relpath is not None else path),
-                spool_path="",
-                size=found.size,
-                sha256=found.sha256,
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(job)
-            session.flush()
-            job.spool_path = str(self.spool_dir / f"{job.id}-{path.name}")
-            job_id, spool = job.id, Path(job.spool_path)
+        born: int | None = None
+        try:
+            with self.db.session() as session:
+                job = OutboundJob(
+                    state=JobState.QUEUED.value,
+                    instance=self.jobs.instance,
+                    lease_until=self.jobs.lease_until(now),
+                    faxno=destination.faxno,
+                    recipname=destination.recipname,
+                    source_name=path.name,
+                    source_relpath=str(relpath if relpath is not None else path),
+                    spool_path="",
+                    size=found.size,
+                    sha256=found.sha256,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(job)
+                session.flush()
+                job.spool_path = str(self.spool_dir / f"{job.id}-{path.name}")
+                born = job.id
+                self.jobs.born(born)  # before the commit: no other thread sees it unclaimed
+                return born, Path(job.spool_path)
+        except BaseException:
+            if born is not None:
+                self.jobs.forget(born)
+            raise
+
+    def _spool_new(
+        self,
+        fd: int,
+        st: os.stat_result,
+        path: Path,
+        spool: Path,
+        job_id: int,
+        destination: naming.Destination,
+        found: Inspected,
+        folder_fd: int | None,
+    ) -> int | None:
+        """Copy a new job's file into the spool (moved, with ``folder_fd``); the job id or None."""
+        move = folder_fd is not None
         try:
             self._spool(fd, st, path, spool, found, folder_fd=folder_fd)
         except FileChangedError as exc:
@@ -534,10 +724,32 @@ class Intake:
         make_dirs(self.spool_dir)  # faxd's own state: 0700 whatever the umask
         fd = os.open(self.spool_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                self._flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP):
+                    raise
+                # A network share without a lock manager (NFS without lockd): the
+                # threads of this process still take turns; only a `faxd send`
+                # racing the daemon for the same job is left unguarded.
+                self._unlocked_spool(exc)
+                with _NO_FLOCK:
+                    yield
+                return
             yield
         finally:
             os.close(fd)  # releases the lock
+
+    def _unlocked_spool(self, exc: OSError) -> None:
+        if self._flock_warned:
+            return
+        self._flock_warned = True
+        log.warning(
+            "outbound.spool_lock_unsupported",
+            folder=str(self.spool_dir),
+            error=exc.strerror,
+            fix="enable file locking on the share (NFS: run the lock manager, not nolock)",
+        )
 
     def _forget_job(self, job_id: int) -> None:
         with self.db.session() as session:

@@ -8,6 +8,17 @@ hands settled files to :class:`Intake`, asks for a full rescan every
 ``rescan_interval`` and restarts a dead observer.  The daemon's scheduler
 calls :meth:`submit_pending` and :meth:`follow_up`; ``--once`` calls
 :meth:`run_once`.
+
+Several instances (DESIGN "Several instances") may run this service on one
+PostgreSQL database and one hot folder on a network share, in polling mode:
+each file is claimed by an atomic rename before it is taken
+(:mod:`faxd.outbound.claimfolder`), each job is claimed in the database before
+it is posted (:mod:`faxd.outbound.submitter`), and one instance at a time
+follows the statuses (:mod:`faxd.outbound.follow`).  The outbound spool
+(``[outbound] spool_dir``) must then be on the share too, on the same file
+system as the hot folder: a job queued by an instance that dies is sent by
+another, which needs its spool file (``faxd check-config`` warns otherwise).
+At every rescan files claimed by dead instances are adopted and sent.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ from faxd.outbound.submitter import Submitter
 from faxd.outbound.tracker import FileStabilityTracker
 from faxd.outbound.watcher import RESCAN, HotFolderWatcher, Seen
 from faxd.providers.base import OutboundProvider
+from faxd.store.claims import Claims
 from faxd.store.db import Database
 
 __all__ = ["Outbound", "cancel_job", "list_jobs", "queue_files", "retry_job"]
@@ -43,6 +55,8 @@ log = structlog.get_logger(__name__)
 
 #: How long an idle worker blocks waiting for an event before it checks the observer.
 IDLE_WAIT_SECONDS = 2.0
+#: How often the worker looks for instances that died with files in their claim folders.
+ADOPT_SECONDS = 5.0
 #: Put on the queue to wake the worker (at stop); carries no path.
 _WAKE: Seen = (Path("\0wake"), "wake")
 
@@ -62,15 +76,18 @@ class Outbound:
         notify: NotifySettings | None = None,
         url_notify: str | None = None,
         accepts: Acceptance | None = None,
+        claims: Claims | None = None,
     ) -> None:
         self.config = config
         self.db = db
         self.clock = clock
+        #: This instance's claims (one faxd alone on its database when not given).
+        self.claims = claims or Claims.solo(db, clock=clock)
         self.tick_seconds = tick_seconds
         self.hot_folder = Path(config.hot_folder)
         # What the outbox takes: the provider's own types and what faxd converts to PDF.
         accepts = accepts or Acceptance(provider.name, provider.capabilities.send_types)
-        self.intake = Intake(config, db, clock=clock, accepts=accepts)
+        self.intake = Intake(config, db, clock=clock, accepts=accepts, claims=self.claims)
         self.provider = provider
         self.submitter = Submitter(
             config, db, provider, clock=clock, intake=self.intake, sendtime_zone=sendtime_zone,
@@ -107,7 +124,10 @@ class Outbound:
         make_dirs(self.intake.spool_dir)  # faxd's own state: 0700 whatever the umask
         for folder in (self.hot_folder, *self._excluded):
             folder.mkdir(parents=True, exist_ok=True)
-        self.intake.reconcile()  # before the scan, so a half-moved file is not taken twice
+        # Before the scan, so a half-moved file is not taken twice (the worker's first
+        # rescan then takes what is left in the claim folder).
+        self.intake.adopt_dead()
+        self.intake.reconcile()
         self._stop.clear()
         self.watcher.start()  # before the scan, so a file dropped meanwhile is seen
         self._paths.put(RESCAN)
@@ -154,7 +174,7 @@ class Outbound:
         Scans the hot folder, waits ``settle_seconds``, takes the files that did
         not change meanwhile, then submits and follows up.
         """
-        self.intake.reconcile()
+        self.intake.recover()
         for path in self.watcher.scan():
             self.tracker.observe(path)
         if len(self.tracker):
@@ -166,7 +186,7 @@ class Outbound:
     # -- the worker ------------------------------------------------------------------
 
     def _work(self) -> None:
-        last_scan = self.clock()
+        last_scan = last_adopt = self.clock()
         while not self._stop.is_set():
             try:
                 self._drain()
@@ -175,6 +195,12 @@ class Outbound:
                 if (now - last_scan).total_seconds() >= self.config.rescan_interval:
                     last_scan = now
                     self._paths.put(RESCAN)
+                elif (now - last_adopt).total_seconds() >= ADOPT_SECONDS:
+                    # A dead instance's claimed files are sent within its lease and
+                    # a few seconds, not at the next rescan (whose recovery takes them).
+                    last_adopt = now
+                    if self.intake.adopt_dead():
+                        self._paths.put(RESCAN)
                 self.watcher.restart_if_dead()
             except Exception:  # the worker must outlive any single bad file or fault
                 log.exception("outbound.worker_error")
@@ -211,6 +237,9 @@ class Outbound:
                     self.tracker.observe(path)
                     found += 1
             log.debug("outbound.rescanned", new_candidates=found)
+            # After the scan, which start() already prepared (adopt_dead, reconcile):
+            # the claim folder is apart from what the scan sees.
+            self._recover()
 
     def _note(self, path: Path, kind: str) -> None:
         if not path.is_relative_to(self.hot_folder) or path == self.hot_folder:
@@ -239,6 +268,16 @@ class Outbound:
             self.tracker.closed(path)
         else:
             self.tracker.observe(path)
+
+    def _recover(self) -> None:
+        """Adopt dead instances' claimed files, take what is left in ours (Intake.recover)."""
+        try:
+            queued = self.intake.recover()
+        except Exception:  # the scan must still run
+            log.exception("outbound.recovery_error")
+            return
+        if queued and self.on_queued is not None:
+            self.on_queued()
 
     def _take_due(self) -> None:
         queued = False

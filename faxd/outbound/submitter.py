@@ -36,7 +36,7 @@ certainly never reached the provider goes back to ``queued`` with backoff;
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
@@ -58,6 +58,7 @@ from faxd.outbound.intake import CHANGED_REASON, Intake, fail_job_file
 from faxd.outbound.numbers import e164, label, same_number
 from faxd.outbound.sendable import Converter, convert_with_libraries, make_sendable
 from faxd.providers.base import JobStatus, OutboundProvider, SendRequest
+from faxd.store.claims import Claims
 from faxd.store.db import Database
 from faxd.store.models import OutboundJob
 from faxd.store.states import JobState, advance
@@ -154,12 +155,15 @@ class Submitter:
         notify: NotifySettings | None = None,
         url_notify: str | None = None,
         convert: Converter = convert_with_libraries,
+        claims: Claims | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.provider = provider
         self.clock = clock
-        self.intake = intake or Intake(settings, db, clock=clock)
+        self.intake = intake or Intake(settings, db, clock=clock, claims=claims)
+        #: Claims on jobs (the intake's: one holder per job in this process, too).
+        self.jobs = self.intake.jobs
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.clock_skew = clock_skew
@@ -196,6 +200,7 @@ class Submitter:
                 .where(
                     (OutboundJob.next_attempt_at.is_(None)) | (OutboundJob.next_attempt_at <= now)
                 )
+                .where(self.jobs.available(now))
                 .order_by(OutboundJob.id)
             ).all()
         accepted = 0
@@ -211,7 +216,22 @@ class Submitter:
         return accepted
 
     def submit(self, job_id: int) -> bool:
-        """Claim one queued job, post it, record the outcome. True if the provider took it."""
+        """Claim one queued job, post it, record the outcome. True if the provider took it.
+
+        The job is claimed in the database first, so another instance sharing
+        it neither posts it too nor, while the POST is under way, takes it for
+        a lost answer and reconciles it; the claim is given back afterwards.
+        """
+        # A new job's file may still be on its way into the spool (the hot-folder
+        # thread holds the job until then): wait for that, as for the spool lock.
+        if not self.jobs.take(job_id, wait=True):
+            return False  # another instance has it
+        try:
+            return self._submit_taken(job_id)
+        finally:
+            self.jobs.give_back(job_id)
+
+    def _submit_taken(self, job_id: int) -> bool:
         try:
             spooled = self.intake.ensure_spooled(job_id)
         except OSError as exc:
@@ -242,6 +262,11 @@ class Submitter:
         if job is None:
             return False  # another process (faxd cancel) changed it first
         with structlog.contextvars.bound_contextvars(job_id=job.id, faxno=job.faxno):
+            if not self.jobs.keep(job.id):
+                # Our lease lapsed and another instance took the job: it is ``submitting``
+                # with nothing posted, which that instance's reconcile resolves.
+                log.warning("outbound.claim_lost", detail="not posted: another instance has it")
+                return False
             try:
                 remote = self.provider.send(
                     SendRequest(
@@ -406,12 +431,37 @@ class Submitter:
     # -- reconciling lost answers ----------------------------------------------------
 
     def reconcile(self) -> None:
-        """Resolve every ``submitting`` job: match it in the recent jobs, else resend once."""
+        """Resolve every ``submitting`` job: match it in the recent jobs, else resend once.
+
+        Only jobs no live other instance holds: a job another instance is
+        posting right now is ``submitting`` too, and must not be resent.
+        Each is claimed for the time it is looked at (a dead instance's after
+        its lease lapsed).
+        """
+        now = self.clock()
+        with self.db.session() as session:
+            ids = session.scalars(
+                select(OutboundJob.id)
+                .where(OutboundJob.state == JobState.SUBMITTING.value)
+                .where(self.jobs.available(now))
+                .order_by(OutboundJob.id)
+            ).all()
+        taken = [job_id for job_id in ids if self.jobs.take(job_id)]
+        try:
+            self._reconcile_taken(taken)
+        finally:
+            for job_id in taken:
+                self.jobs.give_back(job_id)
+
+    def _reconcile_taken(self, job_ids: Sequence[int]) -> None:
+        if not job_ids:
+            return
         name = self.provider.name
         with self.db.session() as session:
             pending = session.scalars(
                 select(OutboundJob)
-                .where(OutboundJob.state == JobState.SUBMITTING.value)
+                .where(OutboundJob.id.in_(job_ids))
+                .where(OutboundJob.state == JobState.SUBMITTING.value)  # not resolved meanwhile
                 .order_by(OutboundJob.id)
             ).all()
             for job in pending:

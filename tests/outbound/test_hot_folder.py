@@ -329,7 +329,7 @@ def test_burst_of_500_files_each_becomes_one_job(
     assert sorted(j.faxno for j in sim.jobs.values()) == numbers
     for job in sim.jobs.values():
         assert job.files[0][1] == b"%PDF-1.4 " + job.faxno.encode()
-    assert [p for p in folders.hot.iterdir()] == []
+    assert [p for p in folders.hot.rglob("*") if p.is_file()] == []
 
 
 def test_owner_is_told_when_a_file_becomes_a_job_and_only_then(

@@ -198,3 +198,25 @@ def test_running_out_of_descriptors_is_not_the_file_fault(
     assert path.exists()
     assert list(folders.failed.iterdir()) == []
     assert intake.take(path) is not None
+
+
+def test_a_share_that_cannot_lock_still_takes_files_and_says_so_once(
+    make_settings: Callable[..., Any], folders: Any, db: Any
+) -> None:
+    """NFS without its lock manager answers flock with ENOLCK: files are still taken."""
+    import errno
+
+    from structlog.testing import capture_logs
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    intake = Intake(make_settings(), db, flock=no_locks)
+    with capture_logs() as logs:
+        for n in range(2):
+            drop = folders.hot / f"303555121{n}.pdf"
+            drop.write_bytes(b"%PDF-1.4 on a share " + bytes([n]))
+            assert intake.take(drop) is not None
+    assert [Path(j.spool_path).read_bytes()[-1] for j in list_jobs(db)] == [0, 1]
+    warned = [e for e in logs if e["event"] == "outbound.spool_lock_unsupported"]
+    assert len(warned) == 1 and "lock manager" in warned[0]["fix"]

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import queue
-import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from faxd.outbound.intake import Intake
 from faxd.outbound.service import (
@@ -133,18 +129,6 @@ def test_one_unspoolable_job_does_not_block_the_others(
     assert sim.sendfax_posts == 1
     assert stuck.exists()
     assert [j.state for j in list_jobs(db)] == [JobState.QUEUED.value, JobState.SUBMITTED.value]
-
-
-@pytest.fixture
-def other_mount(tmp_path: Path) -> Iterator[Path]:
-    """A folder on another file system (tmpfs), where os.rename fails with EXDEV."""
-    shm = Path("/dev/shm")
-    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
-        pytest.skip("needs /dev/shm on a different file system from the temp dir")
-    folder = shm / f"faxd-test-{os.getpid()}-{time.monotonic_ns()}"
-    folder.mkdir()
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_retry_from_a_failed_folder_on_another_file_system(
