@@ -160,7 +160,9 @@ def copy_durable_before_source_goes(
     Otherwise a power cut could take both the copy's name and the source.
     """
     files = [s for s in syncs if s.path.parent == folder]
-    gone = [r.index for r in removed if r.path.parent == source]
+    # The source leaves from where it lies when taken: the outbox, or (claimed first by
+    # a rename, for several servers) its claim folder inside the outbox.
+    gone = [r.index for r in removed if r.path.parent.is_relative_to(source)]
     if not files or not gone:
         return f"{what}: no fsync of a file in {folder}, or nothing removed from {source}"
     if not any(s.path == folder and files[0].index < s.index < gone[0] for s in syncs):

@@ -236,6 +236,7 @@ class LedgerSteps:
             values: dict[str, Any] = {
                 "state": _advanced(fax.state, FaxState.DONE),
                 "spool_path": None,
+                "lease_until": None,  # its claim ends with it (faxd.store.claims)
                 **_PROGRESS,
             }
             if deleted:

@@ -128,13 +128,19 @@ class FaxWorker:
         if not self.claims.take(row.id):
             log.debug("inbound.claimed_elsewhere", provider=row.provider, remote_id=remote_id)
             return None
+        finished_here = False
         try:
             # Read again now that it is ours: another instance may have moved it on
             # between the read above and the claim.
             now = self.ledger.get(remote_id)
-            return None if now is None else self._steps(now)
+            if now is None:
+                return None
+            ended = self._steps(now)
+            finished_here = ended.state is FaxState.DONE and now.state is not FaxState.DONE
+            return ended
         finally:
-            self.claims.give_back(row.id)  # a no-op if another instance holds it now
+            if not finished_here:  # mark_done gave the claim back in its own commit
+                self.claims.give_back(row.id)  # a no-op if another instance holds it now
 
     def _steps(self, row: FaxRow) -> FaxRow:
         """The steps of a claimed fax, while it makes progress."""

@@ -40,7 +40,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import structlog
-from sqlalchemy import ColumnElement, Connection, Table, delete, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from faxd.clock import Clock, system_clock
@@ -120,6 +130,26 @@ class RowClaims:
         self.table = table
         self.instance = instance
         self.clock = clock
+        c = table.c
+        # Built once: these run several times for every fax and job.
+        mine = c.instance == bindparam("b_me")
+        self._take = (
+            update(table)
+            .where(
+                c.id == bindparam("b_id"),
+                or_(c.lease_until.is_(None), c.lease_until < bindparam("b_now"), mine),
+            )
+            .values(instance=bindparam("b_me"), lease_until=bindparam("b_until"))
+        )
+        self._renew = (
+            update(table)
+            .where(c.id == bindparam("b_id"), mine)
+            .values(lease_until=bindparam("b_until"))
+        )
+        self._give_back = (
+            update(table).where(c.id == bindparam("b_id"), mine).values(lease_until=None)
+        )
+        self._mine_until = select(c.lease_until).where(c.id == bindparam("b_id"), mine)
 
     def available(self, now: datetime) -> ColumnElement[bool]:
         """A WHERE clause: rows no live claim of another instance holds."""
@@ -131,36 +161,45 @@ class RowClaims:
         now = self.clock()
         with self.db.transaction(durable=False) as connection:
             result = connection.execute(
-                update(self.table)
-                .where(self.table.c.id == row_id, self.available(now))
-                .values(instance=self.instance.name, lease_until=now + self.instance.lease)
-            )
+                self._take,
+                {"b_id": row_id, "b_now": now, "b_me": self.instance.name,
+                 "b_until": now + self.instance.lease},
+            )  # fmt: skip
             return result.rowcount == 1
 
     def keep(self, row_id: int) -> bool:
-        """Renew the claim before a side effect; ``False``: another instance has the row now."""
+        """Make sure the claim holds before a side effect; ``False``: another instance has it.
+
+        A read answers while more than half the lease is left (the renewal
+        thread keeps it so): on SQLite a read does not queue behind the
+        writers, and this runs before every step of every fax.  Closer to its
+        end, the lease is renewed here.
+        """
         now = self.clock()
+        with self.db.reading() as connection:
+            found = connection.execute(
+                self._mine_until, {"b_id": row_id, "b_me": self.instance.name}
+            ).first()
+        if found is None:
+            return False
+        if found[0] is not None and found[0] - now > self.instance.lease / 2:
+            return True
         with self.db.transaction(durable=False) as connection:
             result = connection.execute(
-                update(self.table)
-                .where(self.table.c.id == row_id, self.table.c.instance == self.instance.name)
-                .values(lease_until=now + self.instance.lease)
+                self._renew,
+                {"b_id": row_id, "b_me": self.instance.name, "b_until": now + self.instance.lease},
             )
             return result.rowcount == 1
 
     def give_back(self, row_id: int) -> None:
         """End the claim; the row keeps this instance's name as the last one on it."""
         with self.db.transaction(durable=False) as connection:
-            connection.execute(
-                update(self.table)
-                .where(self.table.c.id == row_id, self.table.c.instance == self.instance.name)
-                .values(lease_until=None)
-            )
+            connection.execute(self._give_back, {"b_id": row_id, "b_me": self.instance.name})
 
     def holder(self, row_id: int) -> str | None:
         """The instance holding a live claim on the row, or ``None``."""
         now = self.clock()
-        with self.db.transaction(durable=False) as connection:
+        with self.db.reading() as connection:
             return connection.execute(
                 select(self.table.c.instance).where(
                     self.table.c.id == row_id, self.table.c.lease_until >= now

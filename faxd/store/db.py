@@ -84,6 +84,8 @@ _SQLITE_PRAGMAS = (
 #: Execution option (and connection ``info`` key) carrying a transaction's
 #: ``synchronous`` level: ``"FULL"`` unless the caller passed ``durable=False``.
 SYNCHRONOUS = "faxd_synchronous"
+#: Execution option of :meth:`Database.reading`: a transaction that only reads.
+READ_ONLY = "faxd_read_only"
 
 #: The PostgreSQL advisory lock :meth:`Database.upgrade` holds: one fixed key
 #: ("faxd" and the schema lock's number), the same on every machine.
@@ -152,6 +154,19 @@ class Database:
         with self.engine.connect() as connection:
             if not durable:
                 connection = connection.execution_options(**_options(durable))
+            with connection.begin():
+                yield connection
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A Core connection for reads only: on SQLite it does not take the write lock.
+
+        Every other transaction on SQLite begins ``IMMEDIATE`` (it may write);
+        a check made before each step of every fax (``claims.keep``) must not
+        queue behind the writers for that.
+        """
+        with self.engine.connect() as connection:
+            connection = connection.execution_options(**{READ_ONLY: True})
             with connection.begin():
                 yield connection
 
@@ -290,8 +305,11 @@ def _install_sqlite_listeners(engine: Engine) -> None:
         # Every transaction states its level (FULL unless asked otherwise), so
         # a connection a NORMAL transaction used goes back to FULL on its next
         # use.  Set outside the transaction, where the pragma surely applies.
-        asked = connection.get_execution_options().get(SYNCHRONOUS)
-        wanted = "NORMAL" if asked == "NORMAL" else "FULL"
+        options = connection.get_execution_options()
+        if options.get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")  # deferred: readers never wait for writers (WAL)
+            return
+        wanted = "NORMAL" if options.get(SYNCHRONOUS) == "NORMAL" else "FULL"
         info = connection.connection.info
         if info.get(SYNCHRONOUS) != wanted:
             connection.exec_driver_sql(f"PRAGMA synchronous={wanted}")

@@ -67,6 +67,7 @@ def check_health(
     report: dict[str, Any] = {
         "status": "ok" if not reasons else "failing",
         "checked_at": _iso(now),
+        "instance": config.database.instance,  # which server answered (several may share)
         "providers": providers,
         "hot_folder": hot_folder,
         "pending": {

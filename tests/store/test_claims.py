@@ -256,3 +256,17 @@ def test_renewal_keeps_claims_alive_while_work_runs_and_stops_when_told(db: Data
     stopped = fax_row(db, fax).lease_until
     time.sleep(1.5)  # longer than one beat (1 s): nothing renews any more
     assert fax_row(db, fax).lease_until == stopped
+
+
+@ON_BOTH
+def test_keep_reads_while_the_lease_is_fresh_and_renews_it_near_its_end(db: Database) -> None:
+    [fax] = add_faxes(db, 1)
+    clock = Clock()
+    mine = claims(db, "fax1", clock)
+    assert mine.faxes.take(fax)
+    clock.now = START + timedelta(seconds=20)  # 40 s of 60 left: nothing to renew
+    assert mine.faxes.keep(fax)
+    assert fax_row(db, fax).lease_until == START + LEASE
+    clock.now = START + timedelta(seconds=40)  # 20 s left: renewed
+    assert mine.faxes.keep(fax)
+    assert fax_row(db, fax).lease_until == clock.now + LEASE

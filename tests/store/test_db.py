@@ -373,3 +373,29 @@ def test_database_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
         database.dispose()
     assert files == {"faxd.db": 0o600, "faxd.db-wal": 0o600, "faxd.db-shm": 0o600}
     assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+
+
+def test_a_read_does_not_wait_for_a_writer(db: Database) -> None:
+    """reading() begins deferred on SQLite: it answers while another connection writes."""
+    import threading
+
+    from sqlalchemy import text
+
+    writing, done = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with db.transaction() as connection:
+            connection.execute(text("UPDATE poll_cursor SET cursor = 'x'"))
+            writing.set()
+            done.wait(30)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert writing.wait(30)
+        with db.reading() as connection:
+            assert connection.execute(text("SELECT count(*) FROM inbound_faxes")).scalar() == 0
+        assert thread.is_alive()  # the writer still holds its transaction: no waiting happened
+    finally:
+        done.set()
+        thread.join(30)

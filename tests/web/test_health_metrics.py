@@ -46,6 +46,7 @@ def test_healthz_503_when_logins_are_refused_or_the_provider_is_down_then_200(
         assert status == 200, body
         assert body["providers"]["faxage"]["last_successful_poll"]
         assert body["hot_folder"]["watched"] is True
+        assert body["instance"]  # which of several servers answered
         cli = health_cli(faxd.layout.config)
         assert cli.returncode == 0, cli.stderr
         assert json.loads(cli.stdout)["hot_folder"]["watched"] is None  # not visible from here
