@@ -306,6 +306,7 @@ class Claims:
         for _ in range(2):
             try:
                 self._register()
+                self._forget_previous_life()
                 return
             except IntegrityError:
                 continue  # two servers registered the name at once: look again
@@ -343,6 +344,18 @@ class Claims:
             row.started_at = row.seen_at = now
             row.stopped_at = None
         log.info("claims.registered", instance=self.name, lease_seconds=self.lease_seconds)
+
+    def _forget_previous_life(self) -> None:
+        """Give back the row claims an earlier process of this name left when it was killed.
+
+        This process holds none yet, and the heartbeat renews every claim under
+        this name: it would keep them for ever, e.g. a submitted job that only
+        the other server (playing ``follow:<provider>``) would follow.  Safe:
+        :meth:`_register` has refused a faxd of this name that still runs.
+        """
+        with self.db.transaction(durable=False) as connection:
+            self.faxes._give_back_all(connection)
+            self.jobs._give_back_all(connection)
 
     @property
     def lease_seconds(self) -> float:

@@ -270,3 +270,20 @@ def test_keep_reads_while_the_lease_is_fresh_and_renews_it_near_its_end(db: Data
     clock.now = START + timedelta(seconds=40)  # 20 s left: renewed
     assert mine.faxes.keep(fax)
     assert fax_row(db, fax).lease_until == clock.now + LEASE
+
+
+@ON_BOTH
+def test_a_restarted_instance_gives_back_what_its_killed_predecessor_held(db: Database) -> None:
+    """Its heartbeat would renew them for ever: a submitted job only the other server
+    follows must not stay held by a process that never works on it again."""
+    [fax] = add_faxes(db, 1)
+    job = add_job(db)
+    clock = Clock()
+    before = claims(db, "fax1", clock)
+    before.register()
+    assert before.faxes.take(fax) and before.jobs.take(job)
+    # SIGKILL: nothing given back.  The same server starts again a moment later.
+    clock.now = START + timedelta(seconds=5)
+    claims(db, "fax1", clock).register()
+    other = claims(db, "fax2", clock)
+    assert other.faxes.take(fax) and other.jobs.take(job)
