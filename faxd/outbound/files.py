@@ -195,7 +195,10 @@ def _move_from(dir_fd: int, src: Path, folder: Path, name: str, tag: str) -> Pat
         try:
             _place(dir_fd, src.name, dest)
         except FileExistsError:
-            continue
+            if not _same_file(dir_fd, src.name, dest):
+                continue
+            # Linked there by a move that died before it removed the source (SIGKILL,
+            # power loss): finish that move instead of giving the file a second name.
         fsync_dir(folder)
         try:
             os.unlink(src.name, dir_fd=dir_fd)
@@ -207,6 +210,16 @@ def _move_from(dir_fd: int, src: Path, folder: Path, name: str, tag: str) -> Pat
         fsync_dir_fd(dir_fd)
         return dest
     raise FileExistsError(f"{folder}: too many files named like {name!r}; clean up the folder")
+
+
+def _same_file(dir_fd: int, src_name: str, dest: Path) -> bool:
+    """Whether ``dest`` is another name of ``src_name`` (in folder ``dir_fd``): a hard link."""
+    try:
+        source = os.stat(src_name, dir_fd=dir_fd, follow_symlinks=False)
+        target = os.lstat(dest)
+    except FileNotFoundError:
+        return False
+    return (source.st_dev, source.st_ino) == (target.st_dev, target.st_ino)
 
 
 def _place(dir_fd: int, src_name: str, dest: Path) -> None:

@@ -119,3 +119,21 @@ def test_move_and_unlink_in_a_pinned_folder_never_reach_through_a_swapped_link(
     assert moved.read_bytes() == b"outbox file"
     assert (private / "a.exe").read_bytes() == b"precious"
     assert not (outbox / ".old" / "a.exe").exists()
+
+
+def test_a_move_cut_off_after_its_link_is_finished_not_doubled(tmp_path: Path) -> None:
+    """SIGKILL between the link into sent/ and the unlink of the spool copy: the next
+    pass finishes that move; the file never gets a second name (``-<job id>``)."""
+    spool, sent = tmp_path / "spool", tmp_path / "sent"
+    spool.mkdir()
+    sent.mkdir()
+    src = spool / "22-report.pdf"
+    src.write_bytes(b"%PDF-1.4 report")
+    os.link(src, sent / "report.pdf")  # where the killed move got to
+    placed = move_no_clobber(src, sent, "report.pdf", tag="22")
+    assert placed == sent / "report.pdf"
+    assert sorted(p.name for p in sent.iterdir()) == ["report.pdf"]
+    assert not src.exists()
+    other = spool / "23-report.pdf"  # another document of the same name keeps its tag
+    other.write_bytes(b"%PDF-1.4 another report")
+    assert move_no_clobber(other, sent, "report.pdf", tag="23") == sent / "report-23.pdf"
