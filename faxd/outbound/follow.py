@@ -252,7 +252,7 @@ class FollowUp:
             if job.final_path is None:
                 job.final_path = str(self._destination(job, final))
             spool, dest = Path(job.spool_path), Path(job.final_path)
-        self._move(spool, dest, job_id)
+        dest = self._move(spool, dest, job_id)
         reason = self._failure_reason(status)
         if final is JobState.FAILED:
             files.write_reason(files.reason_path(dest), reason)
@@ -288,18 +288,22 @@ class FollowUp:
                 return folder / name
         raise FileExistsError(f"{folder}: too many files named like {job.source_name!r}")
 
-    def _move(self, spool: Path, dest: Path, job_id: int) -> None:
-        """Move the spool file to ``dest``; a clash since we chose it gets a new name."""
+    def _move(self, spool: Path, dest: Path, job_id: int) -> Path:
+        """Move the spool file to ``dest``; a clash since we chose it gets a new name.
+
+        Returns where the file is now, which the reason file and the log name.
+        """
         if not os.path.lexists(spool):
             if not os.path.lexists(dest):
                 log.error("outbound.file_missing", spool=str(spool), expected=str(dest))
-            return  # moved before a crash; nothing left to do
+            return dest  # moved before a crash; nothing left to do
         placed = files.move_no_clobber(spool, dest.parent, dest.name, tag=str(job_id))
         if placed != dest:
             with self.db.session() as session:
                 job = session.get(OutboundJob, job_id)
                 assert job is not None
                 job.final_path = str(placed)
+        return placed
 
     def clear_finished(self) -> None:
         """Forget every finished job on the provider that is not forgotten yet."""
