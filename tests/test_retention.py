@@ -268,12 +268,8 @@ def test_cleanup_without_a_retention_section_removes_nothing(
     assert os.listdir(tmp_path) == ["faxd.toml"]
 
 
-def test_the_daemon_runs_retention_when_configured(sim: Any, tmp_path: Path) -> None:
-    """With [retention], `faxd run` schedules a daily pass, which also runs at start."""
-    import threading
-    import time
-
-    from faxd.daemon import Daemon
+def _site_with_an_old_sent_file(sim: Any, tmp_path: Path) -> tuple[Path, Path]:
+    """The demo site's config with ``[retention] sent_days = 1``, and a file in sent/."""
     from faxd.demo import DemoLayout
     from faxd.demo import write_config as write_demo_config
 
@@ -284,7 +280,17 @@ def test_the_daemon_runs_retention_when_configured(sim: Any, tmp_path: Path) -> 
     )  # fmt: skip
     with path.open("a") as out:
         out.write("\n[retention]\nsent_days = 1\n")
-    old = drop(layout.sent / "3035551212.pdf")
+    return path, drop(layout.sent / "3035551212.pdf")
+
+
+def test_the_daemon_runs_retention_when_configured(sim: Any, tmp_path: Path) -> None:
+    """With [retention], `faxd run` schedules a daily pass, which also runs at start."""
+    import threading
+    import time
+
+    from faxd.daemon import Daemon
+
+    path, old = _site_with_an_old_sent_file(sim, tmp_path)
     daemon = Daemon(load_config(path))
     with freeze_time(NOW + timedelta(days=2), tick=True):
         runner = threading.Thread(target=daemon.run)
@@ -332,18 +338,9 @@ def test_only_the_server_holding_the_retention_role_cleans(sim: Any, tmp_path: P
 
     from faxd.app import build_app
     from faxd.daemon import Daemon
-    from faxd.demo import DemoLayout
-    from faxd.demo import write_config as write_demo_config
     from faxd.store.claims import RETENTION_ROLE, Claims, Instance
 
-    layout = DemoLayout(tmp_path / "site")
-    path = write_demo_config(
-        layout, base_url=sim.base_url, username=sim.username, company=sim.company,
-        password=sim.password,
-    )  # fmt: skip
-    with path.open("a") as out:
-        out.write("\n[retention]\nsent_days = 1\n")
-    old = drop(layout.sent / "3035551212.pdf")
+    path, old = _site_with_an_old_sent_file(sim, tmp_path)
     config = load_config(path)
     daemon = Daemon(config)
     with freeze_time(NOW + timedelta(days=2), tick=True):
