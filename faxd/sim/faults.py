@@ -68,6 +68,9 @@ class Fault:
 class FaultPlan:
     """The faults in force; thread-safe, drawing from one seeded random source."""
 
+    #: What :meth:`inject` makes (a provider's own says where its kinds apply).
+    fault_class: type[Fault] = Fault
+
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
         self._lock = threading.Lock()
@@ -83,22 +86,30 @@ class FaultPlan:
         after: bool = False,
     ) -> Fault:
         """Add a fault; see the module docstring for the kinds and how they fire."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; choose one of {sorted(FAULT_KINDS)}")
+        self.check(kind, operation, after)
         if times is not None and times < 1:
             raise ValueError(f"times must be at least 1 (or None for always), not {times}")
         if rate is not None and not 0.0 < rate <= 1.0:
             raise ValueError(f"rate is a probability in (0, 1], not {rate}")
+        fault = self.fault_class(kind, operation, times, rate, after)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def check(self, kind: str, operation: str | None, after: bool) -> None:
+        """Refuse a kind, operation or ``after`` this simulator cannot apply (FAXAGE's here).
+
+        Another provider's simulator overrides this and :attr:`fault_class`;
+        counting, drawing and the common checks stay here.
+        """
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; choose one of {sorted(FAULT_KINDS)}")
         if kind == "err13" and operation not in (None, "getfax"):
             raise ValueError("err13 is a getfax answer; inject it with operation='getfax'")
         if kind == "truncate" and operation not in (None, *DOWNLOAD_OPERATIONS):
             raise ValueError(f"truncate only applies to {sorted(DOWNLOAD_OPERATIONS)}")
         if after and kind not in AFTER_KINDS:
             raise ValueError(f"after=True only applies to {sorted(AFTER_KINDS)}")
-        fault = Fault(kind, operation, times, rate, after)
-        with self._lock:
-            self._faults.append(fault)
-        return fault
 
     def clear(self) -> None:
         """Remove every fault."""

@@ -117,29 +117,15 @@ class _Fault(Fault):
 class _Faults(FaultPlan):
     """:class:`FaultPlan` with faxnummer.de's kinds; drawing is the base class's."""
 
-    def inject(
-        self,
-        kind: str,
-        *,
-        operation: str | None = None,
-        times: int | None = None,
-        rate: float | None = None,
-        after: bool = False,
-    ) -> Fault:
+    fault_class = _Fault
+
+    def check(self, kind: str, operation: str | None, after: bool) -> None:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; choose one of {sorted(FAULT_KINDS)}")
         if operation is not None and operation not in OPERATIONS:
             raise ValueError(f"unknown operation {operation!r}; choose one of {OPERATIONS}")
-        if times is not None and times < 1:
-            raise ValueError(f"times must be at least 1 (or None for always), not {times}")
-        if rate is not None and not 0.0 < rate <= 1.0:
-            raise ValueError(f"rate is a probability in (0, 1], not {rate}")
         if after and kind not in AFTER_KINDS:
             raise ValueError(f"after=True only applies to {sorted(AFTER_KINDS)}")
-        fault = _Fault(kind, operation, times, rate, after)
-        with self._lock:
-            self._faults.append(fault)
-        return fault
 
 
 class FaxnummerSimulator(ServedSimulator):

@@ -76,15 +76,9 @@ class IfaxFault(Fault):
 class IfaxFaultPlan(FaultPlan):
     """:class:`FaultPlan` with iFax's own kinds."""
 
-    def inject(
-        self,
-        kind: str,
-        *,
-        operation: str | None = None,
-        times: int | None = None,
-        rate: float | None = None,
-        after: bool = False,
-    ) -> Fault:
+    fault_class = IfaxFault
+
+    def check(self, kind: str, operation: str | None, after: bool) -> None:
         kinds = IFAX_KINDS | DOWNLOAD_KINDS
         if kind not in kinds:
             raise ValueError(f"unknown fault kind {kind!r}; choose one of {sorted(kinds)}")
@@ -96,14 +90,6 @@ class IfaxFaultPlan(FaultPlan):
             raise ValueError(f"{kind} only applies to fax-download")
         if after and kind not in AFTER_KINDS:
             raise ValueError(f"after=True only applies to {sorted(AFTER_KINDS)}")
-        if times is not None and times < 1:
-            raise ValueError(f"times must be at least 1 (or None for always), not {times}")
-        if rate is not None and not 0.0 < rate <= 1.0:
-            raise ValueError(f"rate is a probability in (0, 1], not {rate}")
-        fault = IfaxFault(kind, operation, times, rate, after)
-        with self._lock:
-            self._faults.append(fault)
-        return fault
 
 
 @dataclass

@@ -83,29 +83,15 @@ class _Fault(Fault):
 class _Faults(FaultPlan):
     """:class:`FaultPlan` with VoIP.ms's kinds."""
 
-    def inject(
-        self,
-        kind: str,
-        *,
-        operation: str | None = None,
-        times: int | None = None,
-        rate: float | None = None,
-        after: bool = False,
-    ) -> Fault:
+    fault_class = _Fault
+
+    def check(self, kind: str, operation: str | None, after: bool) -> None:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; choose one of {sorted(FAULT_KINDS)}")
-        if times is not None and times < 1:
-            raise ValueError(f"times must be at least 1 (or None for always), not {times}")
-        if rate is not None and not 0.0 < rate <= 1.0:
-            raise ValueError(f"rate is a probability in (0, 1], not {rate}")
         if kind in ("truncate", "corrupt_base64") and operation not in (None, DOWNLOAD):
             raise ValueError(f"{kind} only applies to {DOWNLOAD}")
         if after and kind not in AFTER_KINDS:
             raise ValueError(f"after=True only applies to {sorted(AFTER_KINDS)}")
-        fault = _Fault(kind, operation, times, rate, after)
-        with self._lock:
-            self._faults.append(fault)
-        return fault
 
 
 @dataclass
