@@ -10,36 +10,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from send_helpers import Folders
 
 from faxd.config import OutboundSettings
 from faxd.outbound.service import Outbound
 from faxd.providers.faxage.provider import FaxageOutbound
 
 
-@dataclass(frozen=True)
-class Folders:
-    hot: Path
-    sent: Path
-    failed: Path
-    spool: Path
-
-
 @pytest.fixture
 def folders(tmp_path: Path) -> Folders:
-    found = Folders(
-        hot=tmp_path / "outbox",
-        sent=tmp_path / "sent",
-        failed=tmp_path / "failed",
-        spool=tmp_path / "spool",
-    )
-    for folder in (found.hot, found.sent, found.failed, found.spool):
-        folder.mkdir()
-    return found
+    return Folders.under(tmp_path)
 
 
 @pytest.fixture
