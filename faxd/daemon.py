@@ -177,10 +177,9 @@ class Daemon:
                 with _logged("notify"):  # a mail that cannot go waits in the database
                     if self._plays(NOTIFY_ROLE):
                         self.app.mailer.send_due()
-            renewal.stop()
-            self._retire()
         finally:
             renewal.stop()
+            self._retire()  # every pass ran to its end in this thread: nothing is in hand
             self.app.close()
         if problems:
             raise FaxdError("; ".join(problems) + " (the log lines above say why)")
