@@ -41,6 +41,7 @@ from pathlib import Path
 
 import structlog
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Connection,
     Table,
@@ -132,14 +133,11 @@ class RowClaims:
         self.clock = clock
         c = table.c
         # Built once: these run several times for every fax and job.
-        mine = c.instance == bindparam("b_me")
+        mine = self._held_by_me()
         self._take = (
             update(table)
-            .where(
-                c.id == bindparam("b_id"),
-                or_(c.lease_until.is_(None), c.lease_until < bindparam("b_now"), mine),
-            )
-            .values(instance=bindparam("b_me"), lease_until=bindparam("b_until"))
+            .where(c.id == bindparam("b_id"), self.available(bindparam("b_now")))
+            .values(instance=instance.name, lease_until=bindparam("b_until"))
         )
         self._renew = (
             update(table)
@@ -151,10 +149,10 @@ class RowClaims:
         )
         self._mine_until = select(c.lease_until).where(c.id == bindparam("b_id"), mine)
 
-    def available(self, now: datetime) -> ColumnElement[bool]:
+    def available(self, now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
         """A WHERE clause: rows no live claim of another instance holds."""
         c = self.table.c
-        return or_(c.lease_until.is_(None), c.lease_until < now, c.instance == self.instance.name)
+        return or_(c.lease_until.is_(None), c.lease_until < now, self._held_by_me())
 
     def take(self, row_id: int) -> bool:
         """Claim row ``row_id``; ``True`` if this instance holds it now."""
@@ -162,9 +160,8 @@ class RowClaims:
         with self.db.transaction(durable=False) as connection:
             result = connection.execute(
                 self._take,
-                {"b_id": row_id, "b_now": now, "b_me": self.instance.name,
-                 "b_until": now + self.instance.lease},
-            )  # fmt: skip
+                {"b_id": row_id, "b_now": now, "b_until": now + self.instance.lease},
+            )
             return result.rowcount == 1
 
     def keep(self, row_id: int) -> bool:
@@ -177,9 +174,7 @@ class RowClaims:
         """
         now = self.clock()
         with self.db.reading() as connection:
-            found = connection.execute(
-                self._mine_until, {"b_id": row_id, "b_me": self.instance.name}
-            ).first()
+            found = connection.execute(self._mine_until, {"b_id": row_id}).first()
         if found is None:
             return False
         if found[0] is not None and found[0] - now > self.instance.lease / 2:
@@ -187,14 +182,14 @@ class RowClaims:
         with self.db.transaction(durable=False) as connection:
             result = connection.execute(
                 self._renew,
-                {"b_id": row_id, "b_me": self.instance.name, "b_until": now + self.instance.lease},
+                {"b_id": row_id, "b_until": now + self.instance.lease},
             )
             return result.rowcount == 1
 
     def give_back(self, row_id: int) -> None:
         """End the claim; the row keeps this instance's name as the last one on it."""
         with self.db.transaction(durable=False) as connection:
-            connection.execute(self._give_back, {"b_id": row_id, "b_me": self.instance.name})
+            connection.execute(self._give_back, {"b_id": row_id})
 
     def holder(self, row_id: int) -> str | None:
         """The instance holding a live claim on the row, or ``None``."""
@@ -207,14 +202,19 @@ class RowClaims:
             ).scalar_one_or_none()
 
     def _held_by_me(self) -> ColumnElement[bool]:
-        c = self.table.c
-        return (c.instance == self.instance.name) & c.lease_until.is_not(None)
+        """Rows whose claim is (or was last) this instance's."""
+        return self.table.c.instance == self.instance.name
+
+    def _live_and_mine(self) -> ColumnElement[bool]:
+        return self._held_by_me() & self.table.c.lease_until.is_not(None)
 
     def _renew_all(self, connection: Connection, until: datetime) -> None:
-        connection.execute(update(self.table).where(self._held_by_me()).values(lease_until=until))
+        connection.execute(
+            update(self.table).where(self._live_and_mine()).values(lease_until=until)
+        )
 
     def _give_back_all(self, connection: Connection) -> None:
-        connection.execute(update(self.table).where(self._held_by_me()).values(lease_until=None))
+        connection.execute(update(self.table).where(self._live_and_mine()).values(lease_until=None))
 
 
 class Claims:
